@@ -1,0 +1,41 @@
+"""The project's error types and the Reason text CloudFormation shows for them."""
+
+from __future__ import annotations
+
+REASON_LIMIT = 256
+"""CloudFormation shows Reasons up to this length; crhelper keeps only the tail of longer ones."""
+
+
+def clip_reason(text: str, limit: int = REASON_LIMIT) -> str:
+    """Shorten a Reason to ``limit`` characters, keeping the head (where the key fact is)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[: limit - 3].rstrip() + "..."
+
+
+class BackupRestoreError(Exception):
+    """Base class: the message is the Reason CloudFormation shows, key fact first."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(clip_reason(message))
+
+
+class InvalidPropertiesError(BackupRestoreError):
+    """ResourceProperties do not satisfy the resource's contract."""
+
+
+class BackupNotFoundError(BackupRestoreError):
+    """No backup with this id exists in the region."""
+
+
+class BackupDeletedError(BackupRestoreError):
+    """The backup is DELETED (past its 7-day restore window) and cannot be restored."""
+
+
+class BackupWaitTimeoutError(BackupRestoreError):
+    """The backup did not reach READY before the overall deadline."""
+
+
+class CloudHsmCallError(BackupRestoreError):
+    """A CloudHSM API call failed; the message names the operation and what to do."""

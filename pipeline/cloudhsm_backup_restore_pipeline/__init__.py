@@ -1,0 +1,1 @@
+"""Deployment facts shared by the CDK construct, the CloudFormation templates and the Lambda package."""

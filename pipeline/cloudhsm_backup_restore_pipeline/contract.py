@@ -1,0 +1,62 @@
+"""The one place that says how the provider is deployed; CDK, templates and tests all read it."""
+
+from __future__ import annotations
+
+from cloudhsm_backup_restore.attributes import ATTRIBUTE_NAMES
+from cloudhsm_backup_restore.polling import POLL_RULE_PREFIX
+from cloudhsm_backup_restore.properties import CLOUDFORMATION_PROPERTIES, RESOURCE_PROPERTIES, OnDelete
+
+HANDLER = "cloudhsm_backup_restore.app.handler"
+RUNTIME = "python3.14"
+ARCHITECTURE = "arm64"
+MEMORY_MB = 256
+LAMBDA_TIMEOUT_SECONDS = 300
+"""Each invocation waits in-process up to this; longer restores hand off to crhelper's polling."""
+RESOURCE_TYPE = "Custom::CloudHsmBackupRestore"
+LOG_RETENTION_DAYS = 90
+
+DESCRIBE_ACTIONS = ("cloudhsm:DescribeBackups",)
+"""No resource-level permission exists for DescribeBackups: these go on Resource '*'."""
+RESTORE_ACTIONS = ("cloudhsm:RestoreBackup",)
+NEVER_EXPIRES_ACTIONS = ("cloudhsm:ModifyBackupAttributes",)
+DELETE_ACTIONS = ("cloudhsm:DeleteBackup",)
+POLL_RULE_ACTIONS = ("events:PutRule", "events:PutTargets", "events:RemoveTargets", "events:DeleteRule")
+"""On arn:<partition>:events:<region>:<account>:rule/<POLL_RULE_PREFIX>*"""
+POLL_PERMISSION_ACTIONS = ("lambda:AddPermission", "lambda:RemovePermission")
+"""On the provider function itself."""
+
+
+def backup_actions(*, on_delete: OnDelete, never_expires: bool | None) -> tuple[str, ...]:
+    """CloudHSM actions on the backup ARNs, only those this configuration calls."""
+    actions = list(RESTORE_ACTIONS)
+    if never_expires is not None:
+        actions += NEVER_EXPIRES_ACTIONS
+    if on_delete is OnDelete.DELETE:
+        actions += DELETE_ACTIONS
+    return tuple(actions)
+
+
+ALL_BACKUP_ACTIONS = RESTORE_ACTIONS + NEVER_EXPIRES_ACTIONS + DELETE_ACTIONS
+"""What a provider shared by any consumer (the standalone templates) may need on backup ARNs."""
+
+__all__ = [
+    "ALL_BACKUP_ACTIONS",
+    "ARCHITECTURE",
+    "ATTRIBUTE_NAMES",
+    "CLOUDFORMATION_PROPERTIES",
+    "DELETE_ACTIONS",
+    "DESCRIBE_ACTIONS",
+    "HANDLER",
+    "LAMBDA_TIMEOUT_SECONDS",
+    "LOG_RETENTION_DAYS",
+    "MEMORY_MB",
+    "NEVER_EXPIRES_ACTIONS",
+    "POLL_PERMISSION_ACTIONS",
+    "POLL_RULE_ACTIONS",
+    "POLL_RULE_PREFIX",
+    "RESOURCE_PROPERTIES",
+    "RESOURCE_TYPE",
+    "RESTORE_ACTIONS",
+    "RUNTIME",
+    "backup_actions",
+]
