@@ -1,4 +1,4 @@
-"""Backup -> flat string Data for Fn::GetAtt that fits CloudFormation's 4096-byte response."""
+"""Backup -> flat string Data for Fn::GetAtt, trimmed so the response fits CloudFormation's 4096 bytes."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ TAGS_TRUNCATED_ATTRIBUTE = "TagsTruncated"
 TAG_ATTRIBUTE_PREFIX = "Tag."
 
 
-def _as_string(value: Any) -> str:
+def as_attribute(value: Any) -> str:
+    """One attribute value as CloudFormation should see it: a string, ISO 8601 UTC for timestamps."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -42,51 +43,55 @@ def _as_string(value: Any) -> str:
     return str(value)
 
 
-def _tag_list_json(tags: list[dict[str, str]]) -> str:
-    return json.dumps(tags, separators=(",", ":"), ensure_ascii=False)
+def _with_tags(core: Mapping[str, str], tags: list[dict[str, str]], total: int) -> dict[str, str]:
+    data = dict(core)
+    data[TAG_LIST_ATTRIBUTE] = json.dumps(tags, separators=(",", ":"), ensure_ascii=False)
+    data[TAGS_TRUNCATED_ATTRIBUTE] = "true" if len(tags) < total else "false"
+    for tag in tags:
+        data[TAG_ATTRIBUTE_PREFIX + tag["Key"]] = tag["Value"]
+    return data
+
+
+def _tags(backup: Mapping[str, Any]) -> list[dict[str, str]]:
+    return [{"Key": str(tag.get("Key", "")), "Value": str(tag.get("Value", ""))} for tag in backup.get("TagList") or []]
+
+
+def to_attributes(backup: Mapping[str, Any]) -> dict[str, str]:
+    """Every Backup attribute as a string, plus TagList (compact JSON) and one Tag.<Key> per tag."""
+    core = {name: as_attribute(backup.get(name)) for name in ATTRIBUTE_NAMES}
+    tags = _tags(backup)
+    return _with_tags(core, tags, len(tags))
 
 
 def body_size(body: Mapping[str, Any]) -> int:
-    """Bytes of a response body as crhelper serialises it (json.dumps defaults)."""
+    """Bytes of a response body as crhelper serialises it (json.dumps with its defaults)."""
     return len(json.dumps(body).encode("utf-8"))
 
 
-def to_attributes(
-    backup: Mapping[str, Any],
-    envelope: Mapping[str, Any] | None = None,
-    limit: int = RESPONSE_LIMIT_BYTES,
-) -> dict[str, str]:
-    """Flatten a Backup into string attributes; drop trailing tags until the whole body fits ``limit``.
+def fit_response(body: dict[str, Any], limit: int = RESPONSE_LIMIT_BYTES) -> dict[str, Any]:
+    """Drop trailing tags from body["Data"] until the whole body fits ``limit`` bytes; core attributes stay."""
+    data = body.get("Data")
+    if body_size(body) <= limit or not isinstance(data, dict) or TAG_LIST_ATTRIBUTE not in data:
+        return body
+    tags: list[dict[str, str]] = json.loads(data[TAG_LIST_ATTRIBUTE])
+    core = {
+        key: value
+        for key, value in data.items()
+        if not key.startswith(TAG_ATTRIBUTE_PREFIX) and key not in (TAG_LIST_ATTRIBUTE, TAGS_TRUNCATED_ATTRIBUTE)
+    }
 
-    ``envelope`` is the rest of the response body (Status, Reason, ids, NoEcho): its bytes count too.
-    """
-    data = {name: _as_string(backup.get(name)) for name in ATTRIBUTE_NAMES}
-    tags = [
-        {"Key": str(tag.get("Key", "")), "Value": str(tag.get("Value", ""))}
-        for tag in backup.get("TagList") or []
-    ]
-    body: dict[str, Any] = dict(envelope or {})
+    def fits(count: int) -> dict[str, Any] | None:
+        candidate = dict(body, Data=_with_tags(core, tags[:count], len(tags)))
+        return candidate if body_size(candidate) <= limit else None
 
-    def sized(kept: list[dict[str, str]]) -> tuple[dict[str, str], int]:
-        candidate = dict(data)
-        candidate[TAG_LIST_ATTRIBUTE] = _tag_list_json(kept)
-        candidate[TAGS_TRUNCATED_ATTRIBUTE] = "true" if len(kept) < len(tags) else "false"
-        for tag in kept:
-            candidate[TAG_ATTRIBUTE_PREFIX + tag["Key"]] = tag["Value"]
-        body["Data"] = candidate
-        return candidate, body_size(body)
-
-    # Largest prefix of the tag list that fits: binary search over how many tags are kept.
+    # Binary search for the largest number of leading tags that still fits.
     low, high = 0, len(tags)
-    best, size = sized(tags)
-    if size <= limit:
-        return best
-    best, _ = sized([])
+    best = fits(0) or dict(body, Data=_with_tags(core, [], len(tags)))
     while low < high:
         middle = (low + high + 1) // 2
-        candidate, size = sized(tags[:middle])
-        if size <= limit:
-            low, best = middle, candidate
-        else:
+        candidate = fits(middle)
+        if candidate is None:
             high = middle - 1
+        else:
+            low, best = middle, candidate
     return best

@@ -57,9 +57,7 @@ def _parse_backup_id(raw: dict[str, Any]) -> str:
         )
     value = raw["BackupId"]
     if not isinstance(value, str) or not BACKUP_ID_PATTERN.fullmatch(value):
-        raise InvalidPropertiesError(
-            f"Property BackupId must match backup-[2-7a-zA-Z]{{11,16}}, got {_shown(value)}"
-        )
+        raise InvalidPropertiesError(f"Property BackupId must match backup-[2-7a-zA-Z]{{11,16}}, got {_shown(value)}")
     return value
 
 
@@ -87,9 +85,7 @@ def _parse_region(raw: dict[str, Any]) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or not REGION_PATTERN.fullmatch(value):
-        raise InvalidPropertiesError(
-            f"Property Region must be an AWS region name like eu-west-1, got {_shown(value)}"
-        )
+        raise InvalidPropertiesError(f"Property Region must be an AWS region name like eu-west-1, got {_shown(value)}")
     return value
 
 

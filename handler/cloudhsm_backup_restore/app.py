@@ -1,0 +1,111 @@
+"""The Lambda entry point: crhelper wiring for Create, Update, Delete and the polling hand-off.
+
+Handler string: ``cloudhsm_backup_restore.app.handler``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from cloudhsm_backup_restore.attributes import to_attributes
+from cloudhsm_backup_restore.cfn import RestoreResource
+from cloudhsm_backup_restore.errors import BackupRestoreError, clip_reason
+from cloudhsm_backup_restore.lifecycle import BackupLifecycle, Step
+from cloudhsm_backup_restore.logs import log_event
+from cloudhsm_backup_restore.properties import parse_properties
+
+if not logging.getLogger().handlers:  # Lambda installs a handler; a plain process has none.
+    logging.basicConfig(level=logging.INFO)
+
+logger = logging.getLogger(__name__)
+WAIT_STARTED_AT = "WaitStartedAt"
+"""Kept in crhelper's CrHelperData across poll invocations: the overall deadline counts from here."""
+
+helper = RestoreResource()
+lifecycle = BackupLifecycle()
+
+
+def _lambda_left(context: Any) -> Callable[[], float]:
+    return lambda: context.get_remaining_time_in_millis() / 1000.0
+
+
+def _guarded(run: Callable[[], str | None]) -> str | None:
+    """Run a lifecycle step; any failure becomes one clear Reason, key fact first."""
+    try:
+        return run()
+    except BackupRestoreError:
+        raise
+    except Exception as error:
+        logger.exception('{"action": "unexpected_error"}')
+        raise BackupRestoreError(clip_reason(f"Unexpected {type(error).__name__}: {error}")) from error
+
+
+def _finish(step: Step, started_at: float) -> str | None:
+    """Answer now with the attributes, or hand the wait to crhelper's polling."""
+    if step.ready:
+        helper.Data.clear()
+        helper.Data.update(to_attributes(step.backup))
+        return step.physical_id
+    helper.Data.clear()
+    helper.Data[WAIT_STARTED_AT] = started_at
+    helper.hand_off()
+    return step.physical_id
+
+
+def _restore(event: dict[str, Any], context: Any) -> str | None:
+    log_event(
+        logger,
+        "request",
+        RequestType=event["RequestType"],
+        LogicalResourceId=event["LogicalResourceId"],
+        PhysicalResourceId=event.get("PhysicalResourceId", ""),
+    )
+    props = parse_properties(event.get("ResourceProperties"))
+    started_at = lifecycle.now()
+    step = lifecycle.restore(props, started_at=started_at, lambda_left=_lambda_left(context))
+    return _finish(step, started_at)
+
+
+def _poll(event: dict[str, Any], context: Any) -> str | None:
+    props = parse_properties(event.get("ResourceProperties"))
+    started_at = float(helper.Data.get(WAIT_STARTED_AT) or lifecycle.now())
+    step = lifecycle.poll(props, started_at=started_at, lambda_left=_lambda_left(context))
+    if not step.ready:
+        return None  # crhelper answers nothing; EventBridge invokes again next minute.
+    helper.Data.clear()
+    helper.Data.update(to_attributes(step.backup))
+    return step.physical_id
+
+
+@helper.create
+@helper.update
+def restore(event: dict[str, Any], context: Any) -> str | None:
+    """Create and Update: restore (or re-check) the backup named by the properties."""
+    return _guarded(lambda: _restore(event, context))
+
+
+@helper.poll_create
+@helper.poll_update
+def poll(event: dict[str, Any], context: Any) -> str | None:
+    """A poll invocation from the EventBridge rule set up by the hand-off."""
+    return _guarded(lambda: _poll(event, context))
+
+
+@helper.delete
+def delete(event: dict[str, Any], context: Any) -> str | None:
+    """Delete: Retain does nothing; Delete returns the backup to PENDING_DELETION."""
+    physical_id = str(event["PhysicalResourceId"])
+    log_event(logger, "request", RequestType="Delete", LogicalResourceId=event["LogicalResourceId"])
+
+    def run() -> str:
+        lifecycle.delete(event.get("ResourceProperties"), physical_id)
+        return physical_id
+
+    return _guarded(run)
+
+
+def handler(event: dict[str, Any], context: Any) -> None:
+    """Lambda entry point."""
+    helper(event, context)

@@ -1,0 +1,230 @@
+"""crhelper's CfnResource with its unsafe defaults overridden: one complete response per invocation."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any, cast
+
+from botocore.exceptions import ClientError
+from crhelper import CfnResource
+from crhelper.resource_helper import FAILED
+
+from cloudhsm_backup_restore.attributes import fit_response
+from cloudhsm_backup_restore.errors import clip_reason
+from cloudhsm_backup_restore.logs import log_event
+from cloudhsm_backup_restore.polling import rule_name, statement_id
+
+logger = logging.getLogger(__name__)
+
+REQUEST_TYPES = ("Create", "Update", "Delete")
+REQUIRED_EVENT_FIELDS = ("RequestType", "ResponseURL", "StackId", "RequestId", "LogicalResourceId")
+POLLING_INTERVAL_MINUTES = 1
+RequestFunction = Callable[[dict[str, Any], Any], str | None]
+
+
+def failed_create_id(request_id: str) -> str:
+    """The PhysicalResourceId of a failed Create: not a backup id, so its rollback Delete touches nothing."""
+    return f"create-failed-{request_id or 'unknown'}"
+
+
+def _missing_fields(event: Any) -> list[str]:
+    if not isinstance(event, dict):
+        return list(REQUIRED_EVENT_FIELDS)
+    missing = [name for name in REQUIRED_EVENT_FIELDS if not isinstance(event.get(name), str) or not event[name]]
+    if "RequestType" not in missing and event["RequestType"] not in REQUEST_TYPES:
+        missing.append("RequestType (Create, Update or Delete)")
+    if event.get("RequestType") in ("Update", "Delete") and not event.get("PhysicalResourceId"):
+        missing.append("PhysicalResourceId")
+    return missing
+
+
+_CfnResourceBase: Any = CfnResource  # crhelper's stubs omit the private hooks overridden here
+
+
+class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
+    """CfnResource made safe for CloudFormation; keeps crhelper's decorators, Data and init_failure.
+
+    Overrides, each for a documented crhelper hazard:
+    - INFO-level JSON logs (DEBUG logs the raw event and the presigned ResponseURL);
+    - no sleep on Delete (crhelper sleeps up to 120 s);
+    - polling only when the handler asks to hand off, so a READY backup answers in one invocation;
+    - EventBridge rule names and permission ids that fit any LogicalResourceId (<=64 / <=100 chars);
+    - polling clean-up that tolerates a rule already removed by a duplicate poll;
+    - exactly one response per invocation, even when crhelper's timeout timer fires too;
+    - a response that is always matchable: non-empty PhysicalResourceId, ids copied, Reason clipped at
+      the tail (the head says what failed), body fitted to 4096 bytes;
+    - a malformed event gets a FAILED response (when it carries a ResponseURL), never a stale one;
+    - the ResponseURL's TLS is verified against AWS_CA_BUNDLE when set, as boto3 does.
+    """
+
+    def __init__(self) -> None:
+        self._send_lock = threading.Lock()
+        self._sent = False
+        self._handoff = False
+        super().__init__(
+            json_logging=True,
+            log_level="INFO",
+            boto_level="WARNING",
+            polling_interval=POLLING_INTERVAL_MINUTES,
+            sleep_on_delete=0,
+            ssl_verify=os.environ.get("AWS_CA_BUNDLE") or None,
+        )
+        for name in ("botocore", "boto3", "urllib3"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+    # Typed pass-throughs to crhelper's decorators (its stubs are untyped through the Any base).
+    def create(self, func: RequestFunction) -> RequestFunction:
+        """Register the Create function."""
+        return cast(RequestFunction, super().create(func))
+
+    def update(self, func: RequestFunction) -> RequestFunction:
+        """Register the Update function."""
+        return cast(RequestFunction, super().update(func))
+
+    def delete(self, func: RequestFunction) -> RequestFunction:
+        """Register the Delete function."""
+        return cast(RequestFunction, super().delete(func))
+
+    def poll_create(self, func: RequestFunction) -> RequestFunction:
+        """Register the function each Create poll invocation runs."""
+        return cast(RequestFunction, super().poll_create(func))
+
+    def poll_update(self, func: RequestFunction) -> RequestFunction:
+        """Register the function each Update poll invocation runs."""
+        return cast(RequestFunction, super().poll_update(func))
+
+    def hand_off(self) -> None:
+        """Ask crhelper to keep waiting through EventBridge polling instead of answering now."""
+        self._handoff = True
+
+    def __call__(self, event: Any, context: Any) -> None:
+        with self._send_lock:
+            self._sent = False
+        self._handoff = False
+        missing = _missing_fields(event)
+        if missing:
+            self._answer_malformed(event, missing)
+            return
+        super().__call__(event, context)
+
+    def _answer_malformed(self, event: Any, missing: list[str]) -> None:
+        fields = event if isinstance(event, dict) else {}
+        log_event(logger, "event.malformed", missing=missing)
+        url = fields.get("ResponseURL")
+        if not isinstance(url, str) or not url.startswith("https://"):
+            logger.error('{"action": "event.unanswerable", "reason": "no https ResponseURL"}')
+            return
+        self._event = fields
+        self._response_url = url
+        self.RequestType = str(fields.get("RequestType", ""))
+        self.StackId = str(fields.get("StackId", ""))
+        self.RequestId = str(fields.get("RequestId", ""))
+        self.LogicalResourceId = str(fields.get("LogicalResourceId", ""))
+        self.PhysicalResourceId = str(fields.get("PhysicalResourceId", ""))
+        self.Data: dict[str, Any] = {}
+        self.Status = FAILED
+        self.Reason = "Malformed CloudFormation request: missing or invalid " + ", ".join(missing)
+        self._send()
+
+    def _poll_enabled(self) -> bool:
+        return self._handoff or "CrHelperPoll" in self._event
+
+    def _wait_for_cwlogs(self, sleep: Any = None) -> None:
+        """crhelper sleeps here on every Delete to let logs flush; Lambda flushes them anyway."""
+
+    def _put_rule(self) -> str:
+        response = self._events_client.put_rule(
+            Name=rule_name(self._event["LogicalResourceId"]),
+            ScheduleExpression=f"rate({POLLING_INTERVAL_MINUTES} minute)",
+            State="ENABLED",
+        )
+        log_event(logger, "polling.started", RuleArn=response["RuleArn"])
+        return str(response["RuleArn"])
+
+    def _add_permission(self, rule_arn: str) -> str:
+        sid = statement_id(self._event["LogicalResourceId"])
+        self._lambda_client.add_permission(
+            FunctionName=self._context.function_name,
+            StatementId=sid,
+            Action="lambda:InvokeFunction",
+            Principal="events.amazonaws.com",
+            SourceArn=rule_arn,
+        )
+        return sid
+
+    def _setup_polling(self) -> None:
+        try:
+            super()._setup_polling()
+        except Exception:
+            self._quietly(self._remove_polling)
+            raise
+
+    def _remove_polling(self) -> None:
+        for key, remove in (
+            ("CrHelperRule", self._remove_targets),
+            ("CrHelperPermission", self._remove_permission),
+            ("CrHelperRule", self._delete_rule),
+        ):
+            if key in self._event:
+                self._quietly(remove, self._event[key])
+        self._event.pop("CrHelperData", None)
+        self.Data.pop("PhysicalResourceId", None)
+        log_event(logger, "polling.stopped")
+
+    @staticmethod
+    def _quietly(action: Any, *args: Any) -> None:
+        """Clean-up that must not turn a finished restore into FAILED: a duplicate poll may have done it."""
+        try:
+            action(*args)
+        except (ClientError, KeyError, IndexError) as error:
+            log_event(logger, "polling.cleanup_skipped", error=str(error)[:200])
+
+    def _send(self, status: str | None = None, reason: str = "", send_response: Any = None) -> None:
+        with self._send_lock:
+            if self._sent:
+                log_event(logger, "response.suppressed", reason="already answered in this invocation")
+                return
+            self._sent = True
+        if status:
+            self.Status, self.Reason = status, reason
+        self.Reason = clip_reason(str(self.Reason or ""))
+        failed = self.Status == FAILED
+        if failed and not self.Reason:
+            self.Reason = "Failed without a reason; see the provider's logs"
+        event_id = str(self._event.get("PhysicalResourceId") or "")
+        if event_id and (failed or self.RequestType == "Delete"):
+            self.PhysicalResourceId = event_id  # Update/Delete failures and Deletes keep the id.
+        elif failed and self.RequestType == "Create":
+            self.PhysicalResourceId = failed_create_id(self.RequestId)
+        elif not self.PhysicalResourceId:
+            self.PhysicalResourceId = event_id or failed_create_id(self.RequestId)
+        if failed or self.RequestType == "Delete":
+            self.Data = {}
+        body = fit_response(
+            {
+                "Status": self.Status,
+                "PhysicalResourceId": str(self.PhysicalResourceId),
+                "StackId": self.StackId,
+                "RequestId": self.RequestId,
+                "LogicalResourceId": self.LogicalResourceId,
+                "Reason": self.Reason,
+                "Data": self.Data,
+                "NoEcho": self.NoEcho,
+            }
+        )
+        self.Data = body["Data"]
+        log_event(
+            logger,
+            "response.sent",
+            Status=self.Status,
+            PhysicalResourceId=self.PhysicalResourceId,
+            Reason=self.Reason,
+            TagsTruncated=self.Data.get("TagsTruncated", ""),
+        )
+        if send_response is None:
+            super()._send()
+        else:
+            super()._send(None, "", send_response)

@@ -1,0 +1,108 @@
+"""The wait-until-READY policy: acceptors as data, capped backoff, and budgets for hand-off and deadline."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from cloudhsm_backup_restore.backups import BackupState, state_of
+
+
+class Verdict(Enum):
+    """What a backup state means for the wait."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    RETRY = "retry"
+
+
+ACCEPTORS: dict[str, Verdict] = {
+    BackupState.READY: Verdict.SUCCESS,
+    BackupState.CREATE_IN_PROGRESS: Verdict.RETRY,
+    # While a restore is taking effect the backup may still report PENDING_DELETION.
+    BackupState.PENDING_DELETION: Verdict.RETRY,
+    BackupState.DELETED: Verdict.FAILURE,
+    "": Verdict.FAILURE,  # the backup disappeared
+}
+
+
+@dataclass(frozen=True)
+class WaitPolicy:
+    """Backoff between DescribeBackups calls and the time kept back for handing off and answering."""
+
+    first_delay: float = 1.0
+    multiplier: float = 1.5
+    max_delay: float = 5.0
+    handoff_margin: float = 30.0
+    """Seconds of Lambda time kept for the last call, the polling set-up and the response."""
+    poll_window: float = 40.0
+    """Longest in-process wait of a poll invocation, so EventBridge's next firing never overlaps it."""
+    poll_interval: float = 60.0
+    """crhelper's polling schedule: rate(1 minute)."""
+    deadline_margin: float = 0.05
+    """Share of ServiceTimeout (5 s to 60 s) kept back to report FAILED before CloudFormation gives up."""
+
+    def delays(self) -> Iterator[float]:
+        """first_delay, growing by multiplier, capped at max_delay."""
+        for attempt in itertools.count():
+            yield min(self.max_delay, self.first_delay * self.multiplier**attempt)
+
+    def overall_deadline(self, started_at: float, service_timeout: float) -> float:
+        """When to give up and answer FAILED: a little before CloudFormation's ServiceTimeout."""
+        margin = min(60.0, max(5.0, service_timeout * self.deadline_margin))
+        return started_at + max(1.0, service_timeout - margin)
+
+    def budget(self, *, lambda_left: float, overall_left: float, polling: bool) -> float:
+        """Seconds this invocation may keep waiting in-process."""
+        budget = min(lambda_left - self.handoff_margin, overall_left)
+        if polling and overall_left > self.poll_window + self.poll_interval:
+            budget = min(budget, self.poll_window)
+        return max(0.0, budget)
+
+
+@dataclass(frozen=True)
+class WaitResult:
+    """Where the wait ended: READY, or still pending when the budget ran out."""
+
+    backup: Any
+    ready: bool
+    checks: int
+    waited: float
+
+
+def verdict(backup: Any) -> Verdict:
+    """The acceptor matching the backup's current state."""
+    return ACCEPTORS.get(state_of(backup), Verdict.RETRY)
+
+
+def wait_until_ready(
+    describe: Callable[[], Any],
+    *,
+    current: Any,
+    budget: Callable[[], float],
+    sleep: Callable[[float], None],
+    policy: WaitPolicy,
+) -> WaitResult:
+    """Describe until READY or a FAILURE state, or until sleeping again would overrun ``budget()``.
+
+    ``current`` is the backup as last seen (e.g. RestoreBackup's response): READY there costs no call.
+    A FAILURE state is returned as not ready with the backup (None when gone); callers raise.
+    """
+    backup, waited = current, 0.0
+    for checks, delay in enumerate(policy.delays()):
+        outcome = verdict(backup)
+        if outcome is Verdict.SUCCESS:
+            return WaitResult(backup, True, checks, waited)
+        if outcome is Verdict.FAILURE:
+            return WaitResult(backup, False, checks, waited)
+        left = budget()
+        if left <= 0:
+            return WaitResult(backup, False, checks, waited)
+        pause = min(delay, left)
+        sleep(pause)
+        waited += pause
+        backup = describe()
+    raise AssertionError("unreachable: delays() is infinite")  # pragma: no cover
