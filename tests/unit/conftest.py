@@ -1,0 +1,193 @@
+"""Unit harness: the real handler module, CloudHSM and EventBridge/Lambda clients under botocore Stubbers,
+an injected clock, and a real HTTPS ResponseURL whose received bodies the tests assert on.
+
+GIVEN a stubbed CloudHSM, WHEN ``invoke(RequestType, **overrides)`` runs ``app.handler``, THEN
+``expect_success`` / ``expect_failed`` check the one body CloudFormation would have received.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_CA_DIR = Path(tempfile.mkdtemp(prefix="cfn-ca-"))
+_CA_PATH = _CA_DIR / "ca.pem"
+os.environ.update(
+    {
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_CA_BUNDLE": str(_CA_PATH),
+    }
+)
+os.environ.pop("AWS_PROFILE", None)
+
+from botocore.stub import Stubber  # noqa: E402
+
+from tests.support.https_capture import ResponseCapture  # noqa: E402
+
+_CAPTURE = ResponseCapture(_CA_PATH)  # before the handler import: crhelper reads AWS_CA_BUNDLE then
+
+from cloudhsm_backup_restore import app  # noqa: E402
+from cloudhsm_backup_restore.backups import CloudHsmBackups, cloudhsm_client  # noqa: E402
+
+BACKUP_ID = "backup-abcdefghijk"
+OTHER_BACKUP_ID = "backup-zyxwvutsrqp"
+STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/unit/0f0e0d0c-0000-1111-2222-333344445555"
+
+
+class FakeClock:
+    """Injected time: sleep() advances now() instead of waiting."""
+
+    def __init__(self) -> None:
+        self.t = 1_800_000_000.0
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += seconds
+
+
+@dataclass
+class FakeContext:
+    """The slice of the Lambda context crhelper and the handler read; remaining time follows the clock."""
+
+    clock: FakeClock
+    timeout: float = 300.0
+    function_name: str = "cloudhsm-backup-restore"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.started = self.clock.now()
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(max(0.0, self.started + self.timeout - self.clock.now()) * 1000)
+
+
+def backup(state: str = "READY", backup_id: str = BACKUP_ID, **extra: Any) -> dict[str, Any]:
+    """A Backup as DescribeBackups returns it."""
+    from datetime import UTC, datetime
+
+    shape: dict[str, Any] = {
+        "BackupId": backup_id,
+        "BackupArn": f"arn:aws:cloudhsm:us-east-1:123456789012:backup/{backup_id}",
+        "BackupState": state,
+        "ClusterId": "cluster-abcdefghijk",
+        "CreateTimestamp": datetime(2026, 11, 1, 12, 30, tzinfo=UTC),
+        "NeverExpires": False,
+        "HsmType": "hsm2m.medium",
+        "Mode": "FIPS",
+        "TagList": [{"Key": "Environment", "Value": "prod"}],
+    }
+    if state == "PENDING_DELETION":
+        shape["DeleteTimestamp"] = datetime(2026, 11, 20, tzinfo=UTC)
+    shape.update(extra)
+    return shape
+
+
+@dataclass
+class World:
+    """One test's handler world: stubs, clock, and the responses CloudFormation received."""
+
+    cloudhsm: Stubber
+    events: Stubber
+    lambda_: Stubber
+    clock: FakeClock
+    capture: ResponseCapture
+    last_path: str = ""
+    last_url: str = ""
+
+    def describe(self, result: dict[str, Any] | None, backup_id: str = BACKUP_ID) -> None:
+        self.cloudhsm.add_response(
+            "describe_backups",
+            {"Backups": [result] if result else []},
+            {"Filters": {"backupIds": [backup_id]}},
+        )
+
+    def restore(self, result: dict[str, Any], backup_id: str = BACKUP_ID) -> None:
+        self.cloudhsm.add_response("restore_backup", {"Backup": result}, {"BackupId": backup_id})
+
+    def error(self, operation: str, code: str, status: int = 400, message: str = "boom") -> None:
+        self.cloudhsm.add_client_error(
+            operation, service_error_code=code, service_message=message, http_status_code=status
+        )
+
+    def event(self, request_type: str, **overrides: Any) -> dict[str, Any]:
+        """A CloudFormation event as the service sends it (properties as strings)."""
+        self.last_url, self.last_path = self.capture.url()
+        event: dict[str, Any] = {
+            "RequestType": request_type,
+            "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:cloudhsm-backup-restore",
+            "ResponseURL": self.last_url,
+            "StackId": STACK_ID,
+            "RequestId": str(uuid.uuid4()),
+            "LogicalResourceId": "RestoredBackup",
+            "ResourceType": "Custom::CloudHsmBackupRestore",
+            "ResourceProperties": {
+                "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:cloudhsm-backup-restore",
+                "BackupId": BACKUP_ID,
+            },
+        }
+        if request_type != "Create":
+            event["PhysicalResourceId"] = BACKUP_ID
+        if request_type == "Update":
+            event["OldResourceProperties"] = dict(event["ResourceProperties"])
+        event.update(overrides)
+        return event
+
+    def invoke(self, request_type: str, timeout: float = 300.0, **overrides: Any) -> list[dict[str, Any]]:
+        """Run the real handler on one event; return every body PUT to its ResponseURL."""
+        event = overrides.pop("event", None) or self.event(request_type, **overrides)
+        app.handler(event, FakeContext(self.clock, timeout=timeout))
+        return self.capture.responses(self.last_path)
+
+
+def expect_success(responses: list[dict[str, Any]], physical_id: str = BACKUP_ID) -> dict[str, Any]:
+    """Exactly one SUCCESS body with this PhysicalResourceId; returns it."""
+    assert len(responses) == 1, responses
+    body = responses[0]
+    assert body["Status"] == "SUCCESS", body.get("Reason")
+    assert body["PhysicalResourceId"] == physical_id
+    return body
+
+
+def expect_failed(responses: list[dict[str, Any]], *reason_parts: str) -> dict[str, Any]:
+    """Exactly one FAILED body, non-empty PhysicalResourceId, Reason containing every part; returns it."""
+    assert len(responses) == 1, responses
+    body = responses[0]
+    assert body["Status"] == "FAILED"
+    assert body["PhysicalResourceId"]
+    assert len(body["Reason"]) <= 256
+    for part in reason_parts:
+        assert part in body["Reason"], body["Reason"]
+    return body
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    clock = FakeClock()
+    client = cloudhsm_client("us-east-1")
+    with (
+        Stubber(client) as cloudhsm,
+        Stubber(app.helper._events_client) as events,
+        Stubber(app.helper._lambda_client) as lambda_,
+    ):
+        monkeypatch.setattr(app.lifecycle, "backups_for", lambda region: CloudHsmBackups(client, region or "us-east-1"))
+        monkeypatch.setattr(app.lifecycle, "now", clock.now)
+        monkeypatch.setattr(app.lifecycle, "sleep", clock.sleep)
+        yield World(cloudhsm, events, lambda_, clock, _CAPTURE)
+        cloudhsm.assert_no_pending_responses()
+        events.assert_no_pending_responses()
+        lambda_.assert_no_pending_responses()

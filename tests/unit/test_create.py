@@ -1,0 +1,244 @@
+"""Create through the real handler: GIVEN a stubbed CloudHSM, THEN the one body PUT to the ResponseURL."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from botocore.stub import ANY
+from cloudhsm_backup_restore import app
+from cloudhsm_backup_restore.attributes import ATTRIBUTE_NAMES
+
+from tests.unit.conftest import BACKUP_ID, FakeContext, World, backup, expect_failed, expect_success
+
+
+def test_pending_deletion_is_restored_and_answered_in_one_invocation(world: World) -> None:
+    world.describe(backup("PENDING_DELETION"))
+    world.restore(backup("READY"))
+    body = expect_success(world.invoke("Create"))
+    data = body["Data"]
+    assert set(ATTRIBUTE_NAMES) <= set(data)
+    assert data["BackupState"] == "READY"
+    assert data["CreateTimestamp"] == "2026-11-01T12:30:00Z"
+    assert data["NeverExpires"] == "false"
+    assert data["SourceRegion"] == ""
+    assert data["Tag.Environment"] == "prod"
+    assert data["TagList"] == '[{"Key":"Environment","Value":"prod"}]'
+    assert all(isinstance(value, str) for value in data.values())
+    assert world.clock.sleeps == []  # READY in RestoreBackup's answer: no wait, no polling rule
+
+
+def test_restore_that_takes_a_while_is_waited_for_in_process(world: World) -> None:
+    world.describe(backup("PENDING_DELETION"))
+    world.restore(backup("PENDING_DELETION"))
+    for _ in range(3):
+        world.describe(backup("CREATE_IN_PROGRESS"))
+    world.describe(backup("READY"))
+    body = expect_success(world.invoke("Create"))
+    assert body["Data"]["BackupState"] == "READY"
+    assert world.clock.sleeps == [1.0, 1.5, 2.25, 3.375]
+
+
+def test_create_in_progress_is_waited_for_without_restoring(world: World) -> None:
+    world.describe(backup("CREATE_IN_PROGRESS"))
+    world.describe(backup("READY"))
+    expect_success(world.invoke("Create"))
+
+
+def test_ready_backup_succeeds_and_so_does_a_duplicate_delivery(world: World) -> None:
+    world.describe(backup("READY"))
+    event = world.event("Create")
+    first = world.invoke("Create", event=event)
+    world.describe(backup("READY"))
+    second = world.invoke("Create", event=event)
+    assert len(first) == 1
+    assert len(second) == 2
+    assert [body["Status"] for body in second] == ["SUCCESS", "SUCCESS"]
+    assert second[0]["Data"] == second[1]["Data"]
+
+
+def test_restore_refused_because_a_concurrent_delivery_won_still_succeeds(world: World) -> None:
+    world.describe(backup("PENDING_DELETION"))
+    world.error("restore_backup", "CloudHsmInvalidRequestException", message="Backup is not in PENDING_DELETION")
+    world.describe(backup("READY"))
+    expect_success(world.invoke("Create"))
+
+
+def test_deleted_backup_fails_naming_id_region_and_state(world: World) -> None:
+    world.describe(backup("DELETED"))
+    body = expect_failed(world.invoke("Create"), BACKUP_ID, "us-east-1", "DELETED", "7-day")
+    assert not re.fullmatch(r"backup-[2-7a-zA-Z]{11,16}", body["PhysicalResourceId"])
+    assert body["Data"] == {}
+
+
+def test_missing_backup_fails_naming_id_and_region(world: World) -> None:
+    world.describe(None)
+    body = expect_failed(world.invoke("Create"), f"Backup {BACKUP_ID} in us-east-1 was not found")
+    assert body["PhysicalResourceId"].startswith("create-failed-")
+
+
+def test_region_property_targets_that_region(world: World) -> None:
+    world.describe(None)
+    expect_failed(
+        world.invoke("Create", ResourceProperties={"BackupId": BACKUP_ID, "Region": "eu-west-1"}),
+        "in eu-west-1 was not found",
+    )
+
+
+def test_never_expires_is_applied_after_the_restore(world: World) -> None:
+    world.describe(backup("PENDING_DELETION"))
+    world.restore(backup("READY"))
+    world.cloudhsm.add_response(
+        "modify_backup_attributes",
+        {"Backup": backup("READY", NeverExpires=True)},
+        {"BackupId": BACKUP_ID, "NeverExpires": True},
+    )
+    body = expect_success(world.invoke("Create", ResourceProperties={"BackupId": BACKUP_ID, "NeverExpires": "true"}))
+    assert body["Data"]["NeverExpires"] == "true"
+
+
+def test_never_expires_already_as_asked_makes_no_call(world: World) -> None:
+    world.describe(backup("READY", NeverExpires=True))
+    body = expect_success(world.invoke("Create", ResourceProperties={"BackupId": BACKUP_ID, "NeverExpires": "true"}))
+    assert body["Data"]["NeverExpires"] == "true"
+
+
+@pytest.mark.parametrize(
+    ("properties", "reason"),
+    [
+        ({}, "Property BackupId is required"),
+        ({"BackupId": "backup-1"}, "Property BackupId must match"),
+        ({"BackupId": BACKUP_ID, "Colour": "x"}, "Unknown property Colour; valid properties are BackupId"),
+        ({"BackupId": BACKUP_ID, "OnDelete": "Keep"}, "Property OnDelete must be Retain or Delete"),
+    ],
+)
+def test_bad_properties_fail_without_any_api_call(world: World, properties: dict[str, Any], reason: str) -> None:
+    expect_failed(world.invoke("Create", ResourceProperties=properties), reason)
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "reason"),
+    [
+        ("CloudHsmAccessDeniedException", 400, "Access denied: the provider's role needs cloudhsm:RestoreBackup"),
+        ("ThrottlingException", 400, "still failed after 8 attempts (ThrottlingException)"),
+        ("CloudHsmInternalFailureException", 500, "(CloudHsmInternalFailureException)"),
+    ],
+)
+def test_aws_errors_are_translated(world: World, code: str, status: int, reason: str) -> None:
+    world.describe(backup("PENDING_DELETION"))
+    world.error("restore_backup", code, status)
+    world.describe(backup("PENDING_DELETION"))
+    expect_failed(world.invoke("Create"), reason)
+
+
+def test_access_denied_on_describe_names_that_action(world: World) -> None:
+    world.error("describe_backups", "CloudHsmAccessDeniedException")
+    expect_failed(world.invoke("Create"), "cloudhsm:DescribeBackups")
+
+
+def _capture_put_targets(world: World) -> list[dict[str, Any]]:
+    captured: list[dict[str, Any]] = []
+    client = app.helper._events_client
+
+    def remember(params: dict[str, Any], **_: Any) -> None:
+        captured.append(params)
+
+    client.meta.events.register("provide-client-params.events.PutTargets", remember)
+    return captured
+
+
+def _expect_handoff(world: World) -> None:
+    world.events.add_response(
+        "put_rule",
+        {"RuleArn": "arn:aws:events:us-east-1:123456789012:rule/R"},
+        {"Name": ANY, "ScheduleExpression": "rate(1 minute)", "State": "ENABLED"},
+    )
+    world.lambda_.add_response(
+        "add_permission",
+        {"Statement": "{}"},
+        {
+            "FunctionName": "cloudhsm-backup-restore",
+            "StatementId": ANY,
+            "Action": "lambda:InvokeFunction",
+            "Principal": "events.amazonaws.com",
+            "SourceArn": "arn:aws:events:us-east-1:123456789012:rule/R",
+        },
+    )
+    world.events.add_response("put_targets", {"FailedEntryCount": 0}, {"Rule": "R", "Targets": ANY})
+
+
+def _expect_cleanup(world: World) -> None:
+    world.events.add_response("remove_targets", {"FailedEntryCount": 0}, {"Rule": "R", "Ids": ["1"]})
+    world.lambda_.add_response("remove_permission", {}, {"FunctionName": "cloudhsm-backup-restore", "StatementId": ANY})
+    world.events.add_response("delete_rule", {}, {"Name": "R"})
+
+
+def test_long_restore_hands_off_to_polling_and_a_poll_answers(world: World) -> None:
+    logical_id = "L" * 255
+    world.describe(backup("PENDING_DELETION"))
+    world.restore(backup("PENDING_DELETION"))
+    world.describe(backup("PENDING_DELETION"))
+    _expect_handoff(world)
+    targets = _capture_put_targets(world)
+    rule_names: list[str] = []
+    app.helper._events_client.meta.events.register(
+        "provide-client-params.events.PutRule", lambda params, **_: rule_names.append(params["Name"])
+    )
+
+    first = world.invoke("Create", timeout=31.0, LogicalResourceId=logical_id)
+
+    assert first == []  # nothing answered yet: the wait continues through EventBridge
+    assert len(rule_names[0]) <= 64
+    assert rule_names[0].startswith("cloudhsm-restore-")
+    poll_event = json.loads(targets[0]["Targets"][0]["Input"])
+    assert poll_event["CrHelperPoll"] is True
+    assert len(targets[0]["Targets"][0]["Input"]) <= 8192
+
+    world.describe(backup("READY"))
+    _expect_cleanup(world)
+    app.handler(poll_event, FakeContext(world.clock))
+    body = expect_success(world.capture.responses(world.last_path))
+    assert body["Data"]["BackupState"] == "READY"
+    assert "WaitStartedAt" not in body["Data"]
+    assert "PhysicalResourceId" not in body["Data"]
+
+
+def test_poll_that_is_still_waiting_answers_nothing(world: World) -> None:
+    world.describe(backup("PENDING_DELETION"))
+    world.restore(backup("PENDING_DELETION"))
+    world.describe(backup("PENDING_DELETION"))
+    _expect_handoff(world)
+    targets = _capture_put_targets(world)
+    assert world.invoke("Create", timeout=31.0) == []
+    poll_event = json.loads(targets[0]["Targets"][0]["Input"])
+
+    # A poll with only 30 s of Lambda time left checks once and leaves the rule in place.
+    world.describe(backup("PENDING_DELETION"))
+    app.handler(poll_event, FakeContext(world.clock, timeout=30.0))
+    assert world.capture.responses(world.last_path) == []
+
+
+def test_poll_past_the_overall_deadline_fails_with_last_state_and_time_waited(world: World) -> None:
+    world.describe(backup("PENDING_DELETION"))
+    world.restore(backup("PENDING_DELETION"))
+    world.describe(backup("PENDING_DELETION"))
+    _expect_handoff(world)
+    targets = _capture_put_targets(world)
+    assert (
+        world.invoke("Create", timeout=31.0, ResourceProperties={"BackupId": BACKUP_ID, "ServiceTimeout": "600"}) == []
+    )
+    poll_event = json.loads(targets[0]["Targets"][0]["Input"])
+
+    world.clock.t += 700
+    world.describe(backup("PENDING_DELETION"))
+    _expect_cleanup(world)
+    app.handler(poll_event, FakeContext(world.clock))
+    body = expect_failed(
+        world.capture.responses(world.last_path),
+        BACKUP_ID,
+        "still PENDING_DELETION after waiting",
+        "ServiceTimeout is 600 s",
+    )
+    assert body["PhysicalResourceId"].startswith("create-failed-")
