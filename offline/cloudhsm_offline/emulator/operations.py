@@ -1,0 +1,180 @@
+"""The four backup operations: request validation like the service, filtering and pagination."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from cloudhsm_offline.emulator.errors import InvalidRequestError, UnknownOperationError
+from cloudhsm_offline.emulator.model import BACKUP_ID_PATTERN, BackupState, BackupStore
+
+MAX_PAGE = 50
+MAX_FILTERS = 30
+MAX_TOKEN = 256
+FILTER_KEY_PATTERN = re.compile(r"[a-zA-Z0-9_-]+")
+KNOWN_FILTERS = ("backupIds", "sourceBackupIds", "clusterIds", "states", "neverExpires")
+
+Params = dict[str, Any]
+Result = dict[str, Any]
+
+
+def _constraint(value: object, member: str, rule: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: {rule}"
+    )
+
+
+def _backup_id(params: Params) -> str:
+    value = params.get("BackupId")
+    if value is None:
+        raise InvalidRequestError("BackupId is required.")
+    if not isinstance(value, str) or not BACKUP_ID_PATTERN.fullmatch(value):
+        raise _constraint(
+            value, "backupId", f"Member must satisfy regular expression pattern: {BACKUP_ID_PATTERN.pattern}"
+        )
+    return value
+
+
+def _boolean(params: Params, member: str, required: bool = False) -> bool | None:
+    value = params.get(member)
+    if value is None:
+        if required:
+            raise InvalidRequestError(f"{member} is required.")
+        return None
+    if not isinstance(value, bool):
+        raise _constraint(value, member, "Member must be a boolean")
+    return value
+
+
+class BackupApi:
+    """Turns one decoded request into a result dict or an ``ApiError``, against a ``BackupStore``."""
+
+    def __init__(self, store: BackupStore, default_page_size: int = MAX_PAGE) -> None:
+        self.store = store
+        self.default_page_size = default_page_size
+        self._handlers: dict[str, Callable[[Params], Result]] = {
+            "DescribeBackups": self.describe_backups,
+            "RestoreBackup": self.restore_backup,
+            "DeleteBackup": self.delete_backup,
+            "ModifyBackupAttributes": self.modify_backup_attributes,
+        }
+
+    @property
+    def operations(self) -> tuple[str, ...]:
+        """The operation names this API answers."""
+        return tuple(self._handlers)
+
+    def call(self, operation: str, params: Params) -> Result:
+        """Run ``operation`` with ``params``; raises ``ApiError`` for anything the service would reject."""
+        handler = self._handlers.get(operation)
+        if handler is None:
+            raise UnknownOperationError(f"The emulator does not implement the operation {operation}.")
+        return handler(params)
+
+    def restore_backup(self, params: Params) -> Result:
+        """RestoreBackup."""
+        return {"Backup": self.store.restore(_backup_id(params))}
+
+    def delete_backup(self, params: Params) -> Result:
+        """DeleteBackup."""
+        return {"Backup": self.store.delete(_backup_id(params))}
+
+    def modify_backup_attributes(self, params: Params) -> Result:
+        """ModifyBackupAttributes."""
+        backup_id = _backup_id(params)
+        never_expires = _boolean(params, "NeverExpires", required=True)
+        assert never_expires is not None
+        return {"Backup": self.store.modify(backup_id, never_expires)}
+
+    def describe_backups(self, params: Params) -> Result:
+        """DescribeBackups: filters, sort order and NextToken pagination."""
+        page_size = self._max_results(params)
+        filters = self._filters(params)
+        ascending = bool(_boolean(params, "SortAscending"))
+        _boolean(params, "Shared")
+        fingerprint = hashlib.sha256(json.dumps([filters, ascending], sort_keys=True).encode()).hexdigest()[:16]
+        offset = self._offset(params, fingerprint)
+
+        views = [v for v in self.store.views() if _matches(v, filters)]
+        views.sort(key=lambda v: (v["CreateTimestamp"], v["BackupId"]), reverse=not ascending)
+        page = views[offset : offset + page_size]
+        result: Result = {"Backups": page}
+        if offset + page_size < len(views):
+            result["NextToken"] = _encode_token(offset + page_size, fingerprint)
+        return result
+
+    def _max_results(self, params: Params) -> int:
+        value = params.get("MaxResults")
+        if value is None:
+            return self.default_page_size
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PAGE:
+            raise _constraint(
+                value, "maxResults", f"Member must have value less than or equal to {MAX_PAGE} and at least 1"
+            )
+        return value
+
+    def _filters(self, params: Params) -> dict[str, list[str]]:
+        raw = params.get("Filters")
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            raise _constraint(raw, "filters", "Member must be a map")
+        if len(raw) > MAX_FILTERS:
+            raise _constraint(len(raw), "filters", f"Member must have at most {MAX_FILTERS} entries")
+        filters: dict[str, list[str]] = {}
+        for key, values in raw.items():
+            if not isinstance(key, str) or not FILTER_KEY_PATTERN.fullmatch(key):
+                raise _constraint(key, "filters", f"Map keys must satisfy pattern {FILTER_KEY_PATTERN.pattern}")
+            if key not in KNOWN_FILTERS:
+                raise InvalidRequestError(f"Invalid filter name: {key}. Valid filters are: {', '.join(KNOWN_FILTERS)}.")
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise _constraint(values, f"filters.{key}", "Member must be a list of strings")
+            filters[key] = list(values)
+        for state in filters.get("states", []):
+            if state not in BackupState.__members__:
+                raise InvalidRequestError(f"Invalid value for filter states: {state}.")
+        for flag in filters.get("neverExpires", []):
+            if flag.lower() not in ("true", "false"):
+                raise InvalidRequestError(f"Invalid value for filter neverExpires: {flag}.")
+        return filters
+
+    def _offset(self, params: Params, fingerprint: str) -> int:
+        token = params.get("NextToken")
+        if token is None:
+            return 0
+        if not isinstance(token, str) or len(token) > MAX_TOKEN:
+            raise InvalidRequestError("The NextToken is invalid.")
+        try:
+            decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
+            offset, token_fingerprint = decoded["o"], decoded["f"]
+        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+            raise InvalidRequestError("The NextToken is invalid.") from exc
+        if token_fingerprint != fingerprint or not isinstance(offset, int) or offset < 0:
+            raise InvalidRequestError("The NextToken does not match the request's filters or sort order.")
+        return offset
+
+
+def _encode_token(offset: int, fingerprint: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset, "f": fingerprint}).encode()).decode()
+
+
+_FILTER_FIELDS: dict[str, Callable[[dict[str, Any]], object]] = {
+    "backupIds": lambda v: v["BackupId"],
+    "sourceBackupIds": lambda v: v.get("SourceBackup"),
+    "clusterIds": lambda v: v["ClusterId"],
+    "states": lambda v: v["BackupState"],
+    "neverExpires": lambda v: str(v["NeverExpires"]).lower(),
+}
+
+
+def _matches(view: dict[str, Any], filters: dict[str, list[str]]) -> bool:
+    for key, values in filters.items():
+        accepted = {v.lower() for v in values} if key == "neverExpires" else set(values)
+        if _FILTER_FIELDS[key](view) not in accepted:
+            return False
+    return True
