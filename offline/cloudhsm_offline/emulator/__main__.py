@@ -1,0 +1,70 @@
+"""Run the emulator standalone: ``python -m cloudhsm_offline.emulator --seed FILE [--port N] [--speed X]``."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+
+from cloudhsm_offline.clock import SimClock
+from cloudhsm_offline.emulator.emulator import CloudHsmEmulator
+from cloudhsm_offline.emulator.seed import DEMO_SEED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m cloudhsm_offline.emulator", description="Serve an emulated CloudHSM v2 backup API."
+    )
+    parser.add_argument("--seed", default=str(DEMO_SEED), help="JSON or YAML seed file (default: the demo seed)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind (default: any free port)")
+    parser.add_argument("--speed", type=float, default=1.0, help="modelled seconds per real second (default 1)")
+    parser.add_argument("--region", help="override the seed's region")
+    parser.add_argument("--restore-seconds", type=float, help="override the seed's default restore duration")
+    parser.add_argument(
+        "--restore-in-progress-state",
+        choices=("PENDING_DELETION", "CREATE_IN_PROGRESS"),
+        help="what a restoring backup reports (default PENDING_DELETION)",
+    )
+    parser.add_argument("--no-auth-check", action="store_true", help="accept unsigned requests and any region")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the emulator, print how to reach it, serve until SIGINT or SIGTERM."""
+    args = build_parser().parse_args(argv)
+    emulator = CloudHsmEmulator(
+        clock=SimClock(speed=args.speed), host=args.host, port=args.port, check_auth=not args.no_auth_check
+    )
+    emulator.seed(args.seed)
+    if args.region:
+        emulator.region = args.region
+    if args.restore_seconds is not None:
+        emulator.restore_seconds = args.restore_seconds
+    if args.restore_in_progress_state:
+        emulator.restore_in_progress_state = args.restore_in_progress_state
+    url = emulator.start()
+    stopping = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    print(
+        f"CloudHSM v2 emulator on {url} (region {emulator.region}, account {emulator.account}, "
+        f"{len(emulator.backups())} backups, speed {args.speed:g}x; admin: {url}/_emulator)"
+    )
+    print(f"export AWS_ENDPOINT_URL_CLOUDHSM_V2={url}")
+    print(f"export AWS_DEFAULT_REGION={emulator.region}")
+    sys.stdout.flush()
+    stopping.wait()
+    emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,362 @@
+"""CloudHsmEmulator: the backups, faults and call log of one emulated account, served over HTTP."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from cloudhsm_offline.clock import SimClock
+from cloudhsm_offline.emulator import admin
+from cloudhsm_offline.emulator.calls import DROPPED, OK, Call, CallLog
+from cloudhsm_offline.emulator.errors import (
+    ApiError,
+    InternalFailureError,
+    InvalidSignatureError,
+    MissingAuthenticationTokenError,
+    ResourceNotFoundError,
+)
+from cloudhsm_offline.emulator.faults import FaultPlan
+from cloudhsm_offline.emulator.model import (
+    RESTORE_WINDOW_SECONDS,
+    Backup,
+    BackupState,
+    BackupStore,
+    Clock,
+    Timestamp,
+    derived_id,
+    normalize_tags,
+    to_epoch,
+)
+from cloudhsm_offline.emulator.operations import BackupApi
+from cloudhsm_offline.emulator.protocol import WireResponse, decode, encode_error, encode_result, identify
+from cloudhsm_offline.emulator.seed import Seed, load_seed
+from cloudhsm_offline.emulator.server import EmulatorServer
+
+SIGNING_NAME = "cloudhsm"
+CREDENTIAL_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+NOT_FOUND = WireResponse(404, {"Content-Type": "application/json"}, b'{"error": "not found"}')
+
+
+class CloudHsmEmulator:
+    """An emulated CloudHSM v2 backup API on 127.0.0.1 with a lazy, clock-driven state machine.
+
+    Use as a context manager (``with CloudHsmEmulator() as emu: emu.url``) or ``start()``/``stop()``.
+    Point boto3 at it with ``AWS_ENDPOINT_URL_CLOUDHSM_V2=emu.url`` plus fake credentials.
+    """
+
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        region: str = "us-east-1",
+        account: str = "123456789012",
+        restore_seconds: float = 0.0,
+        restore_in_progress_state: str = "PENDING_DELETION",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        check_auth: bool = True,
+        delete_timestamp_is_expiry: bool = False,
+        default_page_size: int = 50,
+    ) -> None:
+        self.clock: Clock = clock if clock is not None else SimClock()
+        self.store = BackupStore(
+            self.clock,
+            region=region,
+            account=account,
+            restore_seconds=restore_seconds,
+            restore_in_progress_state=restore_in_progress_state,
+            delete_timestamp_is_expiry=delete_timestamp_is_expiry,
+        )
+        self.api = BackupApi(self.store, default_page_size=default_page_size)
+        self.faults = FaultPlan()
+        self.call_log = CallLog()
+        self.host = host
+        self.port = port
+        self.check_auth = check_auth
+        self._definitions: list[dict[str, Any]] = []
+        self._seed_faults: list[dict[str, Any]] = []
+        self._lock = threading.RLock()
+        self._server: EmulatorServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- settings ------------------------------------------------------------------------------
+
+    @property
+    def region(self) -> str:
+        """The emulated region (ARNs, SigV4 scope check)."""
+        return self.store.region
+
+    @region.setter
+    def region(self, value: str) -> None:
+        self.store.region = value
+
+    @property
+    def account(self) -> str:
+        """The emulated account id (ARNs)."""
+        return self.store.account
+
+    @account.setter
+    def account(self, value: str) -> None:
+        self.store.account = value
+
+    @property
+    def restore_seconds(self) -> float:
+        """Default modelled duration of a restore for backups without their own."""
+        return self.store.restore_seconds
+
+    @restore_seconds.setter
+    def restore_seconds(self, value: float) -> None:
+        if value < 0:
+            raise ValueError("restore_seconds must not be negative")
+        self.store.restore_seconds = float(value)
+
+    @property
+    def restore_in_progress_state(self) -> str:
+        """The state a backup reports while its restore runs."""
+        return self.store.restore_in_progress_state.value
+
+    @restore_in_progress_state.setter
+    def restore_in_progress_state(self, value: str) -> None:
+        self.store.restore_in_progress_state = value
+
+    # -- backups -------------------------------------------------------------------------------
+
+    def add_backup(
+        self,
+        backup_id: str,
+        state: str = "PENDING_DELETION",
+        *,
+        cluster_id: str | None = None,
+        tags: Mapping[str, str] | Iterable[Mapping[str, str]] | None = None,
+        restore_seconds: float | None = None,
+        never_expires: bool = False,
+        create_timestamp: Timestamp | None = None,
+        hsm_type: str | None = "hsm2m.medium",
+        mode: str | None = "FIPS",
+        delete_timestamp: Timestamp | None = None,
+        deleted_seconds_ago: float | None = None,
+        copy_timestamp: Timestamp | None = None,
+        source_region: str | None = None,
+        source_backup: str | None = None,
+        source_cluster: str | None = None,
+    ) -> dict[str, Any]:
+        """Add (or replace) a backup and return its API view; ``reset()`` re-creates it as given here.
+
+        ``delete_timestamp`` (or ``deleted_seconds_ago``) is when DeleteBackup was called; it defaults to
+        now for PENDING_DELETION and to just past the 7-day window for DELETED.
+        """
+        definition = {k: v for k, v in locals().items() if k != "self"}
+        backup = self._build(definition)
+        with self._lock:
+            self.store.add(backup)
+            self._definitions = [d for d in self._definitions if d["backup_id"] != backup_id]
+            self._definitions.append(definition)
+        return self.store.view(backup_id)
+
+    def _build(self, d: Mapping[str, Any]) -> Backup:
+        now = self.clock.now()
+        state = BackupState(d["state"])
+        deleted_at: float | None = None
+        if d.get("delete_timestamp") is not None:
+            deleted_at = to_epoch(d["delete_timestamp"])
+        elif d.get("deleted_seconds_ago") is not None:
+            deleted_at = now - float(d["deleted_seconds_ago"])
+        elif state is BackupState.PENDING_DELETION:
+            deleted_at = now
+        elif state is BackupState.DELETED:
+            deleted_at = now - RESTORE_WINDOW_SECONDS - 1
+        if deleted_at is not None and state not in (BackupState.PENDING_DELETION, BackupState.DELETED):
+            raise ValueError(f"{d['backup_id']}: a delete timestamp only applies to PENDING_DELETION or DELETED")
+        create = d.get("create_timestamp")
+        copy = d.get("copy_timestamp")
+        restore = d.get("restore_seconds")
+        return Backup(
+            backup_id=str(d["backup_id"]),
+            state=state,
+            cluster_id=d.get("cluster_id") or derived_id("cluster", str(d["backup_id"])),
+            create_timestamp=now if create is None else to_epoch(create),
+            tags=normalize_tags(d.get("tags")),
+            restore_seconds=None if restore is None else float(restore),
+            never_expires=bool(d.get("never_expires", False)),
+            hsm_type=d.get("hsm_type", "hsm2m.medium"),
+            mode=d.get("mode", "FIPS"),
+            deleted_at=deleted_at,
+            copy_timestamp=None if copy is None else to_epoch(copy),
+            source_region=d.get("source_region"),
+            source_backup=d.get("source_backup"),
+            source_cluster=d.get("source_cluster"),
+        )
+
+    def seed(self, source: str | Path | Mapping[str, Any] | list[Any] | Seed) -> CloudHsmEmulator:
+        """Apply a seed (file path, loaded data or ``Seed``): settings first, then backups and faults."""
+        parsed = source if isinstance(source, Seed) else load_seed(source)
+        settings = parsed.settings
+        if "region" in settings:
+            self.region = str(settings["region"])
+        if "account" in settings:
+            self.account = str(settings["account"])
+        if "restore_seconds" in settings:
+            self.restore_seconds = float(settings["restore_seconds"])
+        if "restore_in_progress_state" in settings:
+            self.restore_in_progress_state = str(settings["restore_in_progress_state"])
+        for kwargs in parsed.backups:
+            self.add_backup(**kwargs)
+        if parsed.faults:
+            self.faults.apply(parsed.faults)
+            self._seed_faults.append(parsed.faults)
+        return self
+
+    def backup(self, backup_id: str) -> dict[str, Any]:
+        """The backup's API view right now (timestamps as datetimes); KeyError if unknown."""
+        try:
+            return self.store.view(backup_id)
+        except ResourceNotFoundError as exc:
+            raise KeyError(backup_id) from exc
+
+    def backups(self) -> list[dict[str, Any]]:
+        """Every backup's API view right now."""
+        return self.store.views()
+
+    def reset(self, backups: bool = True, calls: bool = True, faults: bool = True) -> None:
+        """Back to the seeded start: re-create the added backups, forget calls, re-arm only seeded faults."""
+        with self._lock:
+            if backups:
+                self.store.clear()
+                for definition in self._definitions:
+                    self.store.add(self._build(definition))
+            if calls:
+                self.call_log.clear()
+            if faults:
+                self.faults.clear()
+                for spec in self._seed_faults:
+                    self.faults.apply(spec)
+
+    # -- the call log --------------------------------------------------------------------------
+
+    @property
+    def calls(self) -> list[Call]:
+        """Every API call received so far, oldest first."""
+        return self.call_log.all()
+
+    def count(self, operation: str | None = None, outcome: str | None = None) -> int:
+        """How many calls (of ``operation``) had ``outcome``: ``ok``, ``dropped``, ``error`` or an error code."""
+        return self.call_log.count(operation, outcome)
+
+    # -- serving -------------------------------------------------------------------------------
+
+    def serve_api(self, method: str, path: str, headers: dict[str, str], body: bytes) -> WireResponse | None:
+        """Answer one API request: decode, check auth, apply faults, run the operation, record the call."""
+        identified = identify(method, path, headers)
+        if identified is None:
+            return NOT_FOUND
+        protocol, operation = identified
+        at = self.clock.now()
+        request_id = str(uuid.uuid4())
+        call = Call(operation, {}, "", at, protocol)
+        try:
+            call = call.with_params(decode(protocol, operation, headers, body).params)
+            access_key = self._authenticate(headers)
+            decision = self.faults.decide(
+                operation, at, principal=self._principal(access_key), resource=self._resource(call.params)
+            )
+            if decision.latency:
+                time.sleep(decision.latency)
+            if decision.drop:
+                self.call_log.record(call.finished(DROPPED, None))
+                return None
+            if decision.error is not None:
+                return self._error(call, decision.error, request_id)
+            response = encode_result(protocol, self.api.call(operation, call.params), request_id)
+        except ApiError as api_error:
+            return self._error(call, api_error, request_id)
+        except Exception as exc:  # noqa: BLE001 - an emulator bug must reach the caller as a 500
+            failure = InternalFailureError(f"The emulator failed: {type(exc).__name__}: {exc}")
+            return self._error(call, failure, request_id)
+        self.call_log.record(call.finished(OK, response.status))
+        return response
+
+    def serve_admin(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+        """Answer one admin request (see ``admin``)."""
+        return admin.handle(self, method, path, body)
+
+    def _error(self, call: Call, error: ApiError, request_id: str) -> WireResponse:
+        response = encode_error(call.protocol, error, request_id)
+        self.call_log.record(call.finished(error.code, response.status))
+        return response
+
+    def _authenticate(self, headers: Mapping[str, str]) -> str:
+        authorization = headers.get("authorization")
+        if not authorization:
+            if self.check_auth:
+                raise MissingAuthenticationTokenError("Missing Authentication Token")
+            return "anonymous"
+        match = CREDENTIAL_SCOPE.search(authorization)
+        if match is None:
+            if self.check_auth:
+                raise MissingAuthenticationTokenError("Authorization header is not a SigV4 signature.")
+            return "anonymous"
+        access_key, region, service = match.groups()
+        if self.check_auth and region != self.region:
+            raise InvalidSignatureError(
+                f"Credential should be scoped to a valid region. (signed for {region}, emulating {self.region})"
+            )
+        if self.check_auth and service != SIGNING_NAME:
+            raise InvalidSignatureError(f"Credential should be scoped to correct service: '{SIGNING_NAME}'.")
+        return access_key
+
+    def _principal(self, access_key: str) -> str:
+        return f"arn:aws:sts::{self.account}:assumed-role/EmulatedRole/{access_key}"
+
+    def _resource(self, params: Mapping[str, Any]) -> str:
+        backup_id = params.get("BackupId")
+        return self.store.arn(backup_id) if isinstance(backup_id, str) else "*"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The endpoint URL (``http://127.0.0.1:<port>``); only once started."""
+        if self._server is None:
+            raise RuntimeError("the emulator is not running; call start() or use it as a context manager")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> str:
+        """Bind and serve in a background thread; returns the endpoint URL."""
+        with self._lock:
+            if self._server is None:
+                self._server = EmulatorServer((self.host, self.port), self)
+                self._thread = threading.Thread(
+                    target=self._server.serve_forever,
+                    kwargs={"poll_interval": 0.05},
+                    name=f"cloudhsm-emulator-{self._server.server_address[1]}",
+                    daemon=True,
+                )
+                self._thread.start()
+            return self.url
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        with self._lock:
+            server, thread = self._server, self._thread
+            self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> CloudHsmEmulator:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
