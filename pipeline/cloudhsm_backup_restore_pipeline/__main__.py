@@ -1,0 +1,44 @@
+"""`python -m cloudhsm_backup_restore_pipeline` (make package): build the Lambda zip and packaged template."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cloudhsm_backup_restore_pipeline.build import package
+from cloudhsm_backup_restore_pipeline.lambda_zip import PackagingError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build dist/ and print the zip's size, hashes and the commands that deploy it."""
+    parser = argparse.ArgumentParser(
+        prog="python -m cloudhsm_backup_restore_pipeline",
+        description="Build the Lambda zip (reproducibly, offline) and a provider template pointing at it.",
+    )
+    parser.add_argument("--dist", type=Path, default=Path("dist"), help="output directory (default: dist)")
+    parser.add_argument("--template", type=Path, help="provider template (default: cfn-templates/provider.yaml)")
+    args = parser.parse_args(argv)
+    try:
+        result = package(args.dist, args.template)
+    except PackagingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    code = result.code
+    print(f"{result.zip_path}  {code.size} bytes ({code.size / 1024:.1f} KiB)")
+    print(f"  sha256      {code.sha256_hex}")
+    print(f"  CodeSha256  {code.code_sha256}")
+    print(f"  S3 key      {code.s3_key}")
+    print(f"{result.template_path}  (S3Key defaults to {code.s3_key})")
+    print("Deploy:")
+    print(f"  aws s3 cp {result.zip_path} s3://$BUCKET/{code.s3_key}")
+    print(
+        f"  aws cloudformation deploy --template-file {result.template_path} "
+        "--stack-name cloudhsm-backup-restore-provider --capabilities CAPABILITY_IAM "
+        "--parameter-overrides S3Bucket=$BUCKET"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
