@@ -1,0 +1,521 @@
+"""EventBridge and Lambda APIs for crhelper's polling hand-off, plus a scheduler that fires rules.
+
+moto's server implements the events, lambda (and logs) APIs. A small gateway in front of it checks
+what moto does not but EventBridge does (rule name at most 64 characters, a valid ``rate()``
+expression, target ``Input`` valid JSON of at most 8192 characters), records every call on the
+modelled clock, and pins moto's account to the world's. A scheduler thread lists the rules and fires
+each scheduled target by invoking the provider function with the target's ``Input`` as the event,
+provided the function's resource policy lets ``events.amazonaws.com`` invoke it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import http.client
+import io
+import json
+import logging
+import re
+import threading
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from cloudhsm_offline.cfn.lambda_runtime import Invocation, LambdaFunction
+from cloudhsm_offline.clock import SimClock
+
+MAX_RULE_NAME = 64
+MAX_TARGET_INPUT = 8192
+RULE_NAME = re.compile(r"^[\.\-_A-Za-z0-9]+$")
+RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+ADMIN_HEADER = "x-offline-admin"
+_LIVE_ACCOUNTS: set[str] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def rate_seconds(expression: str) -> float | None:
+    """Seconds between firings of a valid ``rate(...)`` expression, else None."""
+    match = RATE.match(expression or "")
+    if not match:
+        return None
+    value, unit = int(match.group(1)), match.group(2)
+    if value < 1 or (value == 1) != (not unit.endswith("s")):
+        return None
+    return float(value * UNIT_SECONDS[unit.rstrip("s")])
+
+
+@dataclass
+class ApiCall:
+    """One call the function made to the events/lambda/logs APIs."""
+
+    service: str
+    operation: str
+    modelled: float
+    status: int
+    error: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Firing:
+    """One scheduled firing of a rule's target (or why it could not fire)."""
+
+    rule: str
+    modelled: float
+    real: float
+    invocation: Invocation | None
+    problem: str | None = None
+
+
+@dataclass
+class RuleState:
+    """A scheduled rule the scheduler tracks."""
+
+    name: str
+    arn: str
+    period: float
+    created: float
+    next_fire: float
+    fired: int = 0
+    removed: float | None = None
+
+
+def _validation(message: str) -> tuple[int, dict[str, str]]:
+    return 400, {"__type": "ValidationException", "message": message}
+
+
+def check_events_call(operation: str, params: dict[str, Any]) -> tuple[int, dict[str, str]] | None:
+    """EventBridge's own validation of PutRule/PutTargets that moto skips; None if valid."""
+    if operation == "PutRule":
+        name = str(params.get("Name", ""))
+        if len(name) > MAX_RULE_NAME:
+            return _validation(
+                f"1 validation error detected: Value '{name}' at 'name' failed to satisfy constraint: "
+                f"Member must have length less than or equal to {MAX_RULE_NAME}"
+            )
+        if not RULE_NAME.match(name):
+            return _validation(
+                f"1 validation error detected: Value '{name}' at 'name' failed to satisfy constraint: "
+                "Member must satisfy regular expression pattern: [\\.\\-_A-Za-z0-9]+"
+            )
+        expression = params.get("ScheduleExpression")
+        if expression is not None and rate_seconds(str(expression)) is None and not str(expression).startswith("cron("):
+            return _validation("Parameter ScheduleExpression is not valid.")
+    if operation == "PutTargets":
+        for index, target in enumerate(params.get("Targets", []), start=1):
+            text = target.get("Input")
+            if text is None:
+                continue
+            if len(text) > MAX_TARGET_INPUT:
+                return _validation(
+                    f"1 validation error detected: Value at 'targets.{index}.member.input' failed to satisfy "
+                    f"constraint: Member must have length less than or equal to {MAX_TARGET_INPUT}"
+                )
+            try:
+                json.loads(text)
+            except ValueError:
+                return _validation(f"Target {target.get('Id')} Input is not valid JSON text.")
+    return None
+
+
+_LAMBDA_ROUTES = (
+    ("POST", re.compile(r"^/2015-03-31/functions/([^/]+)/policy$"), "AddPermission"),
+    ("DELETE", re.compile(r"^/2015-03-31/functions/([^/]+)/policy/([^/?]+)"), "RemovePermission"),
+    ("GET", re.compile(r"^/2015-03-31/functions/([^/]+)/policy"), "GetPolicy"),
+)
+
+
+def _classify(method: str, path: str, headers: Any, body: bytes) -> tuple[str, str, dict[str, Any]]:
+    target = headers.get("X-Amz-Target", "")
+    params: dict[str, Any] = {}
+    if target:
+        service_prefix, _, operation = target.partition(".")
+        with contextlib.suppress(ValueError):
+            params = json.loads(body or b"{}")
+        service = "events" if service_prefix == "AWSEvents" else "logs" if "Logs" in service_prefix else service_prefix
+        return service, operation, params
+    bare = path.split("?", maxsplit=1)[0]
+    for verb, pattern, operation in _LAMBDA_ROUTES:
+        match = pattern.match(bare)
+        if method == verb and match:
+            with contextlib.suppress(ValueError):
+                params = json.loads(body or b"{}")
+            params["FunctionName"] = match.group(1)
+            if operation == "RemovePermission":
+                params["StatementId"] = match.group(2)
+            return "lambda", operation, params
+    return "lambda" if bare.startswith("/2015-03-31/") else "other", f"{method} {bare}", params
+
+
+class _GatewayHandler(BaseHTTPRequestHandler):
+    server: _GatewayServer
+    protocol_version = "HTTP/1.1"
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.server.owner.handle(self, body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle  # noqa: N815
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """Quiet."""
+
+
+class _GatewayServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, owner: EventBridge) -> None:
+        super().__init__(("127.0.0.1", 0), _GatewayHandler)
+        self.owner = owner
+
+
+class EventBridge:
+    """moto (events, lambda, logs) behind a checking gateway, with a scheduler on the shared clock."""
+
+    def __init__(
+        self,
+        function: LambdaFunction,
+        clock: SimClock | None = None,
+        tick_seconds: float = 0.02,
+    ) -> None:
+        self.function = function
+        self.clock = clock or function.clock
+        self.region = function.region
+        self.account = function.account
+        self.tick_seconds = tick_seconds
+        self.calls: list[ApiCall] = []
+        self.firings: list[Firing] = []
+        self.rules: dict[str, RuleState] = {}
+        self.problems: list[str] = []
+        self._listeners: list[Callable[[str, Any], None]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._moto: Any = None
+        self._moto_url = ""
+        self._gateway: _GatewayServer | None = None
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> str:
+        """Start moto, the gateway and the scheduler; returns the gateway URL for AWS_ENDPOINT_URL_*."""
+        with _LIVE_LOCK:
+            if self.account in _LIVE_ACCOUNTS:
+                raise RuntimeError(
+                    f"an offline EventBridge for account {self.account} already runs in this process "
+                    "(moto keeps its state per process): stop it first or use another account"
+                )
+            _LIVE_ACCOUNTS.add(self.account)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto.start()
+        host, port = self._moto.get_host_and_port()
+        self._moto_url = f"http://{host}:{port}"
+        self._reset_account()
+        self._gateway = _GatewayServer(self)
+        self._threads = [
+            threading.Thread(target=self._gateway.serve_forever, args=(0.05,), daemon=True),
+            threading.Thread(target=self._schedule_loop, daemon=True),
+        ]
+        self._create_function()
+        for thread in self._threads:
+            thread.start()
+        return self.url
+
+    @property
+    def url(self) -> str:
+        """The gateway's base URL (what the function's AWS_ENDPOINT_URL_EVENTS/LAMBDA/LOGS point at)."""
+        assert self._gateway is not None, "start() first"
+        return f"http://127.0.0.1:{self._gateway.server_address[1]}"
+
+    def stop(self) -> None:
+        """Stop the scheduler, the gateway and moto."""
+        self._stop.set()
+        if self._gateway is not None:
+            self._gateway.shutdown()
+            self._gateway.server_close()
+            self._gateway = None
+        for thread in self._threads:
+            thread.join(timeout=2)
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+        with _LIVE_LOCK:
+            _LIVE_ACCOUNTS.discard(self.account)
+
+    def __enter__(self) -> EventBridge:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def client(self, service: str) -> Any:
+        """A boto3 client talking to moto directly as this world's account (calls are not recorded)."""
+        client = boto3.client(
+            service,  # type: ignore[call-overload]
+            region_name=self.region,
+            endpoint_url=self._moto_url,
+            aws_access_key_id="AKIAOFFLINEADMIN0000",
+            aws_secret_access_key="offline",  # noqa: S106 - moto accepts any
+        )
+
+        def _account_header(request: Any, **_: Any) -> None:
+            request.headers["x-moto-account-id"] = self.account
+
+        client.meta.events.register("before-sign.*.*", _account_header)
+        return client
+
+    def _reset_account(self) -> None:
+        with _LIVE_LOCK:
+            alone = {self.account} == _LIVE_ACCOUNTS
+        if alone:
+            connection = http.client.HTTPConnection(self._moto_url.removeprefix("http://"), timeout=10)
+            connection.request("POST", "/moto-api/reset")
+            connection.getresponse().read()
+            connection.close()
+
+    def _create_function(self) -> None:
+        """Register the provider function in moto so lambda:AddPermission has something to attach to."""
+        iam = self.client("iam")
+        role = iam.create_role(
+            RoleName=f"{self.function.function_name}-role"[:64],
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )["Role"]["Arn"]
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zipped:
+            zipped.writestr("placeholder.py", "# the offline world runs the real code from its code directory\n")
+        self.client("lambda").create_function(
+            FunctionName=self.function.function_name,
+            Runtime="python3.11",
+            Role=role,
+            Handler=self.function.handler,
+            Code={"ZipFile": archive.getvalue()},
+            Timeout=int(self.function.timeout_seconds),
+            MemorySize=self.function.memory_mb,
+        )
+
+    def add_listener(self, listener: Callable[[str, Any], None]) -> None:
+        """Call ``listener(kind, item)``: kind ``call`` (ApiCall), ``fire`` (Firing) or ``rule-gone`` (RuleState)."""
+        self._listeners.append(listener)
+
+    def _notify(self, kind: str, item: Any) -> None:
+        for listener in list(self._listeners):
+            with contextlib.suppress(Exception):
+                listener(kind, item)
+
+    # -- gateway -----------------------------------------------------------------------------------
+
+    def handle(self, request: _GatewayHandler, body: bytes) -> None:
+        """Check, record and forward one API call to moto."""
+        service, operation, params = _classify(request.command, request.path, request.headers, body)
+        admin = request.headers.get(ADMIN_HEADER) is not None
+        rejection = check_events_call(operation, params) if service == "events" else None
+        if rejection is not None:
+            status, payload = rejection
+            data = json.dumps(payload).encode()
+            headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "offline-gateway"}
+        else:
+            status, headers, data = self._forward(request, body)
+        error = None
+        if status >= 400:
+            error = self._error_code(headers, data)
+        call = ApiCall(service, operation, self.clock.now(), status, error, _summarise(params))
+        if not admin:
+            with self._lock:
+                self.calls.append(call)
+                if service == "events" and operation == "PutRule" and status < 400:
+                    self._track_rule(params, call.modelled)
+            self._notify("call", call)
+        request.send_response(status)
+        for key, value in headers.items():
+            if key.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
+                request.send_header(key, value)
+        request.send_header("Content-Length", str(len(data)))
+        request.end_headers()
+        request.wfile.write(data)
+
+    def _forward(self, request: _GatewayHandler, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        connection = http.client.HTTPConnection(self._moto_url.removeprefix("http://"), timeout=30)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("connection", ADMIN_HEADER)}
+        headers["x-moto-account-id"] = self.account
+        try:
+            connection.request(request.command, request.path, body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+    @staticmethod
+    def _error_code(headers: dict[str, str], data: bytes) -> str:
+        for key, value in headers.items():
+            if key.lower() == "x-amzn-errortype":
+                return value.split(":")[0]
+        with contextlib.suppress(ValueError, AttributeError):
+            payload = json.loads(data)
+            return str(payload.get("__type") or payload.get("Type") or payload.get("message", "error")).split("#")[-1]
+        return "error"
+
+    def _track_rule(self, params: dict[str, Any], created: float) -> None:
+        name = str(params.get("Name"))
+        period = rate_seconds(str(params.get("ScheduleExpression", "")))
+        if period is None:
+            return
+        arn = f"arn:aws:events:{self.region}:{self.account}:rule/{name}"
+        existing = self.rules.get(name)
+        if existing is None or existing.removed is not None:
+            self.rules[name] = RuleState(name, arn, period, created, created + period)
+        else:
+            existing.period = period
+
+    # -- scheduler ---------------------------------------------------------------------------------
+
+    def _schedule_loop(self) -> None:
+        events = self.client("events")
+        lambda_client = self.client("lambda")
+        while not self._stop.wait(self.tick_seconds):
+            try:
+                self._tick(events, lambda_client)
+            except Exception as exc:  # noqa: BLE001 - keep scheduling; report what broke
+                if not self._stop.is_set():
+                    self.problems.append(f"scheduler: {exc!r}")
+
+    def _tick(self, events: Any, lambda_client: Any) -> None:
+        with self._lock:
+            tracked = [rule for rule in self.rules.values() if rule.removed is None]
+        if not tracked:
+            return
+        listed = {rule["Name"]: rule for rule in events.list_rules()["Rules"]}
+        now = self.clock.now()
+        for rule in tracked:
+            current = listed.get(rule.name)
+            if current is None:
+                rule.removed = now
+                self._notify("rule-gone", rule)
+                continue
+            if current.get("State") != "ENABLED" or now < rule.next_fire:
+                continue
+            rule.next_fire = max(rule.next_fire + rule.period, now)
+            rule.fired += 1
+            self._fire(rule, events, lambda_client)
+
+    def _fire(self, rule: RuleState, events: Any, lambda_client: Any) -> None:
+        targets = events.list_targets_by_rule(Rule=rule.name)["Targets"]
+        if not targets:
+            self._record_firing(Firing(rule.name, self.clock.now(), time.monotonic(), None, "rule has no targets"))
+        for target in targets:
+            arn = str(target["Arn"])
+            if arn.split(":$", maxsplit=1)[0] != self.function.arn and not arn.startswith(self.function.arn + ":"):
+                problem = f"target {arn} is not the provider function {self.function.arn}"
+                self._record_firing(Firing(rule.name, self.clock.now(), time.monotonic(), None, problem))
+                continue
+            if not self._permitted(rule.arn, lambda_client):
+                problem = (
+                    "EventBridge may not invoke the function: its resource policy has no lambda:InvokeFunction "
+                    f"statement for events.amazonaws.com matching {rule.arn}"
+                )
+                self._record_firing(Firing(rule.name, self.clock.now(), time.monotonic(), None, problem))
+                continue
+            event = json.loads(target["Input"]) if "Input" in target else _scheduled_event(rule, self)
+            invocation = self.function.invoke_async(event, source=f"eventbridge:{rule.name}")
+            self._record_firing(Firing(rule.name, self.clock.now(), time.monotonic(), invocation))
+
+    def _record_firing(self, firing: Firing) -> None:
+        with self._lock:
+            self.firings.append(firing)
+            if firing.problem:
+                self.problems.append(f"{firing.rule}: {firing.problem}")
+        self._notify("fire", firing)
+
+    def _permitted(self, rule_arn: str, lambda_client: Any) -> bool:
+        try:
+            policy = json.loads(lambda_client.get_policy(FunctionName=self.function.function_name)["Policy"])
+        except Exception:  # noqa: BLE001 - no policy at all
+            return False
+        for statement in policy.get("Statement", []):
+            principal = statement.get("Principal", {})
+            service = principal.get("Service") if isinstance(principal, dict) else principal
+            action = statement.get("Action")
+            actions = action if isinstance(action, list) else [action]
+            if statement.get("Effect", "Allow") != "Allow" or service != "events.amazonaws.com":
+                continue
+            if not any(a in ("lambda:InvokeFunction", "lambda:*", "*") for a in actions):
+                continue
+            source = statement.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn")
+            if source is None or fnmatch.fnmatchcase(rule_arn, source):
+                return True
+        return False
+
+    # -- reporting ---------------------------------------------------------------------------------
+
+    def active_rules(self) -> list[str]:
+        """Names of scheduled rules that still exist (a leftover keeps invoking the function)."""
+        names = [rule["Name"] for rule in self.client("events").list_rules()["Rules"]]
+        return sorted(names)
+
+    def count(self, operation: str) -> int:
+        """How many successful calls of one operation (e.g. ``PutRule``, ``DeleteRule``) were made."""
+        return sum(1 for call in self.calls if call.operation == operation and call.status < 400)
+
+    def wait_quiet(self, timeout: float) -> bool:
+        """Wait (real seconds) until no rule is tracked as live; True if none."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if all(rule.removed is not None for rule in self.rules.values()):
+                    return True
+            time.sleep(self.tick_seconds)
+        return False
+
+    @property
+    def has_live_rules(self) -> bool:
+        """True while a scheduled rule created through the gateway has not been seen removed."""
+        with self._lock:
+            return any(rule.removed is None for rule in self.rules.values())
+
+
+def _scheduled_event(rule: RuleState, bridge: EventBridge) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": "offline-scheduled-event",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": bridge.account,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(bridge.clock.now())),
+        "region": bridge.region,
+        "resources": [rule.arn],
+        "detail": {},
+    }
+
+
+def _summarise(params: dict[str, Any]) -> dict[str, Any]:
+    """Keep the call parameters worth reporting; never the target Input (it holds the ResponseURL)."""
+    keep: dict[str, Any] = {}
+    for key in ("Name", "Rule", "ScheduleExpression", "State", "FunctionName", "StatementId", "Principal", "Ids"):
+        if key in params:
+            keep[key] = params[key]
+    if "Targets" in params:
+        keep["Targets"] = [
+            {"Id": t.get("Id"), "Arn": t.get("Arn"), "InputChars": len(t.get("Input") or "")} for t in params["Targets"]
+        ]
+    return keep

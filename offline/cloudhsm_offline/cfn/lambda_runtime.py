@@ -1,0 +1,608 @@
+"""Lambda runtime emulation: the handler runs in worker subprocesses like Lambda execution environments.
+
+A cold start launches a fresh Python process that imports the handler by its handler string from the
+code directory; warm workers are reused; concurrent invocations get separate workers up to a maximum
+concurrency. Each invocation gets a Lambda context whose remaining time is computed on the shared
+modelled clock, is killed when it runs past its modelled deadline (the worker is replaced), and has
+every stdout/stderr line captured. Asynchronous invocations are retried on error as Lambda does.
+
+By default the worker sees only the code directory, ``extra_sys_path`` and a runtime directory with
+boto3 and its dependencies (like the Lambda Python runtime), so a package that forgot to bundle a
+dependency fails to import here as it would in AWS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from cloudhsm_offline.clock import SimClock
+
+BOOTSTRAP = Path(__file__).with_name("_bootstrap.py")
+SENTINEL = "\x00offline-lambda-end "
+DEFAULT_HANDLER = "cloudhsm_backup_restore.app.handler"
+DEFAULT_FUNCTION_NAME = "cloudhsm-backup-restore-provider"
+# What the Lambda Python runtime ships besides the standard library.
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+ASYNC_RETRY_DELAYS = (60.0, 120.0)
+
+
+@dataclass
+class LogLine:
+    """One line the function wrote (stream ``stdout``/``stderr``) or the platform logged (``platform``)."""
+
+    request_id: str
+    stream: str
+    text: str
+    modelled: float
+    real: float
+
+
+@dataclass
+class InvocationRecord:
+    """What happened in one invocation (one attempt)."""
+
+    request_id: str
+    event: dict[str, Any]
+    source: str
+    attempt: int
+    cold: bool = False
+    init_seconds: float | None = None
+    start_modelled: float = 0.0
+    end_modelled: float | None = None
+    start_real: float = 0.0
+    end_real: float | None = None
+    result: Any = None
+    error: dict[str, Any] | None = None
+    timed_out: bool = False
+    max_memory_mb: int | None = None
+    worker_pid: int | None = None
+    logs: list[LogLine] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        """The event's RequestType (or ``?``)."""
+        return str(self.event.get("RequestType", "?"))
+
+    @property
+    def modelled_seconds(self) -> float | None:
+        """Modelled duration, once finished."""
+        return None if self.end_modelled is None else self.end_modelled - self.start_modelled
+
+    @property
+    def real_seconds(self) -> float | None:
+        """Real duration, once finished."""
+        return None if self.end_real is None else self.end_real - self.start_real
+
+    def log_text(self) -> str:
+        """All captured lines joined with newlines."""
+        return "\n".join(line.text for line in self.logs)
+
+
+class Invocation:
+    """Handle on an asynchronous invocation and its retries."""
+
+    def __init__(self, event: dict[str, Any], source: str) -> None:
+        self.event = event
+        self.source = source
+        self.attempts: list[InvocationRecord] = []
+        self._done = threading.Event()
+
+    @property
+    def done(self) -> bool:
+        """True once the last attempt finished (retries included)."""
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait (real seconds) until done; True if done."""
+        return self._done.wait(timeout)
+
+    @property
+    def record(self) -> InvocationRecord | None:
+        """The latest attempt."""
+        return self.attempts[-1] if self.attempts else None
+
+
+def runtime_dir_for(packages: Iterable[str], into: Path) -> Path:
+    """Make ``into`` a directory of symlinks to the installed top-level ``packages`` (a runtime layer)."""
+    into.mkdir(parents=True, exist_ok=True)
+    for name in packages:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            continue
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        link = into / source.name
+        if not link.exists():
+            link.symlink_to(source, target_is_directory=source.is_dir())
+    return into
+
+
+def clock_snapshot(clock: SimClock) -> dict[str, float]:
+    """The clock as a worker adopts it: modelled now, the matching real monotonic time, speed."""
+    return {"model_now": clock.now(), "real_monotonic": time.monotonic(), "speed": clock.speed}
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
+
+
+class _Worker:
+    """One execution environment: a subprocess running the bootstrap."""
+
+    def __init__(self, function: LambdaFunction, number: int) -> None:
+        self.function = function
+        self.log_stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
+        read_fd, write_fd = os.pipe()
+        env = function.worker_environment(self.log_stream)
+        env["OFFLINE_LAMBDA_RESULT_FD"] = str(write_fd)
+        env["OFFLINE_LAMBDA_CLOCK"] = json.dumps(clock_snapshot(function.clock))
+        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and bootstrap
+            [function.python, "-I", "-S", "-u", str(BOOTSTRAP)],
+            cwd=function.code_dir,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(write_fd,),
+        )
+        os.close(write_fd)
+        self.number = number
+        self.results: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._current: InvocationRecord | None = None
+        self._markers: dict[str, set[str]] = {}
+        self._lock = threading.Condition()
+        self.init_seconds: float | None = None
+        self.init_error: dict[str, Any] | None = None
+        self.init_logs: list[str] = []
+        self._threads = [
+            threading.Thread(target=self._read_results, args=(os.fdopen(read_fd, "rb"),), daemon=True),
+            threading.Thread(target=self._read_stream, args=("stdout", self.proc.stdout), daemon=True),
+            threading.Thread(target=self._read_stream, args=("stderr", self.proc.stderr), daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait for the Init phase (importing the handler) to finish; real seconds (compute is not compressed)."""
+        try:
+            message = self.results.get(timeout=timeout)
+        except queue.Empty:
+            message = None
+        if message is None:
+            self.kill()
+            self.init_error = {"errorType": "Runtime.InitTimeout", "errorMessage": "Init phase timed out"}
+            return
+        self.init_seconds = float(message.get("init_seconds") or 0.0)
+        self.init_error = message.get("init_error")
+        with self._lock:
+            self._lock.wait_for(lambda: len(self._markers.get("init", ())) >= 2, timeout=2.0)
+            self._markers.pop("init", None)
+
+    def _read_results(self, pipe: IO[bytes]) -> None:
+        with pipe:
+            for raw in pipe:
+                self.results.put(json.loads(raw))
+        self.results.put(None)
+
+    def _read_stream(self, name: str, pipe: IO[bytes] | None) -> None:
+        assert pipe is not None
+        with pipe:
+            for raw in pipe:
+                text = raw.decode("utf-8", "replace").rstrip("\n")
+                with self._lock:
+                    record = self._current
+                    if text.startswith(SENTINEL):
+                        self._markers.setdefault(text[len(SENTINEL) :], set()).add(name)
+                        self._lock.notify_all()
+                        continue
+                if record is not None:
+                    self.function.log(record, name, text)
+                elif not self.initialised_logs_done():
+                    self.init_logs.append(text)
+                elif text:
+                    self.function.orphan_lines.append(f"[worker {self.number} {name}] {text}")
+
+    def initialised_logs_done(self) -> bool:
+        """True once both streams passed the Init phase's end marker."""
+        return len(self._markers.get("init", ())) >= 2 or self.init_seconds is not None
+
+    def alive(self) -> bool:
+        """Whether the process still runs."""
+        return self.proc.poll() is None
+
+    def run(self, record: InvocationRecord, deadline_modelled: float) -> dict[str, Any] | None:
+        """Run one invocation; None when it ran past its deadline (the worker is then killed)."""
+        function = self.function
+        with self._lock:
+            self._current = record
+        request = {
+            "event": record.event,
+            "context": function.context_fields(record.request_id, deadline_modelled, self.log_stream),
+            "clock": clock_snapshot(function.clock),
+        }
+        stdin = self.proc.stdin
+        assert stdin is not None
+        try:
+            stdin.write((json.dumps(request) + "\n").encode())
+            stdin.flush()
+        except OSError:
+            return {"error": {"errorType": "Runtime.ExitError", "errorMessage": "worker is gone"}}
+        real_left = max(0.0, function.clock.real_seconds(deadline_modelled - function.clock.now()))
+        try:
+            message = self.results.get(timeout=real_left)
+        except queue.Empty:
+            message = None
+        if message is None and self.alive():
+            self.kill()
+            return None
+        if message is None:
+            self.proc.wait()
+            return {
+                "error": {
+                    "errorType": "Runtime.ExitError",
+                    "errorMessage": f"RequestId: {record.request_id} Error: Runtime exited with error: "
+                    f"exit status {self.proc.returncode}",
+                },
+            }
+        with self._lock:
+            self._lock.wait_for(lambda: len(self._markers.get(record.request_id, ())) >= 2, timeout=2.0)
+            self._markers.pop(record.request_id, None)
+            self._current = None
+        return message
+
+    def memory_high_water_mb(self) -> int | None:
+        """Peak resident memory of the worker (VmHWM), Linux only."""
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+        except OSError:
+            return None
+        return None
+
+    def kill(self) -> None:
+        """Terminate the process at once."""
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> None:
+        """Close stdin and let the process exit; kill it if it lingers."""
+        with contextlib.suppress(OSError):
+            if self.proc.stdin:
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+Listener = Callable[[str, InvocationRecord], None]
+
+
+class LambdaFunction:
+    """A Lambda function whose handler runs in worker subprocesses on a shared modelled clock.
+
+    ``sys.path`` in the worker: ``code_dir``, ``extra_sys_path``, a layer of symlinks to the installed
+    ``layer_packages`` (e.g. ``("crhelper",)`` for the bare ``handler/`` directory), then a runtime of
+    ``runtime_packages`` (boto3 and its dependencies; ``None`` exposes this interpreter's site-packages).
+    """
+
+    def __init__(
+        self,
+        code_dir: str | os.PathLike[str],
+        handler: str = DEFAULT_HANDLER,
+        *,
+        env: Mapping[str, str] | None = None,
+        timeout_seconds: float = 300,
+        memory_mb: int = 256,
+        function_name: str = DEFAULT_FUNCTION_NAME,
+        clock: SimClock | None = None,
+        extra_sys_path: Iterable[str | os.PathLike[str]] = (),
+        region: str = "us-east-1",
+        account: str = "123456789012",
+        max_concurrency: int = 10,
+        async_retry_delays: Iterable[float] = ASYNC_RETRY_DELAYS,
+        runtime_packages: Iterable[str] | None = RUNTIME_PACKAGES,
+        layer_packages: Iterable[str] = (),
+        python: str = sys.executable,
+    ) -> None:
+        self.code_dir = str(Path(code_dir).resolve())
+        self.handler = handler
+        self.env = dict(env or {})
+        self.timeout_seconds = float(timeout_seconds)
+        self.memory_mb = memory_mb
+        self.function_name = function_name
+        self.clock = clock or SimClock()
+        self.region = region
+        self.account = account
+        self.max_concurrency = max_concurrency
+        self.async_retry_delays = tuple(async_retry_delays)
+        self.python = python
+        self.init_timeout_real = 30.0
+        self.arn = f"arn:aws:lambda:{region}:{account}:function:{function_name}"
+        self.records: list[InvocationRecord] = []
+        self.invocations: list[Invocation] = []
+        self.orphan_lines: list[str] = []
+        self._tmp = tempfile.TemporaryDirectory(prefix="offline-lambda-")
+        paths = [str(Path(p).resolve()) for p in extra_sys_path]
+        self.layer_packages = tuple(layer_packages)
+        if self.layer_packages:
+            paths.append(str(runtime_dir_for(self.layer_packages, Path(self._tmp.name) / "layer")))
+        if runtime_packages is not None:
+            paths.append(str(runtime_dir_for(runtime_packages, Path(self._tmp.name) / "runtime")))
+        else:
+            paths.extend(p for p in sys.path if p.endswith("site-packages"))
+        self.sys_path = [self.code_dir, *paths]
+        self._listeners: list[Listener] = []
+        self._idle: list[_Worker] = []
+        self._workers: list[_Worker] = []
+        self._busy = 0
+        self._pending = 0
+        self._cond = threading.Condition()
+        self._closed = threading.Event()
+        self._worker_count = 0
+
+    # -- configuration seen by the worker ---------------------------------------------------------
+
+    def worker_environment(self, log_stream: str) -> dict[str, str]:
+        """The environment of an execution environment: Lambda's variables plus ``env``."""
+        base = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "TZ": ":UTC",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+            "LAMBDA_TASK_ROOT": self.code_dir,
+            "LAMBDA_RUNTIME_DIR": self._tmp.name,
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+            "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": self.log_group_name,
+            "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": "ASIAOFFLINEEXAMPLE00",
+            "AWS_SECRET_ACCESS_KEY": "offline-secret-access-key",
+            "AWS_SESSION_TOKEN": "offline-session-token",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "_HANDLER": self.handler,
+            "OFFLINE_LAMBDA_CLOCK_SPEED": repr(self.clock.speed),
+            "OFFLINE_LAMBDA_SYS_PATH": os.pathsep.join(self.sys_path),
+        }
+        base.update(self.env)
+        return base
+
+    @property
+    def log_group_name(self) -> str:
+        """``/aws/lambda/<function name>``."""
+        return f"/aws/lambda/{self.function_name}"
+
+    def context_fields(self, request_id: str, deadline_modelled: float, log_stream: str) -> dict[str, Any]:
+        """The fields of the context object the worker builds."""
+        return {
+            "function_name": self.function_name,
+            "function_version": "$LATEST",
+            "invoked_function_arn": self.arn,
+            "memory_limit_in_mb": self.memory_mb,
+            "aws_request_id": request_id,
+            "log_group_name": self.log_group_name,
+            "log_stream_name": log_stream,
+            "deadline": deadline_modelled,
+        }
+
+    # -- observation -------------------------------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(phase, record)`` with phase ``start`` or ``end`` for each attempt."""
+        self._listeners.append(listener)
+
+    def _notify(self, phase: str, record: InvocationRecord) -> None:
+        for listener in list(self._listeners):
+            with contextlib.suppress(Exception):
+                listener(phase, record)
+
+    def log(self, record: InvocationRecord, stream: str, text: str) -> None:
+        """Append a log line to an invocation."""
+        record.logs.append(LogLine(record.request_id, stream, text, self.clock.now(), time.monotonic()))
+
+    def all_logs(self) -> list[LogLine]:
+        """Every captured line of every invocation, in invocation order."""
+        return [line for record in list(self.records) for line in record.logs]
+
+    def log_text(self) -> str:
+        """Every captured line joined with newlines (plus lines written outside invocations)."""
+        return "\n".join([*(line.text for line in self.all_logs()), *self.orphan_lines])
+
+    @property
+    def busy(self) -> bool:
+        """True while an invocation runs or waits (retries included)."""
+        with self._cond:
+            return self._pending > 0
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait (real seconds) until nothing runs or waits; True if idle."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._pending > 0:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(left if left is not None else 0.5)
+        return True
+
+    @property
+    def cold_starts(self) -> int:
+        """How many attempts started a new execution environment."""
+        return sum(1 for record in self.records if record.cold)
+
+    # -- invocation --------------------------------------------------------------------------------
+
+    def invoke(self, event: dict[str, Any], source: str = "direct") -> InvocationRecord:
+        """Invoke synchronously (RequestResponse): one attempt, no retries."""
+        with self._cond:
+            self._pending += 1
+        try:
+            return self._attempt(event, source, 1)
+        finally:
+            with self._cond:
+                self._pending -= 1
+                self._cond.notify_all()
+
+    def invoke_async(self, event: dict[str, Any], source: str = "async", retries: bool = True) -> Invocation:
+        """Invoke with the Event invocation type: queued, retried on error (60 s, then 120 s later)."""
+        invocation = Invocation(json.loads(json.dumps(event)), source)
+        self.invocations.append(invocation)
+        with self._cond:
+            self._pending += 1
+        thread = threading.Thread(target=self._run_async, args=(invocation, retries), daemon=True)
+        thread.start()
+        return invocation
+
+    def _run_async(self, invocation: Invocation, retries: bool) -> None:
+        delays = list(self.async_retry_delays) if retries else []
+        try:
+            attempt = 1
+            while not self._closed.is_set():
+                record = self._attempt(invocation.event, invocation.source, attempt)
+                invocation.attempts.append(record)
+                if record.error is None or not delays:
+                    break
+                delay = delays.pop(0)
+                if self._closed.wait(self.clock.real_seconds(delay)):
+                    break
+                attempt += 1
+        finally:
+            invocation._done.set()
+            with self._cond:
+                self._pending -= 1
+                self._cond.notify_all()
+
+    def _acquire(self) -> tuple[_Worker, bool]:
+        with self._cond:
+            while not self._idle and self._busy >= self.max_concurrency:
+                self._cond.wait(0.5)
+            self._busy += 1
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.alive():
+                    return worker, False
+            self._worker_count += 1
+            number = self._worker_count
+        try:
+            worker = _Worker(self, number)
+            worker.wait_ready(self.init_timeout_real)
+        except BaseException:
+            with self._cond:
+                self._busy -= 1
+                self._cond.notify_all()
+            raise
+        with self._cond:
+            self._workers.append(worker)
+        return worker, True
+
+    def _release(self, worker: _Worker, reuse: bool) -> None:
+        with self._cond:
+            self._busy -= 1
+            if reuse and worker.alive() and not self._closed.is_set():
+                self._idle.append(worker)
+            self._cond.notify_all()
+        if not reuse:
+            worker.stop()
+
+    def _attempt(self, event: dict[str, Any], source: str, attempt: int) -> InvocationRecord:
+        record = InvocationRecord(str(uuid.uuid4()), event, source, attempt)
+        worker, cold = self._acquire()
+        record.cold = cold
+        if cold:
+            record.init_seconds = worker.init_seconds
+            for text in worker.init_logs:
+                self.log(record, "init", text)
+        record.worker_pid = worker.proc.pid
+        record.start_modelled = self.clock.now()
+        record.start_real = time.monotonic()
+        self.records.append(record)
+        self._platform(record, f"START RequestId: {record.request_id} Version: $LATEST")
+        self._notify("start", record)
+        deadline = record.start_modelled + self.timeout_seconds
+        reuse = True
+        try:
+            message = worker.run(record, deadline)
+        except Exception as exc:  # noqa: BLE001 - a broken worker must not hang the caller
+            message = {"error": {"errorType": "Runtime.Unknown", "errorMessage": repr(exc)}}
+            reuse = False
+        record.end_modelled = self.clock.now()
+        record.end_real = time.monotonic()
+        record.max_memory_mb = worker.memory_high_water_mb() if worker.alive() else None
+        if message is None:
+            record.timed_out = True
+            record.error = {
+                "errorType": "Sandbox.Timedout",
+                "errorMessage": f"Task timed out after {self.timeout_seconds:.2f} seconds",
+            }
+            self._platform(
+                record,
+                f"{_iso(record.end_modelled)} {record.request_id} "
+                f"Task timed out after {self.timeout_seconds:.2f} seconds",
+            )
+            reuse = False
+        else:
+            record.result = message.get("result")
+            record.error = message.get("error")
+            if message.get("init_failed") or not worker.alive():
+                reuse = False
+        self._platform(record, f"END RequestId: {record.request_id}")
+        self._platform(record, self._report_line(record))
+        self._release(worker, reuse)
+        self._notify("end", record)
+        return record
+
+    def _report_line(self, record: InvocationRecord) -> str:
+        duration_ms = (record.modelled_seconds or 0.0) * 1000
+        line = (
+            f"REPORT RequestId: {record.request_id}\tDuration: {duration_ms:.2f} ms\t"
+            f"Billed Duration: {int(duration_ms) + 1} ms\tMemory Size: {self.memory_mb} MB\t"
+            f"Max Memory Used: {record.max_memory_mb or 0} MB"
+        )
+        if record.init_seconds is not None:
+            line += f"\tInit Duration: {record.init_seconds * 1000:.2f} ms"
+        if record.timed_out:
+            line += "\tStatus: timeout"
+        return line
+
+    def _platform(self, record: InvocationRecord, text: str) -> None:
+        self.log(record, "platform", text)
+
+    def close(self) -> None:
+        """Stop every worker and cancel pending retries."""
+        self._closed.set()
+        with self._cond:
+            workers = list(self._workers)
+            self._idle.clear()
+        for worker in workers:
+            worker.stop()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> LambdaFunction:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,221 @@
+"""The ResponseURL endpoint: an HTTPS server on 127.0.0.1 standing in for CloudFormation's presigned S3 URLs.
+
+Its certificate comes from a throw-away trustme CA whose PEM is written to a temporary file; that
+path becomes the function's ``AWS_CA_BUNDLE``. Each request gets a presigned-looking URL whose
+``X-Amz-Signature`` (64 random hex characters) is the secret a handler must never log.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import ssl
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import trustme
+
+from cloudhsm_offline.clock import SimClock
+
+PATH_PREFIX = "/cloudformation-custom-resource-response/"
+
+
+@dataclass
+class ReceivedResponse:
+    """One PUT to a ResponseURL."""
+
+    request_id: str
+    raw: bytes
+    headers: dict[str, str]
+    modelled: float
+    real: float
+    signature_ok: bool
+    parsed: Any = None
+    parse_error: str | None = None
+
+    @property
+    def size(self) -> int:
+        """Body length in bytes."""
+        return len(self.raw)
+
+
+@dataclass
+class MintedUrl:
+    """A ResponseURL handed out for one request."""
+
+    request_id: str
+    url: str
+    signature: str
+    responses: list[ReceivedResponse] = field(default_factory=list)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_PUT(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        status = self.server.owner.receive(self.path, body, dict(self.headers.items()))
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        self.send_response(405)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """Stay quiet: the URL holds the secret."""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, owner: ResponseServer) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.owner = owner
+
+
+class ResponseServer:
+    """HTTPS endpoint for ResponseURLs; records every body PUT to it."""
+
+    def __init__(self, clock: SimClock | None = None, region: str = "us-east-1") -> None:
+        self.clock = clock or SimClock()
+        self.region = region
+        self._ca = trustme.CA()
+        self._tmp = tempfile.TemporaryDirectory(prefix="offline-responses-")
+        self.ca_bundle = str(Path(self._tmp.name) / "offline-ca.pem")
+        self._ca.cert_pem.write_to_path(self.ca_bundle)
+        self._minted: dict[str, MintedUrl] = {}
+        self._by_request: dict[str, list[MintedUrl]] = {}
+        self._lock = threading.Condition()
+        self._listeners: list[Callable[[ReceivedResponse], None]] = []
+        self.stray: list[tuple[str, bytes]] = []
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> str:
+        """Start serving; returns the base URL."""
+        server = _Server(self)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        return self.url
+
+    @property
+    def url(self) -> str:
+        """``https://127.0.0.1:<port>``."""
+        assert self._server is not None, "start() first"
+        return f"https://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        """Stop serving and delete the CA file."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        self._tmp.cleanup()
+
+    def __enter__(self) -> ResponseServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context trusting only the offline CA (for tests that PUT themselves)."""
+        return ssl.create_default_context(cafile=self.ca_bundle)
+
+    def add_listener(self, listener: Callable[[ReceivedResponse], None]) -> None:
+        """Call ``listener(response)`` for every recorded PUT."""
+        self._listeners.append(listener)
+
+    def mint(self, stack_id: str, request_id: str) -> str:
+        """A presigned-looking URL for one request."""
+        signature = secrets.token_hex(32)
+        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.clock.now()))
+        credential = f"AKIAOFFLINEEXAMPLE00/{amz_date[:8]}/{self.region}/s3/aws4_request"
+        stack_part = urllib.parse.quote(stack_id, safe="")
+        key = f"{PATH_PREFIX}{stack_part}%7C{request_id}"
+        query = urllib.parse.urlencode(
+            {
+                "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+                "X-Amz-Credential": credential,
+                "X-Amz-Date": amz_date,
+                "X-Amz-Expires": "7200",
+                "X-Amz-SignedHeaders": "host",
+                "X-Amz-Signature": signature,
+            }
+        )
+        url = f"{self.url}{key}?{query}"
+        minted = MintedUrl(request_id, url, signature)
+        with self._lock:
+            self._minted[signature] = minted
+            self._by_request.setdefault(request_id, []).append(minted)
+        return url
+
+    def receive(self, path: str, body: bytes, headers: dict[str, str]) -> int:
+        """Record a PUT; 403 for an unknown or tampered URL, else 200."""
+        parsed_url = urllib.parse.urlsplit(path)
+        signature = urllib.parse.parse_qs(parsed_url.query).get("X-Amz-Signature", [""])[0]
+        with self._lock:
+            minted = self._minted.get(signature)
+            if minted is None or not minted.url.endswith(path):
+                self.stray.append((parsed_url.path, body))
+                return 403
+        response = ReceivedResponse(
+            minted.request_id, body, headers, self.clock.now(), time.monotonic(), signature_ok=True
+        )
+        try:
+            response.parsed = json.loads(body)
+        except ValueError as exc:
+            response.parse_error = str(exc)
+        with self._lock:
+            minted.responses.append(response)
+            self._lock.notify_all()
+        for listener in list(self._listeners):
+            listener(response)
+        return 200
+
+    def responses(self, request_id: str | None = None) -> list[ReceivedResponse]:
+        """Every recorded PUT (for one request id, or all)."""
+        with self._lock:
+            groups = (
+                self._by_request.get(request_id, [])
+                if request_id is not None
+                else [m for ms in self._by_request.values() for m in ms]
+            )
+            return sorted((r for m in groups for r in m.responses), key=lambda r: r.real)
+
+    def responses_for_url(self, url: str) -> list[ReceivedResponse]:
+        """Every PUT to one minted URL."""
+        signature = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query).get("X-Amz-Signature", [""])[0]
+        with self._lock:
+            minted = self._minted.get(signature)
+            return list(minted.responses) if minted else []
+
+    def wait_for_response(self, url: str, timeout: float | None) -> ReceivedResponse | None:
+        """Wait (real seconds) for the first PUT to ``url``."""
+        signature = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["X-Amz-Signature"][0]
+        with self._lock:
+            minted = self._minted[signature]
+            self._lock.wait_for(lambda: bool(minted.responses), timeout=timeout)
+            return minted.responses[0] if minted.responses else None
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every signature minted so far (to check none leaked into logs)."""
+        with self._lock:
+            return list(self._minted)

@@ -1,0 +1,478 @@
+"""CloudFormation's side of the custom-resource protocol: events out, responses in, lifecycle rules applied.
+
+Events are built as CloudFormation builds them (every scalar property becomes a string, ServiceToken
+and ServiceTimeout inside ResourceProperties, a presigned-looking HTTPS ResponseURL) and sent with
+the Event invocation type. The first response (or ServiceTimeout) decides the operation; it is
+validated as CloudFormation would. Replacement (an Update returning a new PhysicalResourceId) is
+followed by a cleanup Delete of the old id with the old properties; a failed Create by a rollback
+Delete carrying the FAILED response's PhysicalResourceId; a failed Update by a rollback Update.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import secrets
+import string
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cloudhsm_offline.cfn import checks
+from cloudhsm_offline.cfn.checks import Violation
+from cloudhsm_offline.cfn.eventbridge import EventBridge
+from cloudhsm_offline.cfn.lambda_runtime import Invocation, LambdaFunction
+from cloudhsm_offline.cfn.response_server import ReceivedResponse, ResponseServer
+from cloudhsm_offline.clock import SimClock
+
+DEFAULT_RESOURCE_TYPE = "Custom::CloudHsmBackupRestore"
+DEFAULT_SERVICE_TIMEOUT = 3600
+
+
+def cfn_string(value: Any) -> Any:
+    """Convert property values as CloudFormation does: scalars become strings, containers keep their shape."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): cfn_string(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [cfn_string(v) for v in value]
+    return value
+
+
+@dataclass
+class ResourceState:
+    """What the simulated stack remembers about a custom resource."""
+
+    logical_id: str
+    resource_type: str
+    physical_id: str
+    properties: dict[str, Any]
+    data: dict[str, Any]
+
+
+@dataclass
+class Outcome:
+    """The result of one operation as CloudFormation records it."""
+
+    operation: str
+    logical_id: str
+    request_id: str
+    role: str
+    status: str
+    reason: str
+    physical_resource_id: str | None
+    data: dict[str, Any]
+    response_status: str | None
+    response_bytes: int | None
+    elapsed_modelled: float
+    elapsed_real: float
+    invocations: int
+    violations: list[Violation]
+    event: dict[str, Any]
+    responses: list[ReceivedResponse]
+    timed_out: bool = False
+    deliveries: int = 1
+    followups: list[Outcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """SUCCESS with no violations."""
+        return self.status == "SUCCESS" and not self.violations
+
+    @property
+    def all_ok(self) -> bool:
+        """This outcome and every follow-up (cleanup, rollback) are ok."""
+        return self.ok and all(f.all_ok for f in self.followups)
+
+    def followup(self, role: str) -> Outcome | None:
+        """The follow-up with this role (``cleanup``, ``rollback``, ``update-rollback``)."""
+        return next((f for f in self.followups if f.role == role), None)
+
+    @property
+    def cleanup(self) -> Outcome | None:
+        """The Delete of the replaced resource, if any."""
+        return self.followup("cleanup")
+
+    @property
+    def rollback(self) -> Outcome | None:
+        """The rollback Delete (failed Create) or rollback Update (failed Update), if any."""
+        return self.followup("rollback") or self.followup("update-rollback")
+
+    def flatten(self) -> list[Outcome]:
+        """This outcome followed by its follow-ups, depth first."""
+        return [self, *(o for f in self.followups for o in f.flatten())]
+
+    def summary(self) -> str:
+        """One line: operation, status, physical id, reason."""
+        text = f"{self.operation} {self.logical_id} ({self.role}): {self.status} {self.physical_resource_id or '-'}"
+        if self.reason:
+            text += f" - {self.reason}"
+        return text
+
+
+Listener = Callable[[str, Any], None]
+
+
+class CloudFormationSimulator:
+    """Sends custom-resource events to a LambdaFunction and judges the responses as CloudFormation does."""
+
+    def __init__(
+        self,
+        function: LambdaFunction,
+        responses: ResponseServer,
+        clock: SimClock | None = None,
+        *,
+        eventbridge: EventBridge | None = None,
+        stack_name: str = "offline-stack",
+        region: str = "us-east-1",
+        account: str = "123456789012",
+        service_token: str | None = None,
+        duplicate_delivery: bool = False,
+        fast_forward_idle: bool = True,
+        settle: bool = True,
+    ) -> None:
+        self.function = function
+        self.responses = responses
+        self.clock = clock or function.clock
+        self.eventbridge = eventbridge
+        self.stack_name = stack_name
+        self.region = region
+        self.account = account
+        self.stack_id = f"arn:aws:cloudformation:{region}:{account}:stack/{stack_name}/{uuid.uuid4()}"
+        self.service_token = service_token or function.arn
+        self.duplicate_delivery = duplicate_delivery
+        self.fast_forward_idle = fast_forward_idle
+        self.settle = settle
+        self.resources: dict[str, ResourceState] = {}
+        self.outcomes: list[Outcome] = []
+        self.events: list[dict[str, Any]] = []
+        self._deliveries: dict[str, list[Invocation]] = {}
+        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+
+    # -- observation -------------------------------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(kind, item)``: ``event`` (dict, when sent) and ``outcome`` (Outcome, when decided)."""
+        self._listeners.append(listener)
+
+    def _notify(self, kind: str, item: Any) -> None:
+        for listener in list(self._listeners):
+            listener(kind, item)
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def build_event(
+        self,
+        request_type: str,
+        logical_id: str,
+        properties: Mapping[str, Any],
+        resource_type: str = DEFAULT_RESOURCE_TYPE,
+        *,
+        physical_id: str | None = None,
+        old_properties: Mapping[str, Any] | None = None,
+        service_timeout: int | None = None,
+    ) -> dict[str, Any]:
+        """An event exactly as CloudFormation sends it (with a fresh RequestId and ResponseURL)."""
+        request_id = str(uuid.uuid4())
+        event: dict[str, Any] = {
+            "RequestType": request_type,
+            "ServiceToken": self.service_token,
+            "ResponseURL": self.responses.mint(self.stack_id, request_id),
+            "StackId": self.stack_id,
+            "RequestId": request_id,
+            "LogicalResourceId": logical_id,
+            "ResourceType": resource_type,
+        }
+        if physical_id is not None:
+            event["PhysicalResourceId"] = physical_id
+        event["ResourceProperties"] = self.resource_properties(properties, service_timeout)
+        if old_properties is not None:
+            event["OldResourceProperties"] = self.resource_properties(old_properties, None)
+        return event
+
+    def resource_properties(self, properties: Mapping[str, Any], service_timeout: int | None) -> dict[str, Any]:
+        """ServiceToken first, then the template's properties converted to strings."""
+        props = dict(properties)
+        props.setdefault("ServiceToken", self.service_token)
+        if service_timeout is not None:
+            if not 1 <= int(service_timeout) <= 3600:
+                raise ValueError("ServiceTimeout must be between 1 and 3600 seconds")
+            props["ServiceTimeout"] = service_timeout
+        ordered = {"ServiceToken": props.pop("ServiceToken"), **props}
+        converted = cfn_string(ordered)
+        assert isinstance(converted, dict)
+        return converted
+
+    @staticmethod
+    def service_timeout_of(event: Mapping[str, Any]) -> float:
+        """The ServiceTimeout CloudFormation applies to this event (default 3600 s)."""
+        value = event.get("ResourceProperties", {}).get("ServiceTimeout")
+        return float(value) if value is not None else float(DEFAULT_SERVICE_TIMEOUT)
+
+    # -- operations --------------------------------------------------------------------------------
+
+    def create(
+        self,
+        logical_id: str,
+        properties: Mapping[str, Any],
+        resource_type: str = DEFAULT_RESOURCE_TYPE,
+        service_timeout: int | None = None,
+        rollback: bool = True,
+    ) -> Outcome:
+        """Create a resource; a FAILED Create is followed by a rollback Delete."""
+        event = self.build_event("Create", logical_id, properties, resource_type, service_timeout=service_timeout)
+        outcome = self.send(event, role="request")
+        if outcome.status == "SUCCESS" and outcome.physical_resource_id:
+            self.resources[logical_id] = ResourceState(
+                logical_id, resource_type, outcome.physical_resource_id, dict(properties), outcome.data
+            )
+        elif rollback:
+            physical_id = outcome.physical_resource_id
+            if not physical_id or any(v.code.startswith("physical-id") for v in outcome.violations):
+                physical_id = self._invented_physical_id(logical_id)
+            delete = self.build_event(
+                "Delete",
+                logical_id,
+                properties,
+                resource_type,
+                physical_id=physical_id,
+                service_timeout=service_timeout,
+            )
+            outcome.followups.append(self.send(delete, role="rollback"))
+        return outcome
+
+    def update(
+        self,
+        logical_id: str,
+        properties: Mapping[str, Any],
+        *,
+        service_timeout: int | None = None,
+        old_properties: Mapping[str, Any] | None = None,
+        physical_id: str | None = None,
+        rollback: bool = True,
+    ) -> Outcome:
+        """Update a resource; a new PhysicalResourceId means replacement (cleanup Delete of the old one)."""
+        state = self.resources.get(logical_id)
+        if state is None and (old_properties is None or physical_id is None):
+            raise KeyError(f"{logical_id} was not created; pass old_properties and physical_id")
+        resource_type = state.resource_type if state else DEFAULT_RESOURCE_TYPE
+        old_props = dict(old_properties if old_properties is not None else state.properties)  # type: ignore[union-attr]
+        old_id = physical_id or state.physical_id  # type: ignore[union-attr]
+        event = self.build_event(
+            "Update",
+            logical_id,
+            properties,
+            resource_type,
+            physical_id=old_id,
+            old_properties=old_props,
+            service_timeout=service_timeout,
+        )
+        outcome = self.send(event, role="request")
+        if outcome.status == "SUCCESS" and outcome.physical_resource_id:
+            self.resources[logical_id] = ResourceState(
+                logical_id, resource_type, outcome.physical_resource_id, dict(properties), outcome.data
+            )
+            if outcome.physical_resource_id != old_id:
+                delete = self.build_event("Delete", logical_id, old_props, resource_type, physical_id=old_id)
+                outcome.followups.append(self.send(delete, role="cleanup"))
+        elif rollback:
+            back = self.build_event(
+                "Update", logical_id, old_props, resource_type, physical_id=old_id, old_properties=properties
+            )
+            outcome.followups.append(self.send(back, role="update-rollback"))
+        return outcome
+
+    def delete(
+        self,
+        logical_id: str,
+        properties: Mapping[str, Any] | None = None,
+        physical_id: str | None = None,
+        resource_type: str | None = None,
+    ) -> Outcome:
+        """Delete a resource (by default the one this stack created)."""
+        state = self.resources.get(logical_id)
+        if state is None and (properties is None or physical_id is None):
+            raise KeyError(f"{logical_id} was not created; pass properties and physical_id")
+        props = dict(properties if properties is not None else state.properties)  # type: ignore[union-attr]
+        the_id = physical_id or state.physical_id  # type: ignore[union-attr]
+        kind = resource_type or (state.resource_type if state else DEFAULT_RESOURCE_TYPE)
+        event = self.build_event("Delete", logical_id, props, kind, physical_id=the_id)
+        outcome = self.send(event, role="request")
+        if outcome.status == "SUCCESS":
+            self.resources.pop(logical_id, None)
+        return outcome
+
+    def deliver_again(self, event: Mapping[str, Any], source: str = "cloudformation:redelivery") -> Invocation:
+        """Invoke the function again with the very same event (same RequestId and ResponseURL)."""
+        invocation = self.function.invoke_async(dict(event), source=source)
+        self._deliveries.setdefault(str(event["RequestId"]), []).append(invocation)
+        return invocation
+
+    # -- the protocol ------------------------------------------------------------------------------
+
+    def send(self, event: dict[str, Any], role: str = "request", duplicate: bool | None = None) -> Outcome:
+        """Invoke the function asynchronously with ``event`` and decide the operation as CloudFormation does."""
+        request_id = str(event["RequestId"])
+        url = str(event["ResponseURL"])
+        timeout = self.service_timeout_of(event)
+        start_modelled, start_real = self.clock.now(), time.monotonic()
+        deadline = start_modelled + timeout
+        self.events.append(copy.deepcopy(event))
+        self._notify("event", event)
+        deliveries = self._deliveries.setdefault(request_id, [])
+        deliveries.append(self.function.invoke_async(event, source="cloudformation"))
+        if self.duplicate_delivery if duplicate is None else duplicate:
+            deliveries.append(self.function.invoke_async(event, source="cloudformation:duplicate"))
+        first = self._await_first(url, deadline)
+        timed_out = first is None or first.modelled > deadline
+        if not timed_out and self.settle:
+            self._settle()
+        elapsed_modelled = (first.modelled if first and not timed_out else self.clock.now()) - start_modelled
+        elapsed_real = (first.real if first and not timed_out else time.monotonic()) - start_real
+        outcome = self._judge(event, role, first, timed_out, deadline)
+        outcome.elapsed_modelled = elapsed_modelled
+        outcome.elapsed_real = elapsed_real
+        with self._lock:
+            self.outcomes.append(outcome)
+        self._notify("outcome", outcome)
+        return outcome
+
+    def _await_first(self, url: str, deadline: float) -> ReceivedResponse | None:
+        while True:
+            left = deadline - self.clock.now()
+            if left <= 0:
+                break
+            response = self.responses.wait_for_response(url, timeout=min(self.clock.real_seconds(left), 0.05))
+            if response is not None:
+                return response
+            if self.fast_forward_idle and self._idle():
+                # Nothing runs or is scheduled, so nothing can answer: jump to the deadline.
+                response = self.responses.wait_for_response(url, timeout=0.05)
+                if response is not None:
+                    return response
+                self.clock.advance(max(0.0, deadline - self.clock.now()))
+                break
+        responses = self.responses.responses_for_url(url)
+        return responses[0] if responses else None
+
+    def _idle(self) -> bool:
+        return not self.function.busy and not (self.eventbridge is not None and self.eventbridge.has_live_rules)
+
+    def _settle(self) -> None:
+        """Let the invocations of this request finish so that a second response can be noticed."""
+        bound = self.function.timeout_seconds + sum(self.function.async_retry_delays) + 5
+        self.function.wait_idle(timeout=self.clock.real_seconds(bound) + 5)
+        if self.eventbridge is not None:
+            self.eventbridge.wait_quiet(timeout=1.0)
+
+    def _judge(
+        self,
+        event: dict[str, Any],
+        role: str,
+        first: ReceivedResponse | None,
+        timed_out: bool,
+        deadline: float,
+    ) -> Outcome:
+        request_id = str(event["RequestId"])
+        responses = self.responses.responses_for_url(str(event["ResponseURL"]))
+        deliveries = len(self._deliveries.get(request_id, [])) or 1
+        violations: list[Violation] = []
+        body: dict[str, Any] | None = None
+        if first is not None:
+            body, found = checks.check_body(event, first.raw)
+            violations.extend(found)
+        if timed_out and first is not None:
+            violations.append(checks.late_violation(first.modelled - deadline))
+        violations.extend(self._duplicate_violations(responses, deliveries))
+        status = "FAILED"
+        if timed_out:
+            reason = checks.timeout_message(request_id)
+        elif body is None:
+            reason = "Invalid response object: " + "; ".join(v.message for v in violations)
+        elif violations:
+            reason = "Invalid response: " + "; ".join(v.message for v in violations)
+        else:
+            status = str(body.get("Status"))
+            reason = str(body.get("Reason") or "")
+        physical = body.get("PhysicalResourceId") if body is not None and not timed_out else None
+        data = body.get("Data") if body is not None and isinstance(body.get("Data"), dict) else {}
+        invocations = sum(1 for r in list(self.function.records) if r.event.get("RequestId") == request_id)
+        return Outcome(
+            operation=str(event["RequestType"]),
+            logical_id=str(event["LogicalResourceId"]),
+            request_id=request_id,
+            role=role,
+            status=status,
+            reason=reason,
+            physical_resource_id=physical if isinstance(physical, str) else None,
+            data=dict(data or {}),
+            response_status=None if body is None else str(body.get("Status")),
+            response_bytes=None if first is None else first.size,
+            elapsed_modelled=0.0,
+            elapsed_real=0.0,
+            invocations=invocations,
+            violations=violations,
+            event=event,
+            responses=responses,
+            timed_out=timed_out,
+            deliveries=deliveries,
+        )
+
+    @staticmethod
+    def _duplicate_violations(responses: list[ReceivedResponse], deliveries: int) -> list[Violation]:
+        violations = []
+        if len(responses) > deliveries:
+            violations.append(checks.duplicate_violation(len(responses)))
+        if len(responses) > 1:
+            keys = {_response_key(r) for r in responses}
+            if len(keys) > 1:
+                violations.append(
+                    Violation(
+                        "inconsistent-responses",
+                        "Responses to one request disagree: " + "; ".join(sorted(map(str, keys))),
+                    )
+                )
+        return violations
+
+    def _invented_physical_id(self, logical_id: str) -> str:
+        alphabet = string.ascii_uppercase + string.digits
+        return f"{self.stack_name}-{logical_id}-{''.join(secrets.choice(alphabet) for _ in range(12))}"
+
+    # -- after the fact ----------------------------------------------------------------------------
+
+    def verify(self) -> list[Violation]:
+        """Re-check every request now (late or duplicate responses) plus leftovers in EventBridge."""
+        found: list[Violation] = []
+        for outcome in list(self.outcomes):
+            responses = self.responses.responses_for_url(str(outcome.event["ResponseURL"]))
+            deliveries = len(self._deliveries.get(outcome.request_id, [])) or 1
+            for violation in self._duplicate_violations(responses, deliveries):
+                found.append(
+                    Violation(violation.code, f"{outcome.operation} {outcome.logical_id}: {violation.message}")
+                )
+        if self.eventbridge is not None:
+            for problem in self.eventbridge.problems:
+                found.append(Violation("eventbridge", problem))
+            for rule in self.eventbridge.active_rules():
+                found.append(Violation("rule-left-behind", f"EventBridge rule {rule} still exists"))
+        return found
+
+
+def _response_key(response: ReceivedResponse) -> tuple[str, str]:
+    body = response.parsed if isinstance(response.parsed, dict) else {}
+    return str(body.get("Status")), str(body.get("PhysicalResourceId"))
+
+
+def redact(event: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of an event whose ResponseURL query (the signature) is hidden."""
+    copied: dict[str, Any] = json.loads(json.dumps(event))
+    if "ResponseURL" in copied:
+        copied["ResponseURL"] = str(copied["ResponseURL"]).split("?")[0] + "?<redacted>"
+    return copied
