@@ -513,6 +513,8 @@ def test_pending_deletion_becomes_deleted_after_seven_days(
     assert client.describe_backups(Filters={"backupIds": [PENDING]})["Backups"][0]["BackupState"] == "DELETED"
     with pytest.raises(client.exceptions.CloudHsmInvalidRequestException, match="DELETED"):
         client.restore_backup(BackupId=PENDING)
+    with pytest.raises(client.exceptions.CloudHsmInvalidRequestException, match="DELETED"):
+        client.modify_backup_attributes(BackupId=PENDING, NeverExpires=True)
 
 
 def test_modify_sets_never_expires(emulator: CloudHsmEmulator, client: CloudHSMV2Client) -> None:
@@ -783,6 +785,19 @@ def test_demo_seed_has_two_tagged_backups_pending_deletion(aws_env: None, monkey
     assert all(len(b["TagList"]) >= 3 for b in backups)
 
 
+def test_seeded_faults_are_armed_and_come_back_on_reset(emulator: CloudHsmEmulator, client: CloudHSMV2Client) -> None:
+    emulator.seed({"backups": [{"id": PENDING}], "faults": {"throttle_next": {"n": 1, "operation": "RestoreBackup"}}})
+    with pytest.raises(ClientError) as exc:
+        client.restore_backup(BackupId=PENDING)
+    assert error_code(exc) == "ThrottlingException"
+    assert client.restore_backup(BackupId=PENDING)["Backup"]["BackupState"] == "READY"
+    emulator.reset()
+    with pytest.raises(ClientError) as exc:
+        client.restore_backup(BackupId=PENDING)
+    assert error_code(exc) == "ThrottlingException"
+    assert emulator.backup(PENDING)["BackupState"] == "PENDING_DELETION"
+
+
 @pytest.mark.parametrize(
     ("seed", "message"),
     [
@@ -870,3 +885,14 @@ def test_standalone_server_prints_the_export_line_and_serves_boto3(
             process.wait(timeout=10)
     assert sorted(b["BackupId"] for b in backups) == ["backup-demo2replace", "backup-demo2restore"]
     assert process.returncode == 0
+
+
+def test_standalone_server_refuses_a_bad_seed_with_the_reason(tmp_path: Path) -> None:
+    seed = tmp_path / "bad.yaml"
+    seed.write_text("backups:\n  - id: backup-1\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "offline")}
+    command = [sys.executable, "-m", "cloudhsm_offline.emulator", "--seed", str(seed)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=30, check=False)
+    assert result.returncode == 2
+    assert "backup-1" in result.stderr
+    assert result.stdout == ""

@@ -35,18 +35,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Start the emulator, print how to reach it, serve until SIGINT or SIGTERM."""
-    args = build_parser().parse_args(argv)
-    emulator = CloudHsmEmulator(
-        clock=SimClock(speed=args.speed), host=args.host, port=args.port, check_auth=not args.no_auth_check
-    )
-    emulator.seed(args.seed)
-    if args.region:
-        emulator.region = args.region
-    if args.restore_seconds is not None:
-        emulator.restore_seconds = args.restore_seconds
-    if args.restore_in_progress_state:
-        emulator.restore_in_progress_state = args.restore_in_progress_state
-    url = emulator.start()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        emulator = CloudHsmEmulator(
+            clock=SimClock(speed=args.speed), host=args.host, port=args.port, check_auth=not args.no_auth_check
+        )
+        emulator.seed(args.seed)
+        if args.region:
+            emulator.region = args.region
+        if args.restore_seconds is not None:
+            emulator.restore_seconds = args.restore_seconds
+        if args.restore_in_progress_state:
+            emulator.restore_in_progress_state = args.restore_in_progress_state
+        url = emulator.start()
+    except (OSError, TypeError, ValueError) as exc:
+        parser.error(str(exc))
     stopping = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:

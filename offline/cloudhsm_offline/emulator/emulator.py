@@ -22,17 +22,7 @@ from cloudhsm_offline.emulator.errors import (
     ResourceNotFoundError,
 )
 from cloudhsm_offline.emulator.faults import FaultPlan
-from cloudhsm_offline.emulator.model import (
-    RESTORE_WINDOW_SECONDS,
-    Backup,
-    BackupState,
-    BackupStore,
-    Clock,
-    Timestamp,
-    derived_id,
-    normalize_tags,
-    to_epoch,
-)
+from cloudhsm_offline.emulator.model import BackupStore, Clock, Timestamp, build_backup
 from cloudhsm_offline.emulator.operations import BackupApi
 from cloudhsm_offline.emulator.protocol import WireResponse, decode, encode_error, encode_result, identify
 from cloudhsm_offline.emulator.seed import Seed, load_seed
@@ -152,46 +142,12 @@ class CloudHsmEmulator:
         now for PENDING_DELETION and to just past the 7-day window for DELETED.
         """
         definition = {k: v for k, v in locals().items() if k != "self"}
-        backup = self._build(definition)
+        backup = build_backup(definition, self.clock.now())
         with self._lock:
             self.store.add(backup)
             self._definitions = [d for d in self._definitions if d["backup_id"] != backup_id]
             self._definitions.append(definition)
         return self.store.view(backup_id)
-
-    def _build(self, d: Mapping[str, Any]) -> Backup:
-        now = self.clock.now()
-        state = BackupState(d["state"])
-        deleted_at: float | None = None
-        if d.get("delete_timestamp") is not None:
-            deleted_at = to_epoch(d["delete_timestamp"])
-        elif d.get("deleted_seconds_ago") is not None:
-            deleted_at = now - float(d["deleted_seconds_ago"])
-        elif state is BackupState.PENDING_DELETION:
-            deleted_at = now
-        elif state is BackupState.DELETED:
-            deleted_at = now - RESTORE_WINDOW_SECONDS - 1
-        if deleted_at is not None and state not in (BackupState.PENDING_DELETION, BackupState.DELETED):
-            raise ValueError(f"{d['backup_id']}: a delete timestamp only applies to PENDING_DELETION or DELETED")
-        create = d.get("create_timestamp")
-        copy = d.get("copy_timestamp")
-        restore = d.get("restore_seconds")
-        return Backup(
-            backup_id=str(d["backup_id"]),
-            state=state,
-            cluster_id=d.get("cluster_id") or derived_id("cluster", str(d["backup_id"])),
-            create_timestamp=now if create is None else to_epoch(create),
-            tags=normalize_tags(d.get("tags")),
-            restore_seconds=None if restore is None else float(restore),
-            never_expires=bool(d.get("never_expires", False)),
-            hsm_type=d.get("hsm_type", "hsm2m.medium"),
-            mode=d.get("mode", "FIPS"),
-            deleted_at=deleted_at,
-            copy_timestamp=None if copy is None else to_epoch(copy),
-            source_region=d.get("source_region"),
-            source_backup=d.get("source_backup"),
-            source_cluster=d.get("source_cluster"),
-        )
 
     def seed(self, source: str | Path | Mapping[str, Any] | list[Any] | Seed) -> CloudHsmEmulator:
         """Apply a seed (file path, loaded data or ``Seed``): settings first, then backups and faults."""
@@ -229,7 +185,7 @@ class CloudHsmEmulator:
             if backups:
                 self.store.clear()
                 for definition in self._definitions:
-                    self.store.add(self._build(definition))
+                    self.store.add(build_backup(definition, self.clock.now()))
             if calls:
                 self.call_log.clear()
             if faults:

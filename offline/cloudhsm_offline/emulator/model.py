@@ -7,7 +7,7 @@ import hashlib
 import re
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -137,6 +137,44 @@ class Backup:
         return self.state
 
 
+def build_backup(d: Mapping[str, Any], now: float) -> Backup:
+    """A Backup from ``add_backup`` keywords, with defaults (cluster id, delete time) relative to ``now``."""
+    state = BackupState(d["state"])
+    deleted_at: float | None = None
+    if d.get("delete_timestamp") is not None:
+        deleted_at = to_epoch(d["delete_timestamp"])
+    elif d.get("deleted_seconds_ago") is not None:
+        deleted_at = now - float(d["deleted_seconds_ago"])
+    elif state is BackupState.PENDING_DELETION:
+        deleted_at = now
+    elif state is BackupState.DELETED:
+        deleted_at = now - RESTORE_WINDOW_SECONDS - 1
+    if deleted_at is not None and state not in (BackupState.PENDING_DELETION, BackupState.DELETED):
+        raise ValueError(f"{d['backup_id']}: a delete timestamp only applies to PENDING_DELETION or DELETED")
+    never_expires = d.get("never_expires", False)
+    if not isinstance(never_expires, bool):
+        raise TypeError(f"{d['backup_id']}: never_expires must be true or false, got {never_expires!r}")
+    create = d.get("create_timestamp")
+    copy = d.get("copy_timestamp")
+    restore = d.get("restore_seconds")
+    return Backup(
+        backup_id=str(d["backup_id"]),
+        state=state,
+        cluster_id=d.get("cluster_id") or derived_id("cluster", str(d["backup_id"])),
+        create_timestamp=now if create is None else to_epoch(create),
+        tags=normalize_tags(d.get("tags")),
+        restore_seconds=None if restore is None else float(restore),
+        never_expires=never_expires,
+        hsm_type=d.get("hsm_type", "hsm2m.medium"),
+        mode=d.get("mode", "FIPS"),
+        deleted_at=deleted_at,
+        copy_timestamp=None if copy is None else to_epoch(copy),
+        source_region=d.get("source_region"),
+        source_backup=d.get("source_backup"),
+        source_cluster=d.get("source_cluster"),
+    )
+
+
 def _dt(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, tz=UTC)
 
@@ -242,11 +280,6 @@ class BackupStore:
                 raise InvalidRequestError(f"Backup {backup_id} is DELETED and cannot be modified.")
             backup.never_expires = never_expires
             return self._view(backup)
-
-    def snapshot(self, backup_id: str) -> Backup:
-        """A settled copy of the stored backup (for inspection, not mutation)."""
-        with self._lock:
-            return replace(self._settled(backup_id))
 
     def _settled(self, backup_id: str) -> Backup:
         backup = self._backups.get(backup_id)
