@@ -233,7 +233,7 @@ class EventBridge:
 
     @property
     def url(self) -> str:
-        """The gateway's base URL (what the function's AWS_ENDPOINT_URL_EVENTS/LAMBDA/LOGS point at)."""
+        """The gateway's base URL (what the function's AWS_ENDPOINT_URL_EVENTBRIDGE/LAMBDA/CLOUDWATCH_LOGS point at)."""
         assert self._gateway is not None, "start() first"
         return f"http://127.0.0.1:{self._gateway.server_address[1]}"
 
