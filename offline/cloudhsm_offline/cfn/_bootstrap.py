@@ -109,7 +109,7 @@ def _emit(fd: int, message: dict[str, Any]) -> None:
 def _end_marker(request_id: str) -> None:
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-        stream.write(SENTINEL + request_id + "\n")
+        stream.write("\n" + SENTINEL + request_id + "\n")
         stream.flush()
 
 
@@ -127,10 +127,10 @@ def _install_root_logger() -> _LambdaLogFilter:
     flt = _LambdaLogFilter()
     logging.Formatter.converter = time.gmtime
     handler = logging.StreamHandler(sys.stdout)
-    handler.terminator = ""
+    # Lambda sends each record as one log event; here each record ends with a newline instead.
     handler.setFormatter(
         logging.Formatter(
-            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n", "%Y-%m-%dT%H:%M:%S"
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s", "%Y-%m-%dT%H:%M:%S"
         )
     )
     handler.addFilter(flt)

@@ -209,11 +209,13 @@ class _Worker:
                         self._markers.setdefault(text[len(SENTINEL) :], set()).add(name)
                         self._lock.notify_all()
                         continue
+                if not text:
+                    continue  # blank lines (e.g. the newline the bootstrap puts before its end marker)
                 if record is not None:
                     self.function.log(record, name, text)
                 elif not self.initialised_logs_done():
                     self.init_logs.append(text)
-                elif text:
+                else:
                     self.function.orphan_lines.append(f"[worker {self.number} {name}] {text}")
 
     def initialised_logs_done(self) -> bool:

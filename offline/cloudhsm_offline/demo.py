@@ -1,0 +1,184 @@
+"""``make demo`` and ``run-template``: a template's custom resources through the real handler, offline."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from cloudhsm_offline.cfn.stack import StackRun, StackRunner, TemplateError
+from cloudhsm_offline.cfn.timeline import Timeline
+from cloudhsm_offline.cfn.world import OfflineWorld
+from cloudhsm_offline.emulator import DEMO_SEED
+
+DEMO_TEMPLATE = Path(__file__).with_name("cfn") / "demo_template.yaml"
+
+
+@dataclass
+class RunOptions:
+    """What to run and how."""
+
+    template: str | Path = DEMO_TEMPLATE
+    parameters: dict[str, str] = field(default_factory=dict)
+    update: dict[str, str] = field(default_factory=dict)
+    delete: bool = False
+    seed: str | Path | None = DEMO_SEED
+    code_dir: str | None = None
+    layers: Sequence[str] | None = None
+    speed: float = 10.0
+    restore_seconds: float | None = None
+    lambda_timeout: float = 300
+    show_logs: bool = False
+
+
+def run_stack(options: RunOptions, out: TextIO | None = None) -> int:
+    """Create (then optionally Update and Delete) a template's custom resources; 0 if all went well."""
+    out = out or sys.stdout
+    failures: list[str] = []
+    with OfflineWorld(
+        speed=options.speed,
+        seed=options.seed,
+        restore_seconds=options.restore_seconds,
+        code_dir=options.code_dir,
+        layer_packages=options.layers,
+        lambda_timeout=options.lambda_timeout,
+    ) as world:
+        timeline = Timeline(world, out)
+        _describe_world(world, options, timeline)
+        try:
+            runner = StackRunner(world.simulator, options.template, options.parameters)
+        except TemplateError as exc:
+            timeline.plain(f"template error: {exc}")
+            return 2
+        steps: list[tuple[str, StackRun | None]] = []
+        timeline.heading(f"Create stack {world.simulator.stack_name} ({', '.join(runner.custom_resources())})")
+        created = runner.create()
+        steps.append(("create", created))
+        timeline.outputs(created.outputs, "Outputs after Create")
+        if created.ok and options.update:
+            changes = ", ".join(f"{k}={v}" for k, v in options.update.items())
+            timeline.heading(f"Update stack: {changes}")
+            try:
+                updated: StackRun | None = runner.update(options.update)
+            except TemplateError as exc:
+                failures.append(f"update: {exc}")
+                updated = None
+            steps.append(("update", updated))
+            if updated is not None:
+                timeline.outputs(updated.outputs, "Outputs after Update")
+        if options.delete and runner.applied:
+            timeline.heading("Delete stack")
+            steps.append(("delete", runner.delete()))
+        timeline.close()
+        timeline.backups()
+        failures.extend(_failures(steps))
+        failures.extend(str(v) for v in world.verify())
+        _summary(world, timeline, failures)
+        if options.show_logs:
+            timeline.heading("Function logs")
+            timeline.plain(_redacted_logs(world))
+    return 1 if failures else 0
+
+
+def run_demo(speed: float = 10.0, code_dir: str | None = None, out: TextIO | None = None) -> int:
+    """The demo: Create -> outputs -> Update to another backup (replacement) -> Delete, OnDelete=Delete."""
+    out = out or sys.stdout
+    restore, replace = "backup-demo2restore", "backup-demo2replace"
+    print(
+        "Offline demo: CloudFormation simulator -> real handler (Lambda worker) -> emulated CloudHSM API.\n"
+        f"Create restores {restore}, Update switches to {replace} (a replacement, so CloudFormation deletes\n"
+        f"the old resource in cleanup), Delete ends the stack. OnDelete=Delete puts each backup back into\n"
+        f"PENDING_DELETION. Modelled time runs {speed:g}x faster than real time.",
+        file=out,
+    )
+    options = RunOptions(
+        parameters={"BackupId": restore, "OnDelete": "Delete"},
+        update={"BackupId": replace},
+        delete=True,
+        code_dir=code_dir,
+        speed=speed,
+    )
+    started = time.monotonic()
+    status = run_stack(options, out)
+    print(f"\nDemo {'passed' if status == 0 else 'FAILED'} in {time.monotonic() - started:.1f} s real.", file=out)
+    return status
+
+
+def _describe_world(world: OfflineWorld, options: RunOptions, timeline: Timeline) -> None:
+    timeline.heading("Offline world")
+    timeline.plain(f"  function     {world.function.arn} (handler {world.function.handler})")
+    timeline.plain(f"  code         {world.function.code_dir}" + _layers(world))
+    if world.emulator is not None:
+        timeline.plain(f"  CloudHSM     {world.emulator.url} (emulated, seed {Path(str(options.seed)).name})")
+    if world.eventbridge is not None:
+        timeline.plain(f"  events/λ API {world.eventbridge.url} (moto behind a checking gateway)")
+    timeline.plain(f"  ResponseURL  {world.responses.url} (HTTPS, offline CA)")
+    timeline.plain(f"  clock        {world.clock.speed:g} modelled seconds per real second")
+    timeline.plain("  columns      modelled elapsed, real elapsed, source, what happened")
+
+
+def _layers(world: OfflineWorld) -> str:
+    layers = world.function.layer_packages
+    return f" + layer {', '.join(layers)}" if layers else ""
+
+
+def _failures(steps: Sequence[tuple[str, StackRun | None]]) -> list[str]:
+    failures: list[str] = []
+    for name, run in steps:
+        if run is None:
+            continue
+        failures.extend(f"{name}: {error}" for error in run.errors)
+        for outcome in run.outcomes:
+            for item in outcome.flatten():
+                if not item.ok:
+                    failures.append(f"{name}: {item.summary()}")
+        failures.extend(f"{name}: output {o.name}: {o.error}" for o in run.outputs if o.error)
+    return list(dict.fromkeys(failures))
+
+
+def _summary(world: OfflineWorld, timeline: Timeline, failures: list[str]) -> None:
+    timeline.heading("Summary")
+    function = world.function
+    cold = [r.init_seconds for r in function.records if r.cold and r.init_seconds is not None]
+    cold_text = f", cold start init {sum(cold) / len(cold) * 1000:.0f} ms real" if cold else ""
+    timeline.plain(f"  invocations  {len(function.records)} ({function.cold_starts} cold{cold_text})")
+    if world.emulator is not None:
+        counts: dict[str, int] = {}
+        for call in world.emulator.calls:
+            counts[call.operation] = counts.get(call.operation, 0) + 1
+        timeline.plain("  CloudHSM API " + (", ".join(f"{k} x{v}" for k, v in sorted(counts.items())) or "no calls"))
+    if world.eventbridge is not None:
+        bridge = world.eventbridge
+        timeline.plain(
+            f"  EventBridge  {bridge.count('PutRule')} rule(s) created, {len(bridge.firings)} firing(s), "
+            f"{bridge.count('DeleteRule')} removed"
+        )
+    leaked = world.leaked_secrets()
+    timeline.plain(f"  secrets      ResponseURL signature in logs: {'YES' if leaked else 'no'}")
+    if failures:
+        timeline.plain(timeline.paint("  FAILED:", "bad"))
+        for failure in failures:
+            timeline.plain(timeline.paint(f"    - {failure}", "bad"))
+    else:
+        timeline.plain(timeline.paint("  all operations succeeded; no protocol violations", "ok"))
+
+
+def _redacted_logs(world: OfflineWorld) -> str:
+    text = world.logs()
+    for signature in world.responses.secrets:
+        text = text.replace(signature, "<signature>")
+    return text
+
+
+def parse_pairs(pairs: Sequence[str] | None) -> dict[str, str]:
+    """``["K=V", ...]`` as a dict."""
+    values: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected KEY=VALUE, got {pair!r}")
+        values[key] = value
+    return values
