@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from cloudhsm_offline.cfn.lambda_runtime import DEFAULT_HANDLER
 from cloudhsm_offline.demo import DEMO_TEMPLATE, RunOptions, parse_pairs, run_demo, run_stack
 from cloudhsm_offline.emulator import DEMO_SEED
 from cloudhsm_offline.emulator.__main__ import main as emulator_main
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--delete", action="store_true", help="then delete the stack")
     run.add_argument("--seed", default=str(DEMO_SEED), help="emulator seed file (default: the demo seed)")
     run.add_argument("--code", help="code directory: an unzipped Lambda package or CDK asset (default handler/)")
+    run.add_argument("--handler", default=DEFAULT_HANDLER, help=f"handler string (default {DEFAULT_HANDLER})")
     run.add_argument(
         "--layer",
         action="append",
@@ -63,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             delete=args.delete,
             seed=args.seed,
             code_dir=args.code,
+            handler=args.handler,
             layers=args.layer,
             speed=args.speed,
             restore_seconds=args.restore_seconds,

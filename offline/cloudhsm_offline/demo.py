@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from cloudhsm_offline.cfn.lambda_runtime import DEFAULT_HANDLER
 from cloudhsm_offline.cfn.stack import StackRun, StackRunner, TemplateError
 from cloudhsm_offline.cfn.timeline import Timeline
 from cloudhsm_offline.cfn.world import OfflineWorld
@@ -27,6 +28,7 @@ class RunOptions:
     delete: bool = False
     seed: str | Path | None = DEMO_SEED
     code_dir: str | None = None
+    handler: str = DEFAULT_HANDLER
     layers: Sequence[str] | None = None
     speed: float = 10.0
     restore_seconds: float | None = None
@@ -43,6 +45,7 @@ def run_stack(options: RunOptions, out: TextIO | None = None) -> int:
         seed=options.seed,
         restore_seconds=options.restore_seconds,
         code_dir=options.code_dir,
+        handler=options.handler,
         layer_packages=options.layers,
         lambda_timeout=options.lambda_timeout,
     ) as world:

@@ -168,6 +168,7 @@ class _Worker:
         self.init_seconds: float | None = None
         self.init_error: dict[str, Any] | None = None
         self.init_logs: list[str] = []
+        self._init_logged = False
         self._threads = [
             threading.Thread(target=self._read_results, args=(os.fdopen(read_fd, "rb"),), daemon=True),
             threading.Thread(target=self._read_stream, args=("stdout", self.proc.stdout), daemon=True),
@@ -191,6 +192,7 @@ class _Worker:
         with self._lock:
             self._lock.wait_for(lambda: len(self._markers.get("init", ())) >= 2, timeout=2.0)
             self._markers.pop("init", None)
+            self._init_logged = True
 
     def _read_results(self, pipe: IO[bytes]) -> None:
         with pipe:
@@ -220,7 +222,7 @@ class _Worker:
 
     def initialised_logs_done(self) -> bool:
         """True once both streams passed the Init phase's end marker."""
-        return len(self._markers.get("init", ())) >= 2 or self.init_seconds is not None
+        return self._init_logged or len(self._markers.get("init", ())) >= 2
 
     def alive(self) -> bool:
         """Whether the process still runs."""

@@ -78,6 +78,7 @@ class Outcome:
     responses: list[ReceivedResponse]
     timed_out: bool = False
     deliveries: int = 1
+    event_sent: float = 0.0
     followups: list[Outcome] = field(default_factory=list)
 
     @property
@@ -339,6 +340,7 @@ class CloudFormationSimulator:
         outcome = self._judge(event, role, first, timed_out, deadline)
         outcome.elapsed_modelled = elapsed_modelled
         outcome.elapsed_real = elapsed_real
+        outcome.event_sent = start_modelled
         with self._lock:
             self.outcomes.append(outcome)
         self._notify("outcome", outcome)
@@ -453,7 +455,11 @@ class CloudFormationSimulator:
         for outcome in list(self.outcomes):
             responses = self.responses.responses_for_url(str(outcome.event["ResponseURL"]))
             deliveries = len(self._deliveries.get(outcome.request_id, [])) or 1
-            for violation in self._duplicate_violations(responses, deliveries):
+            problems = self._duplicate_violations(responses, deliveries)
+            if outcome.timed_out and responses:
+                deadline = outcome.event_sent + self.service_timeout_of(outcome.event)
+                problems.append(checks.late_violation(responses[0].modelled - deadline))
+            for violation in problems:
                 found.append(
                     Violation(violation.code, f"{outcome.operation} {outcome.logical_id}: {violation.message}")
                 )

@@ -33,8 +33,11 @@ def load_template(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     """Parse a YAML/JSON template (short tags included) or accept a dict."""
     if isinstance(source, Mapping):
         return dict(source)
-    path = Path(source)
-    template, matches = decode(str(path)) if path.exists() else decode_str(str(source))
+    text = str(source)
+    if "\n" in text or not Path(text).exists():
+        template, matches = decode_str(text)
+    else:
+        template, matches = decode(text)
     if template is None:
         raise TemplateError("cannot parse template: " + "; ".join(str(m) for m in matches or []))
     plain: dict[str, Any] = _plain(template)
