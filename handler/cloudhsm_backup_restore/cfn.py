@@ -52,7 +52,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
     - no sleep on Delete (crhelper sleeps up to 120 s);
     - polling only when the handler asks to hand off, so a READY backup answers in one invocation;
     - EventBridge rule names and permission ids that fit any LogicalResourceId (<=64 / <=100 chars);
-    - polling clean-up that tolerates a rule already removed by a duplicate poll;
+    - overlapping or duplicate poll invocations answer once (the permission removal is the claim);
     - exactly one response per invocation, even when crhelper's timeout timer fires too;
     - a response that is always matchable: non-empty PhysicalResourceId, ids copied, Reason clipped at
       the tail (the head says what failed), body fitted to 4096 bytes;
@@ -64,6 +64,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         self._send_lock = threading.Lock()
         self._sent = False
         self._handoff = False
+        self._answered_elsewhere = False
         super().__init__(
             json_logging=True,
             log_level="INFO",
@@ -104,6 +105,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         with self._send_lock:
             self._sent = False
         self._handoff = False
+        self._answered_elsewhere = False
         missing = _missing_fields(event)
         if missing:
             self._answer_malformed(event, missing)
@@ -163,13 +165,23 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
             raise
 
     def _remove_polling(self) -> None:
-        for key, remove in (
-            ("CrHelperRule", self._remove_targets),
-            ("CrHelperPermission", self._remove_permission),
-            ("CrHelperRule", self._delete_rule),
-        ):
-            if key in self._event:
-                self._quietly(remove, self._event[key])
+        """Claim the answer, then clean up: the poll that removes the permission is the one that answers.
+
+        EventBridge delivers at least once and polls can overlap; removing a Lambda permission succeeds
+        for exactly one caller, so a poll that finds it already gone stays silent instead of answering twice.
+        """
+        if "CrHelperPermission" in self._event:
+            try:
+                self._remove_permission(self._event["CrHelperPermission"])
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                    self._answered_elsewhere = True
+                    log_event(logger, "polling.answered_elsewhere")
+                else:
+                    log_event(logger, "polling.cleanup_skipped", error=str(error)[:200])
+        if "CrHelperRule" in self._event:
+            self._quietly(self._remove_targets, self._event["CrHelperRule"])
+            self._quietly(self._delete_rule, self._event["CrHelperRule"])
         self._event.pop("CrHelperData", None)
         self.Data.pop("PhysicalResourceId", None)
         log_event(logger, "polling.stopped")
@@ -184,8 +196,9 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
 
     def _send(self, status: str | None = None, reason: str = "", send_response: Any = None) -> None:
         with self._send_lock:
-            if self._sent:
-                log_event(logger, "response.suppressed", reason="already answered in this invocation")
+            if self._sent or self._answered_elsewhere:
+                reason = "another poll answered" if self._answered_elsewhere else "already answered in this invocation"
+                log_event(logger, "response.suppressed", reason=reason)
                 return
             self._sent = True
         if status:

@@ -96,7 +96,8 @@ class BackupLifecycle:
             if result.backup is None:
                 raise BackupNotFoundError(f"Backup {where} disappeared while waiting for it to become READY")
             raise BackupDeletedError(f"Backup {where} became DELETED while waiting for it to become READY")
-        if self.now() >= deadline:
+        if deadline - self.now() < self.policy.poll_interval:
+            # The next poll would come after the deadline: answer now rather than after CloudFormation gave up.
             raise BackupWaitTimeoutError(
                 f"Backup {where} is still {state_of(result.backup) or 'unknown'} after waiting "
                 f"{self.now() - started_at:.0f} s; ServiceTimeout is {props.service_timeout} s"

@@ -42,8 +42,8 @@ class WaitPolicy:
     """Longest in-process wait of a poll invocation, so EventBridge's next firing never overlaps it."""
     poll_interval: float = 60.0
     """crhelper's polling schedule: rate(1 minute)."""
-    deadline_margin: float = 0.05
-    """Share of ServiceTimeout (5 s to 60 s) kept back to report FAILED before CloudFormation gives up."""
+    deadline_margin: float = 0.10
+    """Share of ServiceTimeout (10 s to 60 s) kept back to report FAILED before CloudFormation gives up."""
 
     def delays(self) -> Iterator[float]:
         """first_delay, growing by multiplier, capped at max_delay."""
@@ -52,7 +52,7 @@ class WaitPolicy:
 
     def overall_deadline(self, started_at: float, service_timeout: float) -> float:
         """When to give up and answer FAILED: a little before CloudFormation's ServiceTimeout."""
-        margin = min(60.0, max(5.0, service_timeout * self.deadline_margin))
+        margin = min(60.0, max(10.0, service_timeout * self.deadline_margin))
         return started_at + max(1.0, service_timeout - margin)
 
     def budget(self, *, lambda_left: float, overall_left: float, polling: bool) -> float:

@@ -28,7 +28,8 @@ def test_budget_keeps_the_handoff_margin_and_respects_the_deadline() -> None:
 def test_overall_deadline_answers_before_service_timeout() -> None:
     policy = WaitPolicy()
     assert policy.overall_deadline(1000.0, 3600) == 1000.0 + 3600 - 60
-    assert policy.overall_deadline(1000.0, 60) == 1000.0 + 55
+    assert policy.overall_deadline(1000.0, 300) == 1000.0 + 270
+    assert policy.overall_deadline(1000.0, 60) == 1000.0 + 50
 
 
 def test_wait_stops_when_sleeping_again_would_overrun_the_budget() -> None:
