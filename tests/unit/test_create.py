@@ -242,3 +242,21 @@ def test_poll_past_the_overall_deadline_fails_with_last_state_and_time_waited(wo
         "ServiceTimeout is 600 s",
     )
     assert body["PhysicalResourceId"].startswith("create-failed-")
+
+
+def test_a_duplicate_poll_that_finds_the_permission_gone_stays_silent(world: World) -> None:
+    world.describe(backup("PENDING_DELETION"))
+    world.restore(backup("PENDING_DELETION"))
+    world.describe(backup("PENDING_DELETION"))
+    _expect_handoff(world)
+    targets = _capture_put_targets(world)
+    assert world.invoke("Create", timeout=31.0) == []
+    poll_event = json.loads(targets[0]["Targets"][0]["Input"])
+
+    # Another poll already claimed the answer: its permission removal succeeded, this one's fails.
+    world.describe(backup("READY"))
+    world.lambda_.add_client_error("remove_permission", service_error_code="ResourceNotFoundException")
+    world.events.add_client_error("remove_targets", service_error_code="ResourceNotFoundException")
+    world.events.add_client_error("delete_rule", service_error_code="ResourceNotFoundException")
+    app.handler(poll_event, FakeContext(world.clock))
+    assert world.capture.responses(world.last_path) == []
