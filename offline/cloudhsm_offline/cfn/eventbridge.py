@@ -36,7 +36,6 @@ MAX_TARGET_INPUT = 8192
 RULE_NAME = re.compile(r"^[\.\-_A-Za-z0-9]+$")
 RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
-ADMIN_HEADER = "x-offline-admin"
 _LIVE_ACCOUNTS: set[str] = set()
 _LIVE_LOCK = threading.Lock()
 
@@ -329,7 +328,6 @@ class EventBridge:
     def handle(self, request: _GatewayHandler, body: bytes) -> None:
         """Check, record and forward one API call to moto."""
         service, operation, params = _classify(request.command, request.path, request.headers, body)
-        admin = request.headers.get(ADMIN_HEADER) is not None
         rejection = check_events_call(operation, params) if service == "events" else None
         if rejection is not None:
             status, payload = rejection
@@ -341,12 +339,11 @@ class EventBridge:
         if status >= 400:
             error = self._error_code(headers, data)
         call = ApiCall(service, operation, self.clock.now(), status, error, _summarise(params))
-        if not admin:
-            with self._lock:
-                self.calls.append(call)
-                if service == "events" and operation == "PutRule" and status < 400:
-                    self._track_rule(params, call.modelled)
-            self._notify("call", call)
+        with self._lock:
+            self.calls.append(call)
+            if service == "events" and operation == "PutRule" and status < 400:
+                self._track_rule(params, call.modelled)
+        self._notify("call", call)
         request.send_response(status)
         for key, value in headers.items():
             if key.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
@@ -357,7 +354,7 @@ class EventBridge:
 
     def _forward(self, request: _GatewayHandler, body: bytes) -> tuple[int, dict[str, str], bytes]:
         connection = http.client.HTTPConnection(self._moto_url.removeprefix("http://"), timeout=30)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("connection", ADMIN_HEADER)}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("connection", "host")}
         headers["x-moto-account-id"] = self.account
         try:
             connection.request(request.command, request.path, body=body, headers=headers)

@@ -6,6 +6,12 @@ concurrency. Each invocation gets a Lambda context whose remaining time is compu
 modelled clock, is killed when it runs past its modelled deadline (the worker is replaced), and has
 every stdout/stderr line captured. Asynchronous invocations are retried on error as Lambda does.
 
+Time compression: when the clock's speed is not 1, the worker replaces ``time.sleep``, ``time.time``,
+``time.monotonic`` and ``threading.Timer``'s interval with modelled versions before importing the
+handler. This is the simulator compressing the sandbox clock; the handler code is unchanged. Real
+compute (process start, imports, boto3 client creation) is not compressed, so it counts ``speed``
+times over in modelled time.
+
 By default the worker sees only the code directory, ``extra_sys_path`` and a runtime directory with
 boto3 and its dependencies (like the Lambda Python runtime), so a package that forgot to bundle a
 dependency fails to import here as it would in AWS.

@@ -60,6 +60,8 @@ class OfflineWorld:
     ) -> None:
         self.clock = clock or SimClock(speed)
         self.code_dir = Path(code_dir) if code_dir is not None else HANDLER_DIR
+        if not self.code_dir.is_dir():
+            raise ValueError(f"code directory {self.code_dir} does not exist (pass code_dir / --code)")
         if layer_packages is None:
             layer_packages = ("crhelper",) if code_dir is None else ()
         self.region = region
