@@ -60,7 +60,7 @@ def _placement_key(
 
 def _acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
     """Acknowledge one cdk-nag finding (cdk-nag v3 reads CDK's native Validations acknowledgments)."""
-    Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
+    Validations.of(scope).acknowledge(Acknowledgment(id="AwsSolutions::" + rule, reason=reason))
 
 
 class RestoreProvider(Construct):
