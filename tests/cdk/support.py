@@ -1,0 +1,217 @@
+"""Scenario stacks shared by the CDK tests, and helpers to read what they synthesize to."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import App, CfnParameter, Duration, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk.assertions import Template
+from cloudhsm_backup_restore_cdk import OnDelete, RestoredBackup
+
+CLI_CONTEXT: dict[str, Any] = {
+    "aws:cdk:enable-path-metadata": True,
+    "aws:cdk:enable-asset-metadata": True,
+    "aws:cdk:version-reporting": True,
+}
+"""What ``cdk synth`` sets: templates then carry aws:cdk:path metadata and CDKMetadata, as deployed ones do."""
+
+PLAIN_ID = "backup-aaaaaaaaaaa"
+"""11 characters after the prefix: the shortest id the pattern allows."""
+DELETE_ID = "backup-B2345672345"
+KEEP_ID = "backup-cccccccccccccccc"
+"""16 characters after the prefix: the longest id the pattern allows."""
+
+
+@dataclass
+class Main:
+    """Three RestoredBackups in one stack, one per combination of options worth telling apart."""
+
+    stack: Stack
+    plain: RestoredBackup
+    """Defaults: Retain, NeverExpires unmanaged, the stack's region, 60 minutes."""
+    delete: RestoredBackup
+    """OnDelete.DELETE, never_expires=True, region eu-west-1, 5 minutes."""
+    keep: RestoredBackup
+    """never_expires=False, 1 second (the shortest timeout)."""
+
+
+@dataclass
+class Vpcs:
+    """Providers placed in VPCs: one with CDK's defaults, one with explicit subnets and security group."""
+
+    default_stack: Stack
+    default_vpc: ec2.Vpc
+    default_backup: RestoredBackup
+    explicit_stack: Stack
+    explicit_vpc: ec2.Vpc
+    security_group: ec2.SecurityGroup
+    explicit_backups: tuple[RestoredBackup, RestoredBackup]
+
+
+@dataclass
+class Tokens:
+    """backup_id and region from CfnParameters: validation must let tokens through."""
+
+    stack: Stack
+    backup_id: CfnParameter
+    region: CfnParameter
+    backup: RestoredBackup
+
+
+@dataclass
+class Synthesized:
+    """An app with every scenario stack, synthesized once."""
+
+    app: App
+    outdir: Path
+    main: Main
+    vpcs: Vpcs
+    tokens: Tokens
+
+    def template(self, stack: Stack) -> Template:
+        """The assertions view of one stack's template."""
+        return Template.from_stack(stack)
+
+    def json(self, stack: Stack) -> dict[str, Any]:
+        """One stack's template as plain JSON."""
+        return dict(Template.from_stack(stack).to_json())
+
+
+def build_main(app: App) -> Main:
+    """The plain stack: three RestoredBackups, no VPC."""
+    stack = Stack(app, "Main")
+    return Main(
+        stack=stack,
+        plain=RestoredBackup(stack, "Plain", backup_id=PLAIN_ID),
+        delete=RestoredBackup(
+            stack,
+            "Delete",
+            backup_id=DELETE_ID,
+            on_delete=OnDelete.DELETE,
+            never_expires=True,
+            region="eu-west-1",
+            timeout=Duration.minutes(5),
+        ),
+        keep=RestoredBackup(stack, "Keep", backup_id=KEEP_ID, never_expires=False, timeout=Duration.seconds(1)),
+    )
+
+
+def _vpc(stack: Stack, **options: Any) -> ec2.Vpc:
+    # A flow log, so that cdk-nag's VPC rule (not this project's business) stays quiet.
+    return ec2.Vpc(stack, "Vpc", max_azs=2, flow_logs={"FlowLog": ec2.FlowLogOptions()}, **options)
+
+
+def build_vpcs(app: App) -> Vpcs:
+    """Two VPC stacks: CDK's default placement, and isolated subnets with a given security group."""
+    default_stack = Stack(app, "InVpc")
+    default_vpc = _vpc(default_stack, nat_gateways=1)
+    default_backup = RestoredBackup(default_stack, "Backup", backup_id=PLAIN_ID, vpc=default_vpc)
+
+    explicit_stack = Stack(app, "InVpcExplicit")
+    explicit_vpc = _vpc(
+        explicit_stack,
+        nat_gateways=0,
+        subnet_configuration=[
+            ec2.SubnetConfiguration(name="Isolated", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24)
+        ],
+    )
+    security_group = ec2.SecurityGroup(
+        explicit_stack, "ProviderSecurityGroup", vpc=explicit_vpc, description="Provider egress to VPC endpoints"
+    )
+    placement: dict[str, Any] = {
+        "vpc": explicit_vpc,
+        "vpc_subnets": ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
+        "security_groups": [security_group],
+    }
+    explicit_backups = (
+        RestoredBackup(explicit_stack, "First", backup_id=PLAIN_ID, **placement),
+        RestoredBackup(explicit_stack, "Second", backup_id=KEEP_ID, **placement),
+    )
+    return Vpcs(
+        default_stack=default_stack,
+        default_vpc=default_vpc,
+        default_backup=default_backup,
+        explicit_stack=explicit_stack,
+        explicit_vpc=explicit_vpc,
+        security_group=security_group,
+        explicit_backups=explicit_backups,
+    )
+
+
+def build_tokens(app: App) -> Tokens:
+    """A stack whose backup id and region are parameters."""
+    stack = Stack(app, "Tokens")
+    backup_id = CfnParameter(stack, "BackupId", allowed_pattern="backup-[2-7a-zA-Z]{11,16}")
+    region = CfnParameter(stack, "BackupRegion")
+    backup = RestoredBackup(stack, "Backup", backup_id=backup_id.value_as_string, region=region.value_as_string)
+    return Tokens(stack=stack, backup_id=backup_id, region=region, backup=backup)
+
+
+def synthesize_scenarios(outdir: Path) -> Synthesized:
+    """Build every scenario into one app and synthesize it into ``outdir``."""
+    app = App(outdir=str(outdir), context=CLI_CONTEXT)
+    synthesized = Synthesized(
+        app=app, outdir=outdir, main=build_main(app), vpcs=build_vpcs(app), tokens=build_tokens(app)
+    )
+    app.synth()
+    return synthesized
+
+
+def logical_id(stack: Stack, construct: Any) -> str:
+    """The logical id of a construct's CloudFormation resource (an L2's default child, or the L1 itself)."""
+    resource = construct.node.default_child if construct.node.default_child is not None else construct
+    resolved = stack.resolve(stack.get_logical_id(resource))
+    assert isinstance(resolved, str)
+    return resolved
+
+
+def render(value: Any) -> Any:
+    """A CloudFormation value as text: Ref X -> ${X}, GetAtt [X, A] -> ${X.A}, Fn::Join and Fn::Sub flattened."""
+    if isinstance(value, Mapping):
+        if set(value) == {"Ref"}:
+            return "${" + str(value["Ref"]) + "}"
+        if set(value) == {"Fn::GetAtt"}:
+            return "${" + ".".join(value["Fn::GetAtt"]) + "}"
+        if set(value) == {"Fn::Join"}:
+            separator, parts = value["Fn::Join"]
+            return separator.join(str(render(part)) for part in parts)
+        if set(value) == {"Fn::Sub"}:
+            text, variables = (value["Fn::Sub"], {}) if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"]
+            for name, variable in variables.items():
+                text = text.replace("${" + name + "}", str(render(variable)))
+            return text
+        return {key: render(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render(item) for item in value]
+    return value
+
+
+def as_list(value: Any) -> list[Any]:
+    """A policy field that may be one value or a list."""
+    return value if isinstance(value, list) else [value]
+
+
+def resources(template: Mapping[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    """Resources of one Type, by logical id."""
+    return {name: body for name, body in template["Resources"].items() if body["Type"] == kind}
+
+
+def statements(template: Mapping[str, Any], logical: str) -> list[dict[str, Any]]:
+    """The rendered statements of one AWS::IAM::Policy."""
+    document = template["Resources"][logical]["Properties"]["PolicyDocument"]
+    return [render(statement) for statement in document["Statement"]]
+
+
+def all_statements(template: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every rendered statement of every policy in the template: roles' inline ones and AWS::IAM::Policy."""
+    found: list[dict[str, Any]] = []
+    for body in resources(template, "AWS::IAM::Role").values():
+        for policy in body["Properties"].get("Policies", []):
+            found += [render(statement) for statement in policy["PolicyDocument"]["Statement"]]
+    for name in resources(template, "AWS::IAM::Policy"):
+        found += statements(template, name)
+    return found
