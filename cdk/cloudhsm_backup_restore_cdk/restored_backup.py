@@ -99,7 +99,8 @@ class RestoredBackup(Construct):
     """A deleted (PENDING_DELETION) CloudHSM backup, restored on create and READY when the resource is.
 
     All RestoredBackups of a stack share one provider Lambda (``RestoreProvider``); each adds an IAM policy
-    allowing only the CloudHSM actions its own options need, on its own backup's ARN.
+    allowing only the CloudHSM actions its own options need, on its own backup's ARN. These policies count
+    towards the provider role's 10,240-character inline policy quota: a few dozen backups per stack.
 
     The attributes (``backup_arn``, ``backup_state``, ...) are ``Fn::GetAtt`` string tokens; AWS fields the
     backup lacks (e.g. ``copy_timestamp`` of a backup that was never copied) resolve to "".
@@ -128,7 +129,8 @@ class RestoredBackup(Construct):
             PENDING_DELETION). Default: ``OnDelete.RETAIN``.
         :param never_expires: True exempts the backup from the cluster's backup retention policy, False
             removes the exemption. Default: None (the setting is left as it is and not managed).
-        :param region: Region of the backup. Default: None (the stack's region).
+        :param region: Region of the backup; a token must resolve to a region name (not "").
+            Default: None (the stack's region).
         :param timeout: How long CloudFormation waits for the restore (the resource's ServiceTimeout),
             1 second to 60 minutes in whole seconds. Default: ``Duration.minutes(60)``.
         :param vpc: VPC to run the provider Lambda in; it then needs a route to the CloudHSM, EventBridge
@@ -152,18 +154,18 @@ class RestoredBackup(Construct):
 
         self.provider = RestoreProvider.of(self, vpc=vpc, vpc_subnets=vpc_subnets, security_groups=security_groups)
         """The stack's shared provider (role, log group, function)."""
-        self.backup_arn_for_policy = Stack.of(self).format_arn(
+        # The ARN is built from the inputs (the backup_arn attribute only exists once the resource does).
+        scoped_arn = Stack.of(self).format_arn(
             service="cloudhsm",
             resource="backup",
             resource_name=backup_id,
             region=region,
             arn_format=ArnFormat.SLASH_RESOURCE_NAME,
         )
-        """The ARN this resource's IAM policy is scoped to (built from the inputs; see ``backup_arn``)."""
         self.policy = self.provider.grant_backup(
             self,
             _policy_id(backup_id, region),
-            backup_arn=self.backup_arn_for_policy,
+            backup_arn=scoped_arn,
             actions=backup_actions(on_delete=on_delete, never_expires=never_expires),
         )
         """This backup's own permissions on the provider role."""
