@@ -1,0 +1,107 @@
+"""Scale: one stack with many restored backups created (then deleted) concurrently against an emulator
+that throttles above a fixed request rate. Real time (speed 1): the rate limit is per real second.
+
+CloudFormation sends every Create at once; the simulated Lambda runs at most ``concurrency`` execution
+environments (pre-warmed; the other events queue, as with reserved concurrency), because 100 worker
+processes importing boto3 at once would measure this 2-core machine's CPU, not the handler.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from cloudhsm_offline.cfn.simulator import Outcome
+from cloudhsm_offline.cfn.world import OfflineWorld
+
+from bench.lifecycle import THROTTLED
+from bench.rows import OURS
+from bench.world import VARIANTS, new_backup_id, open_world, warm_up
+
+
+@dataclass
+class Phase:
+    """Create or Delete of every resource: successes, wall time, latencies, calls."""
+
+    name: str
+    resources: int
+    succeeded: int
+    wall_s: float
+    median_s: float
+    max_s: float
+    api_calls: int
+    throttled: int
+    invocations: int
+    rules: int
+    calls_by_operation: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Scale:
+    """The scale run's settings and its two phases."""
+
+    backups: int
+    rps: float
+    concurrency: int
+    t_ready: float
+    phases: list[Phase]
+    cold_starts: int
+
+
+def _phase(name: str, world: OfflineWorld, run: Callable[[int], Outcome], count: int) -> Phase:
+    assert world.emulator is not None
+    calls_before = list(world.emulator.calls)
+    rules_before = world.eventbridge.count("PutRule") if world.eventbridge is not None else 0
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        outcomes = list(pool.map(run, range(count)))
+    calls = list(world.emulator.calls)[len(calls_before) :]
+    finished = [o.responses[0].real for o in outcomes if o.responses]
+    by_operation: dict[str, int] = {}
+    for call in calls:
+        by_operation[call.operation] = by_operation.get(call.operation, 0) + 1
+    latencies = [o.elapsed_real for o in outcomes]
+    return Phase(
+        name=name,
+        resources=count,
+        succeeded=sum(1 for o in outcomes if o.ok),
+        wall_s=(max(finished) if finished else time.monotonic()) - started,
+        median_s=statistics.median(latencies),
+        max_s=max(latencies),
+        api_calls=len(calls),
+        throttled=sum(1 for c in calls if c.outcome == THROTTLED),
+        invocations=sum(o.invocations for o in outcomes),
+        rules=(world.eventbridge.count("PutRule") if world.eventbridge is not None else 0) - rules_before,
+        calls_by_operation=by_operation,
+        failures=[o.summary() for o in outcomes if not o.ok][:3],
+    )
+
+
+def measure_scale(backups: int = 100, rps: float = 10.0, concurrency: int = 25, t_ready: float = 5.0) -> Scale:
+    """Create ``backups`` resources in one stack at once, then delete them all at once."""
+    variant = VARIANTS[OURS]
+    with open_world(variant, 1.0, max_concurrency=concurrency, init_timeout_real=300.0) as world:
+        assert world.emulator is not None
+        warm_up(world, variant, environments=concurrency)
+        cold_before = world.function.cold_starts
+        ids = [new_backup_id() for _ in range(backups)]
+        for backup_id in ids:
+            world.emulator.add_backup(backup_id, restore_seconds=t_ready)
+        world.emulator.faults.throttle_above_rate(rps)
+        simulator = world.simulator
+
+        def create(number: int) -> Outcome:
+            return simulator.create(f"RestoredBackup{number}", variant.properties(ids[number]))
+
+        def delete(number: int) -> Outcome:
+            return simulator.delete(f"RestoredBackup{number}")
+
+        created = _phase("Create", world, create, backups)
+        phases = [created]
+        if created.succeeded == backups:
+            phases.append(_phase("Delete", world, delete, backups))
+        return Scale(backups, rps, concurrency, t_ready, phases, world.function.cold_starts - cold_before)
