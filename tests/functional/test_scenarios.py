@@ -15,27 +15,25 @@ from typing import Any
 import pytest
 from cloudhsm_offline.cfn.world import OfflineWorld
 
+from tests.functional.conftest import assert_clean
+
 BACKUP = "backup-abcdefghijk"
 OTHER = "backup-zyxwvutsrqp"
 
 
 @pytest.fixture
-def make_world() -> Iterator[Any]:
-    worlds: list[OfflineWorld] = []
+def make_world(make_world: Any) -> Iterator[Any]:
+    """conftest's factory, plus the protocol check on every world this test made."""
+    made: list[OfflineWorld] = []
 
     def make(**options: Any) -> OfflineWorld:
-        options.setdefault("speed", 60.0)
-        world = OfflineWorld(**options).start()
-        worlds.append(world)
+        world = make_world(**options)
+        made.append(world)
         return world
 
     yield make
-    for world in worlds:
-        try:
-            assert world.leaked_secrets() == []
-            assert [v for v in world.verify() if v.code != "late-response"] == []
-        finally:
-            world.stop()
+    for world in made:
+        assert_clean(world, ignore=("late-response",))
 
 
 def calls(world: OfflineWorld, operation: str | None = None, outcome: str | None = None) -> int:

@@ -175,6 +175,17 @@ def _expect_cleanup(world: World) -> None:
     world.events.add_response("delete_rule", {}, {"Name": "R"})
 
 
+def _handed_off(world: World, timeout: float = 31.0, **overrides: Any) -> dict[str, Any]:
+    """Create on a backup that stays PENDING_DELETION: nothing answered, polling set up; the poll event."""
+    world.describe(backup("PENDING_DELETION"))
+    world.restore(backup("PENDING_DELETION"))
+    world.describe(backup("PENDING_DELETION"))
+    _expect_handoff(world)
+    targets = _capture_put_targets(world)
+    assert world.invoke("Create", timeout=timeout, **overrides) == []
+    return json.loads(targets[0]["Targets"][0]["Input"])  # type: ignore[no-any-return]
+
+
 def test_long_restore_hands_off_to_polling_and_a_poll_answers(world: World) -> None:
     logical_id = "L" * 255
     world.describe(backup("PENDING_DELETION"))
@@ -206,13 +217,7 @@ def test_long_restore_hands_off_to_polling_and_a_poll_answers(world: World) -> N
 
 
 def test_poll_that_is_still_waiting_answers_nothing(world: World) -> None:
-    world.describe(backup("PENDING_DELETION"))
-    world.restore(backup("PENDING_DELETION"))
-    world.describe(backup("PENDING_DELETION"))
-    _expect_handoff(world)
-    targets = _capture_put_targets(world)
-    assert world.invoke("Create", timeout=31.0) == []
-    poll_event = json.loads(targets[0]["Targets"][0]["Input"])
+    poll_event = _handed_off(world)
 
     # A poll with only 30 s of Lambda time left checks once and leaves the rule in place.
     world.describe(backup("PENDING_DELETION"))
@@ -221,15 +226,7 @@ def test_poll_that_is_still_waiting_answers_nothing(world: World) -> None:
 
 
 def test_poll_past_the_overall_deadline_fails_with_last_state_and_time_waited(world: World) -> None:
-    world.describe(backup("PENDING_DELETION"))
-    world.restore(backup("PENDING_DELETION"))
-    world.describe(backup("PENDING_DELETION"))
-    _expect_handoff(world)
-    targets = _capture_put_targets(world)
-    assert (
-        world.invoke("Create", timeout=31.0, ResourceProperties={"BackupId": BACKUP_ID, "ServiceTimeout": "600"}) == []
-    )
-    poll_event = json.loads(targets[0]["Targets"][0]["Input"])
+    poll_event = _handed_off(world, ResourceProperties={"BackupId": BACKUP_ID, "ServiceTimeout": "600"})
 
     world.clock.t += 700
     world.describe(backup("PENDING_DELETION"))
@@ -245,13 +242,7 @@ def test_poll_past_the_overall_deadline_fails_with_last_state_and_time_waited(wo
 
 
 def test_a_duplicate_poll_that_finds_the_permission_gone_stays_silent(world: World) -> None:
-    world.describe(backup("PENDING_DELETION"))
-    world.restore(backup("PENDING_DELETION"))
-    world.describe(backup("PENDING_DELETION"))
-    _expect_handoff(world)
-    targets = _capture_put_targets(world)
-    assert world.invoke("Create", timeout=31.0) == []
-    poll_event = json.loads(targets[0]["Targets"][0]["Input"])
+    poll_event = _handed_off(world)
 
     # Another poll already claimed the answer: its permission removal succeeded, this one's fails.
     world.describe(backup("READY"))
