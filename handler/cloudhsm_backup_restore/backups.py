@@ -41,10 +41,11 @@ MAX_ATTEMPTS = 8
 CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
     connect_timeout=3,
-    read_timeout=10,
+    read_timeout=5,
     user_agent_extra=f"cloudhsm-backup-restore/{__version__}",
 )
 ACCESS_DENIED_CODES = frozenset({"CloudHsmAccessDeniedException", "AccessDeniedException", "AccessDenied"})
+INVALID_REQUEST = "CloudHsmInvalidRequestException"
 RETRIED_CODES = frozenset({"ThrottlingException", "CloudHsmInternalFailureException", "ServiceUnavailable"})
 
 
@@ -110,17 +111,18 @@ class CloudHsmBackups:
             raise CloudHsmCallError(f"CloudHSM {operation} failed for {self.where(backup_id)}: {error}") from error
 
     def describe(self, backup_id: str) -> Backup | None:
-        """The backup as CloudHSM reports it now, or None when it does not exist."""
+        """The backup as CloudHSM reports it now, or None when it does not exist (all pages read)."""
         with self._translated("DescribeBackups", backup_id):
             try:
-                response = self.client.describe_backups(Filters={"backupIds": [backup_id]})
+                pages = self.client.get_paginator("describe_backups").paginate(Filters={"backupIds": [backup_id]})
+                for page in pages:
+                    for backup in page.get("Backups", []):
+                        if backup.get("BackupId") == backup_id:
+                            return backup
             except ClientError as error:
                 if _error_code(error) == "CloudHsmResourceNotFoundException":
                     return None
                 raise
-        for backup in response.get("Backups", []):
-            if backup.get("BackupId") == backup_id:
-                return backup
         return None
 
     def require(self, backup_id: str) -> Backup:
@@ -136,18 +138,21 @@ class CloudHsmBackups:
         return backup
 
     def restore(self, backup_id: str) -> Backup:
-        """RestoreBackup; when CloudHSM refuses because the backup already moved on, report it as now."""
+        """RestoreBackup; when CloudHSM refuses, report the backup as it is now and let the wait decide.
+
+        A duplicate delivery of the same event may arrive while the first restore is taking effect: the
+        refusal then says nothing about the outcome, and waiting (bounded by ServiceTimeout) does.
+        """
         log_event(logger, "RestoreBackup", BackupId=backup_id, Region=self.region)
         try:
             with self._translated("RestoreBackup", backup_id):
                 return self.client.restore_backup(BackupId=backup_id)["Backup"]
-        except CloudHsmCallError:
-            # A concurrent delivery of the same event may have restored it first.
-            current = self.describe(backup_id)
-            if current is not None and current.get("BackupState") != BackupState.PENDING_DELETION:
-                log_event(logger, "RestoreBackup.refused", BackupId=backup_id, BackupState=state_of(current))
-                return current
-            raise
+        except CloudHsmCallError as error:
+            if not isinstance(error.__cause__, ClientError) or _error_code(error.__cause__) != INVALID_REQUEST:
+                raise
+            current = self.require(backup_id)
+            log_event(logger, "RestoreBackup.refused", BackupId=backup_id, BackupState=state_of(current))
+            return current
 
     def delete(self, backup_id: str) -> None:
         """DeleteBackup; a backup already PENDING_DELETION, DELETED or gone counts as deleted."""
@@ -160,8 +165,11 @@ class CloudHsmBackups:
                     if _error_code(error) == "CloudHsmResourceNotFoundException":
                         return
                     raise
-        except CloudHsmCallError:
-            current = self.describe(backup_id)
+        except CloudHsmCallError as error:
+            try:
+                current = self.describe(backup_id)
+            except CloudHsmCallError:
+                raise error from error.__cause__  # the DeleteBackup failure is the one to report
             if current is None or current.get("BackupState") in (
                 BackupState.PENDING_DELETION,
                 BackupState.DELETED,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Literal, cast
 
-from botocore.exceptions import ClientError
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 from crhelper import CfnResource
 from crhelper.resource_helper import FAILED
 
@@ -23,6 +26,14 @@ REQUEST_TYPES = ("Create", "Update", "Delete")
 REQUIRED_EVENT_FIELDS = ("RequestType", "ResponseURL", "StackId", "RequestId", "LogicalResourceId")
 POLLING_INTERVAL_MINUTES = 1
 RequestFunction = Callable[[dict[str, Any], Any], str | None]
+POLLING_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3, read_timeout=5)
+"""crhelper's EventBridge/Lambda clients default to 60 s timeouts: too long for the hand-off margin."""
+CLAIM_CLIENT_CONFIG = Config(retries={"total_max_attempts": 1}, connect_timeout=3, read_timeout=5)
+"""One attempt only: a retried RemovePermission would find its own first attempt's removal and stay silent."""
+TIMER_MARGIN_SECONDS = 3.0
+"""crhelper's guard answers FAILED this long before the Lambda deadline (crhelper: 0.5 s)."""
+RESPONSE_SOCKET_TIMEOUT = 10.0
+"""Each attempt of crhelper's ResponseURL PUT gives up after this (crhelper sets none)."""
 
 
 def failed_create_id(request_id: str) -> str:
@@ -65,6 +76,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         self._sent = False
         self._handoff = False
         self._answered_elsewhere = False
+        self._is_poll = False
         super().__init__(
             json_logging=True,
             log_level="INFO",
@@ -75,6 +87,20 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         )
         for name in ("botocore", "boto3", "urllib3"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        if not self._sam_local and not self._init_failed:
+            self._lambda_client = self._aws_client("lambda", POLLING_CLIENT_CONFIG)
+            self._events_client = self._aws_client("events", POLLING_CLIENT_CONFIG)
+        self._claim_client: Any = None
+
+    def _aws_client(self, service: Literal["lambda", "events"], config: Config) -> Any:
+        return boto3.client(service, region_name=self._region, verify=self._ssl_verify, config=config)
+
+    def _set_timeout(self) -> None:
+        """crhelper's timeout guard, armed TIMER_MARGIN_SECONDS before the deadline so its answer lands."""
+        seconds = self._context.get_remaining_time_in_millis() / 1000.0 - TIMER_MARGIN_SECONDS
+        self._timer = threading.Timer(max(0.0, seconds), self._timeout)
+        self._timer.daemon = True
+        self._timer.start()
 
     # Typed pass-throughs to crhelper's decorators (its stubs are untyped through the Any base).
     def create(self, func: RequestFunction) -> RequestFunction:
@@ -106,6 +132,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
             self._sent = False
         self._handoff = False
         self._answered_elsewhere = False
+        self._is_poll = isinstance(event, dict) and "CrHelperPoll" in event  # crhelper adds the key mid-hand-off
         missing = _missing_fields(event)
         if missing:
             self._answer_malformed(event, missing)
@@ -132,7 +159,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         self._send()
 
     def _poll_enabled(self) -> bool:
-        return self._handoff or "CrHelperPoll" in self._event
+        return self._handoff or self._is_poll
 
     def _wait_for_cwlogs(self, sleep: Any = None) -> None:
         """crhelper sleeps here on every Delete to let logs flush; Lambda flushes them anyway."""
@@ -168,17 +195,15 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         """Claim the answer, then clean up: the poll that removes the permission is the one that answers.
 
         EventBridge delivers at least once and polls can overlap; removing a Lambda permission succeeds
-        for exactly one caller, so a poll that finds it already gone stays silent instead of answering twice.
+        for exactly one caller, so a poll that finds it already gone stays silent instead of answering
+        twice. Only a poll invocation can lose the claim, and only on a definite NotFound from a single
+        attempt; any other error answers anyway (two identical answers are harmless, none is not).
         """
         if "CrHelperPermission" in self._event:
-            try:
-                self._remove_permission(self._event["CrHelperPermission"])
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                    self._answered_elsewhere = True
-                    log_event(logger, "polling.answered_elsewhere")
-                else:
-                    log_event(logger, "polling.cleanup_skipped", error=str(error)[:200])
+            if self._is_poll:
+                self._claim(self._event["CrHelperPermission"])
+            else:
+                self._quietly(self._remove_permission, self._event["CrHelperPermission"])
         if "CrHelperRule" in self._event:
             self._quietly(self._remove_targets, self._event["CrHelperRule"])
             self._quietly(self._delete_rule, self._event["CrHelperRule"])
@@ -186,12 +211,26 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         self.Data.pop("PhysicalResourceId", None)
         log_event(logger, "polling.stopped")
 
+    def _claim(self, sid: str) -> None:
+        if self._claim_client is None:
+            self._claim_client = self._aws_client("lambda", CLAIM_CLIENT_CONFIG)
+        try:
+            self._claim_client.remove_permission(FunctionName=self._context.function_name, StatementId=sid)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                self._answered_elsewhere = True
+                log_event(logger, "polling.answered_elsewhere")
+            else:
+                log_event(logger, "polling.cleanup_skipped", error=str(error)[:200])
+        except BotoCoreError as error:
+            log_event(logger, "polling.cleanup_skipped", error=str(error)[:200])
+
     @staticmethod
     def _quietly(action: Any, *args: Any) -> None:
         """Clean-up that must not turn a finished restore into FAILED: a duplicate poll may have done it."""
         try:
             action(*args)
-        except (ClientError, KeyError, IndexError) as error:
+        except (ClientError, BotoCoreError, KeyError, IndexError) as error:
             log_event(logger, "polling.cleanup_skipped", error=str(error)[:200])
 
     def _send(self, status: str | None = None, reason: str = "", send_response: Any = None) -> None:
@@ -237,7 +276,12 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
             Reason=self.Reason,
             TagsTruncated=self.Data.get("TagsTruncated", ""),
         )
-        if send_response is None:
-            super()._send()
-        else:
-            super()._send(None, "", send_response)
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(RESPONSE_SOCKET_TIMEOUT)  # crhelper's HTTPSConnection takes no timeout
+        try:
+            if send_response is None:
+                super()._send()
+            else:
+                super()._send(None, "", send_response)
+        finally:
+            socket.setdefaulttimeout(previous)

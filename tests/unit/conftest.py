@@ -187,6 +187,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         monkeypatch.setattr(app.lifecycle, "backups_for", lambda region: CloudHsmBackups(client, region or "us-east-1"))
         monkeypatch.setattr(app.lifecycle, "now", clock.now)
         monkeypatch.setattr(app.lifecycle, "sleep", clock.sleep)
+        monkeypatch.setattr(app.helper, "_claim_client", app.helper._lambda_client)  # claims go through the stub
         yield World(cloudhsm, events, lambda_, clock, _CAPTURE)
         cloudhsm.assert_no_pending_responses()
         events.assert_no_pending_responses()

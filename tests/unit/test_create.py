@@ -66,6 +66,15 @@ def test_restore_refused_because_a_concurrent_delivery_won_still_succeeds(world:
     expect_success(world.invoke("Create"))
 
 
+def test_restore_refused_while_still_pending_deletion_waits_instead_of_failing(world: World) -> None:
+    # A duplicate delivery during the first delivery's restore: the refusal says nothing about the outcome.
+    world.describe(backup("PENDING_DELETION"))
+    world.error("restore_backup", "CloudHsmInvalidRequestException", message="Restore already in progress")
+    world.describe(backup("PENDING_DELETION"))
+    world.describe(backup("READY"))
+    expect_success(world.invoke("Create"))
+
+
 def test_deleted_backup_fails_naming_id_region_and_state(world: World) -> None:
     world.describe(backup("DELETED"))
     body = expect_failed(world.invoke("Create"), BACKUP_ID, "us-east-1", "DELETED", "7-day")
@@ -129,7 +138,6 @@ def test_bad_properties_fail_without_any_api_call(world: World, properties: dict
 def test_aws_errors_are_translated(world: World, code: str, status: int, reason: str) -> None:
     world.describe(backup("PENDING_DELETION"))
     world.error("restore_backup", code, status)
-    world.describe(backup("PENDING_DELETION"))
     expect_failed(world.invoke("Create"), reason)
 
 
@@ -251,3 +259,46 @@ def test_a_duplicate_poll_that_finds_the_permission_gone_stays_silent(world: Wor
     world.events.add_client_error("delete_rule", service_error_code="ResourceNotFoundException")
     app.handler(poll_event, FakeContext(world.clock))
     assert world.capture.responses(world.last_path) == []
+
+
+def test_a_failed_hand_off_still_answers_once(world: World) -> None:
+    world.describe(backup("PENDING_DELETION"))
+    world.restore(backup("PENDING_DELETION"))
+    world.describe(backup("PENDING_DELETION"))
+    world.events.add_response(
+        "put_rule",
+        {"RuleArn": "arn:aws:events:us-east-1:123456789012:rule/R"},
+        {"Name": ANY, "ScheduleExpression": "rate(1 minute)", "State": "ENABLED"},
+    )
+    world.lambda_.add_response(
+        "add_permission",
+        {"Statement": "{}"},
+        {"FunctionName": ANY, "StatementId": ANY, "Action": ANY, "Principal": ANY, "SourceArn": ANY},
+    )
+    world.events.add_client_error(
+        "put_targets", service_error_code="AccessDeniedException", service_message="not authorized: events:PutTargets"
+    )
+    # Clean-up of the half-made hand-off: the permission is already gone, which must not silence the answer.
+    world.lambda_.add_client_error("remove_permission", service_error_code="ResourceNotFoundException")
+    world.events.add_response("remove_targets", {"FailedEntryCount": 0}, {"Rule": "R", "Ids": ["1"]})
+    world.events.add_response("delete_rule", {}, {"Name": "R"})
+    body = expect_failed(world.invoke("Create", timeout=31.0), "PutTargets")
+    assert body["PhysicalResourceId"].startswith("create-failed-")
+
+
+def test_timeout_guard_fires_three_seconds_before_the_deadline(world: World) -> None:
+    seen: list[float] = []
+
+    def remember_remaining(*args: object, **kwargs: object) -> None:
+        seen.append(app.helper._timer.interval)
+        raise AssertionError("stop here")
+
+    world.describe(backup("READY"))
+    original = app.lifecycle.restore
+    try:
+        app.lifecycle.restore = remember_remaining  # type: ignore[method-assign]
+        expect_failed(world.invoke("Create", timeout=100.0), "Unexpected AssertionError: stop here")
+    finally:
+        app.lifecycle.restore = original  # type: ignore[method-assign]
+        world.cloudhsm._queue.clear()
+    assert seen == [97.0]
