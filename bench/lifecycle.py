@@ -29,6 +29,8 @@ class Sample:
     api_calls: int
     throttled: int
     calls_by_operation: dict[str, int]
+    lambda_seconds: float = 0.0
+    max_concurrent: int = 0
     issues: list[str] = field(default_factory=list)
     reason: str = ""
 
@@ -63,6 +65,20 @@ def _issue_codes(before: frozenset[str], after: frozenset[str], outcomes: Sequen
     return sorted(codes)
 
 
+def _invocation_load(world: OfflineWorld, request_ids: set[str]) -> tuple[float, int]:
+    """Modelled Lambda seconds spent on these requests, and the most invocations running at once."""
+    records = [r for r in list(world.function.records) if r.event.get("RequestId") in request_ids]
+    busy = sum(r.modelled_seconds or 0.0 for r in records)
+    edges = sorted(
+        [(r.start_modelled, 1) for r in records] + [(r.end_modelled or r.start_modelled, -1) for r in records]
+    )
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return busy, peak
+
+
 def run_lifecycle(world: OfflineWorld, variant: Variant, case: Case, number: int) -> Sample:
     """Create a resource for a fresh backup READY ``case.t_ready`` s after RestoreBackup, then delete it."""
     assert world.emulator is not None
@@ -78,6 +94,7 @@ def run_lifecycle(world: OfflineWorld, variant: Variant, case: Case, number: int
         outcomes.append(delete)
     after = _Counters.read(world)
     final_state = world.emulator.backup(backup_id).get("BackupState")
+    lambda_seconds, max_concurrent = _invocation_load(world, {o.request_id for o in outcomes})
     ok = create.ok and delete is not None and delete.ok and final_state == "PENDING_DELETION"
     reason = "" if ok else "; ".join(o.summary() for o in outcomes if not o.ok) or f"backup ended {final_state}"
     return Sample(
@@ -95,6 +112,8 @@ def run_lifecycle(world: OfflineWorld, variant: Variant, case: Case, number: int
             for op, n in after.by_operation.items()
             if n - before.by_operation.get(op, 0)
         },
+        lambda_seconds=lambda_seconds,
+        max_concurrent=max_concurrent,
         issues=_issue_codes(before.issues, after.issues, outcomes),
         reason=reason,
     )
@@ -116,7 +135,9 @@ def summarise(case: Case, variant: Variant, speed: float, samples: Sequence[Samp
         value = median([float(s.calls_by_operation.get(op, 0)) for s in samples])
         if value:
             by_op[op] = value
-    note = "calls: " + ", ".join(f"{op} {_num(n)}" for op, n in by_op.items())
+    real = f"real s: Create {_num3(median([s.create_real for s in samples]))}"
+    real += f", Delete {_num3(median([s.delete_real for s in samples]))}"
+    note = real + "; calls: " + ", ".join(f"{op} {_num(n)}" for op, n in by_op.items())
     if reasons:
         note += " | failures: " + reasons[0][:200]
     return Row(
@@ -134,6 +155,8 @@ def summarise(case: Case, variant: Variant, speed: float, samples: Sequence[Samp
         create_real_s=median([s.create_real for s in samples]),
         delete_real_s=median([s.delete_real for s in samples]),
         throttled=median([float(s.throttled) for s in samples]),
+        lambda_s=median([s.lambda_seconds for s in samples]),
+        max_concurrent=median([float(s.max_concurrent) for s in samples]),
         violations=issues,
         note=note,
     )
@@ -141,6 +164,10 @@ def summarise(case: Case, variant: Variant, speed: float, samples: Sequence[Samp
 
 def _num(value: float) -> str:
     return f"{value:g}"
+
+
+def _num3(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
 
 
 def measure_case(world: OfflineWorld, variant: Variant, case: Case, speed: float, runs: int, first: int = 0) -> Row:

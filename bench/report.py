@@ -8,9 +8,12 @@ from pathlib import Path
 from bench.models import CDK_CREATE_OVERHEAD_S, CDK_DELETE_OVERHEAD_S, CDK_QUERY_INTERVAL_S
 from bench.rows import CDK_PROVIDER, CRHELPER_DOCUMENTED, FLOOR, MEASURED, OURS, VARIANT_LABELS, Row
 from bench.run import BenchResults
+from bench.world import WORKAROUNDS
 
 BASELINES = (CRHELPER_DOCUMENTED, CDK_PROVIDER, FLOOR)
 DASH = "-"
+COMPRESSED_DELETE = " (+)"
+"""Marks a Delete ratio taken from a compressed run of ours (see the notes)."""
 
 
 def seconds(value: float | None) -> str:
@@ -79,6 +82,8 @@ def lifecycle_table(results: BenchResults, markdown: bool) -> str:
         "Create s",
         "Delete s",
         "Lambda invocations",
+        "Lambda s",
+        "Max concurrent",
         "EventBridge rules",
         "CloudHSM calls",
         "Issues",
@@ -99,6 +104,8 @@ def lifecycle_table(results: BenchResults, markdown: bool) -> str:
                     seconds(row.create_s),
                     seconds(row.delete_s),
                     count(row.invocations),
+                    seconds(row.lambda_s),
+                    count(row.max_concurrent),
                     count(row.rules),
                     _calls(row),
                     ", ".join(row.violations) or DASH,
@@ -109,7 +116,7 @@ def lifecycle_table(results: BenchResults, markdown: bool) -> str:
 
 def ratio_table(results: BenchResults, markdown: bool) -> str:
     """Ours divided by each baseline, per case (below 1: ours is faster / makes fewer)."""
-    headers = ["Time to READY", "ours / ...", "Create", "Delete", "Lambda invocations", "CloudHSM calls"]
+    headers = ["Time to READY", "ours / ...", "Create", "Delete", "Lambda invocations", "Lambda s", "CloudHSM calls"]
     rows = []
     for case in results.cases:
         ours = results.row(OURS, case)
@@ -124,8 +131,9 @@ def ratio_table(results: BenchResults, markdown: bool) -> str:
                     case.label,
                     VARIANT_LABELS[variant],
                     ratio(ours.create_s, other.create_s),
-                    ratio(ours.delete_s, other.delete_s),
+                    ratio(ours.delete_s, other.delete_s) + (COMPRESSED_DELETE if (ours.speed or 1) > 1 else ""),
                     ratio(ours.invocations, other.invocations),
+                    ratio(ours.lambda_s, other.lambda_s),
                     ratio(ours.api_calls, other.api_calls),
                 ]
             )
@@ -200,10 +208,11 @@ def notes(results: BenchResults) -> list[str]:
     """What is measured, what is modelled, and every assumption or workaround."""
     found = [
         "Latencies are CloudFormation-visible (event sent -> first response PUT received) in MODELLED "
-        "seconds of the simulator's clock. At 1x modelled = real. At 20x/60x the worker's time.sleep/time/"
-        "monotonic run compressed, so waits and schedules are modelled exactly, but real compute is not "
-        "compressed: every real second of work shows as 20/60 modelled seconds (e.g. the baseline's ~0.2 s "
-        "of real work per Create, mostly moto's EventBridge/Lambda API, adds ~4 s at 20x).",
+        "seconds of the simulator's clock ('@Nx' = N modelled seconds per real second). At 1x modelled = real. "
+        "Above 1x the worker's time.sleep/time/monotonic run compressed, so waits and schedules are modelled "
+        "exactly, but real compute is not compressed: each real second of work shows as N modelled seconds "
+        "(e.g. the baseline's ~0.2 s of real work per Create, mostly moto's EventBridge/Lambda API, adds ~4 s "
+        "at 20x). Compressed figures therefore err high by a few seconds, never low.",
         "Every measured lifecycle runs on a warm execution environment (one warm-up Update first); the cold "
         "start is measured separately, in real time, in fresh processes.",
         "Lifecycle = Create, then Delete of the same resource. Ours runs with OnDelete=Delete so both "
@@ -220,10 +229,14 @@ def notes(results: BenchResults) -> list[str]:
         "crhelper as documented: bench/baselines/crhelper_documented/index.py, CfnResource() defaults "
         "(log_level DEBUG, polling_interval 2 -> rate(2 minutes), sleep_on_delete 120), botocore default "
         "retries. It trusts the offline ResponseURL CA via SSL_CERT_FILE (environment only, code as documented).",
-        "Workaround (offline/ not edited): OfflineWorld sets AWS_ENDPOINT_URL_EVENTS/_LOGS, but botocore reads "
-        "AWS_ENDPOINT_URL_EVENTBRIDGE/_CLOUDWATCH_LOGS (service ids); the bench sets those too so crhelper's "
-        "polling reaches the offline EventBridge.",
+        "Lambda s = modelled seconds the function ran for the lifecycle's requests (what Lambda bills); Max "
+        "concurrent = most invocations of one lifecycle running at once (above 1: poll invocations overlap).",
+        f"{COMPRESSED_DELETE.strip()} Ours' Delete does not wait, so in a compressed run its modelled time is only "
+        "its real compute multiplied by the speed (about 0.07 s real shows as 1.4 s at 20x); the 1x rows show "
+        "it undistorted.",
     ]
+    if WORKAROUNDS:
+        found.append("Workarounds in bench/ (offline/ not edited): " + "; ".join(sorted(WORKAROUNDS)) + ".")
     runs_note = ", ".join(
         f"{VARIANT_LABELS[m.variant]} {m.case.label}: {m.runs} run(s) @{m.speed:g}x" for m in results.config.plan
     )
@@ -238,6 +251,9 @@ def notes(results: BenchResults) -> list[str]:
             "processes importing boto3 at once would measure this 2-core machine, not the handler. "
             "boto3 retry: standard mode, 8 attempts; 'throttled' = ThrottlingException answers, each one retried."
         )
+        for phase in scale.phases:
+            for failure in phase.failures:
+                found.append(f"Scale {phase.name} failure: {failure}")
     for row in results.rows:
         if row.kind == MEASURED and row.note:
             found.append(f"{row.label}, {row.case.label}: {row.note}.")
@@ -257,6 +273,7 @@ def render(results: BenchResults, markdown: bool) -> str:
     machine = results.machine
     intro = (
         f"Machine: {machine.describe()}.\n"
+        f"Code measured: {results.source}.\n"
         f"`make bench` wall time: {results.wall_s:.0f} s"
         + (" (" + ", ".join(f"{k} {v:.0f} s" for k, v in results.section_s.items()) + ")" if results.section_s else "")
         + ".\n"
@@ -303,6 +320,9 @@ def plot(results: BenchResults, path: Path) -> Path:
                 axis.annotate(seconds(y), (x, y), textcoords="offset points", xytext=(4, 6), fontsize=8)
     axis.set_xscale("symlog", linthresh=5)
     axis.set_yscale("symlog", linthresh=1)
+    ticks = [c.t_ready for c in results.cases]
+    axis.set_xticks(ticks, labels=[f"{t:g}" for t in ticks])
+    axis.set_ylim(bottom=0)
     axis.set_xlabel("time from RestoreBackup to READY (s)")
     axis.set_ylabel("CloudFormation-visible Create latency (modelled s)")
     axis.set_title("Create latency vs time-to-READY (medians; CDK Provider = model)")

@@ -55,6 +55,10 @@ class Row:
     create_real_s: float | None = None
     delete_real_s: float | None = None
     throttled: float | None = None
+    lambda_s: float | None = None
+    """Modelled seconds the function ran for these requests (what Lambda bills, before rounding)."""
+    max_concurrent: float | None = None
+    """Most invocations of one lifecycle running at the same time."""
     violations: list[str] = field(default_factory=list)
     note: str = ""
 
