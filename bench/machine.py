@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,3 +55,21 @@ def this_machine() -> Machine:
         system=f"{platform.system()} {platform.release()}",
         date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
+
+
+def source_state(repo: Path, paths: tuple[str, ...] = ("handler", "offline", "pipeline", "bench")) -> str:
+    """The commit measured and which of ``paths`` had uncommitted changes (the tree is shared and moving)."""
+    try:
+        commit = subprocess.run(  # read-only git queries
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--", *paths],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    dirty = sorted({line[3:].split("/", 1)[0] for line in status.splitlines() if line.strip()})
+    return f"commit {commit}" + (f", with uncommitted changes in {', '.join(dirty)}/" if dirty else ", clean")

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import groupby
 
+from bench import REPO_ROOT
 from bench.coldstart import ColdStart, measure_cold_start
 from bench.lifecycle import measure_case
-from bench.machine import Machine, this_machine
+from bench.machine import Machine, source_state, this_machine
 from bench.models import cdk_provider_row, floor_row
 from bench.package import PackageSize, measure_packages
 from bench.rows import CASES, CRHELPER_DOCUMENTED, OURS, Case, Row
@@ -38,12 +39,12 @@ DEFAULT_PLAN: tuple[Measure, ...] = (
     Measure(OURS, _case(0), 1.0, 5),
     Measure(OURS, _case(5), 1.0, 3),
     Measure(OURS, _case(90), 20.0, 3),
-    Measure(OURS, _case(600), 60.0, 1),
+    Measure(OURS, _case(600), 30.0, 1),
     # crhelper as documented polls every 2 min and sleeps 120 s on Delete: always compressed.
     Measure(CRHELPER_DOCUMENTED, _case(0), 20.0, 3),
     Measure(CRHELPER_DOCUMENTED, _case(5), 20.0, 3),
     Measure(CRHELPER_DOCUMENTED, _case(90), 20.0, 3),
-    Measure(CRHELPER_DOCUMENTED, _case(600), 60.0, 1),
+    Measure(CRHELPER_DOCUMENTED, _case(600), 30.0, 1),
 )
 
 
@@ -78,6 +79,7 @@ class BenchResults:
     packages: list[PackageSize]
     scale: Scale | None
     config: BenchConfig
+    source: str = ""
     wall_s: float = 0.0
     section_s: dict[str, float] = field(default_factory=dict)
 
@@ -99,7 +101,7 @@ def _quiet(_: str) -> None:
 def run_bench(config: BenchConfig, progress: Progress = _quiet) -> BenchResults:
     """Run the plan, the models, cold start, package size and scale; collect the results."""
     started = time.monotonic()
-    results = BenchResults(this_machine(), [], None, [], None, config)
+    results = BenchResults(this_machine(), [], None, [], None, config, source=source_state(REPO_ROOT))
 
     def timed(name: str, action: Callable[[], None]) -> None:
         begun = time.monotonic()

@@ -52,13 +52,13 @@ class Scale:
     cold_starts: int
 
 
-def _phase(name: str, world: OfflineWorld, run: Callable[[int], Outcome], count: int) -> Phase:
+def _phase(name: str, world: OfflineWorld, run: Callable[[int], Outcome], numbers: list[int]) -> Phase:
     assert world.emulator is not None
     calls_before = list(world.emulator.calls)
     rules_before = world.eventbridge.count("PutRule") if world.eventbridge is not None else 0
     started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        outcomes = list(pool.map(run, range(count)))
+    with ThreadPoolExecutor(max_workers=max(1, len(numbers))) as pool:
+        outcomes = list(pool.map(run, numbers))
     calls = list(world.emulator.calls)[len(calls_before) :]
     finished = [o.responses[0].real for o in outcomes if o.responses]
     by_operation: dict[str, int] = {}
@@ -67,7 +67,7 @@ def _phase(name: str, world: OfflineWorld, run: Callable[[int], Outcome], count:
     latencies = [o.elapsed_real for o in outcomes]
     return Phase(
         name=name,
-        resources=count,
+        resources=len(numbers),
         succeeded=sum(1 for o in outcomes if o.ok),
         wall_s=(max(finished) if finished else time.monotonic()) - started,
         median_s=statistics.median(latencies),
@@ -77,7 +77,7 @@ def _phase(name: str, world: OfflineWorld, run: Callable[[int], Outcome], count:
         invocations=sum(o.invocations for o in outcomes),
         rules=(world.eventbridge.count("PutRule") if world.eventbridge is not None else 0) - rules_before,
         calls_by_operation=by_operation,
-        failures=[o.summary() for o in outcomes if not o.ok][:3],
+        failures=[o.summary()[:300] for o in outcomes if not o.ok][:3],
     )
 
 
@@ -100,8 +100,8 @@ def measure_scale(backups: int = 100, rps: float = 10.0, concurrency: int = 25, 
         def delete(number: int) -> Outcome:
             return simulator.delete(f"RestoredBackup{number}")
 
-        created = _phase("Create", world, create, backups)
-        phases = [created]
-        if created.succeeded == backups:
-            phases.append(_phase("Delete", world, delete, backups))
-        return Scale(backups, rps, concurrency, t_ready, phases, world.function.cold_starts - cold_before)
+        created = _phase("Create", world, create, list(range(backups)))
+        # Then the stack goes away (or rolls back): every resource that was created is deleted at once.
+        alive = [n for n in range(backups) if f"RestoredBackup{n}" in simulator.resources]
+        deleted = _phase("Delete", world, delete, alive)
+        return Scale(backups, rps, concurrency, t_ready, [created, deleted], world.function.cold_starts - cold_before)

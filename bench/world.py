@@ -17,6 +17,8 @@ from bench.rows import CRHELPER_DOCUMENTED, OURS
 BENCH_ACCOUNT = "210987654321"
 """moto keeps EventBridge state per process and account: the benchmark keeps to its own account."""
 BACKUP_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+WORKAROUNDS: set[str] = set()
+"""Environment settings the bench had to add to the offline world (reported in the notes)."""
 LAMBDA_TIMEOUT_S = 300.0
 """The provider function's Timeout (cfn-templates: 300 s), for both handlers."""
 
@@ -62,16 +64,18 @@ def new_backup_id() -> str:
 def _route_endpoints(world: OfflineWorld) -> None:
     """Point EventBridge and CloudWatch Logs clients at the offline gateway.
 
-    Workaround: OfflineWorld sets ``AWS_ENDPOINT_URL_EVENTS`` and ``AWS_ENDPOINT_URL_LOGS``, but botocore
-    derives these variables from the service *id* ("EventBridge", "CloudWatch Logs"), so it reads
-    ``AWS_ENDPOINT_URL_EVENTBRIDGE`` and ``AWS_ENDPOINT_URL_CLOUDWATCH_LOGS``. Without this, crhelper's
-    polling set-up would try the real AWS endpoint. ``setdefault`` keeps any value the world already set.
+    botocore derives these variables from the service *id* ("EventBridge", "CloudWatch Logs"), so it
+    reads ``AWS_ENDPOINT_URL_EVENTBRIDGE`` and ``AWS_ENDPOINT_URL_CLOUDWATCH_LOGS``, not ``..._EVENTS`` or
+    ``..._LOGS``. An early OfflineWorld set only the latter, and crhelper's polling set-up then tried the
+    real AWS endpoint. Kept as a guard: adds only what the world left out, and the report says so.
     """
     if world.eventbridge is None:
         return
     url = world.eventbridge.url
     for name in ("AWS_ENDPOINT_URL_EVENTBRIDGE", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"):
-        world.function.env.setdefault(name, url)
+        if name not in world.function.env:
+            world.function.env[name] = url
+            WORKAROUNDS.add(f"set {name} (the offline world did not)")
 
 
 @contextmanager
