@@ -260,6 +260,56 @@ def notes(results: BenchResults) -> list[str]:
     return found
 
 
+def findings(results: BenchResults) -> list[str]:
+    """Headlines read off this run's numbers (regenerated with every run, so they never go stale)."""
+    found: list[str] = []
+    for case in results.cases:
+        ours, crh = results.row(OURS, case), results.row(CRHELPER_DOCUMENTED, case)
+        cdk, floor = results.row(CDK_PROVIDER, case), results.row(FLOOR, case)
+        if ours is None or ours.create_s is None:
+            continue
+        parts = [f"{case.label}: ours answers Create in {seconds(ours.create_s)} s"]
+        if floor is not None and floor.create_s:
+            parts.append(f"{seconds(ours.create_s - floor.create_s)} s after READY")
+        if crh is not None and crh.create_s is not None:
+            parts.append(f"crhelper as documented {seconds(crh.create_s)} s")
+        if cdk is not None and cdk.create_s is not None:
+            parts.append(f"CDK Provider model {seconds(cdk.create_s)} s")
+        line = ", ".join(parts)
+        if ours.max_concurrent and ours.max_concurrent > 1:
+            line += (
+                f". Its poll invocations overlapped (up to {count(ours.max_concurrent)} at once): the function ran "
+                f"{seconds(ours.lambda_s)} modelled s for this lifecycle"
+                + (f" (crhelper as documented: {seconds(crh.lambda_s)} s)" if crh is not None else "")
+                + f" and made {count(ours.api_calls)} CloudHSM calls"
+            )
+        found.append(line + ".")
+    for variant in (OURS, CRHELPER_DOCUMENTED):
+        measured = [r for r in results.rows if r.variant == variant and r.kind == MEASURED]
+        flagged = [r for r in measured if r.violations]
+        if flagged:
+            codes = sorted({code for r in flagged for code in r.violations})
+            found.append(
+                f"{VARIANT_LABELS[variant]}: protocol issues in {len(flagged)} of {len(measured)} cases: "
+                f"{', '.join(codes)}."
+            )
+    delete_rows = [r for r in results.rows if r.variant == CRHELPER_DOCUMENTED and r.delete_s is not None]
+    ours_fast = [r for r in results.rows if r.variant == OURS and r.speed == 1 and r.delete_s is not None]
+    if delete_rows and ours_fast:
+        found.append(
+            f"Delete: ours {seconds(ours_fast[0].delete_s)} s (1x), crhelper as documented "
+            f"{seconds(delete_rows[0].delete_s)} s (its sleep_on_delete=120)."
+        )
+    scale = results.scale
+    if scale is not None:
+        for phase in scale.phases:
+            found.append(
+                f"Scale {phase.name}: {phase.succeeded}/{phase.resources} succeeded in {seconds(phase.wall_s)} s "
+                f"with {phase.api_calls} CloudHSM calls, {phase.throttled} of them throttled and retried."
+            )
+    return found
+
+
 def render(results: BenchResults, markdown: bool) -> str:
     """The whole report."""
     parts: list[str] = []
@@ -288,6 +338,7 @@ def render(results: BenchResults, markdown: bool) -> str:
     section("Package size", package_table(results, markdown))
     section("Scale", scale_table(results, markdown))
     bullet = "- " if markdown else "* "
+    section("Findings (read off this run)", "\n".join(bullet + n for n in findings(results)))
     section("Notes: measured vs modelled, assumptions", "\n".join(bullet + n for n in notes(results)))
     return "\n".join(parts)
 
@@ -316,10 +367,13 @@ def plot(results: BenchResults, path: Path) -> Path:
         label = VARIANT_LABELS[variant] + (" (model)" if kind == "model" else "")
         axis.plot([p[0] for p in points], [p[1] for p in points], label=label, **style)  # type: ignore[arg-type]
         if variant in (OURS, CRHELPER_DOCUMENTED):
+            offset = (6, -12) if variant == OURS else (-10, 8)
             for x, y in points:
-                axis.annotate(seconds(y), (x, y), textcoords="offset points", xytext=(4, 6), fontsize=8)
+                axis.annotate(
+                    seconds(y), (x, y), textcoords="offset points", xytext=offset, fontsize=8, color=style["color"]
+                )
     axis.set_xscale("symlog", linthresh=5)
-    axis.set_yscale("symlog", linthresh=1)
+    axis.set_yscale("symlog", linthresh=0.1)
     ticks = [c.t_ready for c in results.cases]
     axis.set_xticks(ticks, labels=[f"{t:g}" for t in ticks])
     axis.set_ylim(bottom=0)
