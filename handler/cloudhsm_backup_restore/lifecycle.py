@@ -79,11 +79,15 @@ class BackupLifecycle:
         polling: bool,
     ) -> Step:
         deadline = self.policy.overall_deadline(started_at, props.service_timeout)
+        began = self.now()
         result = wait_until_ready(
             lambda: backups.describe(props.backup_id),
             current=backup,
             budget=lambda: self.policy.budget(
-                lambda_left=lambda_left(), overall_left=deadline - self.now(), polling=polling
+                lambda_left=lambda_left(),
+                overall_left=deadline - self.now(),
+                polling=polling,
+                waited=self.now() - began,
             ),
             sleep=self.sleep,
             policy=self.policy,

@@ -55,11 +55,11 @@ class WaitPolicy:
         margin = min(60.0, max(10.0, service_timeout * self.deadline_margin))
         return started_at + max(1.0, service_timeout - margin)
 
-    def budget(self, *, lambda_left: float, overall_left: float, polling: bool) -> float:
-        """Seconds this invocation may keep waiting in-process."""
+    def budget(self, *, lambda_left: float, overall_left: float, polling: bool, waited: float = 0.0) -> float:
+        """Seconds this invocation may still wait in-process, having waited ``waited`` already."""
         budget = min(lambda_left - self.handoff_margin, overall_left)
-        if polling and overall_left > self.poll_window + self.poll_interval:
-            budget = min(budget, self.poll_window)
+        if polling and overall_left > self.poll_window - waited + self.poll_interval:
+            budget = min(budget, self.poll_window - waited)
         return max(0.0, budget)
 
 

@@ -302,3 +302,14 @@ def test_timeout_guard_fires_three_seconds_before_the_deadline(world: World) -> 
         app.lifecycle.restore = original  # type: ignore[method-assign]
         world.cloudhsm._queue.clear()
     assert seen == [97.0]
+
+
+def test_a_poll_waits_at_most_its_window_then_leaves_the_rule_to_fire_again(world: World) -> None:
+    poll_event = _handed_off(world)
+    for _ in range(40):
+        world.describe(backup("PENDING_DELETION"))
+    began = world.clock.now()
+    app.handler(poll_event, FakeContext(world.clock))
+    assert world.capture.responses(world.last_path) == []
+    assert world.clock.now() - began == pytest.approx(40.0)
+    world.cloudhsm._queue.clear()

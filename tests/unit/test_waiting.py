@@ -23,6 +23,9 @@ def test_budget_keeps_the_handoff_margin_and_respects_the_deadline() -> None:
     # A poll invocation waits at most poll_window, unless the deadline falls before the next poll.
     assert policy.budget(lambda_left=300, overall_left=3000, polling=True) == 40
     assert policy.budget(lambda_left=300, overall_left=90, polling=True) == 90
+    # The poll window counts what this invocation already waited.
+    assert policy.budget(lambda_left=270, overall_left=2970, polling=True, waited=30) == 10
+    assert policy.budget(lambda_left=250, overall_left=2950, polling=True, waited=50) == 0
 
 
 def test_overall_deadline_answers_before_service_timeout() -> None:
