@@ -26,7 +26,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark; 0 when every measured run succeeded."""
+    """Run the benchmark; 0 when every lifecycle and cold start succeeded.
+
+    The scale run probes a limit (many resources against a throttled API): its failures are results,
+    reported in the findings, not an error of the benchmark.
+    """
     args = parse(argv)
     config = BenchConfig()
     if args.quick:
@@ -45,9 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         plot(results, args.out / "latency.png")
         print(f"wrote {args.out / 'results.md'} and {args.out / 'latency.png'}")
     failed = [r for r in results.rows if not r.all_ok]
-    scale_ok = results.scale is None or all(p.succeeded == p.resources for p in results.scale.phases)
     cold_ok = results.cold_start is None or results.cold_start.all_ok
-    return 0 if not failed and scale_ok and cold_ok else 1
+    return 0 if not failed and cold_ok else 1
 
 
 if __name__ == "__main__":

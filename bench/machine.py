@@ -71,5 +71,7 @@ def source_state(repo: Path, paths: tuple[str, ...] = ("handler", "offline", "pi
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
-    dirty = sorted({line[3:].split("/", 1)[0] for line in status.splitlines() if line.strip()})
+    outputs = {"bench/results.md", "bench/latency.png"}  # what the run itself writes
+    changed = [line[3:] for line in status.splitlines() if line.strip() and line[3:] not in outputs]
+    dirty = sorted({path.split("/", 1)[0] for path in changed})
     return f"commit {commit}" + (f", with uncommitted changes in {', '.join(dirty)}/" if dirty else ", clean")

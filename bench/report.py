@@ -251,9 +251,6 @@ def notes(results: BenchResults) -> list[str]:
             "processes importing boto3 at once would measure this 2-core machine, not the handler. "
             "boto3 retry: standard mode, 8 attempts; 'throttled' = ThrottlingException answers, each one retried."
         )
-        for phase in scale.phases:
-            for failure in phase.failures:
-                found.append(f"Scale {phase.name} failure: {failure}")
     for row in results.rows:
         if row.kind == MEASURED and row.note:
             found.append(f"{row.label}, {row.case.label}: {row.note}.")
@@ -305,7 +302,9 @@ def findings(results: BenchResults) -> list[str]:
         for phase in scale.phases:
             found.append(
                 f"Scale {phase.name}: {phase.succeeded}/{phase.resources} succeeded in {seconds(phase.wall_s)} s "
-                f"with {phase.api_calls} CloudHSM calls, {phase.throttled} of them throttled and retried."
+                f"with {phase.api_calls} CloudHSM calls, {phase.throttled} of them throttled and retried"
+                + (f"; first failure: {phase.failures[0]}" if phase.failures else "")
+                + "."
             )
     return found
 
