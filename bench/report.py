@@ -249,7 +249,9 @@ def notes(results: BenchResults) -> list[str]:
             f"{scale.rps:g} requests/s (token bucket, burst {scale.rps:g}). The simulated Lambda runs at most "
             f"{scale.concurrency} execution environments, pre-warmed (the rest of the events queue): 100 worker "
             "processes importing boto3 at once would measure this 2-core machine, not the handler. "
-            "boto3 retry: standard mode, 8 attempts; 'throttled' = ThrottlingException answers, each one retried."
+            "boto3 retry: standard mode, 8 attempts; 'throttled' = ThrottlingException answers, each one retried. "
+            "Retry jitter makes this run vary: some runs on this machine saw 1 of 100 Creates fail after 8 "
+            "throttled attempts (DescribeBackups), others none."
         )
     for row in results.rows:
         if row.kind == MEASURED and row.note:
@@ -323,6 +325,8 @@ def render(results: BenchResults, markdown: bool) -> str:
     intro = (
         f"Machine: {machine.describe()}.\n"
         f"Code measured: {results.source}.\n"
+        f"Load average (1 min) at start / end: {results.load[0]:.2f} / {results.load[1]:.2f} "
+        "(the machine is shared; other work adds noise to real-time figures).\n"
         f"`make bench` wall time: {results.wall_s:.0f} s"
         + (" (" + ", ".join(f"{k} {v:.0f} s" for k, v in results.section_s.items()) + ")" if results.section_s else "")
         + ".\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,6 +81,8 @@ class BenchResults:
     scale: Scale | None
     config: BenchConfig
     source: str = ""
+    load: tuple[float, float] = (0.0, 0.0)
+    """1-minute load average when the run started and when it ended."""
     wall_s: float = 0.0
     section_s: dict[str, float] = field(default_factory=dict)
 
@@ -101,6 +104,7 @@ def _quiet(_: str) -> None:
 def run_bench(config: BenchConfig, progress: Progress = _quiet) -> BenchResults:
     """Run the plan, the models, cold start, package size and scale; collect the results."""
     started = time.monotonic()
+    load_at_start = os.getloadavg()[0]
     results = BenchResults(this_machine(), [], None, [], None, config, source=source_state(REPO_ROOT))
 
     def timed(name: str, action: Callable[[], None]) -> None:
@@ -148,4 +152,5 @@ def run_bench(config: BenchConfig, progress: Progress = _quiet) -> BenchResults:
 
         timed("scale", scale)
     results.wall_s = time.monotonic() - started
+    results.load = (load_at_start, os.getloadavg()[0])
     return results
