@@ -98,14 +98,16 @@ class CloudHsmBackups:
             if code in RETRIED_CODES:
                 raise CloudHsmCallError(
                     f"CloudHSM {operation} for {self.where(backup_id)} still failed after {MAX_ATTEMPTS} "
-                    f"attempts ({code}): {message}"
+                    f"attempts ({code}): {message}",
+                    transient=True,
                 ) from error
             raise CloudHsmCallError(
                 f"CloudHSM {operation} failed for {self.where(backup_id)} ({code}): {message}"
             ) from error
         except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, BotoConnectionError) as error:
             raise CloudHsmCallError(
-                f"Could not reach the CloudHSM endpoint for {self.region} calling {operation} for {backup_id}: {error}"
+                f"Could not reach the CloudHSM endpoint for {self.region} calling {operation} for {backup_id}: {error}",
+                transient=True,
             ) from error
         except BotoCoreError as error:
             raise CloudHsmCallError(f"CloudHSM {operation} failed for {self.where(backup_id)}: {error}") from error

@@ -39,3 +39,8 @@ class BackupWaitTimeoutError(BackupRestoreError):
 
 class CloudHsmCallError(BackupRestoreError):
     """A CloudHSM API call failed; the message names the operation and what to do."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+        """Throttling, internal failure or an unreachable endpoint: worth trying again later."""

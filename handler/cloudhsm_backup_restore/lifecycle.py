@@ -13,6 +13,7 @@ from cloudhsm_backup_restore.errors import (
     BackupDeletedError,
     BackupNotFoundError,
     BackupWaitTimeoutError,
+    CloudHsmCallError,
     InvalidPropertiesError,
 )
 from cloudhsm_backup_restore.logs import log_event
@@ -80,8 +81,21 @@ class BackupLifecycle:
     ) -> Step:
         deadline = self.policy.overall_deadline(started_at, props.service_timeout)
         began = self.now()
+        last_seen = backup
+
+        def check() -> Any:
+            """DescribeBackups; a throttled or failed check while waiting is skipped, not fatal."""
+            nonlocal last_seen
+            try:
+                last_seen = backups.describe(props.backup_id)
+            except CloudHsmCallError as error:
+                if not error.transient:
+                    raise
+                log_event(logger, "check.skipped", error=str(error)[:200])
+            return last_seen
+
         result = wait_until_ready(
-            lambda: backups.describe(props.backup_id),
+            check,
             current=backup,
             budget=lambda: self.policy.budget(
                 lambda_left=lambda_left(),

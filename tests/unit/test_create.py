@@ -313,3 +313,21 @@ def test_a_poll_waits_at_most_its_window_then_leaves_the_rule_to_fire_again(worl
     assert world.capture.responses(world.last_path) == []
     assert world.clock.now() - began == pytest.approx(40.0)
     world.cloudhsm._queue.clear()
+
+
+def test_a_throttled_check_while_waiting_is_skipped_not_fatal(world: World) -> None:
+    world.describe(backup("PENDING_DELETION"))
+    world.restore(backup("PENDING_DELETION"))
+    world.error("describe_backups", "ThrottlingException")
+    world.error("describe_backups", "CloudHsmInternalFailureException", status=500)
+    world.describe(backup("READY"))
+    body = expect_success(world.invoke("Create"))
+    assert body["Data"]["BackupState"] == "READY"
+    assert world.clock.sleeps == [1.0, 1.5, 2.25]
+
+
+def test_access_denied_while_waiting_still_fails(world: World) -> None:
+    world.describe(backup("PENDING_DELETION"))
+    world.restore(backup("PENDING_DELETION"))
+    world.error("describe_backups", "CloudHsmAccessDeniedException")
+    expect_failed(world.invoke("Create"), "cloudhsm:DescribeBackups")
