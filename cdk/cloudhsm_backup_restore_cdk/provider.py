@@ -17,6 +17,7 @@ from cloudhsm_backup_restore_pipeline.contract import (
     DESCRIBE_ACTIONS,
     HANDLER,
     LAMBDA_TIMEOUT_SECONDS,
+    LOG_ACTIONS,
     LOG_RETENTION_DAYS,
     MEMORY_MB,
     POLL_PERMISSION_ACTIONS,
@@ -24,6 +25,7 @@ from cloudhsm_backup_restore_pipeline.contract import (
     POLL_RULE_PREFIX,
     RESOURCE_TYPE,
     RUNTIME,
+    VPC_ENI_ACTIONS,
 )
 from constructs import Construct, IConstruct
 
@@ -32,15 +34,7 @@ from cloudhsm_backup_restore_cdk.bundling import lambda_code
 PROVIDER_ID = "CloudHsmBackupRestoreProvider"
 """Construct id of the provider at stack scope: the key of the one-per-stack lookup."""
 
-ENI_ACTIONS = (
-    "ec2:CreateNetworkInterface",
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeSubnets",
-    "ec2:DeleteNetworkInterface",
-    "ec2:AssignPrivateIpAddresses",
-    "ec2:UnassignPrivateIpAddresses",
-)
-"""What Lambda needs to manage a VPC function's network interfaces (AWSLambdaVPCAccessExecutionRole's EC2 part)."""
+ENI_ACTIONS = VPC_ENI_ACTIONS
 
 _ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
 
@@ -90,7 +84,7 @@ class RestoreProvider(Construct):
         statements = [
             iam.PolicyStatement(
                 sid="WriteOwnLogs",
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                actions=list(LOG_ACTIONS),
                 resources=[self.log_group.log_group_arn],
             ),
             iam.PolicyStatement(sid="DescribeBackups", actions=list(DESCRIBE_ACTIONS), resources=["*"]),

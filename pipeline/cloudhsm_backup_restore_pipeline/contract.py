@@ -24,6 +24,17 @@ POLL_RULE_ACTIONS = ("events:PutRule", "events:PutTargets", "events:RemoveTarget
 """On arn:<partition>:events:<region>:<account>:rule/<POLL_RULE_PREFIX>*"""
 POLL_PERMISSION_ACTIONS = ("lambda:AddPermission", "lambda:RemovePermission")
 """On the provider function itself."""
+LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
+"""On the provider's own log group (no managed policy)."""
+VPC_ENI_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
+"""What Lambda needs to manage a VPC function's network interfaces (AWSLambdaVPCAccessExecutionRole's EC2 part)."""
 
 
 def backup_actions(*, on_delete: OnDelete, never_expires: bool | None) -> tuple[str, ...]:
@@ -48,6 +59,7 @@ __all__ = [
     "DESCRIBE_ACTIONS",
     "HANDLER",
     "LAMBDA_TIMEOUT_SECONDS",
+    "LOG_ACTIONS",
     "LOG_RETENTION_DAYS",
     "MEMORY_MB",
     "NEVER_EXPIRES_ACTIONS",
@@ -58,5 +70,6 @@ __all__ = [
     "RESOURCE_TYPE",
     "RESTORE_ACTIONS",
     "RUNTIME",
+    "VPC_ENI_ACTIONS",
     "backup_actions",
 ]

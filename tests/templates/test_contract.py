@@ -14,15 +14,8 @@ from tests.templates.cfn import as_list, load_file, policy_statements, resolve, 
 FUNCTION_TYPES = ("AWS::Lambda::Function", "AWS::Serverless::Function")
 PROVIDERS = ("provider.yaml", "packaged.yaml")
 PROVIDER_CONDITIONS = {"InVpc": False, "AnyBackupInAccountRegion": True}
-VPC_ACTIONS = {
-    "ec2:CreateNetworkInterface",
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeSubnets",
-    "ec2:DeleteNetworkInterface",
-    "ec2:AssignPrivateIpAddresses",
-    "ec2:UnassignPrivateIpAddresses",
-}
-LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+VPC_ACTIONS = set(contract.VPC_ENI_ACTIONS)
+LOG_ACTIONS = set(contract.LOG_ACTIONS)
 HANDLER_ACTIONS = set(
     contract.DESCRIBE_ACTIONS
     + contract.ALL_BACKUP_ACTIONS
