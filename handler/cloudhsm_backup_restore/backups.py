@@ -93,7 +93,8 @@ class CloudHsmBackups:
             if code in ACCESS_DENIED_CODES:
                 raise CloudHsmCallError(
                     f"Access denied: the provider's role needs cloudhsm:{operation} "
-                    f"(on {self.where(backup_id)}). AWS said: {message}"
+                    f"(on {self.where(backup_id)}). AWS said: {message}",
+                    access_denied=True,
                 ) from error
             if code in RETRIED_CODES:
                 raise CloudHsmCallError(

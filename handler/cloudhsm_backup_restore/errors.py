@@ -40,7 +40,9 @@ class BackupWaitTimeoutError(BackupRestoreError):
 class CloudHsmCallError(BackupRestoreError):
     """A CloudHSM API call failed; the message names the operation and what to do."""
 
-    def __init__(self, message: str, *, transient: bool = False) -> None:
+    def __init__(self, message: str, *, transient: bool = False, access_denied: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
         """Throttling, internal failure or an unreachable endpoint: worth trying again later."""
+        self.access_denied = access_denied
+        """IAM said no: final, unless the grant was created seconds ago and has not propagated yet."""

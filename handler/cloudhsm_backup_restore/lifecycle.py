@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from cloudhsm_backup_restore.backups import BackupState, CloudHsmBackups, backups_in, state_of
 from cloudhsm_backup_restore.errors import (
@@ -26,6 +26,7 @@ from cloudhsm_backup_restore.properties import (
 from cloudhsm_backup_restore.waiting import Verdict, WaitPolicy, verdict, wait_until_ready
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class BackupLifecycle:
         backups = self.backups_for(props.region)
         backup = backups.require(props.backup_id)
         if state_of(backup) == BackupState.PENDING_DELETION:
-            backup = backups.restore(props.backup_id)
+            backup = self._granted(lambda: backups.restore(props.backup_id))
         else:
             log_event(logger, "restore.skipped", BackupId=props.backup_id, BackupState=state_of(backup))
         return self._wait(backups, props, backup, started_at=started_at, lambda_left=lambda_left, polling=False)
@@ -126,7 +127,8 @@ class BackupLifecycle:
     def _apply_never_expires(self, backups: CloudHsmBackups, props: RestoreProperties, backup: Any) -> Any:
         if props.never_expires is None or backup.get("NeverExpires") is props.never_expires:
             return backup
-        return backups.set_never_expires(props.backup_id, props.never_expires)
+        never_expires = props.never_expires
+        return self._granted(lambda: backups.set_never_expires(props.backup_id, never_expires))
 
     def delete(self, raw_properties: Mapping[str, Any] | None, physical_id: str) -> None:
         """Delete: honour OnDelete for a backup this resource restored; never block a stack on bad input."""
@@ -141,4 +143,17 @@ class BackupLifecycle:
         if props.on_delete is OnDelete.RETAIN:
             log_event(logger, "delete.retained", BackupId=physical_id)
             return
-        self.backups_for(props.region).delete(physical_id)
+        backups = self.backups_for(props.region)
+        self._granted(lambda: backups.delete(physical_id))
+
+    def _granted(self, call: Callable[[], T]) -> T:
+        """Run a CloudHSM action, retrying AccessDenied a few times while a fresh IAM grant propagates."""
+        for pause in (*self.policy.iam_grace, None):
+            try:
+                return call()
+            except CloudHsmCallError as error:
+                if not error.access_denied or pause is None:
+                    raise
+                log_event(logger, "access_denied.retrying", pause=pause)
+                self.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover

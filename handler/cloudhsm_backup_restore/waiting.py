@@ -42,6 +42,9 @@ class WaitPolicy:
     """Longest in-process wait of a poll invocation, so EventBridge's next firing never overlaps it."""
     poll_interval: float = 60.0
     """crhelper's polling schedule: rate(1 minute)."""
+    iam_grace: tuple[float, ...] = (2.0, 4.0, 8.0)
+    """Pauses before retrying an action IAM denied: a per-backup grant created just before the resource
+    (as the CDK construct does) can take seconds to propagate."""
     deadline_margin: float = 0.10
     """Share of ServiceTimeout (10 s to 60 s) kept back to report FAILED before CloudFormation gives up."""
 

@@ -130,7 +130,6 @@ def test_bad_properties_fail_without_any_api_call(world: World, properties: dict
 @pytest.mark.parametrize(
     ("code", "status", "reason"),
     [
-        ("CloudHsmAccessDeniedException", 400, "Access denied: the provider's role needs cloudhsm:RestoreBackup"),
         ("ThrottlingException", 400, "still failed after 8 attempts (ThrottlingException)"),
         ("CloudHsmInternalFailureException", 500, "(CloudHsmInternalFailureException)"),
     ],
@@ -139,6 +138,22 @@ def test_aws_errors_are_translated(world: World, code: str, status: int, reason:
     world.describe(backup("PENDING_DELETION"))
     world.error("restore_backup", code, status)
     expect_failed(world.invoke("Create"), reason)
+
+
+def test_access_denied_is_retried_while_a_fresh_grant_propagates_then_named(world: World) -> None:
+    world.describe(backup("PENDING_DELETION"))
+    for _ in range(4):
+        world.error("restore_backup", "CloudHsmAccessDeniedException")
+    expect_failed(world.invoke("Create"), "Access denied: the provider's role needs cloudhsm:RestoreBackup")
+    assert world.clock.sleeps == [2.0, 4.0, 8.0]
+
+
+def test_access_denied_that_clears_after_propagation_succeeds(world: World) -> None:
+    world.describe(backup("PENDING_DELETION"))
+    world.error("restore_backup", "CloudHsmAccessDeniedException")
+    world.restore(backup("READY"))
+    expect_success(world.invoke("Create"))
+    assert world.clock.sleeps == [2.0]
 
 
 def test_access_denied_on_describe_names_that_action(world: World) -> None:
