@@ -20,10 +20,12 @@ from cloudhsm_backup_restore_pipeline.contract import (
     LOG_ACTIONS,
     LOG_RETENTION_DAYS,
     MEMORY_MB,
+    POLL_PARAMETER_ACTIONS,
     POLL_PERMISSION_ACTIONS,
     POLL_RULE_ACTIONS,
     POLL_RULE_PREFIX,
     RESOURCE_TYPE,
+    RESPONSE_PARAMETER_PREFIX,
     RUNTIME,
     VPC_ENI_ACTIONS,
 )
@@ -100,6 +102,18 @@ class RestoreProvider(Construct):
                     )
                 ],
             ),
+            iam.PolicyStatement(
+                sid="PollingResponseUrl",
+                actions=list(POLL_PARAMETER_ACTIONS),
+                resources=[
+                    stack.format_arn(
+                        service="ssm",
+                        resource="parameter",
+                        resource_name=RESPONSE_PARAMETER_PREFIX.strip("/") + "/*",
+                        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+                    )
+                ],
+            ),
         ]
         self.role = iam.Role(
             self,
@@ -118,6 +132,13 @@ class RestoreProvider(Construct):
             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:rule/{POLL_RULE_PREFIX}*]",
             "crhelper's polling creates EventBridge rules with generated names; every name the provider creates "
             f"starts with {POLL_RULE_PREFIX}, so the wildcard covers only those rules",
+        )
+        _acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/"
+            f"{RESPONSE_PARAMETER_PREFIX.strip('/')}/*]",
+            "during a polling hand-off the ResponseURL is kept in an SSM SecureString named after the generated "
+            f"rule; every such parameter lives under {RESPONSE_PARAMETER_PREFIX}, so the wildcard covers only those",
         )
 
         self.function = lambda_.Function(

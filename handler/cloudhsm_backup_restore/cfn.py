@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -18,7 +19,7 @@ from crhelper.resource_helper import FAILED
 from cloudhsm_backup_restore.attributes import fit_response
 from cloudhsm_backup_restore.errors import clip_reason
 from cloudhsm_backup_restore.logs import log_event
-from cloudhsm_backup_restore.polling import rule_name, statement_id
+from cloudhsm_backup_restore.polling import response_parameter, rule_name, statement_id
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,8 @@ REQUEST_TYPES = ("Create", "Update", "Delete")
 REQUIRED_EVENT_FIELDS = ("RequestType", "ResponseURL", "StackId", "RequestId", "LogicalResourceId")
 POLLING_INTERVAL_MINUTES = 1
 RequestFunction = Callable[[dict[str, Any], Any], str | None]
+RESPONSE_PARAMETER_KEY = "CrHelperResponseParameter"
+"""Poll events carry the name of the SSM parameter holding the ResponseURL instead of the URL itself."""
 POLLING_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3, read_timeout=5)
 """crhelper's EventBridge/Lambda clients default to 60 s timeouts: too long for the hand-off margin."""
 CLAIM_CLIENT_CONFIG = Config(retries={"total_max_attempts": 1}, connect_timeout=3, read_timeout=5)
@@ -64,6 +67,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
     - polling only when the handler asks to hand off, so a READY backup answers in one invocation;
     - EventBridge rule names and permission ids that fit any LogicalResourceId (<=64 / <=100 chars);
     - overlapping or duplicate poll invocations answer once (the permission removal is the claim);
+    - the ResponseURL never sits in an EventBridge target: an SSM SecureString holds it during a hand-off;
     - exactly one response per invocation, even when crhelper's timeout timer fires too;
     - a response that is always matchable: non-empty PhysicalResourceId, ids copied, Reason clipped at
       the tail (the head says what failed), body fitted to 4096 bytes;
@@ -91,8 +95,14 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
             self._lambda_client = self._aws_client("lambda", POLLING_CLIENT_CONFIG)
             self._events_client = self._aws_client("events", POLLING_CLIENT_CONFIG)
         self._claim_client: Any = None
+        self._ssm_client: Any = None
 
-    def _aws_client(self, service: Literal["lambda", "events"], config: Config) -> Any:
+    def _ssm(self) -> Any:
+        if self._ssm_client is None:
+            self._ssm_client = self._aws_client("ssm", POLLING_CLIENT_CONFIG)
+        return self._ssm_client
+
+    def _aws_client(self, service: Literal["lambda", "events", "ssm"], config: Config) -> Any:
         return boto3.client(service, region_name=self._region, verify=self._ssl_verify, config=config)
 
     def _set_timeout(self) -> None:
@@ -133,11 +143,30 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         self._handoff = False
         self._answered_elsewhere = False
         self._is_poll = isinstance(event, dict) and "CrHelperPoll" in event  # crhelper adds the key mid-hand-off
+        if self._is_poll and "ResponseURL" not in event and RESPONSE_PARAMETER_KEY in event:
+            url = self._response_url_of(str(event[RESPONSE_PARAMETER_KEY]))
+            if url is None:
+                return
+            event = dict(event, ResponseURL=url)
         missing = _missing_fields(event)
         if missing:
             self._answer_malformed(event, missing)
             return
         super().__call__(event, context)
+
+    def _response_url_of(self, parameter: str) -> str | None:
+        """The ResponseURL kept for a handed-off wait; None (stay silent) when it is gone or unreadable."""
+        try:
+            found = self._ssm().get_parameter(Name=parameter, WithDecryption=True)
+            return str(found["Parameter"]["Value"])
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
+                log_event(logger, "polling.answered_elsewhere", reason="response parameter already removed")
+            else:
+                logger.exception('{"action": "polling.response_url_unreadable"}')
+        except BotoCoreError:
+            logger.exception('{"action": "polling.response_url_unreadable"}')
+        return None
 
     def _answer_malformed(self, event: Any, missing: list[str]) -> None:
         fields = event if isinstance(event, dict) else {}
@@ -184,6 +213,29 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         )
         return sid
 
+    def _put_targets(self, func_name: str) -> None:
+        """crhelper's target, minus the ResponseURL: the secret waits in an SSM SecureString instead."""
+        rule_arn = str(self._event["CrHelperRule"])
+        partition, region, account = rule_arn.split(":")[1], rule_arn.split(":")[3], rule_arn.split(":")[4]
+        rule = rule_arn.split("/")[1]
+        parameter = response_parameter(rule)
+        self._ssm().put_parameter(Name=parameter, Value=self._event["ResponseURL"], Type="SecureString", Overwrite=True)
+        self._event[RESPONSE_PARAMETER_KEY] = parameter
+        target_input = {key: value for key, value in self._event.items() if key != "ResponseURL"}
+        self._events_client.put_targets(
+            Rule=rule,
+            Targets=[
+                {
+                    "Id": "1",
+                    "Arn": f"arn:{partition}:lambda:{region}:{account}:function:{func_name}",
+                    "Input": json.dumps(target_input),
+                }
+            ],
+        )
+
+    def _delete_response_parameter(self, parameter: str) -> None:
+        self._ssm().delete_parameter(Name=parameter)
+
     def _setup_polling(self) -> None:
         try:
             super()._setup_polling()
@@ -207,6 +259,8 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         if "CrHelperRule" in self._event:
             self._quietly(self._remove_targets, self._event["CrHelperRule"])
             self._quietly(self._delete_rule, self._event["CrHelperRule"])
+        if RESPONSE_PARAMETER_KEY in self._event:
+            self._quietly(self._delete_response_parameter, self._event[RESPONSE_PARAMETER_KEY])
         self._event.pop("CrHelperData", None)
         self.Data.pop("PhysicalResourceId", None)
         log_event(logger, "polling.stopped")

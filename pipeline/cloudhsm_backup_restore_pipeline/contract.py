@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cloudhsm_backup_restore.attributes import ATTRIBUTE_NAMES
-from cloudhsm_backup_restore.polling import POLL_RULE_PREFIX
+from cloudhsm_backup_restore.polling import POLL_RULE_PREFIX, RESPONSE_PARAMETER_PREFIX
 from cloudhsm_backup_restore.properties import CLOUDFORMATION_PROPERTIES, RESOURCE_PROPERTIES, OnDelete
 
 HANDLER = "cloudhsm_backup_restore.app.handler"
@@ -24,6 +24,9 @@ POLL_RULE_ACTIONS = ("events:PutRule", "events:PutTargets", "events:RemoveTarget
 """On arn:<partition>:events:<region>:<account>:rule/<POLL_RULE_PREFIX>*"""
 POLL_PERMISSION_ACTIONS = ("lambda:AddPermission", "lambda:RemovePermission")
 """On the provider function itself."""
+POLL_PARAMETER_ACTIONS = ("ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter")
+"""On arn:<partition>:ssm:<region>:<account>:parameter<RESPONSE_PARAMETER_PREFIX>* (the ResponseURL during a
+hand-off, a SecureString under the AWS managed key aws/ssm, which needs no KMS grant)."""
 LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
 """On the provider's own log group (no managed policy)."""
 VPC_ENI_ACTIONS = (
@@ -63,11 +66,13 @@ __all__ = [
     "LOG_RETENTION_DAYS",
     "MEMORY_MB",
     "NEVER_EXPIRES_ACTIONS",
+    "POLL_PARAMETER_ACTIONS",
     "POLL_PERMISSION_ACTIONS",
     "POLL_RULE_ACTIONS",
     "POLL_RULE_PREFIX",
     "RESOURCE_PROPERTIES",
     "RESOURCE_TYPE",
+    "RESPONSE_PARAMETER_PREFIX",
     "RESTORE_ACTIONS",
     "RUNTIME",
     "VPC_ENI_ACTIONS",

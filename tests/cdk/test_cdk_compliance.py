@@ -28,6 +28,12 @@ EXPECTED_ACKNOWLEDGMENTS = {
         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:rule/"
         f"{POLL_RULE_PREFIX}*]",
     ),
+    # The ResponseURL during a hand-off: SSM parameters under the provider's prefix.
+    (
+        "ServiceRole",
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/"
+        "cloudhsm-restore/*]",
+    ),
     # VPC only: ec2:Describe* on "*", and network interfaces whose ids Lambda picks.
     ("NetworkInterfaces", "AwsSolutions-IAM5[Resource::*]"),
     (

@@ -11,6 +11,7 @@ from cloudhsm_backup_restore_pipeline.contract import (
     LAMBDA_TIMEOUT_SECONDS,
     LOG_RETENTION_DAYS,
     MEMORY_MB,
+    POLL_PARAMETER_ACTIONS,
     POLL_PERMISSION_ACTIONS,
     POLL_RULE_ACTIONS,
     POLL_RULE_PREFIX,
@@ -107,6 +108,10 @@ def test_role_holds_logs_describe_and_polling_rule_grants(synthesized: Synthesiz
         "PollingRules": (
             sorted(POLL_RULE_ACTIONS),
             [f"arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{POLL_RULE_PREFIX}*"],
+        ),
+        "PollingResponseUrl": (
+            sorted(POLL_PARAMETER_ACTIONS),
+            ["arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/cloudhsm-restore/*"],
         ),
     }
 

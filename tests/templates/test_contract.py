@@ -21,6 +21,7 @@ HANDLER_ACTIONS = set(
     + contract.ALL_BACKUP_ACTIONS
     + contract.POLL_RULE_ACTIONS
     + contract.POLL_PERMISSION_ACTIONS
+    + contract.POLL_PARAMETER_ACTIONS
 )
 
 
@@ -122,6 +123,12 @@ def test_poll_rule_and_permission_statements(name: str) -> None:
     assert sorted(rules["Action"]) == sorted(contract.POLL_RULE_ACTIONS)
     assert rules["Resource"] == {
         "Fn::Sub": f"arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{contract.POLL_RULE_PREFIX}*"
+    }
+    parameters = statement_with(template, contract.POLL_PARAMETER_ACTIONS[0], conditions)
+    assert sorted(parameters["Action"]) == sorted(contract.POLL_PARAMETER_ACTIONS)
+    assert parameters["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter"
+        f"{contract.RESPONSE_PARAMETER_PREFIX}*"
     }
     permission = statement_with(template, contract.POLL_PERMISSION_ACTIONS[0], conditions)
     assert sorted(permission["Action"]) == sorted(contract.POLL_PERMISSION_ACTIONS)

@@ -30,6 +30,7 @@ os.environ.update(
 )
 os.environ.pop("AWS_PROFILE", None)
 
+import boto3  # noqa: E402
 from botocore.stub import Stubber  # noqa: E402
 
 from tests.support.https_capture import ResponseCapture  # noqa: E402
@@ -104,6 +105,7 @@ class World:
     cloudhsm: Stubber
     events: Stubber
     lambda_: Stubber
+    ssm: Stubber
     clock: FakeClock
     capture: ResponseCapture
     last_path: str = ""
@@ -179,16 +181,20 @@ def expect_failed(responses: list[dict[str, Any]], *reason_parts: str) -> dict[s
 def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     clock = FakeClock()
     client = cloudhsm_client("us-east-1")
+    ssm_client = boto3.client("ssm", region_name="us-east-1")
     with (
         Stubber(client) as cloudhsm,
         Stubber(app.helper._events_client) as events,
         Stubber(app.helper._lambda_client) as lambda_,
+        Stubber(ssm_client) as ssm,
     ):
+        monkeypatch.setattr(app.helper, "_ssm_client", ssm_client)
         monkeypatch.setattr(app.lifecycle, "backups_for", lambda region: CloudHsmBackups(client, region or "us-east-1"))
         monkeypatch.setattr(app.lifecycle, "now", clock.now)
         monkeypatch.setattr(app.lifecycle, "sleep", clock.sleep)
         monkeypatch.setattr(app.helper, "_claim_client", app.helper._lambda_client)  # claims go through the stub
-        yield World(cloudhsm, events, lambda_, clock, _CAPTURE)
+        yield World(cloudhsm, events, lambda_, ssm, clock, _CAPTURE)
+        ssm.assert_no_pending_responses()
         cloudhsm.assert_no_pending_responses()
         events.assert_no_pending_responses()
         lambda_.assert_no_pending_responses()

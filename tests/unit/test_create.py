@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -189,13 +190,33 @@ def _expect_handoff(world: World) -> None:
             "SourceArn": "arn:aws:events:us-east-1:123456789012:rule/R",
         },
     )
+    world.ssm.add_response(
+        "put_parameter",
+        {"Version": 1},
+        {"Name": "/cloudhsm-restore/R", "Value": ANY, "Type": "SecureString", "Overwrite": True},
+    )
     world.events.add_response("put_targets", {"FailedEntryCount": 0}, {"Rule": "R", "Targets": ANY})
+
+
+def _poll(
+    world: World, poll_event: dict[str, Any], timeout: float = 300.0, then: Callable[[World], None] | None = None
+) -> None:
+    """One EventBridge poll invocation: it reads the ResponseURL back from SSM first, then ``then``'s calls."""
+    world.ssm.add_response(
+        "get_parameter",
+        {"Parameter": {"Name": "/cloudhsm-restore/R", "Type": "SecureString", "Value": world.last_url}},
+        {"Name": "/cloudhsm-restore/R", "WithDecryption": True},
+    )
+    if then is not None:
+        then(world)
+    app.handler(poll_event, FakeContext(world.clock, timeout=timeout))
 
 
 def _expect_cleanup(world: World) -> None:
     world.events.add_response("remove_targets", {"FailedEntryCount": 0}, {"Rule": "R", "Ids": ["1"]})
     world.lambda_.add_response("remove_permission", {}, {"FunctionName": "cloudhsm-backup-restore", "StatementId": ANY})
     world.events.add_response("delete_rule", {}, {"Name": "R"})
+    world.ssm.add_response("delete_parameter", {}, {"Name": "/cloudhsm-restore/R"})
 
 
 def _handed_off(world: World, timeout: float = 31.0, **overrides: Any) -> dict[str, Any]:
@@ -216,6 +237,10 @@ def test_long_restore_hands_off_to_polling_and_a_poll_answers(world: World) -> N
     world.describe(backup("PENDING_DELETION"))
     _expect_handoff(world)
     targets = _capture_put_targets(world)
+    stored: list[dict[str, Any]] = []
+    app.helper._ssm_client.meta.events.register(
+        "provide-client-params.ssm.PutParameter", lambda params, **_: stored.append(dict(params))
+    )
     rule_names: list[str] = []
     app.helper._events_client.meta.events.register(
         "provide-client-params.events.PutRule", lambda params, **_: rule_names.append(params["Name"])
@@ -229,10 +254,15 @@ def test_long_restore_hands_off_to_polling_and_a_poll_answers(world: World) -> N
     poll_event = json.loads(targets[0]["Targets"][0]["Input"])
     assert poll_event["CrHelperPoll"] is True
     assert len(targets[0]["Targets"][0]["Input"]) <= 8192
+    # The ResponseURL is a secret: it waits in an SSM SecureString, never in the EventBridge target.
+    assert "ResponseURL" not in poll_event
+    assert "X-Amz-Signature" not in targets[0]["Targets"][0]["Input"]
+    assert stored == [
+        {"Name": "/cloudhsm-restore/R", "Value": world.last_url, "Type": "SecureString", "Overwrite": True}
+    ]
 
     world.describe(backup("READY"))
-    _expect_cleanup(world)
-    app.handler(poll_event, FakeContext(world.clock))
+    _poll(world, poll_event, then=_expect_cleanup)
     body = expect_success(world.capture.responses(world.last_path))
     assert body["Data"]["BackupState"] == "READY"
     assert "WaitStartedAt" not in body["Data"]
@@ -244,7 +274,7 @@ def test_poll_that_is_still_waiting_answers_nothing(world: World) -> None:
 
     # A poll with only 30 s of Lambda time left checks once and leaves the rule in place.
     world.describe(backup("PENDING_DELETION"))
-    app.handler(poll_event, FakeContext(world.clock, timeout=30.0))
+    _poll(world, poll_event, timeout=30.0)
     assert world.capture.responses(world.last_path) == []
 
 
@@ -253,8 +283,7 @@ def test_poll_past_the_overall_deadline_fails_with_last_state_and_time_waited(wo
 
     world.clock.t += 700
     world.describe(backup("PENDING_DELETION"))
-    _expect_cleanup(world)
-    app.handler(poll_event, FakeContext(world.clock))
+    _poll(world, poll_event, then=_expect_cleanup)
     body = expect_failed(
         world.capture.responses(world.last_path),
         BACKUP_ID,
@@ -269,10 +298,14 @@ def test_a_duplicate_poll_that_finds_the_permission_gone_stays_silent(world: Wor
 
     # Another poll already claimed the answer: its permission removal succeeded, this one's fails.
     world.describe(backup("READY"))
-    world.lambda_.add_client_error("remove_permission", service_error_code="ResourceNotFoundException")
-    world.events.add_client_error("remove_targets", service_error_code="ResourceNotFoundException")
-    world.events.add_client_error("delete_rule", service_error_code="ResourceNotFoundException")
-    app.handler(poll_event, FakeContext(world.clock))
+
+    def already_cleaned(world: World) -> None:
+        world.lambda_.add_client_error("remove_permission", service_error_code="ResourceNotFoundException")
+        world.events.add_client_error("remove_targets", service_error_code="ResourceNotFoundException")
+        world.events.add_client_error("delete_rule", service_error_code="ResourceNotFoundException")
+        world.ssm.add_client_error("delete_parameter", service_error_code="ParameterNotFound")
+
+    _poll(world, poll_event, then=already_cleaned)
     assert world.capture.responses(world.last_path) == []
 
 
@@ -290,6 +323,11 @@ def test_a_failed_hand_off_still_answers_once(world: World) -> None:
         {"Statement": "{}"},
         {"FunctionName": ANY, "StatementId": ANY, "Action": ANY, "Principal": ANY, "SourceArn": ANY},
     )
+    world.ssm.add_response(
+        "put_parameter",
+        {"Version": 1},
+        {"Name": "/cloudhsm-restore/R", "Value": ANY, "Type": "SecureString", "Overwrite": True},
+    )
     world.events.add_client_error(
         "put_targets", service_error_code="AccessDeniedException", service_message="not authorized: events:PutTargets"
     )
@@ -297,6 +335,7 @@ def test_a_failed_hand_off_still_answers_once(world: World) -> None:
     world.lambda_.add_client_error("remove_permission", service_error_code="ResourceNotFoundException")
     world.events.add_response("remove_targets", {"FailedEntryCount": 0}, {"Rule": "R", "Ids": ["1"]})
     world.events.add_response("delete_rule", {}, {"Name": "R"})
+    world.ssm.add_response("delete_parameter", {}, {"Name": "/cloudhsm-restore/R"})
     body = expect_failed(world.invoke("Create", timeout=31.0), "PutTargets")
     assert body["PhysicalResourceId"].startswith("create-failed-")
 
@@ -324,7 +363,7 @@ def test_a_poll_waits_at_most_its_window_then_leaves_the_rule_to_fire_again(worl
     for _ in range(40):
         world.describe(backup("PENDING_DELETION"))
     began = world.clock.now()
-    app.handler(poll_event, FakeContext(world.clock))
+    _poll(world, poll_event)
     assert world.capture.responses(world.last_path) == []
     assert world.clock.now() - began == pytest.approx(40.0)
     world.cloudhsm._queue.clear()
@@ -346,3 +385,10 @@ def test_access_denied_while_waiting_still_fails(world: World) -> None:
     world.restore(backup("PENDING_DELETION"))
     world.error("describe_backups", "CloudHsmAccessDeniedException")
     expect_failed(world.invoke("Create"), "cloudhsm:DescribeBackups")
+
+
+def test_a_poll_that_finds_the_response_parameter_gone_stays_silent(world: World) -> None:
+    poll_event = _handed_off(world)
+    world.ssm.add_client_error("get_parameter", service_error_code="ParameterNotFound")
+    app.handler(poll_event, FakeContext(world.clock))
+    assert world.capture.responses(world.last_path) == []

@@ -226,6 +226,10 @@ class EventBridge:
             threading.Thread(target=self._schedule_loop, daemon=True),
         ]
         self._create_function()
+        # moto builds its SSM backend (AWS's public parameters) on first use, which takes seconds: start it
+        # now, in the background, so the provider's first PutParameter (the ResponseURL during a hand-off)
+        # does not pay for it inside its Lambda time.
+        threading.Thread(target=self._warm_ssm, daemon=True).start()
         for thread in self._threads:
             thread.start()
         return self.url
@@ -257,6 +261,10 @@ class EventBridge:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _warm_ssm(self) -> None:
+        with contextlib.suppress(Exception):  # the world may already be stopping
+            self.client("ssm").describe_parameters(MaxResults=1)
 
     def client(self, service: str) -> Any:
         """A boto3 client talking to moto directly as this world's account (calls are not recorded)."""

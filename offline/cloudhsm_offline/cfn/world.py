@@ -124,8 +124,11 @@ class OfflineWorld:
                 endpoints["AWS_ENDPOINT_URL_CLOUDHSM_V2"] = self.emulator.url
             if self.eventbridge is not None:
                 url = self.eventbridge.start()
-                endpoints.update(  # boto3 names these after the service id: EventBridge, Lambda, CloudWatch Logs
-                    AWS_ENDPOINT_URL_EVENTBRIDGE=url, AWS_ENDPOINT_URL_LAMBDA=url, AWS_ENDPOINT_URL_CLOUDWATCH_LOGS=url
+                endpoints.update(  # boto3 names these after the service id: EventBridge, Lambda, CloudWatch Logs, SSM
+                    AWS_ENDPOINT_URL_EVENTBRIDGE=url,
+                    AWS_ENDPOINT_URL_LAMBDA=url,
+                    AWS_ENDPOINT_URL_CLOUDWATCH_LOGS=url,
+                    AWS_ENDPOINT_URL_SSM=url,
                 )
             for key, value in endpoints.items():
                 self.function.env.setdefault(key, value)
