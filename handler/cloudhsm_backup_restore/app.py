@@ -42,12 +42,17 @@ def _guarded(run: Callable[[], str | None]) -> str | None:
         raise BackupRestoreError(clip_reason(f"Unexpected {type(error).__name__}: {error}")) from error
 
 
+def _answer(step: Step) -> str:
+    """The READY backup's attributes become the response's Data; its id the PhysicalResourceId."""
+    helper.Data.clear()
+    helper.Data.update(to_attributes(step.backup))
+    return step.physical_id
+
+
 def _finish(step: Step, started_at: float) -> str | None:
     """Answer now with the attributes, or hand the wait to crhelper's polling."""
     if step.ready:
-        helper.Data.clear()
-        helper.Data.update(to_attributes(step.backup))
-        return step.physical_id
+        return _answer(step)
     helper.Data.clear()
     helper.Data[WAIT_STARTED_AT] = started_at
     helper.hand_off()
@@ -74,9 +79,7 @@ def _poll(event: dict[str, Any], context: Any) -> str | None:
     step = lifecycle.poll(props, started_at=started_at, lambda_left=_lambda_left(context))
     if not step.ready:
         return None  # crhelper answers nothing; EventBridge invokes again next minute.
-    helper.Data.clear()
-    helper.Data.update(to_attributes(step.backup))
-    return step.physical_id
+    return _answer(step)
 
 
 @helper.create

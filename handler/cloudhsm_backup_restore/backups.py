@@ -64,7 +64,8 @@ def cloudhsm_client(region: str | None) -> CloudHSMV2Client:
     return boto3.client("cloudhsmv2", region_name=region, config=CLIENT_CONFIG)
 
 
-def _error_code(error: ClientError) -> str:
+def error_code(error: ClientError) -> str:
+    """The AWS error code of a ClientError ('Unknown' when absent)."""
     return str(error.response.get("Error", {}).get("Code", "Unknown"))
 
 
@@ -89,7 +90,7 @@ class CloudHsmBackups:
         try:
             yield
         except ClientError as error:
-            code, message = _error_code(error), _error_message(error)
+            code, message = error_code(error), _error_message(error)
             if code in ACCESS_DENIED_CODES:
                 raise CloudHsmCallError(
                     f"Access denied: the provider's role needs cloudhsm:{operation} "
@@ -123,7 +124,7 @@ class CloudHsmBackups:
                         if backup.get("BackupId") == backup_id:
                             return backup
             except ClientError as error:
-                if _error_code(error) == "CloudHsmResourceNotFoundException":
+                if error_code(error) == "CloudHsmResourceNotFoundException":
                     return None
                 raise
         return None
@@ -151,7 +152,7 @@ class CloudHsmBackups:
             with self._translated("RestoreBackup", backup_id):
                 return self.client.restore_backup(BackupId=backup_id)["Backup"]
         except CloudHsmCallError as error:
-            if not isinstance(error.__cause__, ClientError) or _error_code(error.__cause__) != INVALID_REQUEST:
+            if not isinstance(error.__cause__, ClientError) or error_code(error.__cause__) != INVALID_REQUEST:
                 raise
             current = self.require(backup_id)
             log_event(logger, "RestoreBackup.refused", BackupId=backup_id, BackupState=state_of(current))
@@ -165,7 +166,7 @@ class CloudHsmBackups:
                 try:
                     self.client.delete_backup(BackupId=backup_id)
                 except ClientError as error:
-                    if _error_code(error) == "CloudHsmResourceNotFoundException":
+                    if error_code(error) == "CloudHsmResourceNotFoundException":
                         return
                     raise
         except CloudHsmCallError as error:

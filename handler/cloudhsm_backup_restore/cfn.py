@@ -17,6 +17,7 @@ from crhelper import CfnResource
 from crhelper.resource_helper import FAILED
 
 from cloudhsm_backup_restore.attributes import fit_response
+from cloudhsm_backup_restore.backups import error_code
 from cloudhsm_backup_restore.errors import clip_reason
 from cloudhsm_backup_restore.logs import log_event
 from cloudhsm_backup_restore.polling import response_parameter, rule_name, statement_id
@@ -160,7 +161,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
             found = self._ssm().get_parameter(Name=parameter, WithDecryption=True)
             return str(found["Parameter"]["Value"])
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            if error_code(error) == "ParameterNotFound":
                 log_event(logger, "polling.answered_elsewhere", reason="response parameter already removed")
             else:
                 logger.exception('{"action": "polling.response_url_unreadable"}')
@@ -216,8 +217,8 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
     def _put_targets(self, func_name: str) -> None:
         """crhelper's target, minus the ResponseURL: the secret waits in an SSM SecureString instead."""
         rule_arn = str(self._event["CrHelperRule"])
-        partition, region, account = rule_arn.split(":")[1], rule_arn.split(":")[3], rule_arn.split(":")[4]
-        rule = rule_arn.split("/")[1]
+        _, partition, _, region, account, resource = rule_arn.split(":", 5)
+        rule = resource.split("/")[1]
         parameter = response_parameter(rule)
         self._ssm().put_parameter(Name=parameter, Value=self._event["ResponseURL"], Type="SecureString", Overwrite=True)
         self._event[RESPONSE_PARAMETER_KEY] = parameter
@@ -271,7 +272,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         try:
             self._claim_client.remove_permission(FunctionName=self._context.function_name, StatementId=sid)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            if error_code(error) == "ResourceNotFoundException":
                 self._answered_elsewhere = True
                 log_event(logger, "polling.answered_elsewhere")
             else:
