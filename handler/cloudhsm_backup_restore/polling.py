@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 POLL_RULE_PREFIX = "cloudhsm-restore-"
@@ -10,6 +11,24 @@ POLL_RULE_PREFIX = "cloudhsm-restore-"
 RESPONSE_PARAMETER_PREFIX = "/cloudhsm-restore/"
 """While a wait is handed off, the ResponseURL waits in an SSM SecureString under this prefix, not in the
 EventBridge target's Input (readable with events:ListTargetsByRule and recorded by CloudTrail)."""
+PROVIDER_ID_ENV = "CLOUDHSM_RESTORE_PROVIDER_ID"
+"""Environment variable set at deploy time to an id unique to one provider (CDK and the templates: the last
+12 hex digits of the stack's GUID, see contract.provider_id_expression). Rule and parameter names carry it, and
+the provider's IAM grants and its one deploy-time invoke permission are scoped to it, so two providers in one
+account and region can neither read each other's ResponseURLs nor touch each other's rules."""
+PROVIDER_ID_PATTERN = re.compile(r"[a-z0-9]{1,12}")
+
+
+def poll_rule_prefix(provider_id: str) -> str:
+    """The prefix of every EventBridge rule one provider creates (IAM and the invoke permission name it + '*')."""
+    return f"{POLL_RULE_PREFIX}{provider_id}-"
+
+
+def response_parameter_prefix(provider_id: str) -> str:
+    """The SSM path under which one provider parks ResponseURLs (IAM names it + '*')."""
+    return f"{RESPONSE_PARAMETER_PREFIX}{provider_id}/"
+
+
 RULE_NAME_LIMIT = 64
 STATEMENT_ID_LIMIT = 100
 

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from cloudhsm_backup_restore.attributes import ATTRIBUTE_NAMES
-from cloudhsm_backup_restore.polling import POLL_RULE_PREFIX, RESPONSE_PARAMETER_PREFIX
+from cloudhsm_backup_restore.polling import (
+    POLL_RULE_PREFIX,
+    PROVIDER_ID_ENV,
+    RESPONSE_PARAMETER_PREFIX,
+    poll_rule_prefix,
+    response_parameter_prefix,
+)
 from cloudhsm_backup_restore.properties import CLOUDFORMATION_PROPERTIES, RESOURCE_PROPERTIES, OnDelete
 
 HANDLER = "cloudhsm_backup_restore.app.handler"
@@ -27,6 +35,17 @@ POLL_PERMISSION_ACTIONS = ("lambda:AddPermission", "lambda:RemovePermission")
 POLL_PARAMETER_ACTIONS = ("ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter")
 """On arn:<partition>:ssm:<region>:<account>:parameter<RESPONSE_PARAMETER_PREFIX>* (the ResponseURL during a
 hand-off, a SecureString under the AWS managed key aws/ssm, which needs no KMS grant)."""
+POLL_INVOKE_PRINCIPAL = "events.amazonaws.com"
+"""The one lambda:InvokeFunction permission granted at deploy time names this principal and, as SourceArn,
+arn:<partition>:events:<region>:<account>:rule/<poll_rule_prefix(provider id)>*."""
+
+
+def provider_id_expression() -> dict[str, Any]:
+    """CloudFormation value of PROVIDER_ID_ENV: the last 12 hex digits of the stack's GUID (unique per stack)."""
+    guid = {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}
+    return {"Fn::Select": [4, {"Fn::Split": ["-", guid]}]}
+
+
 LOG_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")
 """On the provider's own log group (no managed policy)."""
 VPC_ENI_ACTIONS = (
@@ -66,10 +85,12 @@ __all__ = [
     "LOG_RETENTION_DAYS",
     "MEMORY_MB",
     "NEVER_EXPIRES_ACTIONS",
+    "POLL_INVOKE_PRINCIPAL",
     "POLL_PARAMETER_ACTIONS",
     "POLL_PERMISSION_ACTIONS",
     "POLL_RULE_ACTIONS",
     "POLL_RULE_PREFIX",
+    "PROVIDER_ID_ENV",
     "RESOURCE_PROPERTIES",
     "RESOURCE_TYPE",
     "RESPONSE_PARAMETER_PREFIX",
@@ -77,4 +98,7 @@ __all__ = [
     "RUNTIME",
     "VPC_ENI_ACTIONS",
     "backup_actions",
+    "poll_rule_prefix",
+    "provider_id_expression",
+    "response_parameter_prefix",
 ]
