@@ -1,32 +1,57 @@
-"""What Create, Update, Delete and each poll do to a backup, independent of crhelper's plumbing."""
+"""What Create, Update and each poll do to a backup, independent of crhelper's plumbing (Delete: ``release``)."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from cloudhsm_backup_restore.backups import BackupState, CloudHsmBackups, backups_in, state_of
+from cloudhsm_backup_restore.attributes import as_attribute
+from cloudhsm_backup_restore.backups import (
+    INVALID_REQUEST,
+    TAG_LIMIT_CODES,
+    BackupState,
+    CloudHsmBackups,
+    backups_in,
+    granted,
+    state_of,
+)
 from cloudhsm_backup_restore.errors import (
     BackupDeletedError,
     BackupNotFoundError,
+    BackupRestoreError,
     BackupWaitTimeoutError,
     CloudHsmCallError,
-    InvalidPropertiesError,
+    RestoreRefusedError,
 )
 from cloudhsm_backup_restore.logs import log_event
-from cloudhsm_backup_restore.properties import (
-    BACKUP_ID_PATTERN,
-    OnDelete,
-    RestoreProperties,
-    parse_properties,
+from cloudhsm_backup_restore.ownership import (
+    OWNER_TAG_KEY,
+    Claimant,
+    claims_in,
+    physical_id_of,
+    record,
+    room_for_record,
+    tag_value,
+    with_record,
 )
+from cloudhsm_backup_restore.properties import OnDelete, RestoreProperties
+from cloudhsm_backup_restore.release import Request, release
 from cloudhsm_backup_restore.waiting import Verdict, WaitPolicy, verdict, wait_until_ready
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+MEMO_RESTORED = "Restored"
+"""Kept in crhelper's Data across polls: "true" when this operation restored the backup."""
+MEMO_DELETE_TIMESTAMP = "RestoredFromDeleteTimestamp"
+"""The DeleteTimestamp the backup had when this operation restored it: a different one later means the
+backup was deleted again (e.g. purged by the retention policy) and is restored again."""
+PROTECT_ATTEMPTS = 3
+
+__all__ = ["BackupLifecycle", "Request", "Step"]
 
 
 @dataclass(frozen=True)
@@ -36,10 +61,11 @@ class Step:
     physical_id: str
     backup: Any
     ready: bool
+    memo: Mapping[str, str] = field(default_factory=dict)
 
 
 class BackupLifecycle:
-    """Restore, wait, apply NeverExpires and delete, with the client factory, clock and sleep injected."""
+    """Restore, own, protect, wait and delete, with the client factory, clock and sleep injected."""
 
     def __init__(
         self,
@@ -54,35 +80,223 @@ class BackupLifecycle:
         self.sleep = sleep
         self.policy = policy or WaitPolicy()
 
-    def restore(self, props: RestoreProperties, *, started_at: float, lambda_left: Callable[[], float]) -> Step:
-        """Create and Update: bring the backup to READY (restoring it if PENDING_DELETION) within budget."""
+    def _granted(self, call: Callable[[], T]) -> T:
+        return granted(call, self.policy.iam_grace, self.sleep)
+
+    def restore(
+        self, props: RestoreProperties, request: Request, *, started_at: float, lambda_left: Callable[[], float]
+    ) -> Step:
+        """Create and Update: bring the backup to READY (restoring it if PENDING_DELETION) and settle who owns it."""
         backups = self.backups_for(props.region)
         backup = backups.require(props.backup_id)
-        if state_of(backup) == BackupState.PENDING_DELETION:
-            backup = self._granted(lambda: backups.restore(props.backup_id))
-        else:
-            log_event(logger, "restore.skipped", BackupId=props.backup_id, BackupState=state_of(backup))
-        return self._wait(backups, props, backup, started_at=started_at, lambda_left=lambda_left, polling=False)
+        me = Claimant(request.stack_id, request.logical_id, physical_id_of(backup, backups.region))
+        memo: dict[str, str] = {}
+        try:
+            if state_of(backup) == BackupState.PENDING_DELETION:
+                before = backup
+                backup, restored = self._restore(backups, props, me)
+                if restored:
+                    memo = {MEMO_RESTORED: "true", MEMO_DELETE_TIMESTAMP: as_attribute(before.get("DeleteTimestamp"))}
+                    backup = self._claim_restored(backups, me, backup)
+            else:
+                log_event(logger, "restore.skipped", BackupId=props.backup_id, BackupState=state_of(backup))
+            return self._wait(
+                backups,
+                props,
+                request,
+                me,
+                backup=backup,
+                memo=memo,
+                started_at=started_at,
+                lambda_left=lambda_left,
+                polling=False,
+            )
+        except Exception:
+            if memo and props.on_delete is OnDelete.DELETE:
+                self._undo(backups, props)
+            raise
 
-    def poll(self, props: RestoreProperties, *, started_at: float, lambda_left: Callable[[], float]) -> Step:
+    def poll(
+        self,
+        props: RestoreProperties,
+        request: Request,
+        memo: Mapping[str, Any],
+        *,
+        started_at: float,
+        lambda_left: Callable[[], float],
+    ) -> Step:
         """One poll invocation after the hand-off: check, wait a bounded while, report."""
         backups = self.backups_for(props.region)
         backup = backups.describe(props.backup_id)
-        return self._wait(backups, props, backup, started_at=started_at, lambda_left=lambda_left, polling=True)
+        kept = {key: str(memo[key]) for key in (MEMO_RESTORED, MEMO_DELETE_TIMESTAMP) if key in memo}
+        me = Claimant(
+            request.stack_id,
+            request.logical_id,
+            physical_id_of(backup or {"BackupId": props.backup_id}, backups.region),
+        )
+        try:
+            return self._wait(
+                backups,
+                props,
+                request,
+                me,
+                backup=backup,
+                memo=kept,
+                started_at=started_at,
+                lambda_left=lambda_left,
+                polling=True,
+            )
+        except Exception:
+            if kept.get(MEMO_RESTORED) == "true" and props.on_delete is OnDelete.DELETE:
+                self._undo(backups, props)
+            raise
+
+    def delete(self, raw_properties: Mapping[str, Any] | None, physical_id: str, request: Request) -> None:
+        """Delete: honour OnDelete only for a backup this resource restored and still owns."""
+        release(self.backups_for, raw_properties, physical_id, request, self._granted)
+
+    # -- restoring and owning ----------------------------------------------------------------------
+
+    def _restore(self, backups: CloudHsmBackups, props: RestoreProperties, me: Claimant) -> tuple[Any, bool]:
+        """RestoreBackup; a refusal fails fast in AWS's words unless a duplicate delivery of ours restored it."""
+        try:
+            return self._granted(lambda: backups.restore(props.backup_id)), True
+        except CloudHsmCallError as error:
+            if error.code != INVALID_REQUEST:
+                raise
+            current = backups.require(props.backup_id)
+            claims = claims_in(tag_value(current, OWNER_TAG_KEY)) or []
+            log_event(logger, "RestoreBackup.refused", BackupId=props.backup_id, BackupState=state_of(current))
+            if claims[:1] == [me.digest]:
+                return current, True  # a duplicate delivery of this very request restored it
+            if state_of(current) != BackupState.PENDING_DELETION:
+                return current, False  # restored meanwhile by someone else: its owner stays the owner
+            raise RestoreRefusedError(
+                f"CloudHSM refused to restore backup {backups.where(props.backup_id)}, which is still "
+                f"PENDING_DELETION. AWS said: {error.aws_message or error}"
+            ) from error
+
+    def _with_tags(self, backups: CloudHsmBackups, backup: Any) -> Any:
+        if "TagList" in backup:
+            return backup
+        return dict(backup, TagList=self._granted(lambda: backups.tags(backup)))
+
+    def _write_record(self, backups: CloudHsmBackups, backup: Any, claims: list[str], me: Claimant) -> Any:
+        """TagResource with the record; a backup with no room for one more tag is left unowned (logged)."""
+        backup = self._with_tags(backups, backup)
+        if not room_for_record(backup):
+            log_event(logger, "ownership.not_recorded", BackupId=backup["BackupId"], reason="50 tags already")
+            return backup
+        value = record(claims, me)
+        try:
+            self._granted(lambda: backups.tag(backup["BackupId"], OWNER_TAG_KEY, value))
+        except CloudHsmCallError as error:
+            if error.code not in TAG_LIMIT_CODES:
+                raise
+            log_event(logger, "ownership.not_recorded", BackupId=backup["BackupId"], reason=error.aws_message)
+            return backup
+        return with_record(backup, value)
+
+    def _claim_restored(self, backups: CloudHsmBackups, me: Claimant, backup: Any) -> Any:
+        """Record this resource as the sole owner of the backup it just restored (older claims ended with it)."""
+        if claims_in(tag_value(backup, OWNER_TAG_KEY)) == [me.digest]:
+            return backup  # recorded already (a duplicate delivery of this request)
+        log_event(logger, "ownership.restored", BackupId=backup["BackupId"], owner=me.label)
+        return self._write_record(backups, backup, [me.digest], me)
+
+    def _settle_ownership(
+        self, backups: CloudHsmBackups, props: RestoreProperties, request: Request, me: Claimant, backup: Any
+    ) -> Any:
+        """For a backup this operation did not restore: keep, inherit, take over, or adopt without owning."""
+        backup = self._with_tags(backups, backup)
+        claims = claims_in(tag_value(backup, OWNER_TAG_KEY))
+        if claims is None:
+            if request.upgrades(props):
+                log_event(logger, "ownership.inherited", BackupId=props.backup_id, previous=request.physical_id)
+                return self._write_record(backups, backup, [me.digest], me)
+            log_event(
+                logger,
+                "backup.adopted",
+                BackupId=props.backup_id,
+                reason="READY before this resource and owned by none: its Delete will retain it",
+            )
+            return backup
+        if me.digest in claims:
+            return backup
+        log_event(logger, "ownership.taken_over", BackupId=props.backup_id, previous=claims[0], owner=me.label)
+        return self._write_record(backups, backup, [me.digest, *claims], me)
+
+    def _protect(self, backups: CloudHsmBackups, props: RestoreProperties, backup: Any, restored: bool) -> Any:
+        """NeverExpires as asked, or true for a backup this resource restored; restore again if purged meanwhile."""
+        wanted = props.never_expires if props.never_expires is not None else (True if restored else None)
+        for _ in range(PROTECT_ATTEMPTS):
+            if restored and state_of(backup) == BackupState.PENDING_DELETION:
+                log_event(logger, "backup.deleted_again", BackupId=props.backup_id)
+                backup = self._granted(lambda: backups.restore(props.backup_id))
+            if wanted is None or backup.get("NeverExpires") is wanted:
+                if state_of(backup) == BackupState.READY:
+                    return backup
+                continue
+            try:
+                backup = self._set_never_expires(backups, props.backup_id, wanted)
+            except CloudHsmCallError as error:
+                if error.code != INVALID_REQUEST or not restored:
+                    raise
+                backup = backups.require(props.backup_id)  # refused: deleted again in between?
+                if state_of(backup) != BackupState.PENDING_DELETION:
+                    raise
+        if state_of(backup) == BackupState.READY:
+            return backup
+        raise BackupRestoreError(
+            f"Backup {backups.where(props.backup_id)} went back to {state_of(backup)} each time it was restored "
+            "(the cluster's backup retention policy?); set NeverExpires true or extend the policy"
+        )
+
+    def _set_never_expires(self, backups: CloudHsmBackups, backup_id: str, never_expires: bool) -> Any:
+        return self._granted(lambda: backups.set_never_expires(backup_id, never_expires))
+
+    def _revive(self, backups: CloudHsmBackups, props: RestoreProperties, backup: Any, memo: Mapping[str, str]) -> Any:
+        """A backup this operation restored that is PENDING_DELETION again (a new DeleteTimestamp): restore it."""
+        if (
+            memo.get(MEMO_RESTORED) != "true"
+            or state_of(backup) != BackupState.PENDING_DELETION
+            or as_attribute(backup.get("DeleteTimestamp")) == memo.get(MEMO_DELETE_TIMESTAMP)
+        ):
+            return backup
+        log_event(logger, "backup.deleted_again", BackupId=props.backup_id)
+        try:
+            return self._granted(lambda: backups.restore(props.backup_id))
+        except CloudHsmCallError as error:
+            if error.code != INVALID_REQUEST:
+                raise
+            return backup
+
+    def _undo(self, backups: CloudHsmBackups, props: RestoreProperties) -> None:
+        """A Create or Update that restored the backup failed: return it to PENDING_DELETION (OnDelete Delete)."""
+        try:
+            self._granted(lambda: backups.delete(props.backup_id))
+            log_event(logger, "failure.restore_undone", BackupId=props.backup_id)
+        except BackupRestoreError as error:
+            log_event(logger, "failure.restore_not_undone", BackupId=props.backup_id, error=str(error)[:200])
+
+    # -- waiting -----------------------------------------------------------------------------------
 
     def _wait(
         self,
         backups: CloudHsmBackups,
         props: RestoreProperties,
-        backup: Any,
+        request: Request,
+        me: Claimant,
         *,
+        backup: Any,
+        memo: Mapping[str, str],
         started_at: float,
         lambda_left: Callable[[], float],
         polling: bool,
     ) -> Step:
         deadline = self.policy.overall_deadline(started_at, props.service_timeout)
         began = self.now()
-        last_seen = backup
+        last_seen = self._revive(backups, props, backup, memo) if backup else backup
 
         def check() -> Any:
             """DescribeBackups; a throttled or failed check while waiting is skipped, not fatal."""
@@ -93,11 +307,13 @@ class BackupLifecycle:
                 if not error.transient:
                     raise
                 log_event(logger, "check.skipped", error=str(error)[:200])
+            if last_seen:
+                last_seen = self._revive(backups, props, last_seen, memo)
             return last_seen
 
         result = wait_until_ready(
             check,
-            current=backup,
+            current=last_seen,
             budget=lambda: self.policy.budget(
                 lambda_left=lambda_left(),
                 overall_left=deadline - self.now(),
@@ -110,7 +326,11 @@ class BackupLifecycle:
         where = backups.where(props.backup_id)
         if result.ready:
             log_event(logger, "backup.ready", BackupId=props.backup_id, checks=result.checks)
-            return Step(props.backup_id, self._apply_never_expires(backups, props, result.backup), True)
+            restored = memo.get(MEMO_RESTORED) == "true"
+            ready = self._protect(backups, props, result.backup, restored)
+            if not restored:
+                ready = self._settle_ownership(backups, props, request, me, ready)
+            return Step(me.physical_id, ready, True, memo)
         if verdict(result.backup) is Verdict.FAILURE:
             if result.backup is None:
                 raise BackupNotFoundError(f"Backup {where} disappeared while waiting for it to become READY")
@@ -122,38 +342,4 @@ class BackupLifecycle:
                 f"{self.now() - started_at:.0f} s; ServiceTimeout is {props.service_timeout} s"
             )
         log_event(logger, "backup.pending", BackupId=props.backup_id, BackupState=state_of(result.backup))
-        return Step(props.backup_id, result.backup, False)
-
-    def _apply_never_expires(self, backups: CloudHsmBackups, props: RestoreProperties, backup: Any) -> Any:
-        if props.never_expires is None or backup.get("NeverExpires") is props.never_expires:
-            return backup
-        never_expires = props.never_expires
-        return self._granted(lambda: backups.set_never_expires(props.backup_id, never_expires))
-
-    def delete(self, raw_properties: Mapping[str, Any] | None, physical_id: str) -> None:
-        """Delete: honour OnDelete for a backup this resource restored; never block a stack on bad input."""
-        if not BACKUP_ID_PATTERN.fullmatch(physical_id):
-            log_event(logger, "delete.skipped", reason="not a backup id (a failed Create)")
-            return
-        try:
-            props = parse_properties(raw_properties)
-        except InvalidPropertiesError as error:
-            log_event(logger, "delete.retained", reason=f"properties invalid, retaining: {error}")
-            return
-        if props.on_delete is OnDelete.RETAIN:
-            log_event(logger, "delete.retained", BackupId=physical_id)
-            return
-        backups = self.backups_for(props.region)
-        self._granted(lambda: backups.delete(physical_id))
-
-    def _granted(self, call: Callable[[], T]) -> T:
-        """Run a CloudHSM action, retrying AccessDenied a few times while a fresh IAM grant propagates."""
-        for pause in (*self.policy.iam_grace, None):
-            try:
-                return call()
-            except CloudHsmCallError as error:
-                if not error.access_denied or pause is None:
-                    raise
-                log_event(logger, "access_denied.retrying", pause=pause)
-                self.sleep(pause)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return Step(me.physical_id, result.backup, False, memo)
