@@ -1,8 +1,9 @@
 """Who owns a restored backup: the physical id of a resource and the ownership record kept in a backup tag.
 
 The record is one tag, ``cloudhsm-backup-restore:owner``, whose value is a stack of claims: the 12-hex
-digests of the resources that claimed the backup, newest first (``d1+d2``), then a space and the
-``<stack name>/<logical id>`` of the resource that last wrote it (for operators). The first claim owns
+digests of the resources that claimed the backup, newest first (``d1+d2``), then, for operators,
+``owner <stack name>/<logical id>`` naming the owner, or ``returned-by <stack name>/<logical id>`` when
+an owner that had taken the backup over handed it back to the claim below it. The first claim owns
 the backup; only the owner's Delete may delete it. A digest covers the StackId, the LogicalResourceId
 and the PhysicalResourceId, so a replacement of the same logical id (a new Region, the upgrade from the
 bare-BackupId physical id) is a different claimant from the resource it replaces.
@@ -109,10 +110,20 @@ def claims_in(value: str | None) -> list[str] | None:
     return [claim for claim in head.split(CLAIM_SEPARATOR) if claim]
 
 
-def record(claims: Sequence[str], writer: Claimant) -> str:
-    """The tag value for ``claims`` (owner first), labelled with the resource writing it, within 256 characters."""
+def record(claims: Sequence[str], writer: Claimant, verb: str = "owner") -> str:
+    """The tag value for ``claims`` (owner first) and ``<verb> <writer's label>``, within 256 characters."""
+    return relabel(claims, f"{verb} {writer.label}")
+
+
+def relabel(claims: Sequence[str], label: str) -> str:
+    """The tag value for ``claims`` (owner first) followed by ``label``, within 256 characters."""
     head = CLAIM_SEPARATOR.join(list(claims)[:MAX_CLAIMS])
-    return (head + LABEL_SEPARATOR + writer.label)[:MAX_TAG_VALUE]
+    return (head + LABEL_SEPARATOR + label)[:MAX_TAG_VALUE]
+
+
+def label_of(value: str) -> str:
+    """The operator-readable part of a record."""
+    return value.split(LABEL_SEPARATOR, 1)[1] if LABEL_SEPARATOR in value else ""
 
 
 def with_record(backup: Mapping[str, Any], value: str | None) -> dict[str, Any]:

@@ -15,8 +15,10 @@ from cloudhsm_backup_restore.ownership import (
     Claimant,
     Target,
     claims_in,
+    label_of,
     physical_id_of,
     record,
+    relabel,
     tag_value,
     target_of,
 )
@@ -109,9 +111,13 @@ def release(
         return
     elif claims[0] != me.digest or len(claims) > 1:
         rest = [claim for claim in claims if claim != me.digest]
-        what = "withdrawn" if claims[0] != me.digest else "handed_back"
+        if claims[0] != me.digest:  # withdraw a claim that was taken over: the owner and its label stay
+            what, value = "withdrawn", relabel(rest, label_of(str(value)))
+        else:  # this owner had taken the backup over: hand it back to the claim below
+            what, value = "handed_back", record(rest, me, "returned-by")
         log_event(logger, f"ownership.{what}", BackupId=backup_id, owner=rest[0])
-        _quietly(what, backup_id, lambda: granted(lambda: backups.tag(backup_id, OWNER_TAG_KEY, record(rest, me))))
+        written = value
+        _quietly(what, backup_id, lambda: granted(lambda: backups.tag(backup_id, OWNER_TAG_KEY, written)))
         return
     if props.on_delete is OnDelete.RETAIN:
         log_event(logger, "delete.retained", BackupId=backup_id, reason="OnDelete is Retain")

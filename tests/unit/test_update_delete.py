@@ -155,14 +155,14 @@ def test_delete_by_a_non_owner_never_deletes(world: World, tags: list[dict[str, 
 def test_delete_of_an_owner_that_took_over_hands_the_backup_back(world: World) -> None:
     previous = Claimant(STACK_ID, "OldName", BACKUP_ARN)
     world.describe(backup("READY", TagList=owned_by(ME, previous)))
-    world.tag(value=record([previous.digest], ME))
+    world.tag(value=record([previous.digest], ME, "returned-by"))
     expect_success(world.invoke("Delete", ResourceProperties=DELETE_PROPS))
 
 
 def test_delete_of_a_claimant_that_was_taken_over_withdraws_its_claim(world: World) -> None:
     new = Claimant(STACK_ID, "NewName", BACKUP_ARN)
     world.describe(backup("READY", TagList=owned_by(new, ME)))
-    world.tag(value=record([new.digest], ME))
+    world.tag(value=record([new.digest], new))
     expect_success(world.invoke("Delete", ResourceProperties=DELETE_PROPS))
 
 
