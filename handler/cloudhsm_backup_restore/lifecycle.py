@@ -182,9 +182,11 @@ class BackupLifecycle:
         return dict(backup, TagList=self._granted(lambda: backups.tags(backup)))
 
     def _write_record(self, backups: CloudHsmBackups, backup: Any, claims: list[str], me: Claimant) -> Any:
-        """TagResource with the record; a backup with no room for one more tag is left unowned (logged)."""
-        backup = self._with_tags(backups, backup)
-        if not room_for_record(backup):
+        """TagResource with the record; a backup with no room for one more tag is left unowned (logged).
+
+        When DescribeBackups carried no TagList the count is unknown: TagResource itself says whether it fits.
+        """
+        if "TagList" in backup and not room_for_record(backup):
             log_event(logger, "ownership.not_recorded", BackupId=backup["BackupId"], reason="50 tags already")
             return backup
         value = record(claims, me)

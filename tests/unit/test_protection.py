@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from tests.unit.conftest import BACKUP_ID, World, backup, expect_failed, expect_success
 from tests.unit.test_create import _expect_cleanup, _handed_off, _poll
 
@@ -62,3 +64,23 @@ def test_a_poll_does_not_restore_again_while_its_own_restore_is_under_way(world:
     world.describe(backup("PENDING_DELETION"))  # the same DeleteTimestamp: still the first restore
     _poll(world, poll_event, timeout=30.0)
     assert world.capture.responses(world.last_path) == []
+
+
+@pytest.mark.parametrize("code", ["CloudHsmResourceLimitExceededException", "CloudHsmTagException"])
+def test_a_record_that_does_not_fit_leaves_the_restored_backup_unowned(world: World, code: str) -> None:
+    described = backup("PENDING_DELETION")
+    del described["TagList"]  # the tag count is unknown: TagResource itself says it does not fit
+    world.describe(described)
+    world.restore(backup("READY"))
+    world.error("tag_resource", code, message="too many tags")
+    world.protect()
+    body = expect_success(world.invoke("Create", ResourceProperties={"BackupId": BACKUP_ID, "OnDelete": "Delete"}))
+    assert "Tag.cloudhsm-backup-restore:owner" not in body["Data"]
+
+
+def test_a_backup_known_to_hold_fifty_tags_is_not_tagged_at_all(world: World) -> None:
+    fifty = [{"Key": f"k{i}", "Value": "v"} for i in range(50)]
+    world.describe(backup("PENDING_DELETION", TagList=fifty))
+    world.restore(backup("READY", TagList=fifty))
+    world.protect(TagList=fifty)
+    expect_success(world.invoke("Create"))
