@@ -11,13 +11,13 @@ from typing import Any, TypeVar
 from cloudhsm_backup_restore.attributes import as_attribute
 from cloudhsm_backup_restore.backups import (
     INVALID_REQUEST,
-    TAG_LIMIT_CODES,
     BackupState,
     CloudHsmBackups,
     backups_in,
     granted,
     state_of,
 )
+from cloudhsm_backup_restore.claims import claim_restored, settle_ownership
 from cloudhsm_backup_restore.errors import (
     BackupDeletedError,
     BackupNotFoundError,
@@ -32,10 +32,7 @@ from cloudhsm_backup_restore.ownership import (
     Claimant,
     claims_in,
     physical_id_of,
-    record,
-    room_for_record,
     tag_value,
-    with_record,
 )
 from cloudhsm_backup_restore.properties import OnDelete, RestoreProperties
 from cloudhsm_backup_restore.release import Request, release
@@ -97,7 +94,7 @@ class BackupLifecycle:
                 backup, restored = self._restore(backups, props, me)
                 if restored:
                     memo = {MEMO_RESTORED: "true", MEMO_DELETE_TIMESTAMP: as_attribute(before.get("DeleteTimestamp"))}
-                    backup = self._claim_restored(backups, me, backup)
+                    backup = claim_restored(backups, me, backup, self._granted)
             else:
                 log_event(logger, "restore.skipped", BackupId=props.backup_id, BackupState=state_of(backup))
             return self._wait(
@@ -175,58 +172,6 @@ class BackupLifecycle:
                 f"CloudHSM refused to restore backup {backups.where(props.backup_id)}, which is still "
                 f"PENDING_DELETION. AWS said: {error.aws_message or error}"
             ) from error
-
-    def _with_tags(self, backups: CloudHsmBackups, backup: Any) -> Any:
-        if "TagList" in backup:
-            return backup
-        return dict(backup, TagList=self._granted(lambda: backups.tags(backup)))
-
-    def _write_record(self, backups: CloudHsmBackups, backup: Any, claims: list[str], me: Claimant) -> Any:
-        """TagResource with the record; a backup with no room for one more tag is left unowned (logged).
-
-        When DescribeBackups carried no TagList the count is unknown: TagResource itself says whether it fits.
-        """
-        if "TagList" in backup and not room_for_record(backup):
-            log_event(logger, "ownership.not_recorded", BackupId=backup["BackupId"], reason="50 tags already")
-            return backup
-        value = record(claims, me)
-        try:
-            self._granted(lambda: backups.tag(backup["BackupId"], OWNER_TAG_KEY, value))
-        except CloudHsmCallError as error:
-            if error.code not in TAG_LIMIT_CODES:
-                raise
-            log_event(logger, "ownership.not_recorded", BackupId=backup["BackupId"], reason=error.aws_message)
-            return backup
-        return with_record(backup, value)
-
-    def _claim_restored(self, backups: CloudHsmBackups, me: Claimant, backup: Any) -> Any:
-        """Record this resource as the sole owner of the backup it just restored (older claims ended with it)."""
-        if claims_in(tag_value(backup, OWNER_TAG_KEY)) == [me.digest]:
-            return backup  # recorded already (a duplicate delivery of this request)
-        log_event(logger, "ownership.restored", BackupId=backup["BackupId"], owner=me.label)
-        return self._write_record(backups, backup, [me.digest], me)
-
-    def _settle_ownership(
-        self, backups: CloudHsmBackups, props: RestoreProperties, request: Request, me: Claimant, backup: Any
-    ) -> Any:
-        """For a backup this operation did not restore: keep, inherit, take over, or adopt without owning."""
-        backup = self._with_tags(backups, backup)
-        claims = claims_in(tag_value(backup, OWNER_TAG_KEY))
-        if claims is None:
-            if request.upgrades(props):
-                log_event(logger, "ownership.inherited", BackupId=props.backup_id, previous=request.physical_id)
-                return self._write_record(backups, backup, [me.digest], me)
-            log_event(
-                logger,
-                "backup.adopted",
-                BackupId=props.backup_id,
-                reason="READY before this resource and owned by none: its Delete will retain it",
-            )
-            return backup
-        if me.digest in claims:
-            return backup
-        log_event(logger, "ownership.taken_over", BackupId=props.backup_id, previous=claims[0], owner=me.label)
-        return self._write_record(backups, backup, [me.digest, *claims], me)
 
     def _protect(self, backups: CloudHsmBackups, props: RestoreProperties, backup: Any, restored: bool) -> Any:
         """NeverExpires as asked, or true for a backup this resource restored; restore again if purged meanwhile."""
@@ -331,7 +276,7 @@ class BackupLifecycle:
             restored = memo.get(MEMO_RESTORED) == "true"
             ready = self._protect(backups, props, result.backup, restored)
             if not restored:
-                ready = self._settle_ownership(backups, props, request, me, ready)
+                ready = settle_ownership(backups, props, request, me, ready, granted=self._granted)
             return Step(me.physical_id, ready, True, memo)
         if verdict(result.backup) is Verdict.FAILURE:
             if result.backup is None:
