@@ -47,6 +47,8 @@ MEMO_DELETE_TIMESTAMP = "RestoredFromDeleteTimestamp"
 """The DeleteTimestamp the backup had when this operation restored it: a different one later means the
 backup was deleted again (e.g. purged by the retention policy) and is restored again."""
 PROTECT_ATTEMPTS = 3
+FAILED_REPLACEMENT_ID = "update-failed-replacement"
+"""Not a backup id: ``release`` then finds the backup by the properties and the ARN the Update would have answered."""
 
 __all__ = ["BackupLifecycle", "Request", "Step"]
 
@@ -87,6 +89,8 @@ class BackupLifecycle:
         backups = self.backups_for(props.region)
         backup = backups.require(props.backup_id)
         me = Claimant(request.stack_id, request.logical_id, physical_id_of(backup, backups.region))
+        if request.leftover_of_failed_replacement(props, me.physical_id):
+            self._clean_up_failed_replacement(request)
         memo: dict[str, str] = {}
         try:
             if state_of(backup) == BackupState.PENDING_DELETION:
@@ -147,6 +151,14 @@ class BackupLifecycle:
             if kept.get(MEMO_RESTORED) == "true" and props.on_delete is OnDelete.DELETE:
                 self._undo(backups, props)
             raise
+
+    def _clean_up_failed_replacement(self, request: Request) -> None:
+        """The rolled-back replacement's backup gets the Delete CloudFormation never sends for it (best effort)."""
+        log_event(logger, "update_rollback.cleanup", BackupId=(request.old_backup or ("",))[0])
+        try:
+            release(self.backups_for, request.old_properties, FAILED_REPLACEMENT_ID, request, self._granted)
+        except BackupRestoreError as error:
+            log_event(logger, "update_rollback.cleanup_failed", error=str(error)[:200])
 
     def delete(self, raw_properties: Mapping[str, Any] | None, physical_id: str, request: Request) -> None:
         """Delete: honour OnDelete only for a backup this resource restored and still owns."""

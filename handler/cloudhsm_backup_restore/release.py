@@ -40,6 +40,8 @@ class Request:
     """The event's PhysicalResourceId (Update and Delete)."""
     old_backup: tuple[str, str | None] | None = None
     """(BackupId, Region) of OldResourceProperties (Update)."""
+    old_properties: Mapping[str, Any] | None = None
+    """OldResourceProperties as sent (Update)."""
 
     @classmethod
     def of(cls, event: Mapping[str, Any]) -> Request:
@@ -54,6 +56,17 @@ class Request:
             request_type=str(event.get("RequestType", "")),
             physical_id=str(event.get("PhysicalResourceId", "")),
             old_backup=old_backup,
+            old_properties=old if isinstance(old, Mapping) else None,
+        )
+
+    def leftover_of_failed_replacement(self, props: RestoreProperties, physical_id: str) -> bool:
+        """An Update whose PhysicalResourceId already names the new properties' backup while the old properties
+        name another: CloudFormation rolling back a failed replacement, whose backup may be left restored."""
+        return (
+            self.request_type == "Update"
+            and self.old_backup is not None
+            and self.old_backup != (props.backup_id, props.region)
+            and self.physical_id == physical_id
         )
 
     def upgrades(self, props: RestoreProperties) -> bool:

@@ -265,3 +265,21 @@ def test_the_rollback_delete_of_a_create_that_answered_nothing_deletes_what_it_r
     rollback = world.simulator.delete("Restored", DELETE, physical_id="create-failed-some-request")
     assert rollback.ok, rollback.summary()
     assert state(world) == "PENDING_DELETION"
+
+
+def test_the_rollback_of_a_failed_replacement_deletes_the_backup_it_left_restored(make_world: Any) -> None:
+    world = make_world()
+    other = "backup-zyxwvutsrqp"
+    world.emulator.add_backup(BACKUP)
+    world.emulator.add_backup(other)
+    sim = world.simulator
+    # As if an Update to `other` had restored it (recording this resource under other's ARN) and then failed
+    # without undoing it (a hand-off failure, crhelper's timeout guard): the resource still has BACKUP's id.
+    assert sim.create("Restored", {"BackupId": other, "OnDelete": "Delete"}).ok
+    assert sim.create("Restored", DELETE).ok
+    rollback = sim.update("Restored", DELETE, old_properties={"BackupId": other, "OnDelete": "Delete"})
+    assert rollback.all_ok, rollback.summary()
+    assert rollback.physical_resource_id == ARN
+    assert rollback.cleanup is None
+    assert world.emulator.backup(other)["BackupState"] == "PENDING_DELETION"
+    assert state(world) == "READY"

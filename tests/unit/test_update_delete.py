@@ -223,3 +223,32 @@ def test_delete_never_sleeps(world: World, monkeypatch: pytest.MonkeyPatch) -> N
     assert slept == []
     assert world.clock.sleeps == []
     assert app.helper._sleep_on_delete == 0
+
+
+def test_rollback_of_a_failed_replacement_deletes_the_backup_it_left_restored(world: World) -> None:
+    # The failed Update restored OTHER (and recorded itself as its owner) but could not undo it; CloudFormation
+    # rolls back with an Update to the old properties, naming the failed ones as OldResourceProperties.
+    world.describe(backup("READY"))
+    left = Claimant(STACK_ID, "RestoredBackup", OTHER_ARN)
+    world.describe(backup("READY", backup_id=OTHER_BACKUP_ID, TagList=owned_by(left)), backup_id=OTHER_BACKUP_ID)
+    world.cloudhsm.add_response(
+        "delete_backup",
+        {"Backup": backup("PENDING_DELETION", backup_id=OTHER_BACKUP_ID)},
+        {"BackupId": OTHER_BACKUP_ID},
+    )
+    expect_success(
+        world.invoke("Update", OldResourceProperties={"BackupId": OTHER_BACKUP_ID, "OnDelete": "Delete"}),
+        physical_id=BACKUP_ARN,
+    )
+
+
+def test_a_forward_replacement_leaves_the_old_backup_to_the_cleanup_delete(world: World) -> None:
+    world.describe(backup("READY", backup_id=OTHER_BACKUP_ID), backup_id=OTHER_BACKUP_ID)
+    expect_success(
+        world.invoke(
+            "Update",
+            ResourceProperties={"BackupId": OTHER_BACKUP_ID},
+            OldResourceProperties={"BackupId": BACKUP_ID, "OnDelete": "Delete"},
+        ),
+        physical_id=OTHER_ARN,
+    )
