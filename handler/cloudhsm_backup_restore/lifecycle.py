@@ -92,10 +92,12 @@ class BackupLifecycle:
         if request.leftover_of_failed_replacement(props, me.physical_id):
             self._clean_up_failed_replacement(request)
         memo: dict[str, str] = {}
+        contended = False
         try:
             if state_of(backup) == BackupState.PENDING_DELETION:
                 before = backup
                 backup, restored = self._restore(backups, props, me)
+                contended = not restored  # refused because someone restored it just now: leave its record alone
                 if restored:
                     memo = {MEMO_RESTORED: "true", MEMO_DELETE_TIMESTAMP: as_attribute(before.get("DeleteTimestamp"))}
                     backup = claim_restored(backups, me, backup, self._granted)
@@ -111,6 +113,7 @@ class BackupLifecycle:
                 started_at=started_at,
                 lambda_left=lambda_left,
                 polling=False,
+                settle=not contended,
             )
         except Exception:
             if memo and props.on_delete is OnDelete.DELETE:
@@ -252,6 +255,7 @@ class BackupLifecycle:
         started_at: float,
         lambda_left: Callable[[], float],
         polling: bool,
+        settle: bool = True,
     ) -> Step:
         deadline = self.policy.overall_deadline(started_at, props.service_timeout)
         began = self.now()
@@ -287,8 +291,10 @@ class BackupLifecycle:
             log_event(logger, "backup.ready", BackupId=props.backup_id, checks=result.checks)
             restored = memo.get(MEMO_RESTORED) == "true"
             ready = self._protect(backups, props, result.backup, restored)
-            if not restored:
+            if not restored and settle:
                 ready = settle_ownership(backups, props, request, me, ready, granted=self._granted)
+            elif not restored:
+                log_event(logger, "backup.adopted", BackupId=props.backup_id, reason="restored concurrently by another")
             return Step(me.physical_id, ready, True, memo)
         if verdict(result.backup) is Verdict.FAILURE:
             if result.backup is None:

@@ -431,3 +431,15 @@ def test_a_poll_that_finds_the_response_parameter_gone_stays_silent(world: World
     world.ssm.add_client_error("get_parameter", service_error_code="ParameterNotFound")
     app.handler(poll_event, FakeContext(world.clock))
     assert world.capture.responses(world.last_path) == []
+
+
+def test_a_restore_refused_because_another_resource_restored_it_just_now_takes_nothing_over(world: World) -> None:
+    from cloudhsm_backup_restore.ownership import Claimant, record
+
+    other = Claimant(STACK_ID, "AnotherResource", BACKUP_ARN)
+    owned = [{"Key": OWNER_KEY, "Value": record([other.digest], other)}]
+    world.describe(backup("PENDING_DELETION"))
+    world.error("restore_backup", "CloudHsmInvalidRequestException", message="Backup is not in PENDING_DELETION")
+    world.describe(backup("READY", TagList=owned))
+    body = expect_success(world.invoke("Create"))  # no TagResource stubbed: the record is left as it is
+    assert body["Data"]["NeverExpires"] == "false"
