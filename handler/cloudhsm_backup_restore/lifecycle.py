@@ -214,6 +214,16 @@ class BackupLifecycle:
             "(the cluster's backup retention policy?); set NeverExpires true or extend the policy"
         )
 
+    @staticmethod
+    def _answered_id(props: RestoreProperties, request: Request, me: Claimant, backup: Any) -> str:
+        """The ARN; but a previous-release resource whose record could not be written keeps its bare BackupId,
+        since a new id would bring a cleanup Delete of the old one, which only the record can stop."""
+        legacy = request.physical_id == props.backup_id and request.request_type == "Update"
+        if legacy and me.digest not in (claims_in(tag_value(backup, OWNER_TAG_KEY)) or []):
+            log_event(logger, "ownership.upgrade_deferred", BackupId=props.backup_id, reason="no record written")
+            return request.physical_id
+        return me.physical_id
+
     def _set_never_expires(self, backups: CloudHsmBackups, backup_id: str, never_expires: bool) -> Any:
         return self._granted(lambda: backups.set_never_expires(backup_id, never_expires))
 
@@ -295,7 +305,7 @@ class BackupLifecycle:
                 ready = settle_ownership(backups, props, request, me, ready, granted=self._granted)
             elif not restored:
                 log_event(logger, "backup.adopted", BackupId=props.backup_id, reason="restored concurrently by another")
-            return Step(me.physical_id, ready, True, memo)
+            return Step(self._answered_id(props, request, me, ready), ready, True, memo)
         if verdict(result.backup) is Verdict.FAILURE:
             if result.backup is None:
                 raise BackupNotFoundError(f"Backup {where} disappeared while waiting for it to become READY")

@@ -252,3 +252,11 @@ def test_a_forward_replacement_leaves_the_old_backup_to_the_cleanup_delete(world
         ),
         physical_id=OTHER_ARN,
     )
+
+
+def test_an_upgrade_that_cannot_record_ownership_keeps_the_bare_backup_id(world: World) -> None:
+    # 50 tags: no record can be written, so answering the ARN would bring a cleanup Delete of the bare id
+    # that nothing could stop from deleting the backup.
+    fifty = [{"Key": f"k{i}", "Value": "v"} for i in range(50)]
+    world.describe(backup("READY", TagList=fifty))
+    expect_success(world.invoke("Update", PhysicalResourceId=BACKUP_ID), physical_id=BACKUP_ID)
