@@ -46,6 +46,8 @@ MEMO_RESTORED = "Restored"
 MEMO_DELETE_TIMESTAMP = "RestoredFromDeleteTimestamp"
 """The DeleteTimestamp the backup had when this operation restored it: a different one later means the
 backup was deleted again (e.g. purged by the retention policy) and is restored again."""
+MEMO_RECORD = "OwnershipRecord"
+"""Kept across polls: "deferred" when TagResource refused a backup still restoring (written once READY)."""
 PROTECT_ATTEMPTS = 3
 FAILED_REPLACEMENT_ID = "update-failed-replacement"
 """Not a backup id: ``release`` then finds the backup by the properties and the ARN the Update would have answered."""
@@ -100,7 +102,7 @@ class BackupLifecycle:
                 contended = not restored  # refused because someone restored it just now: leave its record alone
                 if restored:
                     memo = {MEMO_RESTORED: "true", MEMO_DELETE_TIMESTAMP: as_attribute(before.get("DeleteTimestamp"))}
-                    backup = claim_restored(backups, me, backup, self._granted)
+                    backup = self._claim_restored(backups, me, backup, memo)
             else:
                 log_event(logger, "restore.skipped", BackupId=props.backup_id, BackupState=state_of(backup))
             return self._wait(
@@ -132,7 +134,7 @@ class BackupLifecycle:
         """One poll invocation after the hand-off: check, wait a bounded while, report."""
         backups = self.backups_for(props.region)
         backup = backups.describe(props.backup_id)
-        kept = {key: str(memo[key]) for key in (MEMO_RESTORED, MEMO_DELETE_TIMESTAMP) if key in memo}
+        kept = {key: str(memo[key]) for key in (MEMO_RESTORED, MEMO_DELETE_TIMESTAMP, MEMO_RECORD) if key in memo}
         me = Claimant(
             request.stack_id,
             request.logical_id,
@@ -168,6 +170,17 @@ class BackupLifecycle:
         release(self.backups_for, raw_properties, physical_id, request, self._granted)
 
     # -- restoring and owning ----------------------------------------------------------------------
+
+    def _claim_restored(self, backups: CloudHsmBackups, me: Claimant, backup: Any, memo: dict[str, str]) -> Any:
+        """Record the owner now; a backup still restoring that refuses tags gets its record once READY."""
+        try:
+            return claim_restored(backups, me, backup, self._granted)
+        except CloudHsmCallError as error:
+            if error.code != INVALID_REQUEST or state_of(backup) == BackupState.READY:
+                raise
+            log_event(logger, "ownership.deferred", BackupId=backup["BackupId"], BackupState=state_of(backup))
+            memo[MEMO_RECORD] = "deferred"
+            return backup
 
     def _restore(self, backups: CloudHsmBackups, props: RestoreProperties, me: Claimant) -> tuple[Any, bool]:
         """RestoreBackup; a refusal fails fast in AWS's words unless a duplicate delivery of ours restored it."""
@@ -300,7 +313,10 @@ class BackupLifecycle:
         if result.ready:
             log_event(logger, "backup.ready", BackupId=props.backup_id, checks=result.checks)
             restored = memo.get(MEMO_RESTORED) == "true"
-            ready = self._protect(backups, props, result.backup, restored)
+            ready = result.backup
+            if memo.get(MEMO_RECORD) == "deferred":
+                ready = claim_restored(backups, me, ready, self._granted)
+            ready = self._protect(backups, props, ready, restored)
             if not restored and settle:
                 ready = settle_ownership(backups, props, request, me, ready, granted=self._granted)
             elif not restored:

@@ -84,3 +84,14 @@ def test_a_backup_known_to_hold_fifty_tags_is_not_tagged_at_all(world: World) ->
     world.restore(backup("READY", TagList=fifty))
     world.protect(TagList=fifty)
     expect_success(world.invoke("Create"))
+
+
+def test_a_record_refused_while_the_restore_is_under_way_is_written_once_ready(world: World) -> None:
+    # Unconfirmed whether TagResource accepts a backup still restoring: either way it ends owned.
+    world.describe(backup("PENDING_DELETION"))
+    world.restore(backup("CREATE_IN_PROGRESS"))
+    world.error("tag_resource", "CloudHsmInvalidRequestException", message="Backup is not READY")
+    world.describe(backup("READY"))
+    world.tag()
+    world.protect()
+    expect_success(world.invoke("Create"))
