@@ -35,20 +35,20 @@ from cloudhsm_backup_restore.ownership import (
     tag_value,
 )
 from cloudhsm_backup_restore.properties import OnDelete, RestoreProperties
+from cloudhsm_backup_restore.protection import (
+    MEMO_DELETE_TIMESTAMP,
+    MEMO_RECORD,
+    MEMO_RESTORED,
+    protect,
+    revive,
+    undo,
+)
 from cloudhsm_backup_restore.release import Request, release
 from cloudhsm_backup_restore.waiting import Verdict, WaitPolicy, verdict, wait_until_ready
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MEMO_RESTORED = "Restored"
-"""Kept in crhelper's Data across polls: "true" when this operation restored the backup."""
-MEMO_DELETE_TIMESTAMP = "RestoredFromDeleteTimestamp"
-"""The DeleteTimestamp the backup had when this operation restored it: a different one later means the
-backup was deleted again (e.g. purged by the retention policy) and is restored again."""
-MEMO_RECORD = "OwnershipRecord"
-"""Kept across polls: "deferred" when TagResource refused a backup still restoring (written once READY)."""
-PROTECT_ATTEMPTS = 3
 FAILED_REPLACEMENT_ID = "update-failed-replacement"
 """Not a backup id: ``release`` then finds the backup by the properties and the ARN the Update would have answered."""
 
@@ -119,7 +119,7 @@ class BackupLifecycle:
             )
         except Exception:
             if memo and props.on_delete is OnDelete.DELETE:
-                self._undo(backups, props)
+                undo(backups, props, self._granted)
             raise
 
     def poll(
@@ -154,7 +154,7 @@ class BackupLifecycle:
             )
         except Exception:
             if kept.get(MEMO_RESTORED) == "true" and props.on_delete is OnDelete.DELETE:
-                self._undo(backups, props)
+                undo(backups, props, self._granted)
             raise
 
     def _clean_up_failed_replacement(self, request: Request) -> None:
@@ -201,32 +201,6 @@ class BackupLifecycle:
                 f"PENDING_DELETION. AWS said: {error.aws_message or error}"
             ) from error
 
-    def _protect(self, backups: CloudHsmBackups, props: RestoreProperties, backup: Any, restored: bool) -> Any:
-        """NeverExpires as asked, or true for a backup this resource restored; restore again if purged meanwhile."""
-        wanted = props.never_expires if props.never_expires is not None else (True if restored else None)
-        for _ in range(PROTECT_ATTEMPTS):
-            if restored and state_of(backup) == BackupState.PENDING_DELETION:
-                log_event(logger, "backup.deleted_again", BackupId=props.backup_id)
-                backup = self._granted(lambda: backups.restore(props.backup_id))
-            if wanted is None or backup.get("NeverExpires") is wanted:
-                if state_of(backup) == BackupState.READY:
-                    return backup
-                continue
-            try:
-                backup = self._set_never_expires(backups, props.backup_id, wanted)
-            except CloudHsmCallError as error:
-                if error.code != INVALID_REQUEST or not restored:
-                    raise
-                backup = backups.require(props.backup_id)  # refused: deleted again in between?
-                if state_of(backup) != BackupState.PENDING_DELETION:
-                    raise
-        if state_of(backup) == BackupState.READY:
-            return backup
-        raise BackupRestoreError(
-            f"Backup {backups.where(props.backup_id)} went back to {state_of(backup)} each time it was restored "
-            "(the cluster's backup retention policy?); set NeverExpires true or extend the policy"
-        )
-
     @staticmethod
     def _answered_id(props: RestoreProperties, request: Request, me: Claimant, backup: Any) -> str:
         """The ARN; but a previous-release resource whose record could not be written keeps its bare BackupId,
@@ -236,33 +210,6 @@ class BackupLifecycle:
             log_event(logger, "ownership.upgrade_deferred", BackupId=props.backup_id, reason="no record written")
             return request.physical_id
         return me.physical_id
-
-    def _set_never_expires(self, backups: CloudHsmBackups, backup_id: str, never_expires: bool) -> Any:
-        return self._granted(lambda: backups.set_never_expires(backup_id, never_expires))
-
-    def _revive(self, backups: CloudHsmBackups, props: RestoreProperties, backup: Any, memo: Mapping[str, str]) -> Any:
-        """A backup this operation restored that is PENDING_DELETION again (a new DeleteTimestamp): restore it."""
-        if (
-            memo.get(MEMO_RESTORED) != "true"
-            or state_of(backup) != BackupState.PENDING_DELETION
-            or as_attribute(backup.get("DeleteTimestamp")) == memo.get(MEMO_DELETE_TIMESTAMP)
-        ):
-            return backup
-        log_event(logger, "backup.deleted_again", BackupId=props.backup_id)
-        try:
-            return self._granted(lambda: backups.restore(props.backup_id))
-        except CloudHsmCallError as error:
-            if error.code != INVALID_REQUEST:
-                raise
-            return backup
-
-    def _undo(self, backups: CloudHsmBackups, props: RestoreProperties) -> None:
-        """A Create or Update that restored the backup failed: return it to PENDING_DELETION (OnDelete Delete)."""
-        try:
-            self._granted(lambda: backups.delete(props.backup_id))
-            log_event(logger, "failure.restore_undone", BackupId=props.backup_id)
-        except BackupRestoreError as error:
-            log_event(logger, "failure.restore_not_undone", BackupId=props.backup_id, error=str(error)[:200])
 
     # -- waiting -----------------------------------------------------------------------------------
 
@@ -282,7 +229,7 @@ class BackupLifecycle:
     ) -> Step:
         deadline = self.policy.overall_deadline(started_at, props.service_timeout)
         began = self.now()
-        last_seen = self._revive(backups, props, backup, memo) if backup else backup
+        last_seen = revive(backups, props, backup, memo, self._granted) if backup else backup
 
         def check() -> Any:
             """DescribeBackups; a throttled or failed check while waiting is skipped, not fatal."""
@@ -294,7 +241,7 @@ class BackupLifecycle:
                     raise
                 log_event(logger, "check.skipped", error=str(error)[:200])
             if last_seen:
-                last_seen = self._revive(backups, props, last_seen, memo)
+                last_seen = revive(backups, props, last_seen, memo, self._granted)
             return last_seen
 
         result = wait_until_ready(
@@ -316,7 +263,7 @@ class BackupLifecycle:
             ready = result.backup
             if memo.get(MEMO_RECORD) == "deferred":
                 ready = claim_restored(backups, me, ready, self._granted)
-            ready = self._protect(backups, props, ready, restored)
+            ready = protect(backups, props, ready, restored=restored, granted=self._granted)
             if not restored and settle:
                 ready = settle_ownership(backups, props, request, me, ready, granted=self._granted)
             elif not restored:
