@@ -219,3 +219,18 @@ def test_seed_clusters_and_purge_interval(clock: ManualClock) -> None:
     emulator.reset()
     assert emulator.backup(BACKUP)["BackupState"] == "READY"
     assert emulator.store.clusters[CLUSTER].retention_days == 7
+
+
+def test_another_region_is_served_from_its_own_store(
+    emulator: CloudHsmEmulator, client: CloudHSMV2Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator.add_region("eu-west-1")
+    emulator.add_backup(BACKUP, region="eu-west-1")
+    eu = boto3.client("cloudhsmv2", region_name="eu-west-1")
+    assert eu.describe_backups()["Backups"][0]["BackupArn"].startswith("arn:aws:cloudhsm:eu-west-1:")
+    assert client.describe_backups()["Backups"] == []
+    with pytest.raises(ClientError) as exc:
+        boto3.client("cloudhsmv2", region_name="ap-south-1").describe_backups()
+    assert code(exc) == "InvalidSignatureException"
+    with pytest.raises(ValueError, match="add_region"):
+        emulator.add_backup(BACKUP, region="ap-south-1")

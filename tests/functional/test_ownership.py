@@ -283,3 +283,21 @@ def test_the_rollback_of_a_failed_replacement_deletes_the_backup_it_left_restore
     assert rollback.cleanup is None
     assert world.emulator.backup(other)["BackupState"] == "PENDING_DELETION"
     assert state(world) == "READY"
+
+
+def test_changing_region_is_a_replacement_whose_cleanup_honours_the_old_on_delete(make_world: Any) -> None:
+    world = make_world()
+    world.emulator.add_region("eu-west-1")
+    world.emulator.add_backup(BACKUP)
+    world.emulator.add_backup(BACKUP, region="eu-west-1")
+    sim = world.simulator
+    assert sim.create("Restored", DELETE).ok
+    moved = sim.update("Restored", {**DELETE, "Region": "eu-west-1"})
+    assert moved.all_ok, moved.summary()
+    assert moved.physical_resource_id == f"arn:aws:cloudhsm:eu-west-1:123456789012:backup/{BACKUP}"
+    assert moved.cleanup is not None
+    assert moved.cleanup.event["PhysicalResourceId"] == ARN
+    assert state(world) == "PENDING_DELETION"  # the old region's backup: its OnDelete was honoured
+    assert world.emulator.backup(BACKUP, region="eu-west-1")["BackupState"] == "READY"
+    assert sim.delete("Restored").ok
+    assert world.emulator.backup(BACKUP, region="eu-west-1")["BackupState"] == "PENDING_DELETION"

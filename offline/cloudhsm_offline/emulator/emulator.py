@@ -68,6 +68,8 @@ class CloudHsmEmulator:
             purge_interval=purge_interval,
         )
         self.api = BackupApi(self.store, default_page_size=default_page_size)
+        self._regions: dict[str, BackupApi] = {}
+        """Further regions of the same account (add_region): requests signed for one are served from its store."""
         self.faults = FaultPlan()
         self.call_log = CallLog()
         self.host = host
@@ -141,20 +143,49 @@ class CloudHsmEmulator:
         source_backup: str | None = None,
         source_cluster: str | None = None,
         refuse_restore: str | None = None,
+        region: str | None = None,
     ) -> dict[str, Any]:
         """Add (or replace) a backup and return its API view; ``reset()`` re-creates it as given here.
 
         ``delete_timestamp`` (or ``deleted_seconds_ago``) is when DeleteBackup was called; it defaults to
         now for PENDING_DELETION and to just past the 7-day window for DELETED. ``restore_seconds`` > 0 makes
         its RestoreBackup asynchronous; ``refuse_restore`` makes RestoreBackup refuse it with that message.
+        ``region`` puts it in another region added with ``add_region`` (default: the emulator's own).
         """
         definition = {k: v for k, v in locals().items() if k != "self"}
+        store = self.store_of(region)
         backup = build_backup(definition, self.clock.now())
         with self._lock:
-            self.store.add(backup)
-            self._definitions = [d for d in self._definitions if d["backup_id"] != backup_id]
+            store.add(backup)
+            self._definitions = [
+                d for d in self._definitions if (d["backup_id"], d.get("region")) != (backup_id, region)
+            ]
             self._definitions.append(definition)
-        return self.store.view(backup_id)
+        return store.view(backup_id)
+
+    def add_region(self, region: str) -> BackupStore:
+        """Serve another region of the same account (a backup's Region property, a Region replacement)."""
+        with self._lock:
+            if region != self.region and region not in self._regions:
+                store = BackupStore(
+                    self.clock,
+                    region=region,
+                    account=self.account,
+                    restore_seconds=self.store.restore_seconds,
+                    restore_in_progress_state=self.store.restore_in_progress_state.value,
+                    delete_timestamp_is_expiry=self.store.delete_timestamp_is_expiry,
+                    purge_interval=self.store.sweep.interval,
+                )
+                self._regions[region] = BackupApi(store, default_page_size=self.api.default_page_size)
+            return self.store_of(region)
+
+    def store_of(self, region: str | None) -> BackupStore:
+        """The store of ``region`` (None: the emulator's own); ValueError for a region never added."""
+        if region is None or region == self.region:
+            return self.store
+        if region not in self._regions:
+            raise ValueError(f"region {region} is not emulated; call add_region first")
+        return self._regions[region].store
 
     def add_cluster(
         self,
@@ -196,10 +227,10 @@ class CloudHsmEmulator:
             self._seed_faults.append(parsed.faults)
         return self
 
-    def backup(self, backup_id: str) -> dict[str, Any]:
+    def backup(self, backup_id: str, region: str | None = None) -> dict[str, Any]:
         """The backup's API view right now (timestamps as datetimes); KeyError if unknown."""
         try:
-            return self.store.view(backup_id)
+            return self.store_of(region).view(backup_id)
         except ResourceNotFoundError as exc:
             raise KeyError(backup_id) from exc
 
@@ -212,8 +243,10 @@ class CloudHsmEmulator:
         with self._lock:
             if backups:
                 self.store.clear()
+                for api in self._regions.values():
+                    api.store.clear()
                 for definition in self._definitions:
-                    self.store.add(build_backup(definition, self.clock.now()))
+                    self.store_of(definition.get("region")).add(build_backup(definition, self.clock.now()))
                 for definition in self._cluster_definitions:
                     self.store.add_cluster(build_cluster(definition, self.clock.now()))
             if calls:
@@ -247,9 +280,10 @@ class CloudHsmEmulator:
         call = Call(operation, {}, "", at, protocol)
         try:
             call = call.with_params(decode(protocol, operation, headers, body).params)
-            access_key = self._authenticate(headers)
+            access_key, region = self._authenticate(headers)
+            api = self._regions.get(region or "", self.api)
             decision = self.faults.decide(
-                operation, at, principal=self._principal(access_key), resource=self._resource(call.params)
+                operation, at, principal=self._principal(access_key), resource=api.store.arn_of(call.params)
             )
             if decision.latency:
                 time.sleep(decision.latency)
@@ -258,7 +292,7 @@ class CloudHsmEmulator:
                 return None
             if decision.error is not None:
                 return self._error(call, decision.error, request_id)
-            response = encode_result(protocol, self.api.call(operation, call.params), request_id)
+            response = encode_result(protocol, api.call(operation, call.params), request_id)
         except ApiError as api_error:
             return self._error(call, api_error, request_id)
         except Exception as exc:  # noqa: BLE001 - an emulator bug must reach the caller as a 500
@@ -276,32 +310,29 @@ class CloudHsmEmulator:
         self.call_log.record(call.finished(error.code, response.status))
         return response
 
-    def _authenticate(self, headers: Mapping[str, str]) -> str:
+    def _authenticate(self, headers: Mapping[str, str]) -> tuple[str, str | None]:
+        """The caller's access key and the region its signature is scoped to."""
         authorization = headers.get("authorization")
         if not authorization:
             if self.check_auth:
                 raise MissingAuthenticationTokenError("Missing Authentication Token")
-            return "anonymous"
+            return "anonymous", None
         match = CREDENTIAL_SCOPE.search(authorization)
         if match is None:
             if self.check_auth:
                 raise MissingAuthenticationTokenError("Authorization header is not a SigV4 signature.")
-            return "anonymous"
+            return "anonymous", None
         access_key, region, service = match.groups()
-        if self.check_auth and region != self.region:
+        if self.check_auth and region != self.region and region not in self._regions:
             raise InvalidSignatureError(
                 f"Credential should be scoped to a valid region. (signed for {region}, emulating {self.region})"
             )
         if self.check_auth and service != SIGNING_NAME:
             raise InvalidSignatureError(f"Credential should be scoped to correct service: '{SIGNING_NAME}'.")
-        return access_key
+        return access_key, region
 
     def _principal(self, access_key: str) -> str:
         return f"arn:{partition_of(self.region)}:sts::{self.account}:assumed-role/EmulatedRole/{access_key}"
-
-    def _resource(self, params: Mapping[str, Any]) -> str:
-        backup_id = params.get("BackupId", params.get("ResourceId"))
-        return self.store.arn(backup_id) if isinstance(backup_id, str) and backup_id.startswith("backup-") else "*"
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,6 +78,11 @@ class BackupStore:
     def arn(self, backup_id: str) -> str:
         """The backup's ARN in this account, region and the region's partition."""
         return f"arn:{partition_of(self.region)}:cloudhsm:{self.region}:{self.account}:backup/{backup_id}"
+
+    def arn_of(self, params: Mapping[str, Any]) -> str:
+        """The backup ARN a request acts on (BackupId or a backup ResourceId), '*' for none."""
+        backup_id = params.get("BackupId", params.get("ResourceId"))
+        return self.arn(backup_id) if isinstance(backup_id, str) and backup_id.startswith("backup-") else "*"
 
     def add(self, backup: Backup) -> None:
         """Add or replace a backup."""
