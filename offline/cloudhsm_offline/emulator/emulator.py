@@ -1,4 +1,4 @@
-"""CloudHsmEmulator: the backups, faults and call log of one emulated account, served over HTTP."""
+"""CloudHsmEmulator: an emulated account's backups (``account``), its faults and call log, served over HTTP."""
 
 from __future__ import annotations
 
@@ -6,36 +6,35 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from cloudhsm_offline.clock import SimClock
 from cloudhsm_offline.emulator import admin
+from cloudhsm_offline.emulator.account import EmulatedAccount
 from cloudhsm_offline.emulator.calls import DROPPED, OK, Call, CallLog
 from cloudhsm_offline.emulator.errors import (
     ApiError,
     InternalFailureError,
     InvalidSignatureError,
     MissingAuthenticationTokenError,
-    ResourceNotFoundError,
 )
 from cloudhsm_offline.emulator.faults import FaultPlan
-from cloudhsm_offline.emulator.model import Clock, Timestamp, build_backup
-from cloudhsm_offline.emulator.operations import BackupApi
+from cloudhsm_offline.emulator.model import Clock
 from cloudhsm_offline.emulator.protocol import WireResponse, decode, encode_error, encode_result, identify
-from cloudhsm_offline.emulator.retention import DEFAULT_PURGE_INTERVAL, build_cluster
+from cloudhsm_offline.emulator.retention import DEFAULT_PURGE_INTERVAL
 from cloudhsm_offline.emulator.seed import Seed, load_seed
 from cloudhsm_offline.emulator.server import EmulatorServer
-from cloudhsm_offline.emulator.store import BackupStore, partition_of
+from cloudhsm_offline.emulator.store import partition_of
 
 SIGNING_NAME = "cloudhsm"
 CREDENTIAL_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 NOT_FOUND = WireResponse(404, {"Content-Type": "application/json"}, b'{"error": "not found"}')
 
 
-class CloudHsmEmulator:
+class CloudHsmEmulator(EmulatedAccount):
     """An emulated CloudHSM v2 backup API (plus tags and clusters) on 127.0.0.1 with a lazy, clock-driven state machine.
 
     Use as a context manager (``with CloudHsmEmulator() as emu: emu.url``) or ``start()``/``stop()``.
@@ -57,152 +56,24 @@ class CloudHsmEmulator:
         default_page_size: int = 50,
         purge_interval: float = DEFAULT_PURGE_INTERVAL,
     ) -> None:
-        self.clock: Clock = clock if clock is not None else SimClock()
-        self.store = BackupStore(
-            self.clock,
-            region=region,
-            account=account,
-            restore_seconds=restore_seconds,
-            restore_in_progress_state=restore_in_progress_state,
+        super().__init__(
+            clock if clock is not None else SimClock(),
+            region,
+            account,
+            restore_seconds,
+            restore_in_progress_state,
             delete_timestamp_is_expiry=delete_timestamp_is_expiry,
+            default_page_size=default_page_size,
             purge_interval=purge_interval,
         )
-        self.api = BackupApi(self.store, default_page_size=default_page_size)
-        self._regions: dict[str, BackupApi] = {}
-        """Further regions of the same account (add_region): requests signed for one are served from its store."""
         self.faults = FaultPlan()
         self.call_log = CallLog()
         self.host = host
         self.port = port
         self.check_auth = check_auth
-        self._definitions: list[dict[str, Any]] = []
-        self._cluster_definitions: list[dict[str, Any]] = []
         self._seed_faults: list[dict[str, Any]] = []
-        self._lock = threading.RLock()
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
-
-    # -- settings ------------------------------------------------------------------------------
-
-    @property
-    def region(self) -> str:
-        """The emulated region (ARNs, SigV4 scope check)."""
-        return self.store.region
-
-    @region.setter
-    def region(self, value: str) -> None:
-        self.store.region = value
-
-    @property
-    def account(self) -> str:
-        """The emulated account id (ARNs)."""
-        return self.store.account
-
-    @account.setter
-    def account(self, value: str) -> None:
-        self.store.account = value
-
-    @property
-    def restore_seconds(self) -> float:
-        """Default modelled duration of a restore for backups without their own."""
-        return self.store.restore_seconds
-
-    @restore_seconds.setter
-    def restore_seconds(self, value: float) -> None:
-        if value < 0:
-            raise ValueError("restore_seconds must not be negative")
-        self.store.restore_seconds = float(value)
-
-    @property
-    def restore_in_progress_state(self) -> str:
-        """The state a backup reports while its restore runs."""
-        return self.store.restore_in_progress_state.value
-
-    @restore_in_progress_state.setter
-    def restore_in_progress_state(self, value: str) -> None:
-        self.store.restore_in_progress_state = value
-
-    # -- backups -------------------------------------------------------------------------------
-
-    def add_backup(
-        self,
-        backup_id: str,
-        state: str = "PENDING_DELETION",
-        *,
-        cluster_id: str | None = None,
-        tags: Mapping[str, str] | Iterable[Mapping[str, str]] | None = None,
-        restore_seconds: float | None = None,
-        never_expires: bool = False,
-        create_timestamp: Timestamp | None = None,
-        hsm_type: str | None = "hsm2m.medium",
-        mode: str | None = "FIPS",
-        delete_timestamp: Timestamp | None = None,
-        deleted_seconds_ago: float | None = None,
-        copy_timestamp: Timestamp | None = None,
-        source_region: str | None = None,
-        source_backup: str | None = None,
-        source_cluster: str | None = None,
-        refuse_restore: str | None = None,
-        region: str | None = None,
-    ) -> dict[str, Any]:
-        """Add (or replace) a backup and return its API view; ``reset()`` re-creates it as given here.
-
-        ``delete_timestamp`` (or ``deleted_seconds_ago``) is when DeleteBackup was called; it defaults to
-        now for PENDING_DELETION and to just past the 7-day window for DELETED. ``restore_seconds`` > 0 makes
-        its RestoreBackup asynchronous; ``refuse_restore`` makes RestoreBackup refuse it with that message.
-        ``region`` puts it in another region added with ``add_region`` (default: the emulator's own).
-        """
-        definition = {k: v for k, v in locals().items() if k != "self"}
-        store = self.store_of(region)
-        backup = build_backup(definition, self.clock.now())
-        with self._lock:
-            store.add(backup)
-            self._definitions = [
-                d for d in self._definitions if (d["backup_id"], d.get("region")) != (backup_id, region)
-            ]
-            self._definitions.append(definition)
-        return store.view(backup_id)
-
-    def add_region(self, region: str) -> BackupStore:
-        """Serve another region of the same account (a backup's Region property, a Region replacement)."""
-        with self._lock:
-            if region != self.region and region not in self._regions:
-                store = BackupStore(
-                    self.clock,
-                    region=region,
-                    account=self.account,
-                    restore_seconds=self.store.restore_seconds,
-                    restore_in_progress_state=self.store.restore_in_progress_state.value,
-                    delete_timestamp_is_expiry=self.store.delete_timestamp_is_expiry,
-                    purge_interval=self.store.sweep.interval,
-                )
-                self._regions[region] = BackupApi(store, default_page_size=self.api.default_page_size)
-            return self.store_of(region)
-
-    def store_of(self, region: str | None) -> BackupStore:
-        """The store of ``region`` (None: the emulator's own); ValueError for a region never added."""
-        if region is None or region == self.region:
-            return self.store
-        if region not in self._regions:
-            raise ValueError(f"region {region} is not emulated; call add_region first")
-        return self._regions[region].store
-
-    def add_cluster(
-        self,
-        cluster_id: str,
-        *,
-        retention_days: int | None = 90,
-        create_timestamp: Timestamp | None = None,
-        tags: Mapping[str, str] | Iterable[Mapping[str, str]] | None = None,
-    ) -> dict[str, Any]:
-        """Add (or replace) a cluster with a backup retention policy (days, None for none); its Cluster view."""
-        definition = {k: v for k, v in locals().items() if k != "self"}
-        cluster = build_cluster(definition, self.clock.now())
-        with self._lock:
-            self.store.add_cluster(cluster)
-            self._cluster_definitions = [d for d in self._cluster_definitions if d["cluster_id"] != cluster_id]
-            self._cluster_definitions.append(definition)
-        return cluster.view()
 
     def seed(self, source: str | Path | Mapping[str, Any] | list[Any] | Seed) -> CloudHsmEmulator:
         """Apply a seed (file path, loaded data or ``Seed``): settings first, then backups and faults."""
@@ -227,28 +98,11 @@ class CloudHsmEmulator:
             self._seed_faults.append(parsed.faults)
         return self
 
-    def backup(self, backup_id: str, region: str | None = None) -> dict[str, Any]:
-        """The backup's API view right now (timestamps as datetimes); KeyError if unknown."""
-        try:
-            return self.store_of(region).view(backup_id)
-        except ResourceNotFoundError as exc:
-            raise KeyError(backup_id) from exc
-
-    def backups(self) -> list[dict[str, Any]]:
-        """Every backup's API view right now."""
-        return self.store.views()
-
     def reset(self, backups: bool = True, calls: bool = True, faults: bool = True) -> None:
         """Back to the seeded start: re-create the added backups, forget calls, re-arm only seeded faults."""
         with self._lock:
             if backups:
-                self.store.clear()
-                for api in self._regions.values():
-                    api.store.clear()
-                for definition in self._definitions:
-                    self.store_of(definition.get("region")).add(build_backup(definition, self.clock.now()))
-                for definition in self._cluster_definitions:
-                    self.store.add_cluster(build_cluster(definition, self.clock.now()))
+                self.reset_backups()
             if calls:
                 self.call_log.clear()
             if faults:
