@@ -234,3 +234,9 @@ def test_another_region_is_served_from_its_own_store(
     assert code(exc) == "InvalidSignatureException"
     with pytest.raises(ValueError, match="add_region"):
         emulator.add_backup(BACKUP, region="ap-south-1")
+
+
+def test_a_seed_entry_may_live_in_another_region(clock: ManualClock) -> None:
+    emulator = CloudHsmEmulator(clock=clock).seed({"backups": [{"id": BACKUP, "region": "eu-west-1"}]})
+    assert emulator.backup(BACKUP, region="eu-west-1")["BackupState"] == "PENDING_DELETION"
+    assert emulator.backups() == []

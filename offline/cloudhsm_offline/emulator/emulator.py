@@ -92,6 +92,8 @@ class CloudHsmEmulator(EmulatedAccount):
         for kwargs in parsed.clusters:
             self.add_cluster(**kwargs)
         for kwargs in parsed.backups:
+            if kwargs.get("region"):
+                self.add_region(str(kwargs["region"]))
             self.add_backup(**kwargs)
         if parsed.faults:
             self.faults.apply(parsed.faults)

@@ -28,6 +28,7 @@ BACKUP_KEYS = {
     "source_backup",
     "source_cluster",
     "refuse_restore",
+    "region",
 }
 CLUSTER_KEYS = {"cluster_id", "retention_days", "create_timestamp", "tags"}
 ALIASES = {"id": "backup_id", "cluster": "cluster_id"}
