@@ -65,8 +65,8 @@ def settle_ownership(
     """For a backup this operation did not restore: keep, inherit, take over, or adopt without owning."""
     backup = with_tags(backups, backup, granted)
     claims = claims_in(tag_value(backup, OWNER_TAG_KEY))
-    if claims is None:
-        if request.upgrades(props):
+    if not claims:  # no record (or an empty one): nobody owns it, so nobody can hand it over
+        if claims is None and request.upgrades(props):
             log_event(logger, "ownership.inherited", BackupId=props.backup_id, previous=request.physical_id)
             return write_record(backups, backup, [me.digest], me, granted)
         log_event(
