@@ -40,6 +40,7 @@ from cloudhsm_backup_restore.protection import (
     MEMO_RECORD,
     MEMO_RESTORED,
     protect,
+    protect_at_once,
     revive,
     undo,
 )
@@ -103,6 +104,7 @@ class BackupLifecycle:
                 if restored:
                     memo = {MEMO_RESTORED: "true", MEMO_DELETE_TIMESTAMP: as_attribute(before.get("DeleteTimestamp"))}
                     backup = self._claim_restored(backups, me, backup, memo)
+                    backup = protect_at_once(backups, props, backup, self._granted)
             else:
                 log_event(logger, "restore.skipped", BackupId=props.backup_id, BackupState=state_of(backup))
             return self._wait(

@@ -58,6 +58,24 @@ def protect(
     )
 
 
+def protect_at_once(backups: CloudHsmBackups, props: RestoreProperties, backup: Any, granted: Granted) -> Any:
+    """Right after RestoreBackup, before any wait: a restore still under way can be purged the moment it is READY.
+
+    Whether the service accepts ModifyBackupAttributes on a backup still restoring is not documented: a refusal
+    just defers the protection until READY (``protect``).
+    """
+    wanted = True if props.never_expires is None else props.never_expires
+    if state_of(backup) == BackupState.READY or backup.get("NeverExpires") is wanted:
+        return backup  # READY: ``protect`` does it now, with the purged-meanwhile handling
+    try:
+        return _set_never_expires(backups, props.backup_id, wanted, granted)
+    except CloudHsmCallError as error:
+        if error.code != INVALID_REQUEST:
+            raise
+        log_event(logger, "protection.deferred", BackupId=props.backup_id, BackupState=state_of(backup))
+        return backup
+
+
 def _set_never_expires(backups: CloudHsmBackups, backup_id: str, never_expires: bool, granted: Granted) -> Any:
     return granted(lambda: backups.set_never_expires(backup_id, never_expires))
 

@@ -301,3 +301,21 @@ def test_changing_region_is_a_replacement_whose_cleanup_honours_the_old_on_delet
     assert world.emulator.backup(BACKUP, region="eu-west-1")["BackupState"] == "READY"
     assert sim.delete("Restored").ok
     assert world.emulator.backup(BACKUP, region="eu-west-1")["BackupState"] == "PENDING_DELETION"
+
+
+def test_a_slow_restore_in_a_harsh_retention_race_ends_ready_and_stays_ready(make_world: Any) -> None:
+    # The service sweeps every modelled second: once the slow restore is READY the backup is purged again
+    # almost at once, before or after the poll sees it. Whichever way the race goes, the resource restores
+    # it again and protects it, instead of waiting out ServiceTimeout on a PENDING_DELETION backup.
+    world = make_world(speed=30.0, restore_seconds=420)
+    world.emulator.seed({"purge_interval": 1})
+    world.emulator.add_cluster(CLUSTER, retention_days=30)
+    now = world.clock.now()
+    world.emulator.add_backup(BACKUP, cluster_id=CLUSTER, create_timestamp=now - 60 * DAY)
+    world.emulator.add_backup("backup-latestbackupx", state="READY", cluster_id=CLUSTER, create_timestamp=now)
+    created = world.simulator.create("Restored", DELETE, service_timeout=900)
+    assert created.ok, created.summary()
+    assert created.invocations > 1  # handed off to polling
+    assert created.data["NeverExpires"] == "true"
+    world.clock.advance(3600)
+    assert state(world) == "READY"

@@ -124,9 +124,16 @@ class World:
         self.cloudhsm.add_response("restore_backup", {"Backup": result}, {"BackupId": backup_id})
 
     def restored(self, result: dict[str, Any], backup_id: str = BACKUP_ID) -> None:
-        """RestoreBackup answered with ``result``, then the ownership record written (TagResource)."""
+        """RestoreBackup answered with ``result``, then the ownership record written (TagResource); a restore
+        still under way is protected at once (ModifyBackupAttributes NeverExpires=true, same state)."""
         self.restore(result, backup_id)
         self.tag(backup_id)
+        if result["BackupState"] != "READY":
+            self.cloudhsm.add_response(
+                "modify_backup_attributes",
+                {"Backup": dict(result, NeverExpires=True)},
+                {"BackupId": backup_id, "NeverExpires": True},
+            )
 
     def tag(self, backup_id: str = BACKUP_ID, value: Any = None) -> None:
         """TagResource writing the ownership record (any value unless given)."""

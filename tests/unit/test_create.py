@@ -98,9 +98,8 @@ def test_restore_refused_during_a_duplicate_delivery_of_the_restoring_request_wa
     owned = [{"Key": OWNER_KEY, "Value": record([me.digest], me)}]
     world.describe(backup("PENDING_DELETION"))
     world.error("restore_backup", "CloudHsmInvalidRequestException", message="Restore already in progress")
-    world.describe(backup("PENDING_DELETION", TagList=owned))
-    world.describe(backup("READY", TagList=owned))
-    world.protect()
+    world.describe(backup("PENDING_DELETION", TagList=owned, NeverExpires=True))  # protected by the first, too
+    world.describe(backup("READY", TagList=owned, NeverExpires=True))
     expect_success(world.invoke("Create"))
 
 

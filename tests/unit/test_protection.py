@@ -91,7 +91,23 @@ def test_a_record_refused_while_the_restore_is_under_way_is_written_once_ready(w
     world.describe(backup("PENDING_DELETION"))
     world.restore(backup("CREATE_IN_PROGRESS"))
     world.error("tag_resource", "CloudHsmInvalidRequestException", message="Backup is not READY")
-    world.describe(backup("READY"))
+    world.cloudhsm.add_response(
+        "modify_backup_attributes",
+        {"Backup": backup("CREATE_IN_PROGRESS", NeverExpires=True)},
+        {"BackupId": BACKUP_ID, "NeverExpires": True},
+    )
+    world.describe(backup("READY", NeverExpires=True))
     world.tag()
-    world.protect()
     expect_success(world.invoke("Create"))
+
+
+def test_protection_refused_while_the_restore_is_under_way_is_applied_once_ready(world: World) -> None:
+    # Unconfirmed whether ModifyBackupAttributes accepts a backup still restoring: either way it ends protected.
+    world.describe(backup("PENDING_DELETION"))
+    world.restore(backup("CREATE_IN_PROGRESS"))
+    world.tag()
+    world.error("modify_backup_attributes", "CloudHsmInvalidRequestException", message="Backup is not READY")
+    world.describe(backup("READY"))
+    world.protect()
+    body = expect_success(world.invoke("Create"))
+    assert body["Data"]["NeverExpires"] == "true"
