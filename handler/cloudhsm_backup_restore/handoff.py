@@ -69,7 +69,7 @@ HANDOFF_ATTEMPTS, HANDOFF_CONNECT_TIMEOUT, HANDOFF_READ_TIMEOUT = handoff_client
 HANDOFF_WORST_CASE = HANDOFF_CALLS * call_worst_case(HANDOFF_ATTEMPTS, HANDOFF_CONNECT_TIMEOUT, HANDOFF_READ_TIMEOUT)
 """What the hand-off's calls can take at worst; a hand-off starts only with this much Lambda time left."""
 HANDOFF_CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": HANDOFF_ATTEMPTS},
+    retries={"mode": "standard", "total_max_attempts": HANDOFF_ATTEMPTS},  # max_attempts would not count the first
     connect_timeout=HANDOFF_CONNECT_TIMEOUT,
     read_timeout=HANDOFF_READ_TIMEOUT,
 )
