@@ -235,7 +235,9 @@ class PollingHandOff:
         if parameter:
             left = not self._quietly("ssm:DeleteParameter", self.client("ssm").delete_parameter, Name=str(parameter))
         deadline = float(event.get(POLL_DEADLINE_KEY) or 0.0)
-        past_deadline = bool(deadline) and self.now() >= deadline + 60.0 * POLLING_INTERVAL_MINUTES
+        past_deadline = bool(deadline) and self.now() >= deadline  # then no sweep firing: the rule goes now
+        if left and past_deadline:
+            log_event(logger, "polling.parameter_left", Parameter=str(parameter))
         self.stop(event, parameter_left=left and not past_deadline, function_name=function_name)
 
     @staticmethod
