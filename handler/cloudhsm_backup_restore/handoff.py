@@ -202,18 +202,22 @@ class PollingHandOff:
         return Claim.OWNED
 
     def stop(self, event: dict[str, Any], *, parameter_left: bool = False, function_name: str = "") -> None:
-        """Stop the polls: remove the target and the rule (and a format 1 wait's permission).
+        """Stop the polls: remove the target, then the rule (and then a format 1 wait's own permission).
 
-        ``parameter_left``: the ResponseURL could not be deleted; rather than leave it behind, the rule is kept
-        with a sweep-only target so that its next firing deletes the parameter and then the rule.
+        What cannot be removed now is left to a later firing: a target that stays fires again (and that poll
+        finds the parameter gone or the deadline passed); a rule whose deletion failed, or a ResponseURL that
+        could not be deleted (``parameter_left``), gets a sweep-only target whose next firing finishes the job.
         """
         rule_arn = str(event.get("CrHelperRule") or "")
-        if parameter_left and rule_arn and function_name:
-            sweep = dict(event, **{POLL_SWEEP_KEY: True})
-            sweep.pop("ResponseURL", None)
-            if self._quietly("events:PutTargets", self._put_target, sweep, function_name):
-                log_event(logger, "polling.sweep_scheduled")
+        if rule_arn and not parameter_left:
+            rule = rule_of(rule_arn)
+            if not self._quietly("events:RemoveTargets", self.client("events").remove_targets, Rule=rule, Ids=["1"]):
+                log_event(logger, "polling.stop_deferred", reason="the target stays: its next firing retries")
                 return
+            if self._quietly("events:DeleteRule", self.client("events").delete_rule, Name=rule):
+                rule_arn = ""
+        if rule_arn and self._sweep(event, function_name):
+            return
         if LEGACY_PERMISSION_KEY in event and function_name:
             self._quietly(
                 "lambda:RemovePermission",
@@ -221,24 +225,28 @@ class PollingHandOff:
                 FunctionName=function_name,
                 StatementId=str(event[LEGACY_PERMISSION_KEY]),
             )
-        if rule_arn:
-            rule = rule_of(rule_arn)
-            removed = self._quietly("events:RemoveTargets", self.client("events").remove_targets, Rule=rule, Ids=["1"])
-            if removed:
-                self._quietly("events:DeleteRule", self.client("events").delete_rule, Name=rule)
         log_event(logger, "polling.stopped")
+
+    def _sweep(self, event: dict[str, Any], function_name: str) -> bool:
+        """Point the rule at a sweep-only target (before the deadline only, so no firing comes after it)."""
+        deadline = float(event.get(POLL_DEADLINE_KEY) or 0.0)
+        if not function_name or LEGACY_PERMISSION_KEY in event or not deadline or self.now() >= deadline:
+            log_event(logger, "polling.left_behind", Rule=event.get("CrHelperRule"))
+            return False
+        sweep = dict(event, **{POLL_SWEEP_KEY: True})
+        sweep.pop("ResponseURL", None)
+        if not self._quietly("events:PutTargets", self._put_target, sweep, function_name):
+            return False
+        log_event(logger, "polling.sweep_scheduled")
+        return True
 
     def tear_down(self, event: dict[str, Any], function_name: str) -> None:
         """Remove everything this wait made, the parked ResponseURL included (nothing will answer)."""
         parameter = event.get(RESPONSE_PARAMETER_KEY)
-        left = False
-        if parameter:
-            left = not self._quietly("ssm:DeleteParameter", self.client("ssm").delete_parameter, Name=str(parameter))
-        deadline = float(event.get(POLL_DEADLINE_KEY) or 0.0)
-        past_deadline = bool(deadline) and self.now() >= deadline  # then no sweep firing: the rule goes now
-        if left and past_deadline:
-            log_event(logger, "polling.parameter_left", Parameter=str(parameter))
-        self.stop(event, parameter_left=left and not past_deadline, function_name=function_name)
+        deleted = not parameter or self._quietly(
+            "ssm:DeleteParameter", self.client("ssm").delete_parameter, Name=str(parameter)
+        )
+        self.stop(event, parameter_left=not deleted, function_name=function_name)
 
     @staticmethod
     def _quietly(what: str, action: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:

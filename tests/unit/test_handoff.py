@@ -110,22 +110,53 @@ def test_a_claim_that_fails_answers_and_leaves_a_sweep_for_the_next_firing(world
     assert len(world.capture.responses(world.last_path)) == 1
 
 
-def test_a_delete_rule_that_fails_is_retried_by_the_next_firing(world: World) -> None:
+def test_a_delete_rule_that_fails_is_retried_by_a_sweep_firing(world: World) -> None:
     poll_event = _handed_off(world)
     world.describe(backup("READY"))
+    sweep: list[dict[str, Any]] = []
 
     def delete_rule_fails(world: World) -> None:
         world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})
         world.events.add_response("remove_targets", {"FailedEntryCount": 0}, {"Rule": RULE, "Ids": ["1"]})
         world.events.add_client_error("delete_rule", service_error_code="InternalException", http_status_code=500)
+        # A target-less rule would never fire again: it gets a sweep-only target instead.
+        world.events.add_response("put_targets", {"FailedEntryCount": 0}, {"Rule": RULE, "Targets": ANY})
+        app.helper.polling.client("events").meta.events.register(
+            "provide-client-params.events.PutTargets", lambda params, **_: sweep.append(params)
+        )
 
     _poll(world, poll_event, then=delete_rule_fails)
     expect_success(world.capture.responses(world.last_path))
-    # A target-less rule never fires; had RemoveTargets failed too, the next firing finds the parameter gone:
-    world.ssm.add_client_error("get_parameter", service_error_code="ParameterNotFound")
+    swept = json.loads(sweep[0]["Targets"][0]["Input"])
+    world.ssm.add_client_error("delete_parameter", service_error_code="ParameterNotFound")  # already claimed
+    _stop_rule(world)
+    app.handler(swept, FakeContext(world.clock))
+    assert len(world.capture.responses(world.last_path)) == 1
+
+
+def test_a_remove_targets_that_fails_leaves_the_target_for_its_next_firing(world: World) -> None:
+    poll_event = _handed_off(world)
+    world.describe(backup("READY"))
+
+    def remove_targets_fails(world: World) -> None:
+        world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})
+        world.events.add_client_error("remove_targets", service_error_code="InternalException", http_status_code=500)
+
+    _poll(world, poll_event, then=remove_targets_fails)
+    expect_success(world.capture.responses(world.last_path))
+    world.ssm.add_client_error("get_parameter", service_error_code="ParameterNotFound")  # the next firing
     _stop_rule(world)
     app.handler(poll_event, FakeContext(world.clock))
     assert len(world.capture.responses(world.last_path)) == 1
+
+
+def test_past_the_deadline_a_rule_that_cannot_be_deleted_gets_no_sweep(world: World) -> None:
+    poll_event = _handed_off(world, ResourceProperties={"BackupId": BACKUP_ID, "ServiceTimeout": "600"})
+    world.clock.t += 601
+    world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})
+    world.events.add_response("remove_targets", {"FailedEntryCount": 0}, {"Rule": RULE, "Ids": ["1"]})
+    world.events.add_client_error("delete_rule", service_error_code="InternalException", http_status_code=500)
+    assert _invoke(world, poll_event) == []  # no PutTargets: nothing may fire after the deadline
 
 
 # -- rule 4: upgrades mid-wait ---------------------------------------------------------------------
