@@ -282,3 +282,37 @@ def test_the_worst_case_hand_off_fits_the_margin_on_an_injected_clock(
     assert spent == pytest.approx(handoff.HANDOFF_WORST_CASE)
     assert spent + handoff.TIMER_MARGIN_SECONDS <= 70.0  # crhelper's timer (70 s - 3 s) never saw it
     assert body["PhysicalResourceId"].startswith("create-failed-")
+
+
+def test_a_poll_event_missing_fields_answers_failed_and_stops_the_polling(world: World) -> None:
+    poll_event = _handed_off(world)
+    del poll_event["StackId"]
+
+    def teardown(world: World) -> None:
+        world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})
+        _stop_rule(world)
+
+    _poll(world, poll_event, then=teardown)
+    expect_failed(world.capture.responses(world.last_path), "Malformed CloudFormation request", "StackId")
+
+
+def test_the_timer_firing_during_a_poll_claims_before_it_answers(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    poll_event = _handed_off(world)
+    original = app.lifecycle.poll
+
+    def poll_while_timer_fires(*args: Any, **kwargs: Any) -> Any:
+        app.helper._timeout()  # crhelper's guard fires while the poll still checks the backup
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(app.lifecycle, "poll", poll_while_timer_fires)
+    world.describe(backup("READY"))
+
+    def timer_then_poll(world: World) -> None:
+        world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})  # the timer's claim
+        _stop_rule(world)
+        world.ssm.add_client_error("delete_parameter", service_error_code="ParameterNotFound")  # the poll's
+        world.events.add_client_error("remove_targets", service_error_code="ResourceNotFoundException")
+        world.events.add_client_error("delete_rule", service_error_code="ResourceNotFoundException")
+
+    _poll(world, poll_event, then=timer_then_poll)
+    expect_failed(world.capture.responses(world.last_path), "Execution timed out")
