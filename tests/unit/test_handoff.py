@@ -134,13 +134,20 @@ def test_a_delete_rule_that_fails_is_retried_by_a_sweep_firing(world: World) -> 
     assert len(world.capture.responses(world.last_path)) == 1
 
 
-def test_a_remove_targets_that_fails_leaves_the_target_for_its_next_firing(world: World) -> None:
+@pytest.mark.parametrize("partial", [False, True])
+def test_a_remove_targets_that_fails_leaves_the_target_for_its_next_firing(world: World, partial: bool) -> None:
     poll_event = _handed_off(world)
     world.describe(backup("READY"))
 
     def remove_targets_fails(world: World) -> None:
         world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})
-        world.events.add_client_error("remove_targets", service_error_code="InternalException", http_status_code=500)
+        if partial:  # "can partially fail if too many requests are made at the same time"
+            failed = [{"TargetId": "1", "ErrorCode": "ConcurrentModificationException", "ErrorMessage": "busy"}]
+            world.events.add_response("remove_targets", {"FailedEntryCount": 1, "FailedEntries": failed})
+        else:
+            world.events.add_client_error(
+                "remove_targets", service_error_code="InternalException", http_status_code=500
+            )
 
     _poll(world, poll_event, then=remove_targets_fails)
     expect_success(world.capture.responses(world.last_path))
