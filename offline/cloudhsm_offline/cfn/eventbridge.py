@@ -271,7 +271,7 @@ class EventBridge:
             tracked = [rule for rule in self.rules.values() if rule.removed is None]
         if not tracked:
             return
-        listed = {rule["Name"]: rule for rule in events.list_rules()["Rules"]}
+        listed = {rule["Name"]: rule for rule in _all_rules(events)}
         now = self.clock.now()
         for rule in tracked:
             current = listed.get(rule.name)
@@ -339,7 +339,7 @@ class EventBridge:
 
     def active_rules(self) -> list[str]:
         """Names of scheduled rules that still exist (a leftover keeps invoking the function)."""
-        names = [rule["Name"] for rule in self.client("events").list_rules()["Rules"]]
+        names = [rule["Name"] for rule in _all_rules(self.client("events"))]
         return sorted(names)
 
     def leftovers(self) -> list[str]:
@@ -402,3 +402,11 @@ def _resource_of(params: dict[str, Any]) -> str:
         if key in params:
             return str(params[key])
     return "*"
+
+
+def _all_rules(events: Any) -> list[dict[str, Any]]:
+    """Every rule: ListRules pages its answer (moto too), so a single call misses rules past the first page."""
+    rules: list[dict[str, Any]] = []
+    for page in events.get_paginator("list_rules").paginate():
+        rules.extend(page["Rules"])
+    return rules
