@@ -109,7 +109,9 @@ def render(result: Handoffs) -> str:
         f"| {result.add_permission} | {result.polls} | {len(result.leftovers)} | {len(result.violations)} "
         f"| {result.median_modelled_s:.0f} s / {result.max_modelled_s:.0f} s | {result.wall_s:.0f} s real |",
         "",
-        "All succeeded." if result.all_ok else "NOT all succeeded: " + "; ".join(result.failures + result.leftovers),
+        "All succeeded."
+        if result.all_ok
+        else "NOT all succeeded: " + "; ".join(result.failures + result.leftovers[:5] + result.violations[:5]),
     ]
     return "\n".join(lines) + "\n"
 
