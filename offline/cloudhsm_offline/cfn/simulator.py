@@ -258,8 +258,14 @@ class CloudFormationSimulator:
         old_properties: Mapping[str, Any] | None = None,
         physical_id: str | None = None,
         rollback: bool = True,
+        cleanup: bool = True,
+        role: str = "request",
     ) -> Outcome:
-        """Update a resource; a new PhysicalResourceId means replacement (cleanup Delete of the old one)."""
+        """Update a resource; a new PhysicalResourceId means replacement (cleanup Delete of the old one).
+
+        ``cleanup=False`` leaves the old resource to the caller: in a stack, replaced resources are deleted
+        only after the whole update succeeded. ``rollback=False`` skips the rollback Update of a failure.
+        """
         state = self.resources.get(logical_id)
         if state is None and (old_properties is None or physical_id is None):
             raise KeyError(f"{logical_id} was not created; pass old_properties and physical_id")
@@ -275,12 +281,12 @@ class CloudFormationSimulator:
             old_properties=old_props,
             service_timeout=service_timeout,
         )
-        outcome = self.send(event, role="request")
+        outcome = self.send(event, role=role)
         if outcome.status == "SUCCESS" and outcome.physical_resource_id:
             self.resources[logical_id] = ResourceState(
                 logical_id, resource_type, outcome.physical_resource_id, dict(properties), outcome.data
             )
-            if outcome.physical_resource_id != old_id:
+            if cleanup and outcome.physical_resource_id != old_id:
                 delete = self.build_event("Delete", logical_id, old_props, resource_type, physical_id=old_id)
                 outcome.followups.append(self.send(delete, role="cleanup"))
         elif rollback:
@@ -296,8 +302,9 @@ class CloudFormationSimulator:
         properties: Mapping[str, Any] | None = None,
         physical_id: str | None = None,
         resource_type: str | None = None,
+        role: str = "request",
     ) -> Outcome:
-        """Delete a resource (by default the one this stack created)."""
+        """Delete a resource (by default the one this stack created); ``role`` names why (cleanup, rollback)."""
         state = self.resources.get(logical_id)
         if state is None and (properties is None or physical_id is None):
             raise KeyError(f"{logical_id} was not created; pass properties and physical_id")
@@ -305,8 +312,8 @@ class CloudFormationSimulator:
         the_id = physical_id or state.physical_id  # type: ignore[union-attr]
         kind = resource_type or (state.resource_type if state else DEFAULT_RESOURCE_TYPE)
         event = self.build_event("Delete", logical_id, props, kind, physical_id=the_id)
-        outcome = self.send(event, role="request")
-        if outcome.status == "SUCCESS":
+        outcome = self.send(event, role=role)
+        if outcome.status == "SUCCESS" and (state is None or state.physical_id == the_id):
             self.resources.pop(logical_id, None)
         return outcome
 
