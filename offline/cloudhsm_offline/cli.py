@@ -138,12 +138,15 @@ def _run_template(args: argparse.Namespace) -> int:
     from cloudhsm_offline.demo import DEMO_TEMPLATE, RunOptions, parse_pairs, run_stack  # noqa: PLC0415
     from cloudhsm_offline.emulator import DEMO_SEED  # noqa: PLC0415
 
+    try:
+        parameters, update = parse_pairs(args.param), parse_pairs(args.update)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     template_path = args.template or str(DEMO_TEMPLATE)
     template = inputs.check_template(template_path)
     seed = args.seed or str(DEMO_SEED)
     inputs.check_seed(seed)
     try:
-        parameters, update = parse_pairs(args.param), parse_pairs(args.update)
         resolve_parameters(template, parameters)
         resolve_parameters(template, {**parameters, **update})
     except (ValueError, TemplateError) as exc:
