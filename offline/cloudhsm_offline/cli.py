@@ -97,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _stop_on_signals()
     try:
         return _dispatch(arguments)
+    except SystemExit as exc:  # argparse: --help, --version, or a one-line usage error (exit 2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except InputError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
