@@ -211,3 +211,19 @@ def test_a_signal_stops_the_workers_and_removes_the_temporary_folders(signum: in
     ]
     assert sorted(p.name for p in scratch.iterdir()) == []
     assert _live_processes_mentioning(str(scratch)) == []
+
+
+def test_a_part_that_never_starts_fails_the_run_instead_of_hanging(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cloudhsm_offline.cfn import world
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+    # moto's ThreadedMotoServer.start() waits without a bound for its server thread to say it is ready.
+    monkeypatch.setattr(ThreadedMotoServer, "_server_entry", lambda _self: None)
+    monkeypatch.setattr(world, "STARTUP_SECONDS", 0.5)
+    assert main(["run-template", "--param", "BackupId=backup-demo2restore"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "cloudhsm-offline: error: the offline world failed: EventBridge/Lambda (moto) did not start within 0.5 s"
+    ]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cloudhsm_offline.cfn.checks import Violation
 from cloudhsm_offline.cfn.eventbridge import EventBridge
@@ -24,6 +25,7 @@ from cloudhsm_offline.emulator import CloudHsmEmulator, Seed, load_seed
 REPO_ROOT = Path(__file__).resolve().parents[3]
 HANDLER_DIR = REPO_ROOT / "handler"
 """The handler's source in a checkout; an installed wheel has none (see ``_default_code``)."""
+T = TypeVar("T")
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "123456789012"
 
@@ -36,6 +38,31 @@ def _default_code(scratch: Path) -> tuple[Path, tuple[str, ...]]:
     from cloudhsm_backup_restore_pipeline.lambda_zip import stage_lambda_code  # noqa: PLC0415 - only when installed
 
     return stage_lambda_code(scratch / "code"), ()
+
+
+STARTUP_SECONDS = 60.0
+"""Real seconds a part may take to start; then the world fails instead of hanging (moto's start waits unbounded)."""
+
+
+def bounded_start(start: Callable[[], T], what: str) -> T:
+    """Run ``start`` with a bound of ``STARTUP_SECONDS`` real seconds: a part that never comes up is an error."""
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(start())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name=f"start {what}", daemon=True)
+    thread.start()
+    thread.join(STARTUP_SECONDS)
+    if failure:
+        raise failure[0]
+    if not outcome:
+        raise RuntimeError(f"{what} did not start within {STARTUP_SECONDS:g} s")
+    return outcome[0]
 
 
 class OfflineWorld:
@@ -152,7 +179,7 @@ class OfflineWorld:
             if self.emulator is not None:
                 endpoints["AWS_ENDPOINT_URL_CLOUDHSM_V2"] = self.emulator.url
             if self.eventbridge is not None:
-                url = self.eventbridge.start()
+                url = bounded_start(self.eventbridge.start, "EventBridge/Lambda (moto)")
                 endpoints.update(  # boto3 names these after the service id: EventBridge, Lambda, CloudWatch Logs, SSM
                     AWS_ENDPOINT_URL_EVENTBRIDGE=url,
                     AWS_ENDPOINT_URL_LAMBDA=url,
@@ -169,15 +196,20 @@ class OfflineWorld:
 
     def stop(self) -> None:
         """Stop everything this world started (an emulator passed in is left running)."""
-        try:
-            self.function.close()
-            if self.eventbridge is not None:
-                self.eventbridge.stop()
-            if self.emulator is not None and self._owns_emulator:
-                self.emulator.stop()
-            self.responses.stop()
-        finally:
-            self._scratch.cleanup()
+        steps: list[Callable[[], object]] = [self.function.close]
+        if self.eventbridge is not None:
+            steps.append(self.eventbridge.stop)
+        if self.emulator is not None and self._owns_emulator:
+            steps.append(self.emulator.stop)
+        steps += [self.responses.stop, self._scratch.cleanup]
+        errors: list[Exception] = []
+        for step in steps:  # every part is stopped even when one fails (a half-started world)
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - collected and re-raised below
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     def __enter__(self) -> OfflineWorld:
         return self.start()
