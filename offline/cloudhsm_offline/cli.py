@@ -103,10 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] not in OFFLINE_EXTRA:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in OFFLINE_EXTRA:
             raise
         print(
-            f"{PROG}: error: {exc.name} is missing: install the offline extra "
+            f"{PROG}: error: {missing} is missing: install the offline extra "
             "(pip install 'cloudhsm-backup-restore[offline]')",
             file=sys.stderr,
         )

@@ -227,3 +227,17 @@ def test_a_part_that_never_starts_fails_the_run_instead_of_hanging(
     assert lines == [
         "cloudhsm-offline: error: the offline world failed: EventBridge/Lambda (moto) did not start within 0.5 s"
     ]
+
+
+def test_without_the_offline_extra_it_says_which_extra_in_one_line() -> None:
+    script = (
+        "import sys; sys.modules['moto'] = None\n"  # as if moto (the [offline] extra) were not installed
+        "from cloudhsm_offline.cli import main\n"
+        "sys.exit(main(['run-template', '--param', 'BackupId=backup-demo2restore']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "cloudhsm-offline: error: moto is missing: install the offline extra "
+        "(pip install 'cloudhsm-backup-restore[offline]')"
+    ]
