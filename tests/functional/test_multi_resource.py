@@ -159,3 +159,18 @@ def test_an_output_whose_getatt_fails_rolls_the_update_back_keeping_the_outputs(
     assert run.status == "UPDATE_ROLLBACK_COMPLETE"
     assert _outputs(run) == before
     assert any("NotThere" in error for error in run.errors)
+
+
+def test_a_resource_the_template_no_longer_selects_is_deleted_in_cleanup(fixture_world: WorldFactory) -> None:
+    world = fixture_world()
+    runner = StackRunner(world.simulator, TEMPLATE, {"WithD": "yes"})
+    assert [o.logical_id for o in runner.create().outcomes] == ["A", "B", "D", "C"]
+    run = runner.update({"WithD": "no", "BNote": "two"})
+    assert _steps(run) == [
+        ("Update", "B", "request", "SUCCESS", "phys-b"),
+        ("Delete", "D", "cleanup", "SUCCESS", "phys-d"),  # after every update succeeded
+    ]
+    assert run.status == "UPDATE_COMPLETE"
+    assert "D" not in runner.physical
+    assert runner.delete().ok
+    assert_clean(world)
