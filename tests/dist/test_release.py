@@ -58,3 +58,18 @@ def test_make_help_lists_every_phony_target_and_each_has_a_recipe() -> None:
     for target in targets:
         rule = re.search(rf"^{target}:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
         assert rule is not None, f"phony target {target} has no recipe"
+
+
+def test_make_package_runs_from_any_folder_with_only_the_crhelper_venv() -> None:
+    dry_run = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-f", "../Makefile", "package"],
+        cwd=ROOT / "cfn-templates",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert (
+        f"cd {ROOT} && PYTHONPATH={ROOT}/pipeline {ROOT}/.venv-package/bin/python -m cloudhsm_backup_restore_pipeline"
+        in (dry_run)
+    )
+    assert "[dev]" not in dry_run  # never the 1 GB dev toolchain
