@@ -68,6 +68,9 @@ def run_stack(options: RunOptions, out: TextIO | None = None, json_out: TextIO |
             names = runner.custom_resources()
         except TemplateError as exc:
             print(f"cloudhsm-offline: error: template: {exc}", file=sys.stderr)
+            if json_out is not None:  # a pipeline still gets its one document
+                json.dump(build_report(world, steps, [f"template: {exc}"]), json_out, indent=2)
+                json_out.write("\n")
             return 2
         timeline.heading(f"Create stack {world.simulator.stack_name} ({', '.join(names)})")
         created = runner.create()
