@@ -179,14 +179,21 @@ def _live_processes_mentioning(marker: str) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_stops_the_workers_and_removes_the_temporary_folders(signum: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("signum", "whole_group"),
+    [(signal.SIGTERM, False), (signal.SIGINT, True)],  # kill <pid>; Ctrl-C (the terminal signals the whole group)
+)
+def test_a_signal_stops_the_workers_and_removes_the_temporary_folders(
+    signum: int, whole_group: bool, tmp_path: Path
+) -> None:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {**os.environ, "TMPDIR": str(scratch), "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "cloudhsm_offline", "run-template", "--param", "BackupId=backup-demo2restore"]
     command += ["--speed", "1", "--restore-seconds", "600"]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=whole_group
+    )
     lines: queue.Queue[str] = queue.Queue()
     assert proc.stdout is not None
     reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)  # type: ignore[union-attr]
@@ -197,7 +204,10 @@ def test_a_signal_stops_the_workers_and_removes_the_temporary_folders(signum: in
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             seen = lines.get(timeout=120)
         assert _live_processes_mentioning(str(scratch)), "the worker should be running under TMPDIR"
-        proc.send_signal(signum)
+        if whole_group:
+            os.killpg(proc.pid, signum)
+        else:
+            proc.send_signal(signum)
         _out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
