@@ -9,6 +9,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PACKAGE_VENV := $(ROOT)/.venv-package
 PACKAGE_STAMP := $(PACKAGE_VENV)/.installed
+BUILD_VENV := $(ROOT)/.venv-build
+BUILD_STAMP := $(BUILD_VENV)/.installed
 PYTEST_WORKERS ?= auto
 PIP := --quiet --disable-pip-version-check
 
@@ -61,12 +63,18 @@ $(PACKAGE_STAMP): $(ROOT)/handler/requirements.txt
 package: $(PACKAGE_STAMP) ## dist/cloudhsm-backup-restore-lambda.zip + dist/provider.packaged.yaml (code key literal)
 	cd $(ROOT) && PYTHONPATH=$(ROOT)/pipeline $(PACKAGE_VENV)/bin/python -m cloudhsm_backup_restore_pipeline --dist $(ROOT)/dist
 
-dist: $(STAMP) ## build the wheel and sdist into dist/ (install with pip install dist/*.whl)
-	cd $(ROOT) && $(PY) -m build --outdir $(ROOT)/dist $(ROOT)
+# A wheel needs only the PyPA `build` front end (it fetches setuptools into its own isolated build env).
+$(BUILD_STAMP):
+	test -x $(BUILD_VENV)/bin/python || $(PYTHON) -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/python -m pip install $(PIP) "build>=1.2"
+	touch $@
+
+dist: $(BUILD_STAMP) ## build the wheel and sdist into dist/ (then: pip install "dist/<wheel>[cdk,offline]")
+	cd $(ROOT) && $(BUILD_VENV)/bin/python -m build --outdir $(ROOT)/dist $(ROOT)
 
 pr: test ## everything a reviewer runs (same as make test)
 	@echo "make pr: lint, typecheck and tests passed"
 
 clean: ## remove the virtualenvs, dist/, build/ and caches
-	rm -rf $(VENV) $(PACKAGE_VENV) $(ROOT)/dist $(ROOT)/build $(ROOT)/cdk.out $(ROOT)/.mypy_cache \
+	rm -rf $(VENV) $(PACKAGE_VENV) $(BUILD_VENV) $(ROOT)/dist $(ROOT)/build $(ROOT)/cdk.out $(ROOT)/.mypy_cache \
 		$(ROOT)/.ruff_cache $(ROOT)/.pytest_cache $(ROOT)/.hypothesis
