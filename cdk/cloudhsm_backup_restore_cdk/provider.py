@@ -76,7 +76,7 @@ class RestoreProvider(Construct):
         log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION,
         log_group_encryption_key: kms.IKey | None = None,
         reserved_concurrent_executions: int | None = None,
-        tracing: lambda_.Tracing | None = None,
+        tracing: lambda_.Tracing = lambda_.Tracing.ACTIVE,
         dead_letter_queue: sqs.IQueue | None = None,
         managed_policies_per_role: int = DEFAULT_MANAGED_POLICIES_PER_ROLE,
     ) -> None:
@@ -90,7 +90,8 @@ class RestoreProvider(Construct):
         :param log_group_encryption_key: KMS key encrypting the log group; its key policy must allow the
             CloudWatch Logs service principal of the region. Default: CloudWatch Logs' own encryption.
         :param reserved_concurrent_executions: Reserved concurrency of the function. Default: none reserved.
-        :param tracing: X-Ray tracing mode. Default: none (``Tracing.DISABLED`` is not written).
+        :param tracing: X-Ray tracing mode; the function runs a few times per deployment, so traces cost next
+            to nothing. Default: ``Tracing.ACTIVE``.
         :param dead_letter_queue: SQS queue receiving the events that failed every asynchronous retry
             (CloudFormation and EventBridge invoke the function asynchronously); if it is KMS-encrypted, its key
             must let the role use it. Default: a new queue (SQS-managed encryption, TLS only, 14 days).
@@ -180,7 +181,7 @@ class RestoreProvider(Construct):
             dead_letter_queue=self.dead_letter_queue,
         )
         function_resource = cast(CfnResource, self.function.node.default_child)
-        if tracing is not None and tracing is not lambda_.Tracing.DISABLED:
+        if tracing is not lambda_.Tracing.DISABLED:
             self.base_policy.add_statements(
                 iam.PolicyStatement(
                     sid="Tracing", actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]

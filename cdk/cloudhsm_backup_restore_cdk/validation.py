@@ -159,7 +159,7 @@ def check_provider_options(
         raise ValueError(
             f"{owner} reserved_concurrent_executions must be at least 1 (0 stops the function), got {concurrency}"
         )
-    if tracing is not None and not isinstance(tracing, lambda_.Tracing):
-        raise _type_error(owner, "tracing", "a lambda.Tracing or None", tracing)
+    if not isinstance(tracing, lambda_.Tracing):
+        raise _type_error(owner, "tracing", "a lambda.Tracing", tracing)
     if dead_letter_queue is not None and not _is_construct_with(dead_letter_queue, "queue_arn"):
         raise _type_error(owner, "dead_letter_queue", "an sqs.IQueue or None", dead_letter_queue)

@@ -43,7 +43,7 @@ def test_lambda_settings_come_from_the_contract(synthesized: Synthesized) -> Non
             "VpcConfig": Match.absent(),
             "Environment": {"Variables": {PROVIDER_ID_ENV: PROVIDER_ID_EXPRESSION}},
             "ReservedConcurrentExecutions": Match.absent(),
-            "TracingConfig": Match.absent(),
+            "TracingConfig": {"Mode": "Active"},
             "DeadLetterConfig": {
                 "TargetArn": {"Fn::GetAtt": [logical_id(main.stack, main.plain.provider.dead_letter_queue), "Arn"]}
             },
@@ -140,6 +140,7 @@ def test_provider_policy_holds_logs_describe_and_own_polling_grants(synthesized:
             ],
         ),
         "DeadLetterQueue": (["sqs:SendMessage"], [f"${{{dead_letter_queue}.Arn}}"]),
+        "Tracing": (["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"]),
         "PollingResponseUrl": (
             sorted(POLL_PARAMETER_ACTIONS),
             [
@@ -175,12 +176,18 @@ def test_provider_id_is_the_contracts_expression(synthesized: Synthesized) -> No
     assert stack.resolve(synthesized.main.plain.provider.provider_id) == provider_id_expression()
 
 
-def test_no_wildcard_actions_and_star_only_for_describe(synthesized: Synthesized) -> None:
+def test_no_wildcard_actions_and_star_only_where_iam_has_no_resource_level_permission(
+    synthesized: Synthesized,
+) -> None:
+    """Resource '*' only for DescribeBackups and X-Ray's two actions (neither has resource-level permissions)."""
     for stack in (synthesized.main.stack, synthesized.tokens.stack):
         for statement in all_statements(synthesized.json(stack)):
             assert all("*" not in action for action in as_list(statement["Action"]))
             if "*" in as_list(statement["Resource"]):
-                assert as_list(statement["Action"]) == list(DESCRIBE_ACTIONS)
+                assert as_list(statement["Action"]) in (
+                    list(DESCRIBE_ACTIONS),
+                    ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                )
 
 
 def test_grants_exist_before_create_and_outlive_delete(synthesized: Synthesized) -> None:

@@ -125,7 +125,7 @@ def test_placement_is_set_once_on_the_provider_and_shared(synthesized: Synthesiz
         ({"reserved_concurrent_executions": 0}, ValueError, r"reserved_concurrent_executions must be at least 1"),
         ({"log_retention": 90}, TypeError, r"log_retention must be a logs.RetentionDays, got int 90"),
         ({"log_retention": logs.RetentionDays.INFINITE}, ValueError, r"log_retention must be finite"),
-        ({"tracing": "Active"}, TypeError, r"tracing must be a lambda.Tracing or None, got str"),
+        ({"tracing": "Active"}, TypeError, r"tracing must be a lambda.Tracing, got str"),
         ({"log_group_encryption_key": "arn:aws:kms:..."}, TypeError, r"log_group_encryption_key must be a kms.IKey"),
         ({"dead_letter_queue": "queue"}, TypeError, r"dead_letter_queue must be an sqs.IQueue"),
         ({"managed_policies_per_role": 21}, ValueError, r"managed_policies_per_role must be an int from 3 to 20"),
