@@ -27,6 +27,8 @@ from cloudhsm_backup_restore.waiting import Verdict, WaitPolicy, verdict, wait_u
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+UNKNOWN_STATE: dict[str, Any] = {"BackupState": "UNKNOWN"}
+"""Stands for a backup whose check was skipped (throttled, failed): keep waiting, as for any pending state."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,14 @@ class BackupLifecycle:
     def poll(self, props: RestoreProperties, *, started_at: float, lambda_left: Callable[[], float]) -> Step:
         """One poll invocation after the hand-off: check, wait a bounded while, report."""
         backups = self.backups_for(props.region)
-        backup = backups.describe(props.backup_id)
+        backup: Any
+        try:
+            backup = backups.describe(props.backup_id)
+        except CloudHsmCallError as error:
+            if not error.transient:
+                raise
+            log_event(logger, "check.skipped", error=str(error)[:200])  # like any check while waiting
+            backup = UNKNOWN_STATE
         return self._wait(backups, props, backup, started_at=started_at, lambda_left=lambda_left, polling=True)
 
     def _wait(

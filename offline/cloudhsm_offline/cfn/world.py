@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cloudhsm_offline.cfn.checks import Violation
+from cloudhsm_offline.cfn.deployment import PROVIDER_ID_ENV
 from cloudhsm_offline.cfn.eventbridge import EventBridge
 from cloudhsm_offline.cfn.lambda_runtime import (
     ASYNC_RETRY_DELAYS,
@@ -57,6 +58,7 @@ class OfflineWorld:
         max_concurrency: int = 10,
         async_retry_delays: Iterable[float] = ASYNC_RETRY_DELAYS,
         fast_forward_idle: bool = True,
+        provider_id: str | None = None,
     ) -> None:
         self.clock = clock or SimClock(speed)
         self.code_dir = Path(code_dir) if code_dir is not None else HANDLER_DIR
@@ -99,6 +101,11 @@ class OfflineWorld:
             duplicate_delivery=duplicate_delivery,
             fast_forward_idle=fast_forward_idle,
         )
+        self.provider_id = provider_id or self.simulator.stack_id.rsplit("-", 1)[-1]
+        """As deployed: the last 12 hex digits of the stack's GUID (PROVIDER_ID_ENV; templates and CDK)."""
+        self.function.env.setdefault(PROVIDER_ID_ENV, self.provider_id)
+        self.extra_functions: list[LambdaFunction] = []
+        """Other providers deployed into this account (cloudhsm_offline.cfn.providers.add_provider)."""
         self._started = False
 
     def start(self) -> OfflineWorld:
@@ -140,7 +147,8 @@ class OfflineWorld:
 
     def stop(self) -> None:
         """Stop everything this world started (an emulator passed in is left running)."""
-        self.function.close()
+        for function in [self.function, *self.extra_functions]:
+            function.close()
         if self.eventbridge is not None:
             self.eventbridge.stop()
         if self.emulator is not None and self._owns_emulator:
@@ -167,6 +175,8 @@ class OfflineWorld:
     def verify(self) -> list[Violation]:
         """Every protocol problem seen so far: late/duplicate responses, leftover rules, leaked secrets."""
         found = self.simulator.verify()
+        if self.eventbridge is not None:
+            found.extend(Violation("left-behind", item) for item in self.eventbridge.leftovers())
         for signature in self.leaked_secrets():
             found.append(Violation("secret-in-logs", f"a ResponseURL signature ({signature[:6]}...) was logged"))
         return found
