@@ -38,6 +38,7 @@ from cloudhsm_backup_restore_cdk.grants import (
 from cloudhsm_backup_restore_cdk.provider_policies import (
     base_policy,
     default_dead_letter_queue,
+    legacy_permission_policy,
     network_interface_policy,
     rule_arn_prefix,
 )
@@ -109,9 +110,9 @@ class RestoreProvider(Construct):
             tracing=tracing,
             dead_letter_queue=dead_letter_queue,
         )
-        if not 2 + (vpc is not None) < managed_policies_per_role <= MAX_MANAGED_POLICIES_PER_ROLE:
+        if not 3 + (vpc is not None) < managed_policies_per_role <= MAX_MANAGED_POLICIES_PER_ROLE:
             raise ValueError(
-                f"RestoreProvider managed_policies_per_role must be an int from {3 + (vpc is not None)} to "
+                f"RestoreProvider managed_policies_per_role must be an int from {4 + (vpc is not None)} to "
                 f"{MAX_MANAGED_POLICIES_PER_ROLE} (IAM's quota of managed policies per role), got "
                 f"{managed_policies_per_role!r}"
             )
@@ -194,6 +195,8 @@ class RestoreProvider(Construct):
             self.network_policy = network_interface_policy(self, self.role, self.function)
             function_resource.node.add_dependency(self.network_policy)
 
+        self.legacy_policy = legacy_permission_policy(self, self.role, self.function)
+        """Transitional: lets the function remove the invoke permission of a wait the previous release began."""
         self.poll_permission = lambda_.CfnPermission(
             self,
             "PollInvokePermission",
@@ -213,10 +216,10 @@ class RestoreProvider(Construct):
     @property
     def shared_grants(self) -> list[IConstruct]:
         """What every RestoredBackup of this provider depends on: created before it, deleted after it."""
-        return [self.base_policy, self.poll_permission]
+        return [self.base_policy, self.legacy_policy, self.poll_permission]
 
     def _policy_count(self) -> int:
-        return 1 + (self.network_policy is not None) + len(self._chunks)
+        return 2 + (self.network_policy is not None) + len(self._chunks)
 
     def has_room(self, actions: Sequence[str], cost: int, *, own_policy: bool) -> bool:
         """Whether one more backup fits in the role's managed policies without exceeding any IAM quota."""
