@@ -48,6 +48,10 @@ PROVIDER_ID = "CloudHsmBackupRestoreProvider"
 
 DEFAULT_LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
+REPLACEMENT_HEADROOM = 1
+"""Managed policy slots kept free on the role: CloudFormation attaches a replacing policy before it deletes the
+old one in the cleanup phase, so the role briefly holds both."""
+
 _ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
 
 
@@ -110,9 +114,15 @@ class RestoreProvider(Construct):
             tracing=tracing,
             dead_letter_queue=dead_letter_queue,
         )
-        if not 3 + (vpc is not None) < managed_policies_per_role <= MAX_MANAGED_POLICIES_PER_ROLE:
+        # The provider's own policies, one backup policy, and the headroom for a replacement.
+        fewest = 2 + (vpc is not None) + 1 + REPLACEMENT_HEADROOM
+        if isinstance(managed_policies_per_role, bool) or not isinstance(managed_policies_per_role, int):
+            raise TypeError(
+                f"RestoreProvider managed_policies_per_role must be an int, got {managed_policies_per_role!r}"
+            )
+        if not fewest <= managed_policies_per_role <= MAX_MANAGED_POLICIES_PER_ROLE:
             raise ValueError(
-                f"RestoreProvider managed_policies_per_role must be an int from {4 + (vpc is not None)} to "
+                f"RestoreProvider managed_policies_per_role must be an int from {fewest} to "
                 f"{MAX_MANAGED_POLICIES_PER_ROLE} (IAM's quota of managed policies per role), got "
                 f"{managed_policies_per_role!r}"
             )
@@ -225,7 +235,8 @@ class RestoreProvider(Construct):
         """Whether one more backup fits in the role's managed policies without exceeding any IAM quota."""
         if not own_policy and self._chunks and self._chunks[-1].room_for(actions, cost):
             return True
-        return self._policy_count() < self._policy_quota
+        # One slot stays free: a replaced backup policy is attached before the old one is detached.
+        return self._policy_count() < self._policy_quota - REPLACEMENT_HEADROOM
 
     def grant_backup(
         self, *, actions: Sequence[str], backup_arn: str, cost: int, tokens: Sequence[str]
@@ -238,7 +249,8 @@ class RestoreProvider(Construct):
         if not self.has_room(actions, cost, own_policy=bool(tokens)):
             raise ValueError(
                 f"RestoreProvider {self.node.path} is full: its role would need more than {self._policy_quota} "
-                "managed policies (IAM quota). Create another RestoreProvider (or raise "
+                f"managed policies (IAM quota, {REPLACEMENT_HEADROOM} kept free for replacements). Create another "
+                "RestoreProvider (or raise "
                 "managed_policies_per_role up to 20 after raising the account's quota)"
             )
         if tokens or not self._chunks or not self._chunks[-1].room_for(actions, cost):
