@@ -245,8 +245,13 @@ class BackupLifecycle:
         settle: bool = True,
     ) -> Step:
         deadline = self.policy.overall_deadline(started_at, props.service_timeout)
+
+        def reclaim(restored_again: Any) -> Any:
+            """Record this resource again on a backup it had to restore again (the deletion may drop tags)."""
+            return claim_restored(backups, me, restored_again, self._granted)
+
         began = self.now()
-        last_seen = revive(backups, props, backup, memo, self._granted) if backup else backup
+        last_seen = revive(backups, props, backup, memo, self._granted, reclaim=reclaim) if backup else backup
 
         def check() -> Any:
             """DescribeBackups; a throttled or failed check while waiting is skipped, not fatal."""
@@ -258,7 +263,7 @@ class BackupLifecycle:
                     raise
                 log_event(logger, "check.skipped", error=str(error)[:200])
             if last_seen:
-                last_seen = revive(backups, props, last_seen, memo, self._granted)
+                last_seen = revive(backups, props, last_seen, memo, self._granted, reclaim=reclaim)
             return last_seen
 
         result = wait_until_ready(
@@ -280,7 +285,7 @@ class BackupLifecycle:
             ready = result.backup
             if memo.get(MEMO_RECORD) == "deferred":
                 ready = claim_restored(backups, me, ready, self._granted)
-            ready = protect(backups, props, ready, restored=restored, granted=self._granted)
+            ready = protect(backups, props, ready, restored=restored, granted=self._granted, reclaim=reclaim)
             if not restored and settle:
                 ready = settle_ownership(backups, props, request, me, ready, granted=self._granted)
             elif not restored:

@@ -18,6 +18,7 @@ from cloudhsm_backup_restore.properties import RestoreProperties
 
 logger = logging.getLogger(__name__)
 Granted = Callable[[Callable[[], Any]], Any]
+Reclaim = Callable[[Any], Any] | None
 
 MEMO_RESTORED = "Restored"
 """Kept in crhelper's Data across polls: "true" when this operation restored the backup."""
@@ -30,14 +31,24 @@ PROTECT_ATTEMPTS = 3
 
 
 def protect(
-    backups: CloudHsmBackups, props: RestoreProperties, backup: Any, *, restored: bool, granted: Granted
+    backups: CloudHsmBackups,
+    props: RestoreProperties,
+    backup: Any,
+    *,
+    restored: bool,
+    granted: Granted,
+    reclaim: Reclaim = None,
 ) -> Any:
-    """NeverExpires as asked, or true for a backup this resource restored; restore again if purged meanwhile."""
+    """NeverExpires as asked, or true for a backup this resource restored; restore again if purged meanwhile.
+
+    ``reclaim`` re-records the owner after such a restore, should the deletion have taken the tag with it
+    (whether tags survive a deletion is not documented).
+    """
     wanted = props.never_expires if props.never_expires is not None else (True if restored else None)
     for _ in range(PROTECT_ATTEMPTS):
         if restored and state_of(backup) == BackupState.PENDING_DELETION:
             log_event(logger, "backup.deleted_again", BackupId=props.backup_id)
-            backup = granted(lambda: backups.restore(props.backup_id))
+            backup = _restore_again(backups, props, granted, reclaim)
         if wanted is None or backup.get("NeverExpires") is wanted:
             if state_of(backup) == BackupState.READY:
                 return backup
@@ -81,7 +92,13 @@ def _set_never_expires(backups: CloudHsmBackups, backup_id: str, never_expires: 
 
 
 def revive(
-    backups: CloudHsmBackups, props: RestoreProperties, backup: Any, memo: Mapping[str, str], granted: Granted
+    backups: CloudHsmBackups,
+    props: RestoreProperties,
+    backup: Any,
+    memo: Mapping[str, str],
+    granted: Granted,
+    *,
+    reclaim: Reclaim = None,
 ) -> Any:
     """A backup this operation restored that is PENDING_DELETION again (a new DeleteTimestamp): restore it."""
     if (
@@ -92,11 +109,16 @@ def revive(
         return backup
     log_event(logger, "backup.deleted_again", BackupId=props.backup_id)
     try:
-        return granted(lambda: backups.restore(props.backup_id))
+        return _restore_again(backups, props, granted, reclaim)
     except CloudHsmCallError as error:
         if error.code != INVALID_REQUEST:
             raise
         return backup
+
+
+def _restore_again(backups: CloudHsmBackups, props: RestoreProperties, granted: Granted, reclaim: Reclaim) -> Any:
+    backup = granted(lambda: backups.restore(props.backup_id))
+    return reclaim(backup) if reclaim is not None else backup
 
 
 def undo(backups: CloudHsmBackups, props: RestoreProperties, granted: Granted) -> None:

@@ -5,9 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from cloudhsm_backup_restore.ownership import Claimant, record
 
-from tests.unit.conftest import BACKUP_ID, World, backup, expect_failed, expect_success
+from tests.unit.conftest import (
+    BACKUP_ARN,
+    BACKUP_ID,
+    OWNER_KEY,
+    STACK_ID,
+    World,
+    backup,
+    expect_failed,
+    expect_success,
+)
 from tests.unit.test_create import _expect_cleanup, _handed_off, _poll
+
+ME = Claimant(STACK_ID, "RestoredBackup", BACKUP_ARN)
 
 
 def test_a_backup_purged_between_restore_and_protection_is_restored_again(world: World) -> None:
@@ -20,6 +32,7 @@ def test_a_backup_purged_between_restore_and_protection_is_restored_again(world:
         {"BackupId": BACKUP_ID, "NeverExpires": True},
     )
     world.restore(backup("READY", NeverExpires=True))
+    world.tag()  # its tags may have gone with the deletion: the owner is recorded again
     body = expect_success(world.invoke("Create"))
     assert body["Data"]["BackupState"] == "READY"
     assert body["Data"]["NeverExpires"] == "true"
@@ -30,8 +43,8 @@ def test_protection_refused_because_purged_meanwhile_restores_and_protects_again
     world.restored(backup("READY"))
     world.error("modify_backup_attributes", "CloudHsmInvalidRequestException", message="Backup is PENDING_DELETION")
     world.describe(backup("PENDING_DELETION"))
-    world.restore(backup("READY"))
-    world.protect()
+    world.restore(backup("READY", TagList=[{"Key": OWNER_KEY, "Value": record([ME.digest], ME)}]))
+    world.protect()  # the record survived the deletion: no TagResource
     expect_success(world.invoke("Create"))
 
 
@@ -53,6 +66,7 @@ def test_a_poll_restores_again_a_backup_deleted_again_after_this_resource_restor
     # The slow restore finished, then the backup was purged again: a new DeleteTimestamp.
     world.describe(backup("PENDING_DELETION", DeleteTimestamp=datetime(2026, 12, 30, tzinfo=UTC)))
     world.restore(backup("READY"))
+    world.tag()
     world.protect()
     _poll(world, poll_event, then=_expect_cleanup)
     body = expect_success(world.capture.responses(world.last_path))
