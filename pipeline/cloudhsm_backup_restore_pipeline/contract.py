@@ -47,8 +47,9 @@ LEGACY_POLL_PARAMETER_ACTIONS = ("ssm:GetParameter", "ssm:DeleteParameter")
 wait's ResponseURL so that it is answered. No provider-scoped parameter matches that pattern."""
 LEGACY_POLL_PERMISSION_ACTIONS = ("lambda:RemovePermission",)
 """Transitional, on the provider function itself: remove the per-wait statement the previous release added."""
-POLL_PERMISSION_ACTIONS = LEGACY_POLL_PERMISSION_ACTIONS
-"""Deprecated alias of LEGACY_POLL_PERMISSION_ACTIONS (no lambda:AddPermission any more); drop once unused."""
+POLL_PERMISSION_ACTIONS = ("lambda:AddPermission", "lambda:RemovePermission")
+"""Deprecated: what the previous release needed. The handler no longer calls lambda:AddPermission; the CDK
+construct should grant LEGACY_POLL_PERMISSION_ACTIONS instead, and this name goes once nothing uses it."""
 
 VPC_ENDPOINT_SERVICES: tuple[tuple[str, str, str], ...] = (
     ("cloudhsmv2", "cloudhsmv2", "interface endpoint: every CloudHSM backup call"),
