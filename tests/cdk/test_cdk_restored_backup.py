@@ -143,17 +143,22 @@ def test_get_tag_reads_the_dotted_attribute(synthesized: Synthesized) -> None:
         main.plain.get_tag("")
 
 
+OWN_AND_PROTECT = (
+    "cloudhsm:RestoreBackup",
+    "cloudhsm:TagResource",
+    "cloudhsm:UntagResource",
+    "cloudhsm:ListTags",
+    "cloudhsm:ModifyBackupAttributes",
+)
+"""Every configuration restores, records ownership in a tag and protects what it restored (issue 9)."""
+
+
 @pytest.mark.parametrize(
     ("backup_name", "backup_id", "region", "actions"),
     [
-        ("plain", PLAIN_ID, STACK_REGION, ["cloudhsm:RestoreBackup"]),
-        (
-            "delete",
-            DELETE_ID,
-            "eu-west-1",
-            ["cloudhsm:RestoreBackup", "cloudhsm:ModifyBackupAttributes", "cloudhsm:DeleteBackup"],
-        ),
-        ("keep", KEEP_ID, STACK_REGION, ["cloudhsm:RestoreBackup", "cloudhsm:ModifyBackupAttributes"]),
+        ("plain", PLAIN_ID, STACK_REGION, [*OWN_AND_PROTECT]),
+        ("delete", DELETE_ID, "eu-west-1", [*OWN_AND_PROTECT, "cloudhsm:DeleteBackup"]),
+        ("keep", KEEP_ID, STACK_REGION, [*OWN_AND_PROTECT]),
     ],
 )
 def test_each_backup_has_its_own_least_privilege_policy(
@@ -177,13 +182,13 @@ def test_each_backup_has_its_own_least_privilege_policy(
 
 
 def test_policies_match_the_contract_per_option(synthesized: Synthesized) -> None:
-    """DeleteBackup only with OnDelete.DELETE, ModifyBackupAttributes only when never_expires is given."""
+    """DeleteBackup only with OnDelete.DELETE; ModifyBackupAttributes always (a restore is protected by default)."""
     main = synthesized.main
     template = synthesized.template(main.stack)
     template.resource_count_is("AWS::IAM::Policy", 4)  # one per backup, one for the polling permission
     template.has_resource_properties(
         "AWS::IAM::Policy",
-        {"PolicyDocument": {"Statement": [Match.object_like({"Action": "cloudhsm:RestoreBackup"})]}},
+        {"PolicyDocument": {"Statement": [Match.object_like({"Action": list(OWN_AND_PROTECT)})]}},
     )
     cases = [
         (main.plain, OnDelete.RETAIN, None),
@@ -199,7 +204,7 @@ def test_policies_match_the_contract_per_option(synthesized: Synthesized) -> Non
         str(statement["Action"]) for name in resources(body, "AWS::IAM::Policy") for statement in statements(body, name)
     ]
     assert sum("cloudhsm:DeleteBackup" in actions for actions in all_actions) == 1
-    assert sum("cloudhsm:ModifyBackupAttributes" in actions for actions in all_actions) == 2
+    assert sum("cloudhsm:ModifyBackupAttributes" in actions for actions in all_actions) == 3
 
 
 def test_tokens_pass_validation_and_reach_properties_and_policy(synthesized: Synthesized) -> None:

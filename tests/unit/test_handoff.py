@@ -87,6 +87,7 @@ def test_the_response_parameter_gone_means_answered_elsewhere_and_stops_the_rule
 def test_a_claim_that_fails_answers_and_leaves_a_sweep_for_the_next_firing(world: World) -> None:
     poll_event = _handed_off(world)
     world.describe(backup("READY"))
+    world.protect()
     sweep: list[dict[str, Any]] = []
 
     def claim_fails(world: World) -> None:
@@ -113,6 +114,7 @@ def test_a_claim_that_fails_answers_and_leaves_a_sweep_for_the_next_firing(world
 def test_a_delete_rule_that_fails_is_retried_by_a_sweep_firing(world: World) -> None:
     poll_event = _handed_off(world)
     world.describe(backup("READY"))
+    world.protect()
     sweep: list[dict[str, Any]] = []
 
     def delete_rule_fails(world: World) -> None:
@@ -138,6 +140,7 @@ def test_a_delete_rule_that_fails_is_retried_by_a_sweep_firing(world: World) -> 
 def test_a_remove_targets_that_fails_leaves_the_target_for_its_next_firing(world: World, partial: bool) -> None:
     poll_event = _handed_off(world)
     world.describe(backup("READY"))
+    world.protect()
 
     def remove_targets_fails(world: World) -> None:
         world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})
@@ -193,6 +196,7 @@ def test_a_previous_release_poll_is_run_and_cleans_up_its_own_permission(world: 
         {"Name": legacy_parameter, "WithDecryption": True},
     )
     world.describe(backup("READY"))
+    world.protect()
     world.ssm.add_response("delete_parameter", {}, {"Name": legacy_parameter})
     world.lambda_.add_response(
         "remove_permission",
@@ -212,7 +216,7 @@ def test_a_provider_without_its_id_refuses_to_hand_off_naming_the_variable(
 ) -> None:
     monkeypatch.delenv(PROVIDER_ID_ENV)
     world.describe(backup("PENDING_DELETION"))
-    world.restore(backup("PENDING_DELETION"))
+    world.restored(backup("PENDING_DELETION"))
     expect_failed(world.invoke("Create", timeout=70.0), PROVIDER_ID_ENV, "deploy the provider")
 
 
@@ -223,13 +227,14 @@ def test_a_throttled_first_check_of_a_poll_is_skipped_not_fatal(world: World) ->
     poll_event = _handed_off(world)
     world.error("describe_backups", "ThrottlingException")
     world.describe(backup("READY"))
+    world.protect()
     _poll(world, poll_event, then=_expect_cleanup)
     expect_success(world.capture.responses(world.last_path))
 
 
 def test_too_little_lambda_time_left_for_a_hand_off_answers_failed_instead(world: World) -> None:
     world.describe(backup("PENDING_DELETION"))
-    world.restore(backup("PENDING_DELETION"))
+    world.restored(backup("PENDING_DELETION"))
     expect_failed(world.invoke("Create", timeout=60.0), "Cannot hand the wait off", "a hand-off may need 65 s")
 
 
@@ -279,7 +284,7 @@ def test_the_worst_case_hand_off_fits_the_margin_on_an_injected_clock(
         clients[service].meta.events.register("before-send", throttled)
     monkeypatch.setattr(app.helper.polling, "_clients", clients)
     world.describe(backup("PENDING_DELETION"))
-    world.restore(backup("PENDING_DELETION"))
+    world.restored(backup("PENDING_DELETION"))
     began = world.clock.now()
     body = expect_failed(world.invoke("Create", timeout=70.0), "events:PutTargets failed", "ThrottlingException")
     spent = world.clock.now() - began
@@ -313,6 +318,7 @@ def test_the_timer_firing_during_a_poll_claims_before_it_answers(world: World, m
 
     monkeypatch.setattr(app.lifecycle, "poll", poll_while_timer_fires)
     world.describe(backup("READY"))
+    world.protect()
 
     def timer_then_poll(world: World) -> None:
         world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})  # the timer's claim
