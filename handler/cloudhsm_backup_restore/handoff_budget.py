@@ -32,9 +32,14 @@ def call_worst_case(attempts: int, connect_timeout: float, read_timeout: float) 
     return attempts * (connect_timeout + read_timeout) + backoffs
 
 
+LAST_CHECK_RESERVE = 15.0
+"""Part of the margin left for what runs between the end of the in-process wait and the hand-off's first call
+(the last DescribeBackups, the answer's bookkeeping): the hand-off starts only with its worst case left."""
+
+
 def handoff_client_settings(margin: float) -> tuple[int, float, float]:
     """(max_attempts, connect_timeout, read_timeout): the most attempts whose worst case fits the margin."""
-    per_call = (margin - TIMER_MARGIN_SECONDS - RESPONSE_SOCKET_TIMEOUT) / HANDOFF_CALLS
+    per_call = (margin - LAST_CHECK_RESERVE - TIMER_MARGIN_SECONDS - RESPONSE_SOCKET_TIMEOUT) / HANDOFF_CALLS
     for attempts in (4, 3, 2, 1):
         read = (per_call - call_worst_case(attempts, 0.0, 0.0)) / attempts - CONNECT_TIMEOUT
         if read >= 1.0:

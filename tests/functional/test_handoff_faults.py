@@ -19,7 +19,7 @@ from tests.functional.conftest import FIXTURE_HANDLERS, WorldFactory, assert_cle
 
 BACKUP = "backup-abcdefghijk"
 OTHER = "backup-zyxwvutsrqp"
-# speed 30 and a 120 s Lambda: the Create hands off after 45 s in-process (120 s less the 75 s margin).
+# speed 30 and a 120 s Lambda: the Create hands off after 30 s in-process (120 s less the 90 s margin).
 HANDOFF = {"speed": 30.0, "lambda_timeout": 120}
 
 

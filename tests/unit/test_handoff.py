@@ -16,7 +16,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.retries import standard
 from botocore.stub import ANY
-from cloudhsm_backup_restore import app, handoff
+from cloudhsm_backup_restore import app, handoff, handoff_budget
 from cloudhsm_backup_restore.polling import POLL_FORMAT_KEY, PROVIDER_ID_ENV
 from cloudhsm_backup_restore.waiting import WaitPolicy
 
@@ -243,7 +243,8 @@ def test_the_client_settings_are_derived_from_the_margin_and_fit_it() -> None:
     attempts, connect, read = handoff.handoff_client_settings(margin)
     assert attempts >= 2  # throttling is retried at least once
     worst = handoff.HANDOFF_CALLS * handoff.call_worst_case(attempts, connect, read)
-    assert worst + handoff.TIMER_MARGIN_SECONDS + handoff.RESPONSE_SOCKET_TIMEOUT <= margin
+    reserve = handoff_budget.LAST_CHECK_RESERVE + handoff.TIMER_MARGIN_SECONDS + handoff.RESPONSE_SOCKET_TIMEOUT
+    assert worst + reserve <= margin
     assert handoff.HANDOFF_CLIENT_CONFIG.read_timeout == read
     assert handoff.HANDOFF_CLIENT_CONFIG.retries == {"mode": "standard", "total_max_attempts": attempts}
     with pytest.raises(ValueError, match="no time"):
