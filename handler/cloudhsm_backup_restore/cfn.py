@@ -86,6 +86,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         self._handoff = False
         self._handoff_deadline = 0.0
         self._answered_elsewhere = False
+        self._claims = 0
         self._is_poll = False
         super().__init__(
             json_logging=True,
@@ -140,6 +141,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
     def __call__(self, event: Any, context: Any) -> None:
         with self._send_lock:
             self._sent = False
+            self._claims = 0
         self._handoff = False
         self._answered_elsewhere = False
         self._is_poll = isinstance(event, dict) and "CrHelperPoll" in event  # crhelper adds the key mid-hand-off
@@ -183,14 +185,23 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         if not self._is_poll:
             super()._timeout()
             return
-        claim = self.polling.claim(self._event)
-        if claim is Claim.LOST:
-            self._answered_elsewhere = True
+        claim = self._claim()
         super()._timeout()
         parked = bool(self._event.get(RESPONSE_PARAMETER_KEY))
         self.polling.stop(
             self._event, parameter_left=claim is Claim.UNKNOWN and parked, function_name=self._context.function_name
         )
+
+    def _claim(self) -> Claim:
+        """Claim the answer; lost to *another* poll only if no other claim ran in this invocation (the timer's
+        and the poll's own claim may race: then one of them sends, and ``_sent`` suppresses the other)."""
+        with self._send_lock:
+            self._claims += 1
+            alone = self._claims == 1
+        claim = self.polling.claim(self._event)
+        if claim is Claim.LOST and alone:
+            self._answered_elsewhere = True
+        return claim
 
     def _poll_enabled(self) -> bool:
         return self._handoff or self._is_poll
@@ -224,9 +235,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
     def _remove_polling(self) -> None:
         """A finished poll claims the answer (deletes the parked ResponseURL), then stops the polling."""
         if self._is_poll:
-            claim = self.polling.claim(self._event)
-            if claim is Claim.LOST:
-                self._answered_elsewhere = True
+            claim = self._claim()
             parked = bool(self._event.get(RESPONSE_PARAMETER_KEY))
             self.polling.stop(
                 self._event, parameter_left=claim is Claim.UNKNOWN and parked, function_name=self._context.function_name

@@ -246,7 +246,8 @@ class PollingHandOff:
         could not be deleted (``parameter_left``), gets a sweep-only target whose next firing finishes the job.
         """
         rule_arn = str(event.get("CrHelperRule") or "")
-        if rule_arn and not parameter_left:
+        legacy = LEGACY_PERMISSION_KEY in event  # no sweep for a previous-release wait: remove what can be removed
+        if rule_arn and (not parameter_left or legacy):
             rule = rule_of(rule_arn)
             # DeleteRule refuses a rule that still has targets (EventBridge API reference, DeleteRule).
             if not self._quietly("events:RemoveTargets", self._remove_target, rule):
@@ -256,7 +257,7 @@ class PollingHandOff:
                 rule_arn = ""
         if rule_arn and self._sweep(event, function_name):
             return
-        if LEGACY_PERMISSION_KEY in event and function_name:
+        if legacy and function_name:
             self._quietly(
                 "lambda:RemovePermission",
                 self.client("lambda").remove_permission,

@@ -330,3 +330,32 @@ def test_the_timer_firing_during_a_poll_claims_before_it_answers(world: World, m
 
     _poll(world, poll_event, then=timer_then_poll)
     expect_failed(world.capture.responses(world.last_path), "Execution timed out")
+
+
+def test_the_timer_firing_after_the_poll_claimed_still_yields_one_answer(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poll_event = _handed_off(world)
+    world.describe(backup("READY"))
+    world.protect()
+    real_claim = app.helper.polling.claim
+    fired: list[bool] = []
+
+    def claim_then_timer(event: dict[str, Any]) -> Any:
+        claim = real_claim(event)
+        if not fired:
+            fired.append(True)
+            app.helper._timeout()  # the guard fires right after the poll's own claim succeeded
+        return claim
+
+    monkeypatch.setattr(app.helper.polling, "claim", claim_then_timer)
+
+    def poll_then_timer(world: World) -> None:
+        world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})  # the poll's claim
+        world.ssm.add_client_error("delete_parameter", service_error_code="ParameterNotFound")  # the timer's
+        _stop_rule(world)  # the timer stops the polling ...
+        world.events.add_client_error("remove_targets", service_error_code="ResourceNotFoundException")
+        world.events.add_client_error("delete_rule", service_error_code="ResourceNotFoundException")  # ... the poll
+
+    _poll(world, poll_event, then=poll_then_timer)
+    expect_failed(world.capture.responses(world.last_path), "Execution timed out")  # not zero answers
