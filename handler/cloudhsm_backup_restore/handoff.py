@@ -140,6 +140,8 @@ class PollingHandOff:
             step = "events:PutTargets"
             self._put_target(event, function_name)
         except (ClientError, BotoCoreError) as error:
+            # A PutTargets that timed out may still have added the target: then DeleteRule fails, the rule fires,
+            # and that poll, finding the parameter gone, removes target and rule (PollingHandOff.admit).
             if "rule" in made:
                 self._quietly("events:DeleteRule", self.client("events").delete_rule, Name=rule)
             if "parameter" in made:
