@@ -145,6 +145,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         self._handoff = False
         self._answered_elsewhere = False
         self._is_poll = isinstance(event, dict) and "CrHelperPoll" in event  # crhelper adds the key mid-hand-off
+        self.polling.time_left = lambda: context.get_remaining_time_in_millis() / 1000.0
         if self._is_poll:
             event = self.polling.admit(event, context.function_name, self._answer_failed)
             if event is None:

@@ -65,6 +65,10 @@ __all__ = [
     "is_transient",
 ]
 
+CLEANUP_PAUSES = (2.0, 4.0, 8.0, 16.0)
+"""Pauses between clean-up retries past the deadline, when no later firing of the rule may retry them."""
+CLEANUP_RESERVE = 30.0
+"""Lambda time kept back when retrying clean-up (the calls' own worst case, crhelper's timer)."""
 TRANSIENT_CODES = RETRIED_CODES | {"ThrottledException", "TooManyRequestsException", "InternalServerError"}
 
 
@@ -97,9 +101,17 @@ def is_transient(error: Exception) -> bool:
 class PollingHandOff:
     """The SSM parameter, EventBridge rule and target of one wait; clients made on demand by ``client_for``."""
 
-    def __init__(self, client_for: Callable[[str], Any], now: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        client_for: Callable[[str], Any],
+        now: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.client_for = client_for
         self.now = now
+        self.sleep = sleep
+        self.time_left: Callable[[], float] = lambda: 0.0
+        """Seconds of Lambda time left (set per invocation): bounds the clean-up retried past the deadline."""
         self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
@@ -252,10 +264,10 @@ class PollingHandOff:
         if rule_arn and (not parameter_left or legacy):
             rule = rule_of(rule_arn)
             # DeleteRule refuses a rule that still has targets (EventBridge API reference, DeleteRule).
-            if not self._quietly("events:RemoveTargets", self._remove_target, rule):
+            if not self._clean(event, "events:RemoveTargets", self._remove_target, rule):
                 log_event(logger, "polling.stop_deferred", reason="the target stays: its next firing retries")
                 return
-            if self._quietly("events:DeleteRule", self.client("events").delete_rule, Name=rule):
+            if self._clean(event, "events:DeleteRule", self.client("events").delete_rule, Name=rule):
                 rule_arn = ""
         if rule_arn and self._sweep(event, function_name):
             return
@@ -293,10 +305,22 @@ class PollingHandOff:
     def tear_down(self, event: dict[str, Any], function_name: str) -> None:
         """Remove everything this wait made, the parked ResponseURL included (nothing will answer)."""
         parameter = event.get(RESPONSE_PARAMETER_KEY)
-        deleted = not parameter or self._quietly(
-            "ssm:DeleteParameter", self.client("ssm").delete_parameter, Name=str(parameter)
+        deleted = not parameter or self._clean(
+            event, "ssm:DeleteParameter", self.client("ssm").delete_parameter, Name=str(parameter)
         )
         self.stop(event, parameter_left=not deleted, function_name=function_name)
+
+    def _clean(self, event: dict[str, Any], what: str, action: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+        """One clean-up call; past the deadline (no later firing may fix it) retried while Lambda time allows."""
+        deadline = poll_deadline(event)
+        pauses = CLEANUP_PAUSES if deadline is not None and self.now() >= deadline else ()
+        for pause in (*pauses, None):
+            if self._quietly(what, action, *args, **kwargs):
+                return True
+            if pause is None or self.time_left() < pause + CLEANUP_RESERVE:
+                return False
+            self.sleep(pause)
+        return False  # pragma: no cover - the loop returns on its last pass
 
     @staticmethod
     def _quietly(what: str, action: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:

@@ -160,13 +160,17 @@ def test_a_remove_targets_that_fails_leaves_the_target_for_its_next_firing(world
     assert len(world.capture.responses(world.last_path)) == 1
 
 
-def test_past_the_deadline_a_rule_that_cannot_be_deleted_gets_no_sweep(world: World) -> None:
+def test_past_the_deadline_clean_up_is_retried_in_the_invocation_not_swept(world: World) -> None:
     poll_event = _handed_off(world, ResourceProperties={"BackupId": BACKUP_ID, "ServiceTimeout": "600"})
-    world.clock.t += 601
+    world.clock.t += 601  # no later firing may retry what fails now: this invocation retries, then gives up
+    world.ssm.add_client_error("delete_parameter", service_error_code="InternalServerError", http_status_code=500)
+    world.ssm.add_client_error("delete_parameter", service_error_code="InternalServerError", http_status_code=500)
     world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})
     world.events.add_response("remove_targets", {"FailedEntryCount": 0}, {"Rule": RULE, "Ids": ["1"]})
-    world.events.add_client_error("delete_rule", service_error_code="InternalException", http_status_code=500)
-    assert _invoke(world, poll_event) == []  # no PutTargets: nothing may fire after the deadline
+    for _ in range(5):
+        world.events.add_client_error("delete_rule", service_error_code="InternalException", http_status_code=500)
+    assert _invoke(world, poll_event) == []  # and no PutTargets: nothing may fire after the deadline
+    assert world.clock.sleeps == [2.0, 4.0, 2.0, 4.0, 8.0, 16.0]  # on the injected clock, never for real
 
 
 # -- rule 4: upgrades mid-wait ---------------------------------------------------------------------
