@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import calls
+from bench import calls, handoffs
 from bench.report import plot, render
 from bench.rows import OURS
 from bench.run import DEFAULT_PLAN, BenchConfig, Measure, run_bench
@@ -22,6 +22,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=HERE, help="where results.md and latency.png go (default: bench/)")
     parser.add_argument("--no-write", action="store_true", help="print only; write neither results.md nor the plot")
     parser.add_argument("--no-scale", action="store_true", help="skip the 100-backup scale run")
+    parser.add_argument("--no-handoffs", action="store_true", help="skip the 200 concurrent hand-offs run")
     parser.add_argument("--quick", action="store_true", help="one fast case, one run, no scale (a few seconds)")
     return parser.parse_args(argv)
 
@@ -46,6 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress("CloudHSM calls per lifecycle step")
     call_counts = calls.measure()
     calls_section = "\n\n## CloudHSM calls per lifecycle step\n\n" + calls.render(call_counts) + "\n"
+    handed_off = None
+    if not (args.quick or args.no_handoffs):
+        progress("200 concurrent polling hand-offs on one provider")
+        handed_off = handoffs.measure_handoffs()
+        calls_section += "\n" + handoffs.render(handed_off).replace("# Concurrent", "## Concurrent", 1)
     print(render(results, markdown=False) + calls_section)
     if not args.no_write:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -54,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {args.out / 'results.md'} and {args.out / 'latency.png'}")
     failed = [r for r in results.rows if not r.all_ok]
     cold_ok = results.cold_start is None or results.cold_start.all_ok
-    return 0 if not failed and cold_ok and all(c.ok for c in call_counts) else 1
+    handoffs_ok = handed_off is None or handed_off.all_ok
+    return 0 if not failed and cold_ok and all(c.ok for c in call_counts) and handoffs_ok else 1
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 ``python -m bench.handoffs [--count 200]`` writes bench/handoffs.md. All ``count`` Creates are sent at once to
 one provider; each backup becomes READY only after its Create has handed off (so every resource waits through
 an EventBridge rule and is answered by a poll). The Lambda runs at most ``concurrency`` pre-warmed execution
-environments and a 120 s timeout (hand-off after 45 s in-process: the 75 s margin), on a clock compressed
+environments and a 120 s timeout (hand-off after 30 s in-process: the 90 s margin), on a clock compressed
 ``speed`` times. Before issue 10 each hand-off added a statement to the function's resource policy (20 KB:
 about 50 at once); now one deploy-time permission covers every rule of the provider.
 """

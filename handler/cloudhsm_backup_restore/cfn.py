@@ -10,12 +10,10 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 from crhelper import CfnResource
 from crhelper.resource_helper import FAILED
 
 from cloudhsm_backup_restore.attributes import fit_response
-from cloudhsm_backup_restore.backups import error_code
 from cloudhsm_backup_restore.errors import clip_reason
 from cloudhsm_backup_restore.handoff import (
     HANDOFF_CLIENT_CONFIG,
@@ -26,17 +24,12 @@ from cloudhsm_backup_restore.handoff import (
     Claim,
     HandOffError,
     PollingHandOff,
-    is_transient,
 )
 from cloudhsm_backup_restore.logs import log_event
 from cloudhsm_backup_restore.polling import (
-    ACCEPTED_POLL_FORMATS,
-    POLL_SWEEP_KEY,
     PROVIDER_ID_ENV,
     RESPONSE_PARAMETER_KEY,
     configured_provider_id,
-    poll_deadline,
-    poll_format,
 )
 
 logger = logging.getLogger(__name__)
@@ -93,6 +86,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         self._handoff = False
         self._handoff_deadline = 0.0
         self._answered_elsewhere = False
+        self._claims = 0
         self._is_poll = False
         super().__init__(
             json_logging=True,
@@ -147,11 +141,13 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
     def __call__(self, event: Any, context: Any) -> None:
         with self._send_lock:
             self._sent = False
+            self._claims = 0
         self._handoff = False
         self._answered_elsewhere = False
         self._is_poll = isinstance(event, dict) and "CrHelperPoll" in event  # crhelper adds the key mid-hand-off
+        self.polling.time_left = lambda: context.get_remaining_time_in_millis() / 1000.0
         if self._is_poll:
-            event = self._prepare_poll(event, context.function_name)
+            event = self.polling.admit(event, context.function_name, self._answer_failed)
             if event is None:
                 return
         missing = _missing_fields(event)
@@ -161,46 +157,6 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
                 self.polling.tear_down(event, context.function_name)  # a poll it cannot run must not fire again
             return
         super().__call__(event, context)
-
-    def _prepare_poll(self, event: dict[str, Any], function_name: str) -> dict[str, Any] | None:
-        """The poll event with its ResponseURL read back; None when this poll stops here (after tearing down)."""
-        if event.get(POLL_SWEEP_KEY):
-            log_event(logger, "polling.sweep")
-            self.polling.tear_down(event, function_name)
-            return None
-        deadline = poll_deadline(event)
-        if deadline is not None and self.polling.now() >= deadline:
-            log_event(logger, "polling.past_deadline", Deadline=deadline)  # CloudFormation stopped waiting
-            self.polling.tear_down(event, function_name)
-            return None
-        if RESPONSE_PARAMETER_KEY not in event:
-            return event  # crhelper's own format (ResponseURL in the target): answer and clean up as usual
-        try:
-            url = self.polling.read_response_url(event)
-        except (ClientError, BotoCoreError) as error:
-            if isinstance(error, ClientError) and error_code(error) == "ParameterNotFound":
-                log_event(logger, "polling.answered_elsewhere", reason="response parameter already removed")
-                self.polling.stop(event, function_name=function_name)
-            elif is_transient(error):
-                log_event(logger, "polling.response_url_unreadable", retry="next firing", error=str(error)[:200])
-            else:
-                log_event(logger, "polling.stopped_unanswerable", error=str(error)[:200])
-                self.polling.tear_down(event, function_name)
-            return None
-        event = dict(event, ResponseURL=url)
-        version = poll_format(event)
-        if version not in ACCEPTED_POLL_FORMATS:
-            claim = self.polling.claim(event)
-            if claim is not Claim.LOST:
-                self._answer_failed(
-                    event,
-                    f"The provider was changed while this resource waited: its poll event has format {version}, "
-                    f"this release runs formats {', '.join(map(str, ACCEPTED_POLL_FORMATS))}. Polling stopped; "
-                    "retry the stack operation (the restore itself is unaffected)",
-                )
-            self.polling.stop(event, parameter_left=claim is Claim.UNKNOWN, function_name=function_name)
-            return None
-        return event
 
     def _answer_malformed(self, event: Any, missing: list[str]) -> None:
         log_event(logger, "event.malformed", missing=missing)
@@ -230,14 +186,23 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         if not self._is_poll:
             super()._timeout()
             return
-        claim = self.polling.claim(self._event)
-        if claim is Claim.LOST:
-            self._answered_elsewhere = True
+        claim = self._claim()
         super()._timeout()
         parked = bool(self._event.get(RESPONSE_PARAMETER_KEY))
         self.polling.stop(
             self._event, parameter_left=claim is Claim.UNKNOWN and parked, function_name=self._context.function_name
         )
+
+    def _claim(self) -> Claim:
+        """Claim the answer; lost to *another* poll only if no other claim ran in this invocation (the timer's
+        and the poll's own claim may race: then one of them sends, and ``_sent`` suppresses the other)."""
+        with self._send_lock:
+            self._claims += 1
+            alone = self._claims == 1
+        claim = self.polling.claim(self._event)
+        if claim is Claim.LOST and alone:
+            self._answered_elsewhere = True
+        return claim
 
     def _poll_enabled(self) -> bool:
         return self._handoff or self._is_poll
@@ -271,9 +236,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
     def _remove_polling(self) -> None:
         """A finished poll claims the answer (deletes the parked ResponseURL), then stops the polling."""
         if self._is_poll:
-            claim = self.polling.claim(self._event)
-            if claim is Claim.LOST:
-                self._answered_elsewhere = True
+            claim = self._claim()
             parked = bool(self._event.get(RESPONSE_PARAMETER_KEY))
             self.polling.stop(
                 self._event, parameter_left=claim is Claim.UNKNOWN and parked, function_name=self._context.function_name

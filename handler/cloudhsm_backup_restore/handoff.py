@@ -6,74 +6,63 @@ margin), so crhelper's timeout guard never fires on a half-done hand-off.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cloudhsm_backup_restore.backups import RETRIED_CODES, error_code
 from cloudhsm_backup_restore.errors import BackupRestoreError
+from cloudhsm_backup_restore.handoff_budget import (
+    HANDOFF_ATTEMPTS,
+    HANDOFF_CALLS,
+    HANDOFF_CLIENT_CONFIG,
+    HANDOFF_CONNECT_TIMEOUT,
+    HANDOFF_READ_TIMEOUT,
+    HANDOFF_WORST_CASE,
+    POLLING_INTERVAL_MINUTES,
+    RESPONSE_SOCKET_TIMEOUT,
+    TIMER_MARGIN_SECONDS,
+    call_worst_case,
+    handoff_client_settings,
+)
+from cloudhsm_backup_restore.handoff_cleanup import PollCleanup
 from cloudhsm_backup_restore.logs import log_event
 from cloudhsm_backup_restore.polling import (
-    LEGACY_PERMISSION_KEY,
+    ACCEPTED_POLL_FORMATS,
     POLL_DEADLINE_KEY,
     POLL_FORMAT,
     POLL_FORMAT_KEY,
     POLL_SWEEP_KEY,
     RESPONSE_PARAMETER_KEY,
+    poll_deadline,
+    poll_format,
     response_parameter,
     rule_name,
-    rule_of,
 )
-from cloudhsm_backup_restore.waiting import WaitPolicy
 
 logger = logging.getLogger(__name__)
+__all__ = [
+    "HANDOFF_ATTEMPTS",
+    "HANDOFF_CALLS",
+    "HANDOFF_CLIENT_CONFIG",
+    "HANDOFF_CONNECT_TIMEOUT",
+    "HANDOFF_READ_TIMEOUT",
+    "HANDOFF_WORST_CASE",
+    "POLLING_INTERVAL_MINUTES",
+    "RESPONSE_SOCKET_TIMEOUT",
+    "TIMER_MARGIN_SECONDS",
+    "Claim",
+    "HandOffError",
+    "PollingHandOff",
+    "call_worst_case",
+    "handoff_client_settings",
+    "is_transient",
+]
 
-POLLING_INTERVAL_MINUTES = 1
-TIMER_MARGIN_SECONDS = 3.0
-"""crhelper's guard answers FAILED this long before the Lambda deadline (crhelper: 0.5 s)."""
-RESPONSE_SOCKET_TIMEOUT = 10.0
-"""Each attempt of crhelper's ResponseURL PUT gives up after this (crhelper sets none)."""
-HANDOFF_CALLS = 5
-"""The longest chain of calls while handing off: PutParameter, PutRule, PutTargets failing, then DeleteRule and
-DeleteParameter undoing the half-made hand-off (the FAILED answer follows)."""
-CONNECT_TIMEOUT = 1.0
-MAX_BACKOFF = 20.0
-"""botocore standard mode: attempt i (0-based) sleeps rand * min(2**i, 20) s when throttled ..."""
-RETRY_AFTER_EXTRA = 5.0
-"""... raised by an x-amz-retry-after header to at most 5 s more (botocore/retries/standard.py)."""
-
-
-def call_worst_case(attempts: int, connect_timeout: float, read_timeout: float) -> float:
-    """Seconds one call can take in botocore's standard mode: every attempt times out, every backoff is maximal."""
-    backoffs = sum(min(2.0**i, MAX_BACKOFF) + RETRY_AFTER_EXTRA for i in range(attempts - 1))
-    return attempts * (connect_timeout + read_timeout) + backoffs
-
-
-def handoff_client_settings(margin: float) -> tuple[int, float, float]:
-    """(max_attempts, connect_timeout, read_timeout): the most attempts whose worst case fits the margin."""
-    per_call = (margin - TIMER_MARGIN_SECONDS - RESPONSE_SOCKET_TIMEOUT) / HANDOFF_CALLS
-    for attempts in (4, 3, 2, 1):
-        read = (per_call - call_worst_case(attempts, 0.0, 0.0)) / attempts - CONNECT_TIMEOUT
-        if read >= 1.0:
-            return attempts, CONNECT_TIMEOUT, int(read * 10) / 10
-    raise ValueError(f"a hand-off margin of {margin} s leaves no time for {HANDOFF_CALLS} calls")
-
-
-HANDOFF_ATTEMPTS, HANDOFF_CONNECT_TIMEOUT, HANDOFF_READ_TIMEOUT = handoff_client_settings(WaitPolicy().handoff_margin)
-HANDOFF_WORST_CASE = HANDOFF_CALLS * call_worst_case(HANDOFF_ATTEMPTS, HANDOFF_CONNECT_TIMEOUT, HANDOFF_READ_TIMEOUT)
-"""What the hand-off's calls can take at worst; a hand-off starts only with this much Lambda time left."""
-HANDOFF_CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "total_max_attempts": HANDOFF_ATTEMPTS},  # max_attempts would not count the first
-    connect_timeout=HANDOFF_CONNECT_TIMEOUT,
-    read_timeout=HANDOFF_READ_TIMEOUT,
-)
-"""SSM, EventBridge and Lambda clients (crhelper's default 60 s timeouts would overrun the margin)."""
 TRANSIENT_CODES = RETRIED_CODES | {"ThrottledException", "TooManyRequestsException", "InternalServerError"}
 
 
@@ -103,19 +92,8 @@ def is_transient(error: Exception) -> bool:
     return isinstance(error, BotoCoreError)
 
 
-class PollingHandOff:
-    """The SSM parameter, EventBridge rule and target of one wait; clients made on demand by ``client_for``."""
-
-    def __init__(self, client_for: Callable[[str], Any], now: Callable[[], float] = time.time) -> None:
-        self.client_for = client_for
-        self.now = now
-        self._clients: dict[str, Any] = {}
-
-    def client(self, service: str) -> Any:
-        """The client for ``service`` (events, ssm, lambda), created once."""
-        if service not in self._clients:
-            self._clients[service] = self.client_for(service)
-        return self._clients[service]
+class PollingHandOff(PollCleanup):
+    """The SSM parameter, EventBridge rule and target of one wait: set up, admit a poll, claim the answer."""
 
     def start(self, event: dict[str, Any], *, function_name: str, provider_id: str, deadline: float) -> None:
         """Park the ResponseURL and schedule polls; on failure undo what was made and raise HandOffError."""
@@ -149,6 +127,8 @@ class PollingHandOff:
             step = "events:PutTargets"
             self._put_target(event, function_name)
         except (ClientError, BotoCoreError) as error:
+            # A PutTargets that timed out may still have added the target: then DeleteRule fails, the rule fires,
+            # and that poll, finding the parameter gone, removes target and rule (PollingHandOff.admit).
             if "rule" in made:
                 self._quietly("events:DeleteRule", self.client("events").delete_rule, Name=rule)
             if "parameter" in made:
@@ -158,25 +138,51 @@ class PollingHandOff:
             raise HandOffError(f"Could not hand the wait off to EventBridge polling: {step} failed: {error}") from error
         log_event(logger, "polling.started", Rule=rule, Deadline=deadline)
 
-    def _put_target(self, event: dict[str, Any], function_name: str) -> None:
-        """The rule's one target: this function, with the event minus the ResponseURL (a secret) as Input."""
-        rule_arn = str(event["CrHelperRule"])
-        _, partition, _, region, account, _ = rule_arn.split(":", 5)
-        target_input = {key: value for key, value in event.items() if key != "ResponseURL"}
-        answer = self.client("events").put_targets(
-            Rule=rule_of(rule_arn),
-            Targets=[
-                {
-                    "Id": "1",
-                    "Arn": f"arn:{partition}:lambda:{region}:{account}:function:{function_name}",
-                    "Input": json.dumps(target_input),
-                }
-            ],
-        )
-        if answer.get("FailedEntryCount"):
-            entry = (answer.get("FailedEntries") or [{}])[0]
-            code, message = str(entry.get("ErrorCode", "FailedEntry")), str(entry.get("ErrorMessage", ""))
-            raise ClientError({"Error": {"Code": code, "Message": message}}, "PutTargets")
+    def admit(
+        self, event: dict[str, Any], function_name: str, answer_failed: Callable[[dict[str, Any], str], None]
+    ) -> dict[str, Any] | None:
+        """The poll event with its ResponseURL read back; None when this poll stops here (after tearing down).
+
+        Sweeps, polls past the deadline, unreadable ResponseURLs and poll formats this release does not run stop
+        here; ``answer_failed(event, reason)`` answers when the ResponseURL is readable but the poll cannot run.
+        """
+        if event.get(POLL_SWEEP_KEY):
+            log_event(logger, "polling.sweep")
+            self.tear_down(event, function_name)
+            return None
+        deadline = poll_deadline(event)
+        if deadline is not None and self.now() >= deadline:
+            log_event(logger, "polling.past_deadline", Deadline=deadline)  # CloudFormation stopped waiting
+            self.tear_down(event, function_name)
+            return None
+        if RESPONSE_PARAMETER_KEY not in event:
+            return event  # crhelper's own format (ResponseURL in the target): answer and clean up as usual
+        try:
+            url = self.read_response_url(event)
+        except (ClientError, BotoCoreError) as error:
+            if isinstance(error, ClientError) and error_code(error) == "ParameterNotFound":
+                log_event(logger, "polling.answered_elsewhere", reason="response parameter already removed")
+                self.stop(event, function_name=function_name)
+            elif is_transient(error):
+                log_event(logger, "polling.response_url_unreadable", retry="next firing", error=str(error)[:200])
+            else:
+                log_event(logger, "polling.stopped_unanswerable", error=str(error)[:200])
+                self.tear_down(event, function_name)
+            return None
+        event = dict(event, ResponseURL=url)
+        version = poll_format(event)
+        if version not in ACCEPTED_POLL_FORMATS:
+            claim = self.claim(event)
+            if claim is not Claim.LOST:
+                answer_failed(
+                    event,
+                    f"The provider was changed while this resource waited: its poll event has format {version}, "
+                    f"this release runs formats {', '.join(map(str, ACCEPTED_POLL_FORMATS))}. Polling stopped; "
+                    "retry the stack operation (the restore itself is unaffected)",
+                )
+            self.stop(event, parameter_left=claim is Claim.UNKNOWN, function_name=function_name)
+            return None
+        return event
 
     def read_response_url(self, event: dict[str, Any]) -> str:
         """The parked ResponseURL; raises the SSM error (ParameterNotFound: another poll answered)."""
@@ -200,75 +206,3 @@ class PollingHandOff:
             log_event(logger, "polling.claim_failed", error=str(error)[:200])
             return Claim.UNKNOWN
         return Claim.OWNED
-
-    def stop(self, event: dict[str, Any], *, parameter_left: bool = False, function_name: str = "") -> None:
-        """Stop the polls: remove the target, then the rule (and then a format 1 wait's own permission).
-
-        What cannot be removed now is left to a later firing: a target that stays fires again (and that poll
-        finds the parameter gone or the deadline passed); a rule whose deletion failed, or a ResponseURL that
-        could not be deleted (``parameter_left``), gets a sweep-only target whose next firing finishes the job.
-        """
-        rule_arn = str(event.get("CrHelperRule") or "")
-        if rule_arn and not parameter_left:
-            rule = rule_of(rule_arn)
-            # DeleteRule refuses a rule that still has targets (EventBridge API reference, DeleteRule).
-            if not self._quietly("events:RemoveTargets", self._remove_target, rule):
-                log_event(logger, "polling.stop_deferred", reason="the target stays: its next firing retries")
-                return
-            if self._quietly("events:DeleteRule", self.client("events").delete_rule, Name=rule):
-                rule_arn = ""
-        if rule_arn and self._sweep(event, function_name):
-            return
-        if LEGACY_PERMISSION_KEY in event and function_name:
-            self._quietly(
-                "lambda:RemovePermission",
-                self.client("lambda").remove_permission,
-                FunctionName=function_name,
-                StatementId=str(event[LEGACY_PERMISSION_KEY]),
-            )
-        log_event(logger, "polling.stopped")
-
-    def _remove_target(self, rule: str) -> None:
-        """RemoveTargets, failing when its entry failed: it "can partially fail if too many requests are made at
-        the same time", reporting FailedEntryCount (EventBridge API reference, RemoveTargets)."""
-        answer = self.client("events").remove_targets(Rule=rule, Ids=["1"])
-        if answer.get("FailedEntryCount"):
-            entry = (answer.get("FailedEntries") or [{}])[0]
-            code, message = str(entry.get("ErrorCode", "FailedEntry")), str(entry.get("ErrorMessage", ""))
-            raise ClientError({"Error": {"Code": code, "Message": message}}, "RemoveTargets")
-
-    def _sweep(self, event: dict[str, Any], function_name: str) -> bool:
-        """Point the rule at a sweep-only target (before the deadline only, so no firing comes after it)."""
-        deadline = float(event.get(POLL_DEADLINE_KEY) or 0.0)
-        if not function_name or LEGACY_PERMISSION_KEY in event or not deadline or self.now() >= deadline:
-            log_event(logger, "polling.left_behind", Rule=event.get("CrHelperRule"))
-            return False
-        sweep = dict(event, **{POLL_SWEEP_KEY: True})
-        sweep.pop("ResponseURL", None)
-        if not self._quietly("events:PutTargets", self._put_target, sweep, function_name):
-            return False
-        log_event(logger, "polling.sweep_scheduled")
-        return True
-
-    def tear_down(self, event: dict[str, Any], function_name: str) -> None:
-        """Remove everything this wait made, the parked ResponseURL included (nothing will answer)."""
-        parameter = event.get(RESPONSE_PARAMETER_KEY)
-        deleted = not parameter or self._quietly(
-            "ssm:DeleteParameter", self.client("ssm").delete_parameter, Name=str(parameter)
-        )
-        self.stop(event, parameter_left=not deleted, function_name=function_name)
-
-    @staticmethod
-    def _quietly(what: str, action: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
-        """Clean-up that must not turn an answer into FAILED; gone already counts as done. True when done."""
-        try:
-            action(*args, **kwargs)
-        except ClientError as error:
-            if error_code(error) in ("ResourceNotFoundException", "ParameterNotFound"):
-                return True
-            log_event(logger, "polling.cleanup_failed", call=what, error=str(error)[:200])
-            return False
-        except BotoCoreError as error:
-            log_event(logger, "polling.cleanup_failed", call=what, error=str(error)[:200])
-            return False
-        return True

@@ -97,7 +97,7 @@ def poll_deadline(event: dict[str, Any]) -> float | None:
         with contextlib.suppress(TypeError, ValueError):
             return float(event[POLL_DEADLINE_KEY])
         return None
-    with contextlib.suppress(AttributeError, TypeError, ValueError):
+    with contextlib.suppress(AttributeError, KeyError, TypeError, ValueError):
         started = float(event["CrHelperData"]["WaitStartedAt"])
         return started + float(event.get("ResourceProperties", {}).get("ServiceTimeout") or 3600)
     return None

@@ -54,8 +54,6 @@ LEGACY_POLL_PARAMETER_ACTIONS = ("ssm:GetParameter", "ssm:DeleteParameter")
 wait's ResponseURL so that it is answered. No provider-scoped parameter matches that pattern."""
 LEGACY_POLL_PERMISSION_ACTIONS = ("lambda:RemovePermission",)
 """Transitional, on the provider function itself: remove the per-wait statement the previous release added."""
-POLL_PERMISSION_ACTIONS = LEGACY_POLL_PERMISSION_ACTIONS
-"""Deprecated alias of LEGACY_POLL_PERMISSION_ACTIONS (no lambda:AddPermission any more); drop once unused."""
 
 VPC_ENDPOINT_SERVICES: tuple[tuple[str, str, str], ...] = (
     ("cloudhsmv2", "cloudhsmv2", "interface endpoint: every CloudHSM backup call"),
@@ -131,7 +129,6 @@ __all__ = [
     "OWNER_TAG_KEY",
     "POLL_INVOKE_PRINCIPAL",
     "POLL_PARAMETER_ACTIONS",
-    "POLL_PERMISSION_ACTIONS",
     "POLL_RULE_ACTIONS",
     "POLL_RULE_PREFIX",
     "PROVIDER_ID_ENV",

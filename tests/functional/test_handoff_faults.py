@@ -8,6 +8,7 @@ behind after the deadline: no rule, target, parked parameter or per-wait permiss
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -112,6 +113,32 @@ def test_a_provider_update_during_a_previous_release_wait_answers_once_and_clean
     assert bridge.count("AddPermission") == 1  # by the previous release
     assert bridge.count("RemovePermission") == 1  # by this one: its statement is gone with its rule and parameter
     assert all(record.event.get("CrHelperPoll") for record in world.function.records[1:])
+    assert_clean(world)
+
+
+def test_a_poll_of_a_format_this_release_does_not_run_answers_failed_saying_why(make_world: WorldFactory) -> None:
+    world = make_world(restore_seconds=600, **HANDOFF)
+    world.emulator.add_backup(BACKUP)
+    bridge = world.eventbridge
+    assert bridge is not None
+
+    def as_if_written_by_a_newer_release() -> None:
+        events = bridge.client("events")
+        [rule] = [r["Name"] for r in events.list_rules()["Rules"] if r["Name"].startswith("cloudhsm-poll-")]
+        [target] = events.list_targets_by_rule(Rule=rule)["Targets"]
+        newer = dict(json.loads(target["Input"]), CloudHsmRestorePollFormat=3)
+        events.put_targets(Rule=rule, Targets=[{"Id": target["Id"], "Arn": target["Arn"], "Input": json.dumps(newer)}])
+
+    _on_call(world, "PutTargets", as_if_written_by_a_newer_release)
+
+    outcome = world.simulator.create("Restored", {"BackupId": BACKUP}, rollback=False)
+    _quiet(world)
+
+    assert outcome.status == "FAILED"
+    assert "poll event has format 3" in outcome.reason
+    assert "this release runs formats 1, 2" in outcome.reason
+    assert len(outcome.responses) == 1
+    assert bridge.count("DeleteRule") == 1
     assert_clean(world)
 
 

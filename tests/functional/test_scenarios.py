@@ -222,7 +222,7 @@ def test_fifty_maximal_tags_stay_within_4096_bytes(make_world: Any) -> None:
 
 
 def test_service_timeout_bounds_the_whole_wait(make_world: Any) -> None:
-    # 120 s: a hand-off needs its worst case (65 s) of Lambda time left; the 75 s margin leaves 45 s in-process.
+    # 120 s: a hand-off needs its worst case (65 s) of Lambda time left; the 90 s margin leaves 30 s in-process.
     world = make_world(speed=10.0, restore_seconds=3000, lambda_timeout=120)
     world.emulator.add_backup(BACKUP)
     # Warm the function first: a compressed clock turns a 2 s cold start into 20 modelled seconds.

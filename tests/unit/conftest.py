@@ -231,6 +231,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         monkeypatch.setattr(polling, "secrets", SimpleNamespace(token_hex=lambda n: "ab" * n))  # see RULE
         monkeypatch.setattr(app.helper.polling, "_clients", polling_clients)
         monkeypatch.setattr(app.helper.polling, "now", clock.now)
+        monkeypatch.setattr(app.helper.polling, "sleep", clock.sleep)
         monkeypatch.setattr(app.lifecycle, "backups_for", lambda region: CloudHsmBackups(client, region or "us-east-1"))
         monkeypatch.setattr(app.lifecycle, "now", clock.now)
         monkeypatch.setattr(app.lifecycle, "sleep", clock.sleep)

@@ -250,7 +250,7 @@ def _expect_cleanup(world: World) -> None:
 def _handed_off(world: World, timeout: float = 70.0, **overrides: Any) -> dict[str, Any]:
     """Create on a backup that stays PENDING_DELETION: nothing answered, polling set up; the poll event.
 
-    With 70 s of Lambda time and a 75 s hand-off margin the Create hands off at once, without a second check.
+    With 70 s of Lambda time and a 90 s hand-off margin the Create hands off at once, without a second check.
     """
     world.describe(backup("PENDING_DELETION"))
     world.restored(backup("PENDING_DELETION"))

@@ -16,7 +16,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.retries import standard
 from botocore.stub import ANY
-from cloudhsm_backup_restore import app, handoff
+from cloudhsm_backup_restore import app, handoff, handoff_budget
 from cloudhsm_backup_restore.polling import POLL_FORMAT_KEY, PROVIDER_ID_ENV
 from cloudhsm_backup_restore.waiting import WaitPolicy
 
@@ -160,13 +160,17 @@ def test_a_remove_targets_that_fails_leaves_the_target_for_its_next_firing(world
     assert len(world.capture.responses(world.last_path)) == 1
 
 
-def test_past_the_deadline_a_rule_that_cannot_be_deleted_gets_no_sweep(world: World) -> None:
+def test_past_the_deadline_clean_up_is_retried_in_the_invocation_not_swept(world: World) -> None:
     poll_event = _handed_off(world, ResourceProperties={"BackupId": BACKUP_ID, "ServiceTimeout": "600"})
-    world.clock.t += 601
+    world.clock.t += 601  # no later firing may retry what fails now: this invocation retries, then gives up
+    world.ssm.add_client_error("delete_parameter", service_error_code="InternalServerError", http_status_code=500)
+    world.ssm.add_client_error("delete_parameter", service_error_code="InternalServerError", http_status_code=500)
     world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})
     world.events.add_response("remove_targets", {"FailedEntryCount": 0}, {"Rule": RULE, "Ids": ["1"]})
-    world.events.add_client_error("delete_rule", service_error_code="InternalException", http_status_code=500)
-    assert _invoke(world, poll_event) == []  # no PutTargets: nothing may fire after the deadline
+    for _ in range(5):
+        world.events.add_client_error("delete_rule", service_error_code="InternalException", http_status_code=500)
+    assert _invoke(world, poll_event) == []  # and no PutTargets: nothing may fire after the deadline
+    assert world.clock.sleeps == [2.0, 4.0, 2.0, 4.0, 8.0, 16.0]  # on the injected clock, never for real
 
 
 # -- rule 4: upgrades mid-wait ---------------------------------------------------------------------
@@ -243,7 +247,8 @@ def test_the_client_settings_are_derived_from_the_margin_and_fit_it() -> None:
     attempts, connect, read = handoff.handoff_client_settings(margin)
     assert attempts >= 2  # throttling is retried at least once
     worst = handoff.HANDOFF_CALLS * handoff.call_worst_case(attempts, connect, read)
-    assert worst + handoff.TIMER_MARGIN_SECONDS + handoff.RESPONSE_SOCKET_TIMEOUT <= margin
+    reserve = handoff_budget.LAST_CHECK_RESERVE + handoff.TIMER_MARGIN_SECONDS + handoff.RESPONSE_SOCKET_TIMEOUT
+    assert worst + reserve <= margin
     assert handoff.HANDOFF_CLIENT_CONFIG.read_timeout == read
     assert handoff.HANDOFF_CLIENT_CONFIG.retries == {"mode": "standard", "total_max_attempts": attempts}
     with pytest.raises(ValueError, match="no time"):
@@ -329,3 +334,32 @@ def test_the_timer_firing_during_a_poll_claims_before_it_answers(world: World, m
 
     _poll(world, poll_event, then=timer_then_poll)
     expect_failed(world.capture.responses(world.last_path), "Execution timed out")
+
+
+def test_the_timer_firing_after_the_poll_claimed_still_yields_one_answer(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    poll_event = _handed_off(world)
+    world.describe(backup("READY"))
+    world.protect()
+    real_claim = app.helper.polling.claim
+    fired: list[bool] = []
+
+    def claim_then_timer(event: dict[str, Any]) -> Any:
+        claim = real_claim(event)
+        if not fired:
+            fired.append(True)
+            app.helper._timeout()  # the guard fires right after the poll's own claim succeeded
+        return claim
+
+    monkeypatch.setattr(app.helper.polling, "claim", claim_then_timer)
+
+    def poll_then_timer(world: World) -> None:
+        world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})  # the poll's claim
+        world.ssm.add_client_error("delete_parameter", service_error_code="ParameterNotFound")  # the timer's
+        _stop_rule(world)  # the timer stops the polling ...
+        world.events.add_client_error("remove_targets", service_error_code="ResourceNotFoundException")
+        world.events.add_client_error("delete_rule", service_error_code="ResourceNotFoundException")  # ... the poll
+
+    _poll(world, poll_event, then=poll_then_timer)
+    expect_failed(world.capture.responses(world.last_path), "Execution timed out")  # not zero answers

@@ -11,14 +11,12 @@ provided the function's resource policy lets ``events.amazonaws.com`` invoke it.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import http.client
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -36,7 +34,8 @@ from cloudhsm_offline.cfn.gateway import (
     rate_seconds,
     summarise,
 )
-from cloudhsm_offline.cfn.lambda_runtime import Invocation, LambdaFunction
+from cloudhsm_offline.cfn.lambda_runtime import LambdaFunction
+from cloudhsm_offline.cfn.scheduler import Firing, RuleScheduler, RuleState, all_rules
 from cloudhsm_offline.clock import SimClock
 
 __all__ = ["ApiCall", "EventBridge", "Firing", "RuleState", "check_events_call", "rate_seconds"]
@@ -45,31 +44,7 @@ _LIVE_ACCOUNTS: set[str] = set()
 _LIVE_LOCK = threading.Lock()
 
 
-@dataclass
-class Firing:
-    """One scheduled firing of a rule's target (or why it could not fire)."""
-
-    rule: str
-    modelled: float
-    real: float
-    invocation: Invocation | None
-    problem: str | None = None
-
-
-@dataclass
-class RuleState:
-    """A scheduled rule the scheduler tracks."""
-
-    name: str
-    arn: str
-    period: float
-    created: float
-    next_fire: float
-    fired: int = 0
-    removed: float | None = None
-
-
-class EventBridge:
+class EventBridge(RuleScheduler):
     """moto (events, lambda, logs) behind a checking gateway, with a scheduler on the shared clock."""
 
     def __init__(
@@ -254,100 +229,11 @@ class EventBridge:
         else:
             existing.period = period
 
-    # -- scheduler ---------------------------------------------------------------------------------
-
-    def _schedule_loop(self) -> None:
-        events = self.client("events")
-        lambda_client = self.client("lambda")
-        while not self._stop.wait(self.tick_seconds):
-            try:
-                self._tick(events, lambda_client)
-            except Exception as exc:  # noqa: BLE001 - keep scheduling; report what broke
-                if not self._stop.is_set():
-                    self.problems.append(f"scheduler: {exc!r}")
-
-    def _tick(self, events: Any, lambda_client: Any) -> None:
-        with self._lock:
-            tracked = [rule for rule in self.rules.values() if rule.removed is None]
-        if not tracked:
-            return
-        listed = {rule["Name"]: rule for rule in _all_rules(events)}
-        now = self.clock.now()
-        for rule in tracked:
-            current = listed.get(rule.name)
-            if current is None:
-                rule.removed = now
-                self._notify("rule-gone", rule)
-                continue
-            if current.get("State") != "ENABLED" or now < rule.next_fire:
-                continue
-            rule.next_fire = max(rule.next_fire + rule.period, now)
-            rule.fired += 1
-            self._fire(rule, events, lambda_client)
-
-    def _fire(self, rule: RuleState, events: Any, lambda_client: Any) -> None:
-        try:
-            targets = events.list_targets_by_rule(Rule=rule.name)["Targets"]
-        except events.exceptions.ResourceNotFoundException:
-            rule.removed = self.clock.now()  # deleted since ListRules: a firing that never happens
-            self._notify("rule-gone", rule)
-            return
-        if not targets:
-            # A target-less rule fires into nothing, as in EventBridge (e.g. between a hand-off's RemoveTargets
-            # and its DeleteRule): not a problem in itself; one that stays is reported as left behind.
-            firing = Firing(rule.name, self.clock.now(), time.monotonic(), None, "rule has no targets")
-            self._record_firing(firing, problem=False)
-        for target in targets:
-            arn = str(target["Arn"])
-            function = self.functions.get(arn.split(":$", maxsplit=1)[0]) or next(
-                (f for a, f in self.functions.items() if arn.startswith(a + ":")), None
-            )
-            if function is None:
-                problem = f"target {arn} is not a provider function ({', '.join(self.functions)})"
-                self._record_firing(Firing(rule.name, self.clock.now(), time.monotonic(), None, problem))
-                continue
-            if not self._permitted(rule.arn, function, lambda_client):
-                problem = (
-                    "EventBridge may not invoke the function: its resource policy has no lambda:InvokeFunction "
-                    f"statement for events.amazonaws.com matching {rule.arn}"
-                )
-                self._record_firing(Firing(rule.name, self.clock.now(), time.monotonic(), None, problem))
-                continue
-            event = json.loads(target["Input"]) if "Input" in target else _scheduled_event(rule, self)
-            invocation = function.invoke_async(event, source=f"eventbridge:{rule.name}")
-            self._record_firing(Firing(rule.name, self.clock.now(), time.monotonic(), invocation))
-
-    def _record_firing(self, firing: Firing, problem: bool = True) -> None:
-        with self._lock:
-            self.firings.append(firing)
-            if firing.problem and problem:
-                self.problems.append(f"{firing.rule}: {firing.problem}")
-        self._notify("fire", firing)
-
-    def _permitted(self, rule_arn: str, function: LambdaFunction, lambda_client: Any) -> bool:
-        try:
-            policy = json.loads(lambda_client.get_policy(FunctionName=function.function_name)["Policy"])
-        except Exception:  # noqa: BLE001 - no policy at all
-            return False
-        for statement in policy.get("Statement", []):
-            principal = statement.get("Principal", {})
-            service = principal.get("Service") if isinstance(principal, dict) else principal
-            action = statement.get("Action")
-            actions = action if isinstance(action, list) else [action]
-            if statement.get("Effect", "Allow") != "Allow" or service != "events.amazonaws.com":
-                continue
-            if not any(a in ("lambda:InvokeFunction", "lambda:*", "*") for a in actions):
-                continue
-            source = statement.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn")
-            if source is None or fnmatch.fnmatchcase(rule_arn, source):
-                return True
-        return False
-
     # -- reporting ---------------------------------------------------------------------------------
 
     def active_rules(self) -> list[str]:
         """Names of scheduled rules that still exist (a leftover keeps invoking the function)."""
-        names = [rule["Name"] for rule in _all_rules(self.client("events"))]
+        names = [rule["Name"] for rule in all_rules(self.client("events"))]
         return sorted(names)
 
     def leftovers(self) -> list[str]:
@@ -390,31 +276,9 @@ class EventBridge:
             return any(rule.removed is None for rule in self.rules.values())
 
 
-def _scheduled_event(rule: RuleState, bridge: EventBridge) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": "offline-scheduled-event",
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": bridge.account,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(bridge.clock.now())),
-        "region": bridge.region,
-        "resources": [rule.arn],
-        "detail": {},
-    }
-
-
 def _resource_of(params: dict[str, Any]) -> str:
     """The resource an injected AccessDenied names (the parameter, rule or function)."""
     for key in ("Name", "Rule", "FunctionName"):
         if key in params:
             return str(params[key])
     return "*"
-
-
-def _all_rules(events: Any) -> list[dict[str, Any]]:
-    """Every rule: ListRules pages its answer (moto too), so a single call misses rules past the first page."""
-    rules: list[dict[str, Any]] = []
-    for page in events.get_paginator("list_rules").paginate():
-        rules.extend(page["Rules"])
-    return rules
