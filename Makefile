@@ -1,50 +1,80 @@
 # The README's two commands are `make demo` and `make test`; both install what they need.
+# Every path is anchored at this file's folder, so `make -C /path/to/repo <target>` and
+# `make -f ../Makefile <target>` from a subfolder behave like `make <target>` at the root.
 SHELL := /bin/bash
+ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 PYTHON ?= python3
-VENV := .venv
+VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+PACKAGE_VENV := $(ROOT)/.venv-package
+PACKAGE_STAMP := $(PACKAGE_VENV)/.installed
+BUILD_VENV := $(ROOT)/.venv-build
+BUILD_STAMP := $(BUILD_VENV)/.installed
 PYTEST_WORKERS ?= auto
+PIP := --quiet --disable-pip-version-check
 
-.PHONY: help install test lint typecheck unit demo bench package synth pr clean
+# jsii (under aws-cdk-lib) prints a banner on every CDK import when Node is deprecated or end-of-life;
+# @jsii/check-node honours these two variables (the second takes the silenced major versions).
+NODE_MAJOR := $(shell node -p 'process.versions.node.split(".")[0]' 2>/dev/null)
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(NODE_MAJOR)
 
-help:
-	@echo "make demo     - restore a backup end to end in the offline world (emulated CloudHSM + CloudFormation)"
-	@echo "make test     - lint, type-check and run every test"
-	@echo "make bench    - measure latency, API calls, cold start and package size against the baselines"
-	@echo "make package  - build dist/cloudhsm-backup-restore-lambda.zip and the ready-to-deploy provider template"
+.PHONY: help install lint typecheck test unit demo bench package dist pr clean
 
-$(STAMP): pyproject.toml handler/requirements.txt
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(ROOT)/Makefile | sed -E 's/^([a-z-]+):.*## (.*)/make \1\t\2/' | expand -t 16
+
+$(STAMP): $(ROOT)/pyproject.toml $(ROOT)/handler/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install $(PIP) --upgrade pip
+	cd $(ROOT) && $(PY) -m pip install $(PIP) -e '.[dev]'
 	touch $@
 
-install: $(STAMP)
+install: $(STAMP) ## create .venv with the project (editable) and its [dev] toolchain
+	@echo "$(VENV) is ready"
 
-lint: $(STAMP)
-	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
+lint: $(STAMP) ## ruff check and ruff format --check
+	cd $(ROOT) && $(PY) -m ruff check .
+	cd $(ROOT) && $(PY) -m ruff format --check .
 
-typecheck: $(STAMP)
-	$(PY) -m mypy
+typecheck: $(STAMP) ## mypy --strict
+	cd $(ROOT) && $(PY) -m mypy
 
-test: lint typecheck
-	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
+test: lint typecheck ## lint, type-check and run every test
+	cd $(ROOT) && $(PY) -m pytest -n $(PYTEST_WORKERS) -q
 
-unit: $(STAMP)
-	$(PY) -m pytest -q tests/unit
+unit: $(STAMP) ## the unit tests only (no I/O, seconds)
+	cd $(ROOT) && $(PY) -m pytest -q tests/unit
 
-demo: $(STAMP)
-	$(PY) -m cloudhsm_offline demo
+demo: $(STAMP) ## restore a backup end to end in the offline world (emulated CloudHSM + CloudFormation)
+	cd $(ROOT) && $(PY) -m cloudhsm_offline demo
 
-bench: $(STAMP)
-	$(PY) -m bench
+bench: $(STAMP) ## measure latency, API calls, cold start and package size against the baselines
+	cd $(ROOT) && $(PY) -m bench
 
-package: $(STAMP)
-	$(PY) -m cloudhsm_backup_restore_pipeline
+# The Lambda zip needs only the handler, the pinned crhelper and the build code: a small venv with
+# handler/requirements.txt, not the [dev] toolchain.
+$(PACKAGE_STAMP): $(ROOT)/handler/requirements.txt
+	test -x $(PACKAGE_VENV)/bin/python || $(PYTHON) -m venv $(PACKAGE_VENV)
+	$(PACKAGE_VENV)/bin/python -m pip install $(PIP) -r $(ROOT)/handler/requirements.txt
+	touch $@
 
-pr: test
+package: $(PACKAGE_STAMP) ## dist/cloudhsm-backup-restore-lambda.zip + dist/provider.packaged.yaml (code key literal)
+	cd $(ROOT) && PYTHONPATH=$(ROOT)/pipeline $(PACKAGE_VENV)/bin/python -m cloudhsm_backup_restore_pipeline --dist $(ROOT)/dist
 
-clean:
-	rm -rf $(VENV) dist build cdk.out .mypy_cache .ruff_cache .pytest_cache .hypothesis
+# A wheel needs only the PyPA `build` front end (it fetches setuptools into its own isolated build env).
+$(BUILD_STAMP):
+	test -x $(BUILD_VENV)/bin/python || $(PYTHON) -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/python -m pip install $(PIP) "build>=1.2"
+	touch $@
+
+dist: $(BUILD_STAMP) ## build the wheel and sdist into dist/ (then: pip install "dist/<wheel>[cdk,offline]")
+	cd $(ROOT) && $(BUILD_VENV)/bin/python -m build --outdir $(ROOT)/dist $(ROOT)
+
+pr: test ## everything a reviewer runs (same as make test)
+	@echo "make pr: lint, typecheck and tests passed"
+
+clean: ## remove the virtualenvs, dist/, build/ and caches
+	rm -rf $(VENV) $(PACKAGE_VENV) $(BUILD_VENV) $(ROOT)/dist $(ROOT)/build $(ROOT)/cdk.out $(ROOT)/.mypy_cache \
+		$(ROOT)/.ruff_cache $(ROOT)/.pytest_cache $(ROOT)/.hypothesis

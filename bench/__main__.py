@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench import calls
 from bench.report import plot, render
 from bench.rows import OURS
 from bench.run import DEFAULT_PLAN, BenchConfig, Measure, run_bench
@@ -42,15 +43,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[bench] {message}", file=sys.stderr, flush=True)
 
     results = run_bench(config, progress)
-    print(render(results, markdown=False))
+    progress("CloudHSM calls per lifecycle step")
+    call_counts = calls.measure()
+    calls_section = "\n\n## CloudHSM calls per lifecycle step\n\n" + calls.render(call_counts) + "\n"
+    print(render(results, markdown=False) + calls_section)
     if not args.no_write:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.md").write_text(render(results, markdown=True), encoding="utf-8")
+        (args.out / "results.md").write_text(render(results, markdown=True) + calls_section, encoding="utf-8")
         plot(results, args.out / "latency.png")
         print(f"wrote {args.out / 'results.md'} and {args.out / 'latency.png'}")
     failed = [r for r in results.rows if not r.all_ok]
     cold_ok = results.cold_start is None or results.cold_start.all_ok
-    return 0 if not failed and cold_ok else 1
+    return 0 if not failed and cold_ok and all(c.ok for c in call_counts) else 1
 
 
 if __name__ == "__main__":

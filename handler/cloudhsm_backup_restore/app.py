@@ -12,7 +12,7 @@ from typing import Any
 from cloudhsm_backup_restore.attributes import to_attributes
 from cloudhsm_backup_restore.cfn import RestoreResource
 from cloudhsm_backup_restore.errors import BackupRestoreError, clip_reason
-from cloudhsm_backup_restore.lifecycle import BackupLifecycle, Step
+from cloudhsm_backup_restore.lifecycle import BackupLifecycle, Request, Step
 from cloudhsm_backup_restore.logs import log_event
 from cloudhsm_backup_restore.properties import parse_properties
 
@@ -54,6 +54,7 @@ def _finish(step: Step, started_at: float, deadline: float) -> str | None:
     if step.ready:
         return _answer(step)
     helper.Data.clear()
+    helper.Data.update(step.memo)  # what the polls need to know about this operation's restore
     helper.Data[WAIT_STARTED_AT] = started_at
     helper.hand_off(deadline)
     return step.physical_id
@@ -69,14 +70,16 @@ def _restore(event: dict[str, Any], context: Any) -> str | None:
     )
     props = parse_properties(event.get("ResourceProperties"))
     started_at = lifecycle.now()
-    step = lifecycle.restore(props, started_at=started_at, lambda_left=_lambda_left(context))
+    step = lifecycle.restore(props, Request.of(event), started_at=started_at, lambda_left=_lambda_left(context))
     return _finish(step, started_at, started_at + props.service_timeout)
 
 
 def _poll(event: dict[str, Any], context: Any) -> str | None:
     props = parse_properties(event.get("ResourceProperties"))
     started_at = float(helper.Data.get(WAIT_STARTED_AT) or lifecycle.now())
-    step = lifecycle.poll(props, started_at=started_at, lambda_left=_lambda_left(context))
+    step = lifecycle.poll(
+        props, Request.of(event), helper.Data, started_at=started_at, lambda_left=_lambda_left(context)
+    )
     if not step.ready:
         return None  # crhelper answers nothing; EventBridge invokes again next minute.
     return _answer(step)
@@ -98,12 +101,12 @@ def poll(event: dict[str, Any], context: Any) -> str | None:
 
 @helper.delete
 def delete(event: dict[str, Any], context: Any) -> str | None:
-    """Delete: Retain does nothing; Delete returns the backup to PENDING_DELETION."""
+    """Delete: only the backup's owner honours OnDelete (see release.py)."""
     physical_id = str(event["PhysicalResourceId"])
     log_event(logger, "request", RequestType="Delete", LogicalResourceId=event["LogicalResourceId"])
 
     def run() -> str:
-        lifecycle.delete(event.get("ResourceProperties"), physical_id)
+        lifecycle.delete(event.get("ResourceProperties"), physical_id, Request.of(event))
         return physical_id
 
     return _guarded(run)

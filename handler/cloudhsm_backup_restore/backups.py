@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -35,6 +35,7 @@ else:
     Backup = dict
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_ATTEMPTS = 8
 """botocore standard retry mode: throttling and internal failures are retried with capped backoff."""
@@ -46,6 +47,7 @@ CLIENT_CONFIG = Config(
 )
 ACCESS_DENIED_CODES = frozenset({"CloudHsmAccessDeniedException", "AccessDeniedException", "AccessDenied"})
 INVALID_REQUEST = "CloudHsmInvalidRequestException"
+TAG_LIMIT_CODES = frozenset({"CloudHsmResourceLimitExceededException", "CloudHsmTagException"})
 RETRIED_CODES = frozenset({"ThrottlingException", "CloudHsmInternalFailureException", "ServiceUnavailable"})
 
 
@@ -96,15 +98,21 @@ class CloudHsmBackups:
                     f"Access denied: the provider's role needs cloudhsm:{operation} "
                     f"(on {self.where(backup_id)}). AWS said: {message}",
                     access_denied=True,
+                    code=code,
+                    aws_message=message,
                 ) from error
             if code in RETRIED_CODES:
                 raise CloudHsmCallError(
                     f"CloudHSM {operation} for {self.where(backup_id)} still failed after {MAX_ATTEMPTS} "
                     f"attempts ({code}): {message}",
                     transient=True,
+                    code=code,
+                    aws_message=message,
                 ) from error
             raise CloudHsmCallError(
-                f"CloudHSM {operation} failed for {self.where(backup_id)} ({code}): {message}"
+                f"CloudHSM {operation} failed for {self.where(backup_id)} ({code}): {message}",
+                code=code,
+                aws_message=message,
             ) from error
         except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, BotoConnectionError) as error:
             raise CloudHsmCallError(
@@ -142,21 +150,10 @@ class CloudHsmBackups:
         return backup
 
     def restore(self, backup_id: str) -> Backup:
-        """RestoreBackup; when CloudHSM refuses, report the backup as it is now and let the wait decide.
-
-        A duplicate delivery of the same event may arrive while the first restore is taking effect: the
-        refusal then says nothing about the outcome, and waiting (bounded by ServiceTimeout) does.
-        """
+        """RestoreBackup; a refusal raises CloudHsmCallError with code CloudHsmInvalidRequestException."""
         log_event(logger, "RestoreBackup", BackupId=backup_id, Region=self.region)
-        try:
-            with self._translated("RestoreBackup", backup_id):
-                return self.client.restore_backup(BackupId=backup_id)["Backup"]
-        except CloudHsmCallError as error:
-            if not isinstance(error.__cause__, ClientError) or error_code(error.__cause__) != INVALID_REQUEST:
-                raise
-            current = self.require(backup_id)
-            log_event(logger, "RestoreBackup.refused", BackupId=backup_id, BackupState=state_of(current))
-            return current
+        with self._translated("RestoreBackup", backup_id):
+            return self.client.restore_backup(BackupId=backup_id)["Backup"]
 
     def delete(self, backup_id: str) -> None:
         """DeleteBackup; a backup already PENDING_DELETION, DELETED or gone counts as deleted."""
@@ -187,10 +184,50 @@ class CloudHsmBackups:
         with self._translated("ModifyBackupAttributes", backup_id):
             return self.client.modify_backup_attributes(BackupId=backup_id, NeverExpires=never_expires)["Backup"]
 
+    def tags(self, backup: Backup) -> list[dict[str, str]]:
+        """The backup's tags: DescribeBackups' TagList, or ListTags when the answer carried none."""
+        if "TagList" in backup:
+            return [{"Key": tag["Key"], "Value": tag["Value"]} for tag in backup.get("TagList") or []]
+        backup_id = backup["BackupId"]
+        tags: list[dict[str, str]] = []
+        with self._translated("ListTags", backup_id):
+            kwargs: dict[str, Any] = {"ResourceId": backup_id}
+            while True:
+                page = self.client.list_tags(**kwargs)
+                tags += [{"Key": t["Key"], "Value": t["Value"]} for t in page.get("TagList", [])]
+                if not page.get("NextToken"):
+                    return tags
+                kwargs["NextToken"] = page["NextToken"]
+
+    def tag(self, backup_id: str, key: str, value: str) -> None:
+        """TagResource: add or overwrite one tag."""
+        log_event(logger, "TagResource", BackupId=backup_id, Key=key, Value=value)
+        with self._translated("TagResource", backup_id):
+            self.client.tag_resource(ResourceId=backup_id, TagList=[{"Key": key, "Value": value}])
+
+    def untag(self, backup_id: str, key: str) -> None:
+        """UntagResource: remove one tag."""
+        log_event(logger, "UntagResource", BackupId=backup_id, Key=key)
+        with self._translated("UntagResource", backup_id):
+            self.client.untag_resource(ResourceId=backup_id, TagKeyList=[key])
+
 
 def backups_in(region: str | None) -> CloudHsmBackups:
     """The default factory: a real boto3 client for the region (the function's own when None)."""
     return CloudHsmBackups(cloudhsm_client(region), region)
+
+
+def granted(call: Callable[[], T], pauses: tuple[float, ...], sleep: Callable[[float], None]) -> T:
+    """Run a CloudHSM action, retrying AccessDenied after each pause while a fresh IAM grant propagates."""
+    for pause in (*pauses, None):
+        try:
+            return call()
+        except CloudHsmCallError as error:
+            if not error.access_denied or pause is None:
+                raise
+            log_event(logger, "access_denied.retrying", pause=pause)
+            sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def state_of(backup: Any) -> str:

@@ -157,6 +157,8 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         missing = _missing_fields(event)
         if missing:
             self._answer_malformed(event, missing)
+            if self._is_poll:
+                self.polling.tear_down(event, context.function_name)  # a poll it cannot run must not fire again
             return
         super().__call__(event, context)
 
@@ -222,6 +224,20 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         self.Status = FAILED
         self.Reason = reason
         self._send()
+
+    def _timeout(self) -> None:
+        """crhelper's guard; a poll claims the answer first (so no other poll answers again), then stops polling."""
+        if not self._is_poll:
+            super()._timeout()
+            return
+        claim = self.polling.claim(self._event)
+        if claim is Claim.LOST:
+            self._answered_elsewhere = True
+        super()._timeout()
+        parked = bool(self._event.get(RESPONSE_PARAMETER_KEY))
+        self.polling.stop(
+            self._event, parameter_left=claim is Claim.UNKNOWN and parked, function_name=self._context.function_name
+        )
 
     def _poll_enabled(self) -> bool:
         return self._handoff or self._is_poll

@@ -40,9 +40,29 @@ class BackupWaitTimeoutError(BackupRestoreError):
 class CloudHsmCallError(BackupRestoreError):
     """A CloudHSM API call failed; the message names the operation and what to do."""
 
-    def __init__(self, message: str, *, transient: bool = False, access_denied: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool = False,
+        access_denied: bool = False,
+        code: str = "",
+        aws_message: str = "",
+    ) -> None:
         super().__init__(message)
+        self.code = code
+        """The AWS error code ('' when the call never got an answer)."""
+        self.aws_message = aws_message
+        """AWS's own words, for a Reason that quotes them."""
         self.transient = transient
         """Throttling, internal failure or an unreachable endpoint: worth trying again later."""
         self.access_denied = access_denied
         """IAM said no: final, unless the grant was created seconds ago and has not propagated yet."""
+
+
+class RestoreRefusedError(BackupRestoreError):
+    """RestoreBackup was refused while the backup is still PENDING_DELETION: AWS's words are the Reason."""
+
+
+class OwnershipError(BackupRestoreError):
+    """The ownership record could not be written after a restore."""

@@ -211,7 +211,8 @@ class PollingHandOff:
         rule_arn = str(event.get("CrHelperRule") or "")
         if rule_arn and not parameter_left:
             rule = rule_of(rule_arn)
-            if not self._quietly("events:RemoveTargets", self.client("events").remove_targets, Rule=rule, Ids=["1"]):
+            # DeleteRule refuses a rule that still has targets (EventBridge API reference, DeleteRule).
+            if not self._quietly("events:RemoveTargets", self._remove_target, rule):
                 log_event(logger, "polling.stop_deferred", reason="the target stays: its next firing retries")
                 return
             if self._quietly("events:DeleteRule", self.client("events").delete_rule, Name=rule):
@@ -226,6 +227,15 @@ class PollingHandOff:
                 StatementId=str(event[LEGACY_PERMISSION_KEY]),
             )
         log_event(logger, "polling.stopped")
+
+    def _remove_target(self, rule: str) -> None:
+        """RemoveTargets, failing when its entry failed: it "can partially fail if too many requests are made at
+        the same time", reporting FailedEntryCount (EventBridge API reference, RemoveTargets)."""
+        answer = self.client("events").remove_targets(Rule=rule, Ids=["1"])
+        if answer.get("FailedEntryCount"):
+            entry = (answer.get("FailedEntries") or [{}])[0]
+            code, message = str(entry.get("ErrorCode", "FailedEntry")), str(entry.get("ErrorMessage", ""))
+            raise ClientError({"Error": {"Code": code, "Message": message}}, "RemoveTargets")
 
     def _sweep(self, event: dict[str, Any], function_name: str) -> bool:
         """Point the rule at a sweep-only target (before the deadline only, so no firing comes after it)."""

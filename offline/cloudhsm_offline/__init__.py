@@ -3,3 +3,13 @@
 It treats the handler as a black box: it imports nothing from ``cloudhsm_backup_restore`` and talks
 to it only through the Lambda interface (event, context) and over HTTP.
 """
+
+from importlib.metadata import PackageNotFoundError, version
+
+DISTRIBUTION = "cloudhsm-backup-restore"
+
+try:
+    __version__ = version(DISTRIBUTION)
+    """The version pyproject.toml declares, read back from the installed distribution's metadata."""
+except PackageNotFoundError:  # run from a checkout that was never installed
+    __version__ = "0+unknown"

@@ -1,37 +1,70 @@
-"""Command line: ``python -m cloudhsm_offline {demo,run-template,emulator}``."""
+"""Command line: ``cloudhsm-offline {demo,run-template,emulator}`` (also ``python -m cloudhsm_offline``).
+
+Exit status: 0 every operation succeeded; 1 the stack FAILED, rolled back or broke the protocol (or the
+world could not start); 2 bad input (one ``cloudhsm-offline: error: ...`` line on stderr, checked before
+the world starts); 128 + N when stopped by signal N (SIGINT 130, SIGTERM 143) after stopping the
+Lambda workers and servers and removing their temporary folders.
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import NoReturn
 
-from cloudhsm_offline.cfn.lambda_runtime import DEFAULT_HANDLER
-from cloudhsm_offline.demo import DEMO_TEMPLATE, RunOptions, parse_pairs, run_demo, run_stack
-from cloudhsm_offline.emulator import DEMO_SEED
-from cloudhsm_offline.emulator.__main__ import main as emulator_main
+from cloudhsm_offline import __version__, inputs
+from cloudhsm_offline.inputs import InputError
+
+PROG = "cloudhsm-offline"
+EXIT_FAILED, EXIT_USAGE = 1, 2
+DEFAULT_HANDLER = "cloudhsm_backup_restore.app.handler"
+OFFLINE_EXTRA = ("moto", "werkzeug", "flask", "trustme", "cbor2", "yaml", "cfnlint")
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived: unwind (every ``with`` block stops what it started) and exit 128 + N."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (no usage block), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``<prog>: error: <message>`` and exit 2."""
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="python -m cloudhsm_offline",
+    parser = OneLineParser(
+        prog=PROG,
         description="The offline world: an emulated CloudHSM API and a CloudFormation lifecycle simulator "
         "that runs the real handler in Lambda-like worker processes.",
+        epilog="Exit status: 0 success, 1 a stack operation FAILED or broke the protocol, 2 bad input.",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,run-template,emulator}")
 
     demo = commands.add_parser("demo", help="Create -> Update (replacement) -> Delete through the real handler")
-    demo.add_argument("--speed", type=float, default=10.0, help="modelled seconds per real second (default 10)")
-    demo.add_argument("--code", help="run this code directory (an unzipped Lambda package) instead of handler/")
+    demo.add_argument("--speed", type=inputs.positive_float, default=10.0, help="modelled seconds per real second")
+    demo.add_argument("--code", type=inputs.existing_dir, help="run this unzipped Lambda package instead of handler/")
 
     run = commands.add_parser("run-template", help="run a template's custom resources against the emulator")
-    run.add_argument("template", nargs="?", default=str(DEMO_TEMPLATE), help="CloudFormation template (YAML/JSON)")
+    run.add_argument("template", nargs="?", help="CloudFormation template, YAML or JSON (default: the demo template)")
     run.add_argument("--param", action="append", metavar="K=V", help="template parameter (repeatable)")
     run.add_argument("--update", action="append", metavar="K=V", help="then update with these parameters")
     run.add_argument("--delete", action="store_true", help="then delete the stack")
-    run.add_argument("--seed", default=str(DEMO_SEED), help="emulator seed file (default: the demo seed)")
-    run.add_argument("--code", help="code directory: an unzipped Lambda package or CDK asset (default handler/)")
+    run.add_argument("--seed", help="emulator seed file, YAML or JSON (default: the demo seed; schema in README)")
+    run.add_argument("--region", type=inputs.region, help="region of the stack and emulator (default: the seed's)")
+    run.add_argument("--account", type=inputs.account, help="12-digit account id (default: the seed's)")
+    run.add_argument("--code", type=inputs.existing_dir, help="unzipped Lambda package or CDK asset directory")
     run.add_argument("--handler", default=DEFAULT_HANDLER, help=f"handler string (default {DEFAULT_HANDLER})")
     run.add_argument(
         "--layer",
@@ -39,43 +72,129 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PACKAGE",
         help="installed package to expose like a Lambda layer (default: crhelper for handler/, none for --code)",
     )
-    run.add_argument("--speed", type=float, default=10.0, help="modelled seconds per real second (default 10)")
-    run.add_argument("--restore-seconds", type=float, help="override the seed's default restore duration")
-    run.add_argument("--lambda-timeout", type=float, default=300, help="function timeout in seconds (default 300)")
+    run.add_argument("--speed", type=inputs.positive_float, default=10.0, help="modelled seconds per real second")
+    run.add_argument("--restore-seconds", type=inputs.non_negative_float, help="override the seed's restore time")
+    run.add_argument(
+        "--lambda-timeout", type=inputs.lambda_timeout, default=300, help="function timeout, 1-900 s (default 300)"
+    )
     run.add_argument("--logs", action="store_true", help="print the function's logs (signatures redacted)")
+    run.add_argument(
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="json: one JSON document on stdout (statuses, Outputs, counts); the timeline goes to stderr",
+    )
 
-    emulator = commands.add_parser("emulator", help="the CloudHSM emulator standalone", add_help=False)
-    emulator.add_argument("args", nargs=argparse.REMAINDER)
+    commands.add_parser("emulator", help="the CloudHSM emulator standalone (emulator --help)", add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+        _stop_on_signals()
+    try:
+        return _dispatch(arguments)
+    except SystemExit as exc:  # argparse: --help, --version, or a one-line usage error (exit 2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except InputError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in OFFLINE_EXTRA:
+            raise
+        print(
+            f"{PROG}: error: {missing} is missing: install the offline extra "
+            "(pip install 'cloudhsm-backup-restore[offline]')",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
+        name = signal.Signals(signum).name
+        print(f"{PROG}: stopped by {name}: workers and servers stopped, temporary folders removed", file=sys.stderr)
+        return 128 + signum
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _dispatch(arguments: list[str]) -> int:
     if arguments[:1] == ["emulator"]:
-        return emulator_main(arguments[1:])
+        from cloudhsm_offline.emulator.__main__ import main as emulator_main  # noqa: PLC0415 - [offline] extra
+
+        return emulator_main(arguments[1:], prog=f"{PROG} emulator")
     args = build_parser().parse_args(arguments)
     if args.command == "demo":
-        return run_demo(speed=args.speed, code_dir=args.code)
+        from cloudhsm_offline.demo import run_demo  # noqa: PLC0415 - [offline] extra
+
+        return _guard_start(lambda: run_demo(speed=args.speed, code_dir=args.code))
+    return _run_template(args)
+
+
+def _run_template(args: argparse.Namespace) -> int:
+    from cloudhsm_offline.cfn.template import TemplateError, resolve_parameters  # noqa: PLC0415 - [offline] extra
+    from cloudhsm_offline.demo import DEMO_TEMPLATE, RunOptions, parse_pairs, run_stack  # noqa: PLC0415
+    from cloudhsm_offline.emulator import DEMO_SEED  # noqa: PLC0415
+
     try:
-        options = RunOptions(
-            template=args.template,
-            parameters=parse_pairs(args.param),
-            update=parse_pairs(args.update),
-            delete=args.delete,
-            seed=args.seed,
-            code_dir=args.code,
-            handler=args.handler,
-            layers=args.layer,
-            speed=args.speed,
-            restore_seconds=args.restore_seconds,
-            lambda_timeout=args.lambda_timeout,
-            show_logs=args.logs,
-        )
+        parameters, update = parse_pairs(args.param), parse_pairs(args.update)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return run_stack(options)
+        raise InputError(str(exc)) from None
+    template_path = args.template or str(DEMO_TEMPLATE)
+    template = inputs.check_template(template_path)
+    seed = args.seed or str(DEMO_SEED)
+    inputs.check_seed(seed)
+    try:
+        resolve_parameters(template, parameters)
+        resolve_parameters(template, {**parameters, **update})
+    except (ValueError, TemplateError) as exc:
+        raise InputError(str(exc)) from None
+    options = RunOptions(
+        template=template_path,
+        parameters=parameters,
+        update=update,
+        delete=args.delete,
+        seed=seed,
+        code_dir=args.code,
+        handler=args.handler,
+        layers=args.layer,
+        speed=args.speed,
+        restore_seconds=args.restore_seconds,
+        lambda_timeout=args.lambda_timeout,
+        show_logs=args.logs,
+        region=args.region,
+        account=args.account,
+    )
+    if args.output == "json":
+        return _guard_start(lambda: run_stack(options, out=sys.stderr, json_out=sys.stdout))
+    return _guard_start(lambda: run_stack(options))
+
+
+def _guard_start(run: Callable[[], int]) -> int:
+    """Run; an OSError or RuntimeError (a server that cannot start, a port in use) is one line and exit 1."""
+    try:
+        status = run()
+    except (OSError, RuntimeError) as exc:
+        print(f"{PROG}: error: the offline world failed: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_FAILED
+    return status
+
+
+def _stop_on_signals() -> None:
+    """SIGINT and SIGTERM raise ``Stopped`` in the main thread once; later ones are ignored while unwinding."""
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Stopped(signum)
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
 
 
 if __name__ == "__main__":

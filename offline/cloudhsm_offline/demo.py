@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from cloudhsm_offline.cfn.stack import StackRun, StackRunner, TemplateError
 from cloudhsm_offline.cfn.timeline import Timeline
 from cloudhsm_offline.cfn.world import OfflineWorld
 from cloudhsm_offline.emulator import DEMO_SEED
+from cloudhsm_offline.report import build_report
 
 DEMO_TEMPLATE = Path(__file__).with_name("cfn") / "demo_template.yaml"
 
@@ -34,12 +36,20 @@ class RunOptions:
     restore_seconds: float | None = None
     lambda_timeout: float = 300
     show_logs: bool = False
+    region: str | None = None
+    account: str | None = None
 
 
-def run_stack(options: RunOptions, out: TextIO | None = None) -> int:
-    """Create (then optionally Update and Delete) a template's custom resources; 0 if all went well."""
+def run_stack(options: RunOptions, out: TextIO | None = None, json_out: TextIO | None = None) -> int:
+    """Create (then optionally Update and Delete) a template's custom resources.
+
+    0 if every operation succeeded with no protocol violation, 1 otherwise (a stack that FAILED or
+    rolled back, a broken protocol), 2 when the template cannot be run. The timeline goes to ``out``;
+    with ``json_out`` a JSON report (``cloudhsm_offline.report``) is written there at the end.
+    """
     out = out or sys.stdout
     failures: list[str] = []
+    steps: list[tuple[str, StackRun | None]] = []
     with OfflineWorld(
         speed=options.speed,
         seed=options.seed,
@@ -48,30 +58,30 @@ def run_stack(options: RunOptions, out: TextIO | None = None) -> int:
         handler=options.handler,
         layer_packages=options.layers,
         lambda_timeout=options.lambda_timeout,
+        region=options.region,
+        account=options.account,
     ) as world:
         timeline = Timeline(world, out)
         _describe_world(world, options, timeline)
         try:
             runner = StackRunner(world.simulator, options.template, options.parameters)
+            names = runner.custom_resources()
         except TemplateError as exc:
-            timeline.plain(f"template error: {exc}")
+            print(f"cloudhsm-offline: error: template: {exc}", file=sys.stderr)
+            if json_out is not None:  # a pipeline still gets its one document
+                json.dump(build_report(world, steps, [f"template: {exc}"]), json_out, indent=2)
+                json_out.write("\n")
             return 2
-        steps: list[tuple[str, StackRun | None]] = []
-        timeline.heading(f"Create stack {world.simulator.stack_name} ({', '.join(runner.custom_resources())})")
+        timeline.heading(f"Create stack {world.simulator.stack_name} ({', '.join(names)})")
         created = runner.create()
         steps.append(("create", created))
-        timeline.outputs(created.outputs, "Outputs after Create")
+        timeline.outputs(created.outputs, f"Outputs after Create ({created.status})")
         if created.ok and options.update:
             changes = ", ".join(f"{k}={v}" for k, v in options.update.items())
             timeline.heading(f"Update stack: {changes}")
-            try:
-                updated: StackRun | None = runner.update(options.update)
-            except TemplateError as exc:
-                failures.append(f"update: {exc}")
-                updated = None
+            updated = runner.update(options.update)
             steps.append(("update", updated))
-            if updated is not None:
-                timeline.outputs(updated.outputs, "Outputs after Update")
+            timeline.outputs(updated.outputs, f"Outputs after Update ({updated.status})")
         if options.delete and runner.applied:
             timeline.heading("Delete stack")
             steps.append(("delete", runner.delete()))
@@ -83,6 +93,10 @@ def run_stack(options: RunOptions, out: TextIO | None = None) -> int:
         if options.show_logs:
             timeline.heading("Function logs")
             timeline.plain(_redacted_logs(world))
+        if json_out is not None:
+            json.dump(build_report(world, steps, failures), json_out, indent=2)
+            json_out.write("\n")
+            json_out.flush()
     return 1 if failures else 0
 
 

@@ -1,4 +1,4 @@
-"""`python -m cloudhsm_backup_restore_pipeline` (make package): build the Lambda zip and packaged template."""
+"""`cloudhsm-backup-restore-package` / `python -m cloudhsm_backup_restore_pipeline` (make package)."""
 
 from __future__ import annotations
 
@@ -6,31 +6,38 @@ import argparse
 import sys
 from pathlib import Path
 
-from cloudhsm_backup_restore_pipeline.build import package
+from cloudhsm_backup_restore_pipeline import __version__
+from cloudhsm_backup_restore_pipeline.build import default_dist, package
 from cloudhsm_backup_restore_pipeline.lambda_zip import PackagingError
+
+PROG = "cloudhsm-backup-restore-package"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Build dist/ and print the zip's size, hashes and the commands that deploy it."""
     parser = argparse.ArgumentParser(
-        prog="python -m cloudhsm_backup_restore_pipeline",
-        description="Build the Lambda zip (reproducibly, offline) and a provider template pointing at it.",
+        prog=PROG,
+        description="Build the Lambda zip (reproducibly, offline) and a provider template whose function Code "
+        "names the zip's content-addressed S3 key.",
     )
-    parser.add_argument("--dist", type=Path, default=Path("dist"), help="output directory (default: dist)")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument(
+        "--dist", type=Path, default=None, help="output directory (default: dist/ at the checkout's root, else ./dist)"
+    )
     parser.add_argument("--template", type=Path, help="provider template (default: cfn-templates/provider.yaml)")
     args = parser.parse_args(argv)
     try:
-        result = package(args.dist, args.template)
+        result = package(args.dist if args.dist is not None else default_dist(), args.template)
     except PackagingError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
     code = result.code
     print(f"{result.zip_path}  {code.size} bytes ({code.size / 1024:.1f} KiB)")
     print(f"  sha256      {code.sha256_hex}")
     print(f"  CodeSha256  {code.code_sha256}")
     print(f"  S3 key      {code.s3_key}")
-    print(f"{result.template_path}  (S3Key defaults to {code.s3_key})")
-    print("Deploy:")
+    print(f"{result.template_path}  (the function's Code.S3Key is {code.s3_key})")
+    print("Deploy (BUCKET: an S3 bucket in the stack's region):")
     print(f"  aws s3 cp {result.zip_path} s3://$BUCKET/{code.s3_key}")
     print(
         f"  aws cloudformation deploy --template-file {result.template_path} "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cloudhsm_backup_restore.attributes import ATTRIBUTE_NAMES
+from cloudhsm_backup_restore.ownership import OWNER_TAG_KEY
 from cloudhsm_backup_restore.polling import (
     LEGACY_POLL_RULE_PREFIX,
     LEGACY_RESPONSE_PARAMETER_PREFIX,
@@ -26,9 +27,15 @@ RESOURCE_TYPE = "Custom::CloudHsmBackupRestore"
 LOG_RETENTION_DAYS = 90
 
 DESCRIBE_ACTIONS = ("cloudhsm:DescribeBackups",)
-"""No resource-level permission exists for DescribeBackups: these go on Resource '*'."""
+"""No resource-level permission exists for DescribeBackups: these go on Resource '*' (Service Authorization
+Reference, AWS CloudHSM: https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudhsm.html)."""
 RESTORE_ACTIONS = ("cloudhsm:RestoreBackup",)
+OWNERSHIP_ACTIONS = ("cloudhsm:TagResource", "cloudhsm:UntagResource", "cloudhsm:ListTags")
+"""The ownership record, a tag on the backup (OWNER_TAG_KEY): TagResource on restore, take-over and hand-back,
+UntagResource when the owner's Delete retains the backup, ListTags when DescribeBackups carries no TagList. All
+three take the backup ARN as resource (Service Authorization Reference, resource type ``backup``)."""
 NEVER_EXPIRES_ACTIONS = ("cloudhsm:ModifyBackupAttributes",)
+"""Every configuration: a restored backup is exempted from the retention policy unless NeverExpires is false."""
 DELETE_ACTIONS = ("cloudhsm:DeleteBackup",)
 POLL_RULE_ACTIONS = ("events:PutRule", "events:PutTargets", "events:RemoveTargets", "events:DeleteRule")
 """On arn:<partition>:events:<region>:<account>:rule/<poll_rule_prefix(provider id)>*"""
@@ -86,17 +93,20 @@ VPC_ENI_ACTIONS = (
 """What Lambda needs to manage a VPC function's network interfaces (AWSLambdaVPCAccessExecutionRole's EC2 part)."""
 
 
-def backup_actions(*, on_delete: OnDelete, never_expires: bool | None) -> tuple[str, ...]:
-    """CloudHSM actions on the backup ARNs, only those this configuration calls."""
-    actions = list(RESTORE_ACTIONS)
-    if never_expires is not None:
-        actions += NEVER_EXPIRES_ACTIONS
+def backup_actions(*, on_delete: OnDelete, never_expires: bool | None = None) -> tuple[str, ...]:
+    """CloudHSM actions on the backup ARNs, only those this configuration calls.
+
+    ``never_expires`` no longer narrows the grant: with it unset the resource sets NeverExpires true after a
+    restore, and with false it may have to clear it, so ModifyBackupAttributes is always needed.
+    """
+    del never_expires
+    actions = [*RESTORE_ACTIONS, *OWNERSHIP_ACTIONS, *NEVER_EXPIRES_ACTIONS]
     if on_delete is OnDelete.DELETE:
         actions += DELETE_ACTIONS
     return tuple(actions)
 
 
-ALL_BACKUP_ACTIONS = RESTORE_ACTIONS + NEVER_EXPIRES_ACTIONS + DELETE_ACTIONS
+ALL_BACKUP_ACTIONS = RESTORE_ACTIONS + OWNERSHIP_ACTIONS + NEVER_EXPIRES_ACTIONS + DELETE_ACTIONS
 """What a provider shared by any consumer (the standalone templates) may need on backup ARNs."""
 
 __all__ = [
@@ -117,6 +127,8 @@ __all__ = [
     "LOG_RETENTION_DAYS",
     "MEMORY_MB",
     "NEVER_EXPIRES_ACTIONS",
+    "OWNERSHIP_ACTIONS",
+    "OWNER_TAG_KEY",
     "POLL_INVOKE_PRINCIPAL",
     "POLL_PARAMETER_ACTIONS",
     "POLL_PERMISSION_ACTIONS",

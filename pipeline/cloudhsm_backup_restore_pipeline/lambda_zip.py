@@ -125,8 +125,7 @@ def _copy(source: Path, target: Path) -> None:
     target.chmod(FILE_MODE)
 
 
-def _stage_handler(dest: Path) -> None:
-    package_dir = handler_package_dir()
+def _stage_handler(dest: Path, package_dir: Path) -> None:
     for source in sorted(package_dir.rglob("*")):
         relative = PurePosixPath(source.relative_to(package_dir).as_posix())
         if source.is_file() and not _excluded(relative):
@@ -181,14 +180,14 @@ def _stage_distribution(dest: Path, name: str, version: str, origin: str) -> Non
             _copy(source, dest.joinpath(*relative.parts))
 
 
-def stage_lambda_code(dest: Path) -> Path:
-    """Copy the handler package and the pinned crhelper into ``dest`` (absent or empty); return it."""
+def stage_lambda_code(dest: Path, handler_dir: Path | None = None) -> Path:
+    """Copy the handler package (default: ``handler_package_dir()``) and the pinned crhelper into ``dest``."""
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise PackagingError(f"{dest} must be absent or an empty directory")
     dest.mkdir(parents=True, exist_ok=True)
     pins, origin = lambda_requirements()
-    _stage_handler(dest)
+    _stage_handler(dest, Path(handler_dir) if handler_dir is not None else handler_package_dir())
     for name, version in sorted(pins.items()):
         _stage_distribution(dest, name, version, origin)
     return dest
@@ -200,12 +199,12 @@ def _staged_files(root: Path) -> Iterator[tuple[str, Path]]:
             yield path.relative_to(root).as_posix(), path
 
 
-def build_zip(dest_zip: Path) -> Path:
+def build_zip(dest_zip: Path, handler_dir: Path | None = None) -> Path:
     """Write the Lambda zip to ``dest_zip``: sorted entries, fixed times and modes, byte-identical per input."""
     dest_zip = Path(dest_zip)
     buffer = io.BytesIO()
     with tempfile.TemporaryDirectory(prefix="cloudhsm-lambda-") as scratch:
-        staged = stage_lambda_code(Path(scratch) / "code")
+        staged = stage_lambda_code(Path(scratch) / "code", handler_dir)
         with zipfile.ZipFile(buffer, "w") as archive:
             for name, path in sorted(_staged_files(staged)):
                 info = zipfile.ZipInfo(name, date_time=ZIP_DATE_TIME)

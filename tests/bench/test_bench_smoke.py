@@ -39,7 +39,9 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert 0 < ours.delete_s < 30
     assert ours.invocations == 2  # one per request: the fast path answers in the Create invocation
     assert ours.rules == 0
-    assert ours.api_calls == 3  # DescribeBackups, RestoreBackup, DeleteBackup
+    # Create: DescribeBackups, RestoreBackup, TagResource (ownership), ModifyBackupAttributes (protection);
+    # Delete: DescribeBackups (whose record?), DeleteBackup.
+    assert ours.api_calls == 6
     assert ours.violations == []
 
     cold = results.cold_start

@@ -6,7 +6,6 @@ the cleanup phase after the resources that depend on it (reverse dependency orde
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,6 @@ from tests.cdk.support import as_list, logical_id
 
 OLD = "backup-tokenoldaaaaa"
 NEW = "backup-tokennewaaaaa"
-ISSUE_9 = importlib.util.find_spec("cloudhsm_backup_restore.ownership") is not None
-"""The ownership record (restore-safety issue 9) decides who may delete a backup after a rename."""
 
 
 def _synth(tmp_path: Path, build: Any) -> tuple[Stack, Any, dict[str, Any], Path]:
@@ -73,7 +70,7 @@ def test_token_backup_id_replaced_by_a_parameter_update_keeps_its_delete_grant_u
     # ... and the custom resource depends on it: the old resource is deleted in cleanup before the old policy.
     assert policy in template["Resources"][resource]["DependsOn"]
 
-    # The simulator: CloudFormation's Update, then the cleanup Delete of the old backup with the old properties.
+    # The simulator: CloudFormation's Update, then the cleanup Delete of the old backup.
     with OfflineWorld(speed=20.0, code_dir=backup.provider.staged_code_dir, restore_seconds=1) as world:
         world.emulator.add_backup(OLD)
         world.emulator.add_backup(NEW)
@@ -82,9 +79,10 @@ def test_token_backup_id_replaced_by_a_parameter_update_keeps_its_delete_grant_u
         assert created.ok, created.errors
         updated = runner.update({name: NEW})
         assert updated.ok, updated.errors
-        (update,) = updated.outcomes
-        (cleanup,) = update.followups
-        assert cleanup.event["RequestType"] == "Delete"
+        # The update phase, then the cleanup phase (the old resource's Delete, with its old properties).
+        events = [o for outcome in updated.outcomes for o in (outcome, *outcome.followups)]
+        assert [o.event["RequestType"] for o in events] == ["Update", "Delete"]
+        cleanup = events[-1]
         assert cleanup.event["ResourceProperties"]["BackupId"] == OLD
         assert cleanup.status == "SUCCESS", cleanup.reason
         assert world.emulator.backup(NEW)["BackupState"] == "READY"
@@ -110,9 +108,9 @@ def test_changing_one_literal_backup_replaces_only_its_own_policy(tmp_path: Path
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(not ISSUE_9, reason="needs the ownership record of the restore-safety issue (issue 9)", strict=True)
 def test_renamed_construct_leaves_the_backup_ready_and_owned_by_the_new_resource(tmp_path: Path) -> None:
-    """CloudFormation creates the renamed resource in the update phase and deletes the old one in cleanup."""
+    """CloudFormation creates the renamed resource in the update phase and deletes the old one in cleanup; the
+    ownership record (issue 9's handler) keeps the old resource's Delete from deleting the new one's backup."""
     keep = "backup-renameaaaaaa"
 
     def template_for(construct_id: str) -> tuple[str, Path, Any]:

@@ -242,7 +242,7 @@ def test_unsigned_requests_and_requests_signed_for_another_region_are_refused(
 
 def test_an_operation_the_emulator_does_not_implement_is_an_unknown_operation(client: CloudHSMV2Client) -> None:
     with pytest.raises(ClientError) as exc:
-        client.describe_clusters()
+        client.delete_cluster(ClusterId="cluster-abcdefghijk")
     assert error_code(exc) == "UnknownOperationException"
 
 
@@ -480,25 +480,26 @@ def test_restore_of_a_backup_not_pending_deletion_is_an_invalid_request(
     assert exc.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 
-def test_delete_puts_a_ready_backup_into_pending_deletion_stamped_now(
+def test_delete_puts_a_ready_backup_into_pending_deletion_until_seven_days_from_now(
     emulator: CloudHsmEmulator, client: CloudHSMV2Client, clock: ManualClock
 ) -> None:
     emulator.add_backup(READY, state="READY")
     deleted = client.delete_backup(BackupId=READY)["Backup"]
     assert deleted["BackupState"] == "PENDING_DELETION"
-    assert deleted["DeleteTimestamp"] == datetime.fromtimestamp(T0, tz=UTC)
+    # DeleteTimestamp: "when the backup will be permanently deleted" (API reference, Backup).
+    assert deleted["DeleteTimestamp"] == datetime.fromtimestamp(T0, tz=UTC) + timedelta(days=7)
     with pytest.raises(client.exceptions.CloudHsmInvalidRequestException, match="only a READY backup"):
         client.delete_backup(BackupId=READY)
     clock.advance(3600)
     assert client.restore_backup(BackupId=READY)["Backup"]["BackupState"] == "READY"
 
 
-def test_delete_timestamp_can_mean_the_permanent_deletion_time(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    with CloudHsmEmulator(clock=ManualClock(), delete_timestamp_is_expiry=True) as emulator:
+def test_delete_timestamp_can_mean_the_deletion_time(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    with CloudHsmEmulator(clock=ManualClock(), delete_timestamp_is_expiry=False) as emulator:
         monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDHSM_V2", emulator.url)
         emulator.add_backup(READY, state="READY")
         deleted = boto3.client("cloudhsmv2").delete_backup(BackupId=READY)["Backup"]
-    assert deleted["DeleteTimestamp"] == datetime.fromtimestamp(T0, tz=UTC) + timedelta(days=7)
+    assert deleted["DeleteTimestamp"] == datetime.fromtimestamp(T0, tz=UTC)
 
 
 def test_pending_deletion_becomes_deleted_after_seven_days(
@@ -767,7 +768,7 @@ def test_seed_file_sets_region_account_and_backups(
     assert pending["BackupArn"] == f"arn:aws:cloudhsm:eu-west-1:210987654321:backup/{PENDING}"
     assert pending["ClusterId"] == CLUSTER
     assert pending["TagList"] == [{"Key": "Env", "Value": "prod"}]
-    assert pending["DeleteTimestamp"] == datetime.fromtimestamp(T0, tz=UTC)
+    assert pending["DeleteTimestamp"] == datetime.fromtimestamp(T0, tz=UTC) + timedelta(days=7)
     assert (pending["HsmType"], pending["Mode"], pending["NeverExpires"]) == ("hsm2m.medium", "FIPS", False)
     assert (ready["Mode"], ready["NeverExpires"], "TagList" in ready) == ("NON_FIPS", True, False)
     assert ready["ClusterId"].startswith("cluster-")

@@ -143,7 +143,9 @@ def test_two_providers_in_one_account_keep_to_their_own_rules_and_parameters(mak
     assert second.function.wait_idle(20.0)
 
     assert all(outcome.ok for outcome in outcomes), [outcome.summary() for outcome in outcomes]
-    assert [outcome.physical_resource_id for outcome in outcomes] == [BACKUP, OTHER]
+    assert [outcome.physical_resource_id for outcome in outcomes] == [
+        f"arn:aws:cloudhsm:us-east-1:123456789012:backup/{backup_id}" for backup_id in (BACKUP, OTHER)
+    ]  # the backup's ARN (issue 9: unique per backup and region)
     assert world.eventbridge is not None
     prefixes = {"first": f"cloudhsm-poll-{world.provider_id}-", "second": "cloudhsm-poll-bbbbbbbbbbbb-"}
     assert sorted(name[:27] for name in world.eventbridge.rules) == sorted(prefixes.values())

@@ -268,7 +268,9 @@ def test_the_gateway_enforces_eventbridge_limits(fixture_world: WorldFactory) ->
 
 def test_template_runner_creates_resolves_outputs_updates_and_deletes(fixture_world: WorldFactory) -> None:
     world = fixture_world()
-    runner = StackRunner(world.simulator, TEMPLATE, {"Id": "phys-1"})
+    # An Output whose GetAtt fails fails the stack (tests/functional/test_multi_resource.py): left out here.
+    template = TEMPLATE[: TEMPLATE.index("  Missing:")]
+    runner = StackRunner(world.simulator, template, {"Id": "phys-1"})
     assert runner.custom_resources() == ["First", "Second"]
     created = runner.create()
     assert [o.operation for o in created.outcomes] == ["Create", "Create"]
@@ -281,9 +283,8 @@ def test_template_runner_creates_resolves_outputs_updates_and_deletes(fixture_wo
     assert outputs["Env"] == ("test", None)
     assert outputs["Physical"] == ("phys-1", None)
     assert outputs["Joined"] == ("phys-1/hello-2/us-east-1", None)
-    assert outputs["Missing"][0] is None
-    assert "Vendor response doesn't contain NotThere key" in str(outputs["Missing"][1])
-    assert not created.ok
+    assert created.ok
+    assert created.status == "CREATE_COMPLETE"
 
     unchanged = runner.update({"Id": "phys-1"})
     assert unchanged.outcomes == []

@@ -21,6 +21,11 @@ BACKUP = "backup-abcdefghijk"
 OTHER = "backup-zyxwvutsrqp"
 
 
+def arn(backup_id: str) -> str:
+    """The PhysicalResourceId: the backup's ARN (unique per backup and region)."""
+    return f"arn:aws:cloudhsm:us-east-1:123456789012:backup/{backup_id}"
+
+
 @pytest.fixture
 def make_world(make_world: Any) -> Iterator[Any]:
     """conftest's factory, plus the protocol check on every world this test made."""
@@ -45,7 +50,7 @@ def test_fast_restore_answers_in_one_invocation_without_polling(make_world: Any)
     world.emulator.add_backup(BACKUP, tags={"Environment": "prod"})
     outcome = world.simulator.create("Restored", {"BackupId": BACKUP})
     assert outcome.ok, outcome.summary()
-    assert outcome.physical_resource_id == BACKUP
+    assert outcome.physical_resource_id == arn(BACKUP)
     assert outcome.invocations == 1
     assert outcome.data["BackupState"] == "READY"
     assert outcome.data["Tag.Environment"] == "prod"
@@ -53,6 +58,9 @@ def test_fast_restore_answers_in_one_invocation_without_polling(make_world: Any)
     assert world.eventbridge.rules == {}
     assert calls(world, "RestoreBackup") == 1
     assert calls(world, "DescribeBackups") == 1
+    assert calls(world, "TagResource") == 1  # the ownership record
+    assert calls(world, "ModifyBackupAttributes") == 1  # NeverExpires true: protected from the retention policy
+    assert calls(world) == 4
     assert world.emulator.backup(BACKUP)["BackupState"] == "READY"
 
 
@@ -174,16 +182,16 @@ def test_update_without_new_id_rechecks_and_with_new_id_replaces(make_world: Any
 
     same = world.simulator.update("Restored", {"BackupId": BACKUP, "OnDelete": "Delete", "NeverExpires": True})
     assert same.ok, same.summary()
-    assert same.physical_resource_id == BACKUP
+    assert same.physical_resource_id == arn(BACKUP)
     assert same.cleanup is None
     assert same.data["NeverExpires"] == "true"
     assert world.emulator.backup(BACKUP)["NeverExpires"] is True
 
     replaced = world.simulator.update("Restored", {"BackupId": OTHER, "OnDelete": "Delete"})
     assert replaced.all_ok, replaced.summary()
-    assert replaced.physical_resource_id == OTHER
+    assert replaced.physical_resource_id == arn(OTHER)
     assert replaced.cleanup is not None
-    assert replaced.cleanup.event["PhysicalResourceId"] == BACKUP
+    assert replaced.cleanup.event["PhysicalResourceId"] == arn(BACKUP)
     assert world.emulator.backup(OTHER)["BackupState"] == "READY"
     assert world.emulator.backup(BACKUP)["BackupState"] == "PENDING_DELETION"
 
@@ -195,7 +203,7 @@ def test_delete_honours_on_delete(make_world: Any, on_delete: str, state_after: 
     assert world.simulator.create("Restored", {"BackupId": BACKUP, "OnDelete": on_delete}).ok
     deleted = world.simulator.delete("Restored")
     assert deleted.ok, deleted.summary()
-    assert deleted.physical_resource_id == BACKUP
+    assert deleted.physical_resource_id == arn(BACKUP)
     assert deleted.elapsed_modelled < 60  # no two-minute sleep
     assert world.emulator.backup(BACKUP)["BackupState"] == state_after
 

@@ -230,3 +230,14 @@ def test_packaged_restore_waits_for_the_poll_permissions() -> None:
     resource = load_file("packaged.yaml")["Resources"]["RestoredBackup"]
     assert resource["DependsOn"] == ["PollInvokePermission", "PollPermissionPolicy"]
     assert resource["Properties"]["ServiceToken"] == {"Fn::GetAtt": ["Function", "Arn"]}
+
+
+@pytest.mark.parametrize(("on_delete", "never_expires"), list(itertools.product(OnDelete, (None, True, False))))
+def test_every_configuration_may_record_ownership_and_protect(on_delete: OnDelete, never_expires: bool | None) -> None:
+    """Issue 9: the ownership record (a tag) and the default NeverExpires protection apply to every resource."""
+    actions = contract.backup_actions(on_delete=on_delete, never_expires=never_expires)
+    assert set(contract.OWNERSHIP_ACTIONS) <= set(actions)
+    assert "cloudhsm:ModifyBackupAttributes" in actions
+    assert ("cloudhsm:DeleteBackup" in actions) is (on_delete is OnDelete.DELETE)
+    assert contract.OWNER_TAG_KEY.startswith("cloudhsm-backup-restore:")
+    assert not contract.OWNER_TAG_KEY.startswith("aws:")

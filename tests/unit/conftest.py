@@ -44,6 +44,8 @@ from cloudhsm_backup_restore.polling import PROVIDER_ID_ENV  # noqa: E402
 
 BACKUP_ID = "backup-abcdefghijk"
 OTHER_BACKUP_ID = "backup-zyxwvutsrqp"
+BACKUP_ARN = f"arn:aws:cloudhsm:us-east-1:123456789012:backup/{BACKUP_ID}"
+OWNER_KEY = "cloudhsm-backup-restore:owner"
 PROVIDER_ID = "0a1b2c3d4e5f"
 RULE = f"cloudhsm-poll-{PROVIDER_ID}-RestoredBackup-abababab"
 """The poll rule of a hand-off for LogicalResourceId RestoredBackup (the world fixture fixes the random part)."""
@@ -129,6 +131,26 @@ class World:
     def restore(self, result: dict[str, Any], backup_id: str = BACKUP_ID) -> None:
         self.cloudhsm.add_response("restore_backup", {"Backup": result}, {"BackupId": backup_id})
 
+    def restored(self, result: dict[str, Any], backup_id: str = BACKUP_ID) -> None:
+        """RestoreBackup answered with ``result``, then the ownership record written (TagResource)."""
+        self.restore(result, backup_id)
+        self.tag(backup_id)
+
+    def tag(self, backup_id: str = BACKUP_ID, value: Any = None) -> None:
+        """TagResource writing the ownership record (any value unless given)."""
+        from botocore.stub import ANY
+
+        tag = {"Key": OWNER_KEY, "Value": ANY if value is None else value}
+        self.cloudhsm.add_response("tag_resource", {}, {"ResourceId": backup_id, "TagList": [tag]})
+
+    def protect(self, backup_id: str = BACKUP_ID, **extra: Any) -> None:
+        """ModifyBackupAttributes(NeverExpires=true) after a restore; answers READY and protected."""
+        self.cloudhsm.add_response(
+            "modify_backup_attributes",
+            {"Backup": backup("READY", backup_id=backup_id, NeverExpires=True, **extra)},
+            {"BackupId": backup_id, "NeverExpires": True},
+        )
+
     def error(self, operation: str, code: str, status: int = 400, message: str = "boom") -> None:
         self.cloudhsm.add_client_error(
             operation, service_error_code=code, service_message=message, http_status_code=status
@@ -151,7 +173,7 @@ class World:
             },
         }
         if request_type != "Create":
-            event["PhysicalResourceId"] = BACKUP_ID
+            event["PhysicalResourceId"] = BACKUP_ARN
         if request_type == "Update":
             event["OldResourceProperties"] = dict(event["ResourceProperties"])
         event.update(overrides)
@@ -164,7 +186,7 @@ class World:
         return self.capture.responses(self.last_path)
 
 
-def expect_success(responses: list[dict[str, Any]], physical_id: str = BACKUP_ID) -> dict[str, Any]:
+def expect_success(responses: list[dict[str, Any]], physical_id: str = BACKUP_ARN) -> dict[str, Any]:
     """Exactly one SUCCESS body with this PhysicalResourceId; returns it."""
     assert len(responses) == 1, responses
     body = responses[0]

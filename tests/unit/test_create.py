@@ -13,10 +13,13 @@ from cloudhsm_backup_restore import app, polling
 from cloudhsm_backup_restore.attributes import ATTRIBUTE_NAMES
 
 from tests.unit.conftest import (
+    BACKUP_ARN,
     BACKUP_ID,
+    OWNER_KEY,
     PARAMETER,
     PROVIDER_ID,
     RULE,
+    STACK_ID,
     FakeContext,
     World,
     backup,
@@ -27,13 +30,15 @@ from tests.unit.conftest import (
 
 def test_pending_deletion_is_restored_and_answered_in_one_invocation(world: World) -> None:
     world.describe(backup("PENDING_DELETION"))
-    world.restore(backup("READY"))
+    world.restored(backup("READY"))
+    world.protect()
     body = expect_success(world.invoke("Create"))
     data = body["Data"]
     assert set(ATTRIBUTE_NAMES) <= set(data)
     assert data["BackupState"] == "READY"
+    assert data["BackupArn"] == body["PhysicalResourceId"]
     assert data["CreateTimestamp"] == "2026-11-01T12:30:00Z"
-    assert data["NeverExpires"] == "false"
+    assert data["NeverExpires"] == "true"  # protected from the retention policy by default
     assert data["SourceRegion"] == ""
     assert data["Tag.Environment"] == "prod"
     assert data["TagList"] == '[{"Key":"Environment","Value":"prod"}]'
@@ -43,10 +48,11 @@ def test_pending_deletion_is_restored_and_answered_in_one_invocation(world: Worl
 
 def test_restore_that_takes_a_while_is_waited_for_in_process(world: World) -> None:
     world.describe(backup("PENDING_DELETION"))
-    world.restore(backup("PENDING_DELETION"))
+    world.restored(backup("PENDING_DELETION"))
     for _ in range(3):
         world.describe(backup("CREATE_IN_PROGRESS"))
     world.describe(backup("READY"))
+    world.protect()
     body = expect_success(world.invoke("Create"))
     assert body["Data"]["BackupState"] == "READY"
     assert world.clock.sleeps == [1.0, 1.5, 2.25, 3.375]
@@ -77,12 +83,27 @@ def test_restore_refused_because_a_concurrent_delivery_won_still_succeeds(world:
     expect_success(world.invoke("Create"))
 
 
-def test_restore_refused_while_still_pending_deletion_waits_instead_of_failing(world: World) -> None:
-    # A duplicate delivery during the first delivery's restore: the refusal says nothing about the outcome.
+def test_restore_refused_while_still_pending_deletion_fails_fast_in_aws_words(world: World) -> None:
+    aws_words = "Backup backup-abcdefghijk cannot be restored at this time."
+    world.describe(backup("PENDING_DELETION"))
+    world.error("restore_backup", "CloudHsmInvalidRequestException", message=aws_words)
+    world.describe(backup("PENDING_DELETION"))
+    body = expect_failed(world.invoke("Create"), "refused to restore", "still PENDING_DELETION", aws_words)
+    assert body["PhysicalResourceId"].startswith("create-failed-")
+    assert world.clock.sleeps == []  # no wait until ServiceTimeout
+
+
+def test_restore_refused_during_a_duplicate_delivery_of_the_restoring_request_waits(world: World) -> None:
+    # The first delivery restored (and recorded this very resource as owner); its restore is still taking effect.
+    from cloudhsm_backup_restore.ownership import Claimant, record
+
+    me = Claimant(STACK_ID, "RestoredBackup", BACKUP_ARN)
+    owned = [{"Key": OWNER_KEY, "Value": record([me.digest], me)}]
     world.describe(backup("PENDING_DELETION"))
     world.error("restore_backup", "CloudHsmInvalidRequestException", message="Restore already in progress")
-    world.describe(backup("PENDING_DELETION"))
-    world.describe(backup("READY"))
+    world.describe(backup("PENDING_DELETION", TagList=owned))
+    world.describe(backup("READY", TagList=owned))
+    world.protect()
     expect_success(world.invoke("Create"))
 
 
@@ -107,9 +128,16 @@ def test_region_property_targets_that_region(world: World) -> None:
     )
 
 
+def test_never_expires_false_opts_out_of_the_protection(world: World) -> None:
+    world.describe(backup("PENDING_DELETION"))
+    world.restored(backup("READY"))
+    body = expect_success(world.invoke("Create", ResourceProperties={"BackupId": BACKUP_ID, "NeverExpires": "false"}))
+    assert body["Data"]["NeverExpires"] == "false"
+
+
 def test_never_expires_is_applied_after_the_restore(world: World) -> None:
     world.describe(backup("PENDING_DELETION"))
-    world.restore(backup("READY"))
+    world.restored(backup("READY"))
     world.cloudhsm.add_response(
         "modify_backup_attributes",
         {"Backup": backup("READY", NeverExpires=True)},
@@ -162,7 +190,8 @@ def test_access_denied_is_retried_while_a_fresh_grant_propagates_then_named(worl
 def test_access_denied_that_clears_after_propagation_succeeds(world: World) -> None:
     world.describe(backup("PENDING_DELETION"))
     world.error("restore_backup", "CloudHsmAccessDeniedException")
-    world.restore(backup("READY"))
+    world.restored(backup("READY"))
+    world.protect()
     expect_success(world.invoke("Create"))
     assert world.clock.sleeps == [2.0]
 
@@ -225,7 +254,7 @@ def _handed_off(world: World, timeout: float = 70.0, **overrides: Any) -> dict[s
     With 70 s of Lambda time and a 75 s hand-off margin the Create hands off at once, without a second check.
     """
     world.describe(backup("PENDING_DELETION"))
-    world.restore(backup("PENDING_DELETION"))
+    world.restored(backup("PENDING_DELETION"))
     _expect_handoff(world)
     targets = _capture_put_targets(world)
     assert world.invoke("Create", timeout=timeout, **overrides) == []
@@ -235,7 +264,7 @@ def _handed_off(world: World, timeout: float = 70.0, **overrides: Any) -> dict[s
 def test_long_restore_hands_off_to_polling_and_a_poll_answers(world: World) -> None:
     logical_id = "L" * 255
     world.describe(backup("PENDING_DELETION"))
-    world.restore(backup("PENDING_DELETION"))
+    world.restored(backup("PENDING_DELETION"))
     rule = polling.rule_name(PROVIDER_ID, logical_id)  # the world fixture fixes its random part
     _expect_handoff(world, rule)
     targets = _capture_put_targets(world)
@@ -272,6 +301,7 @@ def test_long_restore_hands_off_to_polling_and_a_poll_answers(world: World) -> N
     assert "CrHelperPermission" not in poll_event  # no per-wait Lambda permission
 
     world.describe(backup("READY"))
+    world.protect()
     parameter = f"/cloudhsm-restore/{PROVIDER_ID}/{rule}"
     world.ssm.add_response(
         "get_parameter",
@@ -317,6 +347,7 @@ def test_a_duplicate_poll_that_loses_the_claim_stays_silent(world: World) -> Non
 
     # Another poll already answered: its DeleteParameter (the claim) succeeded, so this one's finds nothing.
     world.describe(backup("READY"))
+    world.protect()
 
     def already_cleaned(world: World) -> None:
         world.ssm.add_client_error("delete_parameter", service_error_code="ParameterNotFound")
@@ -329,7 +360,7 @@ def test_a_duplicate_poll_that_loses_the_claim_stays_silent(world: World) -> Non
 
 def test_a_failed_hand_off_undoes_what_it_made_and_answers_once(world: World) -> None:
     world.describe(backup("PENDING_DELETION"))
-    world.restore(backup("PENDING_DELETION"))
+    world.restored(backup("PENDING_DELETION"))
     world.ssm.add_response(
         "put_parameter", {"Version": 1}, {"Name": PARAMETER, "Value": ANY, "Type": "SecureString", "Overwrite": False}
     )
@@ -378,10 +409,11 @@ def test_a_poll_waits_at_most_its_window_then_leaves_the_rule_to_fire_again(worl
 
 def test_a_throttled_check_while_waiting_is_skipped_not_fatal(world: World) -> None:
     world.describe(backup("PENDING_DELETION"))
-    world.restore(backup("PENDING_DELETION"))
+    world.restored(backup("PENDING_DELETION"))
     world.error("describe_backups", "ThrottlingException")
     world.error("describe_backups", "CloudHsmInternalFailureException", status=500)
     world.describe(backup("READY"))
+    world.protect()
     body = expect_success(world.invoke("Create"))
     assert body["Data"]["BackupState"] == "READY"
     assert world.clock.sleeps == [1.0, 1.5, 2.25]
@@ -389,7 +421,7 @@ def test_a_throttled_check_while_waiting_is_skipped_not_fatal(world: World) -> N
 
 def test_access_denied_while_waiting_still_fails(world: World) -> None:
     world.describe(backup("PENDING_DELETION"))
-    world.restore(backup("PENDING_DELETION"))
+    world.restored(backup("PENDING_DELETION"))
     world.error("describe_backups", "CloudHsmAccessDeniedException")
     expect_failed(world.invoke("Create"), "cloudhsm:DescribeBackups")
 
@@ -399,3 +431,15 @@ def test_a_poll_that_finds_the_response_parameter_gone_stays_silent(world: World
     world.ssm.add_client_error("get_parameter", service_error_code="ParameterNotFound")
     app.handler(poll_event, FakeContext(world.clock))
     assert world.capture.responses(world.last_path) == []
+
+
+def test_a_restore_refused_because_another_resource_restored_it_just_now_takes_nothing_over(world: World) -> None:
+    from cloudhsm_backup_restore.ownership import Claimant, record
+
+    other = Claimant(STACK_ID, "AnotherResource", BACKUP_ARN)
+    owned = [{"Key": OWNER_KEY, "Value": record([other.digest], other)}]
+    world.describe(backup("PENDING_DELETION"))
+    world.error("restore_backup", "CloudHsmInvalidRequestException", message="Backup is not in PENDING_DELETION")
+    world.describe(backup("READY", TagList=owned))
+    body = expect_success(world.invoke("Create"))  # no TagResource stubbed: the record is left as it is
+    assert body["Data"]["NeverExpires"] == "false"

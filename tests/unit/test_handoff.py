@@ -87,6 +87,7 @@ def test_the_response_parameter_gone_means_answered_elsewhere_and_stops_the_rule
 def test_a_claim_that_fails_answers_and_leaves_a_sweep_for_the_next_firing(world: World) -> None:
     poll_event = _handed_off(world)
     world.describe(backup("READY"))
+    world.protect()
     sweep: list[dict[str, Any]] = []
 
     def claim_fails(world: World) -> None:
@@ -113,6 +114,7 @@ def test_a_claim_that_fails_answers_and_leaves_a_sweep_for_the_next_firing(world
 def test_a_delete_rule_that_fails_is_retried_by_a_sweep_firing(world: World) -> None:
     poll_event = _handed_off(world)
     world.describe(backup("READY"))
+    world.protect()
     sweep: list[dict[str, Any]] = []
 
     def delete_rule_fails(world: World) -> None:
@@ -134,13 +136,21 @@ def test_a_delete_rule_that_fails_is_retried_by_a_sweep_firing(world: World) -> 
     assert len(world.capture.responses(world.last_path)) == 1
 
 
-def test_a_remove_targets_that_fails_leaves_the_target_for_its_next_firing(world: World) -> None:
+@pytest.mark.parametrize("partial", [False, True])
+def test_a_remove_targets_that_fails_leaves_the_target_for_its_next_firing(world: World, partial: bool) -> None:
     poll_event = _handed_off(world)
     world.describe(backup("READY"))
+    world.protect()
 
     def remove_targets_fails(world: World) -> None:
         world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})
-        world.events.add_client_error("remove_targets", service_error_code="InternalException", http_status_code=500)
+        if partial:  # "can partially fail if too many requests are made at the same time"
+            failed = [{"TargetId": "1", "ErrorCode": "ConcurrentModificationException", "ErrorMessage": "busy"}]
+            world.events.add_response("remove_targets", {"FailedEntryCount": 1, "FailedEntries": failed})
+        else:
+            world.events.add_client_error(
+                "remove_targets", service_error_code="InternalException", http_status_code=500
+            )
 
     _poll(world, poll_event, then=remove_targets_fails)
     expect_success(world.capture.responses(world.last_path))
@@ -186,6 +196,7 @@ def test_a_previous_release_poll_is_run_and_cleans_up_its_own_permission(world: 
         {"Name": legacy_parameter, "WithDecryption": True},
     )
     world.describe(backup("READY"))
+    world.protect()
     world.ssm.add_response("delete_parameter", {}, {"Name": legacy_parameter})
     world.lambda_.add_response(
         "remove_permission",
@@ -205,7 +216,7 @@ def test_a_provider_without_its_id_refuses_to_hand_off_naming_the_variable(
 ) -> None:
     monkeypatch.delenv(PROVIDER_ID_ENV)
     world.describe(backup("PENDING_DELETION"))
-    world.restore(backup("PENDING_DELETION"))
+    world.restored(backup("PENDING_DELETION"))
     expect_failed(world.invoke("Create", timeout=70.0), PROVIDER_ID_ENV, "deploy the provider")
 
 
@@ -216,13 +227,14 @@ def test_a_throttled_first_check_of_a_poll_is_skipped_not_fatal(world: World) ->
     poll_event = _handed_off(world)
     world.error("describe_backups", "ThrottlingException")
     world.describe(backup("READY"))
+    world.protect()
     _poll(world, poll_event, then=_expect_cleanup)
     expect_success(world.capture.responses(world.last_path))
 
 
 def test_too_little_lambda_time_left_for_a_hand_off_answers_failed_instead(world: World) -> None:
     world.describe(backup("PENDING_DELETION"))
-    world.restore(backup("PENDING_DELETION"))
+    world.restored(backup("PENDING_DELETION"))
     expect_failed(world.invoke("Create", timeout=60.0), "Cannot hand the wait off", "a hand-off may need 65 s")
 
 
@@ -272,7 +284,7 @@ def test_the_worst_case_hand_off_fits_the_margin_on_an_injected_clock(
         clients[service].meta.events.register("before-send", throttled)
     monkeypatch.setattr(app.helper.polling, "_clients", clients)
     world.describe(backup("PENDING_DELETION"))
-    world.restore(backup("PENDING_DELETION"))
+    world.restored(backup("PENDING_DELETION"))
     began = world.clock.now()
     body = expect_failed(world.invoke("Create", timeout=70.0), "events:PutTargets failed", "ThrottlingException")
     spent = world.clock.now() - began
@@ -282,3 +294,38 @@ def test_the_worst_case_hand_off_fits_the_margin_on_an_injected_clock(
     assert spent == pytest.approx(handoff.HANDOFF_WORST_CASE)
     assert spent + handoff.TIMER_MARGIN_SECONDS <= 70.0  # crhelper's timer (70 s - 3 s) never saw it
     assert body["PhysicalResourceId"].startswith("create-failed-")
+
+
+def test_a_poll_event_missing_fields_answers_failed_and_stops_the_polling(world: World) -> None:
+    poll_event = _handed_off(world)
+    del poll_event["StackId"]
+
+    def teardown(world: World) -> None:
+        world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})
+        _stop_rule(world)
+
+    _poll(world, poll_event, then=teardown)
+    expect_failed(world.capture.responses(world.last_path), "Malformed CloudFormation request", "StackId")
+
+
+def test_the_timer_firing_during_a_poll_claims_before_it_answers(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    poll_event = _handed_off(world)
+    original = app.lifecycle.poll
+
+    def poll_while_timer_fires(*args: Any, **kwargs: Any) -> Any:
+        app.helper._timeout()  # crhelper's guard fires while the poll still checks the backup
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(app.lifecycle, "poll", poll_while_timer_fires)
+    world.describe(backup("READY"))
+    world.protect()
+
+    def timer_then_poll(world: World) -> None:
+        world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})  # the timer's claim
+        _stop_rule(world)
+        world.ssm.add_client_error("delete_parameter", service_error_code="ParameterNotFound")  # the poll's
+        world.events.add_client_error("remove_targets", service_error_code="ResourceNotFoundException")
+        world.events.add_client_error("delete_rule", service_error_code="ResourceNotFoundException")
+
+    _poll(world, poll_event, then=timer_then_poll)
+    expect_failed(world.capture.responses(world.last_path), "Execution timed out")

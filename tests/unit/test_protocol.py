@@ -68,7 +68,8 @@ def test_logs_are_json_at_info_and_never_contain_the_response_url(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     world.describe(backup("PENDING_DELETION"))
-    world.restore(backup("READY"))
+    world.restored(backup("READY"))
+    world.protect()
     event = world.event("Create")
     app.handler(event, FakeContext(world.clock))
     expect_success(world.capture.responses(world.last_path))

@@ -4,8 +4,31 @@ from __future__ import annotations
 
 import pytest
 from cloudhsm_backup_restore import app
+from cloudhsm_backup_restore.ownership import Claimant, record
 
-from tests.unit.conftest import BACKUP_ID, OTHER_BACKUP_ID, World, backup, expect_failed, expect_success
+from tests.unit.conftest import (
+    BACKUP_ARN,
+    BACKUP_ID,
+    OTHER_BACKUP_ID,
+    OWNER_KEY,
+    STACK_ID,
+    World,
+    backup,
+    expect_failed,
+    expect_success,
+)
+
+OTHER_ARN = f"arn:aws:cloudhsm:us-east-1:123456789012:backup/{OTHER_BACKUP_ID}"
+ME = Claimant(STACK_ID, "RestoredBackup", BACKUP_ARN)
+DELETE_PROPS = {"BackupId": BACKUP_ID, "OnDelete": "Delete"}
+
+
+def owned_by(*claimants: Claimant, env: bool = True) -> list[dict[str, str]]:
+    """A TagList whose ownership record names ``claimants`` (owner first)."""
+    tags = [{"Key": "Environment", "Value": "prod"}] if env else []
+    if claimants:
+        tags.append({"Key": OWNER_KEY, "Value": record([c.digest for c in claimants], claimants[0])})
+    return tags
 
 
 def test_update_with_same_backup_rechecks_and_returns_fresh_data(world: World) -> None:
@@ -16,29 +39,42 @@ def test_update_with_same_backup_rechecks_and_returns_fresh_data(world: World) -
 
 def test_update_restores_again_if_someone_deleted_the_backup_meanwhile(world: World) -> None:
     world.describe(backup("PENDING_DELETION"))
-    world.restore(backup("READY"))
+    world.restored(backup("READY"))
+    world.protect()
     expect_success(world.invoke("Update"))
 
 
 def test_update_to_a_new_backup_id_is_a_replacement(world: World) -> None:
     world.describe(backup("PENDING_DELETION", backup_id=OTHER_BACKUP_ID), backup_id=OTHER_BACKUP_ID)
-    world.restore(backup("READY", backup_id=OTHER_BACKUP_ID), backup_id=OTHER_BACKUP_ID)
+    world.restored(backup("READY", backup_id=OTHER_BACKUP_ID), backup_id=OTHER_BACKUP_ID)
+    world.protect(backup_id=OTHER_BACKUP_ID)
     body = expect_success(
         world.invoke("Update", ResourceProperties={"BackupId": OTHER_BACKUP_ID}),
-        physical_id=OTHER_BACKUP_ID,
+        physical_id=OTHER_ARN,
     )
     assert body["Data"]["BackupId"] == OTHER_BACKUP_ID
 
 
+def test_update_to_a_new_region_is_a_replacement(world: World) -> None:
+    arn = f"arn:aws:cloudhsm:eu-west-1:123456789012:backup/{BACKUP_ID}"
+    world.describe(backup("READY", BackupArn=arn))
+    body = expect_success(
+        world.invoke("Update", ResourceProperties={"BackupId": BACKUP_ID, "Region": "eu-west-1"}), physical_id=arn
+    )
+    assert body["PhysicalResourceId"] != BACKUP_ARN  # CloudFormation will delete the old one
+
+
 def test_update_applies_a_changed_never_expires(world: World) -> None:
     world.describe(backup("READY"))
-    world.cloudhsm.add_response(
-        "modify_backup_attributes",
-        {"Backup": backup("READY", NeverExpires=True)},
-        {"BackupId": BACKUP_ID, "NeverExpires": True},
-    )
+    world.protect()
     body = expect_success(world.invoke("Update", ResourceProperties={"BackupId": BACKUP_ID, "NeverExpires": True}))
     assert body["Data"]["NeverExpires"] == "true"
+
+
+def test_update_of_a_previous_release_resource_inherits_ownership_under_the_arn(world: World) -> None:
+    world.describe(backup("READY"))
+    world.tag(value=record([ME.digest], ME))
+    expect_success(world.invoke("Update", PhysicalResourceId=BACKUP_ID))
 
 
 def test_failed_update_keeps_the_old_physical_id(world: World) -> None:
@@ -46,46 +82,133 @@ def test_failed_update_keeps_the_old_physical_id(world: World) -> None:
     body = expect_failed(
         world.invoke("Update", ResourceProperties={"BackupId": OTHER_BACKUP_ID}), f"{OTHER_BACKUP_ID} in us-east-1"
     )
-    assert body["PhysicalResourceId"] == BACKUP_ID
+    assert body["PhysicalResourceId"] == BACKUP_ARN
 
 
-def test_delete_of_a_failed_create_succeeds_without_any_call(world: World) -> None:
+def test_failed_update_that_restored_deletes_what_it_restored(world: World) -> None:
+    world.describe(backup("PENDING_DELETION", backup_id=OTHER_BACKUP_ID), backup_id=OTHER_BACKUP_ID)
+    world.restored(backup("READY", backup_id=OTHER_BACKUP_ID), backup_id=OTHER_BACKUP_ID)
+    world.error("modify_backup_attributes", "CloudHsmInvalidRequestException", message="cannot modify")
+    world.describe(backup("READY", backup_id=OTHER_BACKUP_ID), backup_id=OTHER_BACKUP_ID)
+    world.cloudhsm.add_response(
+        "delete_backup",
+        {"Backup": backup("PENDING_DELETION", backup_id=OTHER_BACKUP_ID)},
+        {"BackupId": OTHER_BACKUP_ID},
+    )
+    body = expect_failed(
+        world.invoke("Update", ResourceProperties={"BackupId": OTHER_BACKUP_ID, "OnDelete": "Delete"}), "cannot modify"
+    )
+    assert body["PhysicalResourceId"] == BACKUP_ARN
+
+
+# -- Delete --------------------------------------------------------------------------------------
+
+
+def test_delete_of_a_failed_create_that_restored_nothing_deletes_nothing(world: World) -> None:
+    world.describe(backup("READY"))  # READY, but no record naming this resource
     body = expect_success(
-        world.invoke("Delete", PhysicalResourceId="create-failed-1234"), physical_id="create-failed-1234"
+        world.invoke("Delete", PhysicalResourceId="create-failed-1234", ResourceProperties=DELETE_PROPS),
+        physical_id="create-failed-1234",
     )
     assert body["Data"] == {}
 
 
-def test_delete_with_retain_makes_no_call(world: World) -> None:
+def test_delete_of_a_failed_create_that_restored_deletes_it(world: World) -> None:
+    world.describe(backup("READY", TagList=owned_by(ME)))
+    world.cloudhsm.add_response("delete_backup", {"Backup": backup("PENDING_DELETION")}, {"BackupId": BACKUP_ID})
+    expect_success(
+        world.invoke("Delete", PhysicalResourceId="create-failed-1234", ResourceProperties=DELETE_PROPS),
+        physical_id="create-failed-1234",
+    )
+
+
+def test_delete_with_retain_by_the_owner_releases_the_record(world: World) -> None:
+    world.describe(backup("READY", TagList=owned_by(ME)))
+    world.cloudhsm.add_response("untag_resource", {}, {"ResourceId": BACKUP_ID, "TagKeyList": [OWNER_KEY]})
     expect_success(world.invoke("Delete"))
 
 
-def test_delete_with_delete_returns_the_backup_to_pending_deletion(world: World) -> None:
+def test_delete_with_retain_of_an_adopted_backup_makes_no_change(world: World) -> None:
+    world.describe(backup("READY"))
+    expect_success(world.invoke("Delete"))
+
+
+def test_delete_with_delete_by_the_owner_returns_the_backup_to_pending_deletion(world: World) -> None:
+    world.describe(backup("READY", TagList=owned_by(ME)))
     world.cloudhsm.add_response("delete_backup", {"Backup": backup("PENDING_DELETION")}, {"BackupId": BACKUP_ID})
-    expect_success(world.invoke("Delete", ResourceProperties={"BackupId": BACKUP_ID, "OnDelete": "Delete"}))
+    expect_success(world.invoke("Delete", ResourceProperties=DELETE_PROPS))
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        pytest.param([{"Key": "Environment", "Value": "prod"}], id="adopted (no record)"),
+        pytest.param(owned_by(Claimant(STACK_ID, "Other", BACKUP_ARN)), id="owned by another logical id"),
+        pytest.param(owned_by(Claimant(STACK_ID, "RestoredBackup", BACKUP_ID)), id="owned under another physical id"),
+    ],
+)
+def test_delete_by_a_non_owner_never_deletes(world: World, tags: list[dict[str, str]]) -> None:
+    world.describe(backup("READY", TagList=tags))
+    expect_success(world.invoke("Delete", ResourceProperties=DELETE_PROPS))
+
+
+def test_delete_of_an_owner_that_took_over_hands_the_backup_back(world: World) -> None:
+    previous = Claimant(STACK_ID, "OldName", BACKUP_ARN)
+    world.describe(backup("READY", TagList=owned_by(ME, previous)))
+    world.tag(value=record([previous.digest], ME, "returned-by"))
+    expect_success(world.invoke("Delete", ResourceProperties=DELETE_PROPS))
+
+
+def test_delete_of_a_claimant_that_was_taken_over_withdraws_its_claim(world: World) -> None:
+    new = Claimant(STACK_ID, "NewName", BACKUP_ARN)
+    world.describe(backup("READY", TagList=owned_by(new, ME)))
+    world.tag(value=record([new.digest], new))
+    expect_success(world.invoke("Delete", ResourceProperties=DELETE_PROPS))
+
+
+def test_upgrade_cleanup_delete_of_the_bare_backup_id_keeps_what_the_new_id_owns(world: World) -> None:
+    world.describe(backup("READY", TagList=owned_by(ME)))
+    expect_success(
+        world.invoke("Delete", PhysicalResourceId=BACKUP_ID, ResourceProperties=DELETE_PROPS), physical_id=BACKUP_ID
+    )
+
+
+def test_delete_of_a_previous_release_resource_without_record_honours_on_delete(world: World) -> None:
+    world.describe(backup("READY"))
+    world.cloudhsm.add_response("delete_backup", {"Backup": backup("PENDING_DELETION")}, {"BackupId": BACKUP_ID})
+    expect_success(
+        world.invoke("Delete", PhysicalResourceId=BACKUP_ID, ResourceProperties=DELETE_PROPS), physical_id=BACKUP_ID
+    )
+
+
+def test_delete_reads_tags_with_list_tags_when_describe_carries_none(world: World) -> None:
+    described = backup("READY")
+    del described["TagList"]
+    world.describe(described)
+    world.cloudhsm.add_response("list_tags", {"TagList": owned_by(ME)}, {"ResourceId": BACKUP_ID})
+    world.cloudhsm.add_response("delete_backup", {"Backup": backup("PENDING_DELETION")}, {"BackupId": BACKUP_ID})
+    expect_success(world.invoke("Delete", ResourceProperties=DELETE_PROPS))
 
 
 @pytest.mark.parametrize("state", ["PENDING_DELETION", "DELETED", None])
 def test_delete_of_a_backup_already_deleted_or_gone_succeeds(world: World, state: str | None) -> None:
-    world.error("delete_backup", "CloudHsmInvalidRequestException", message="Backup is not READY")
     world.describe(backup(state) if state else None)
-    expect_success(world.invoke("Delete", ResourceProperties={"BackupId": BACKUP_ID, "OnDelete": "Delete"}))
+    expect_success(world.invoke("Delete", ResourceProperties=DELETE_PROPS))
 
 
 def test_delete_of_a_backup_that_is_not_found_succeeds(world: World) -> None:
+    world.describe(backup("READY", TagList=owned_by(ME)))
     world.error("delete_backup", "CloudHsmResourceNotFoundException")
-    expect_success(world.invoke("Delete", ResourceProperties={"BackupId": BACKUP_ID, "OnDelete": "Delete"}))
+    expect_success(world.invoke("Delete", ResourceProperties=DELETE_PROPS))
 
 
 def test_delete_denied_fails_naming_the_action(world: World) -> None:
+    world.describe(backup("READY", TagList=owned_by(ME)))
     for _ in range(4):  # the first try and three retries while a fresh grant could be propagating
         world.error("delete_backup", "CloudHsmAccessDeniedException")
-        world.describe(backup("READY"))
-    body = expect_failed(
-        world.invoke("Delete", ResourceProperties={"BackupId": BACKUP_ID, "OnDelete": "Delete"}),
-        "cloudhsm:DeleteBackup",
-    )
-    assert body["PhysicalResourceId"] == BACKUP_ID
+        world.describe(backup("READY", TagList=owned_by(ME)))
+    body = expect_failed(world.invoke("Delete", ResourceProperties=DELETE_PROPS), "cloudhsm:DeleteBackup")
+    assert body["PhysicalResourceId"] == BACKUP_ARN
 
 
 def test_delete_with_invalid_properties_retains_rather_than_blocking_the_stack(world: World) -> None:
@@ -95,7 +218,45 @@ def test_delete_with_invalid_properties_retains_rather_than_blocking_the_stack(w
 def test_delete_never_sleeps(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
     monkeypatch.setattr("crhelper.resource_helper.sleep", slept.append)
+    world.describe(backup("READY"))
     expect_success(world.invoke("Delete", timeout=900.0))
     assert slept == []
     assert world.clock.sleeps == []
     assert app.helper._sleep_on_delete == 0
+
+
+def test_rollback_of_a_failed_replacement_deletes_the_backup_it_left_restored(world: World) -> None:
+    # The failed Update restored OTHER (and recorded itself as its owner) but could not undo it; CloudFormation
+    # rolls back with an Update to the old properties, naming the failed ones as OldResourceProperties.
+    world.describe(backup("READY"))
+    left = Claimant(STACK_ID, "RestoredBackup", OTHER_ARN)
+    world.describe(backup("READY", backup_id=OTHER_BACKUP_ID, TagList=owned_by(left)), backup_id=OTHER_BACKUP_ID)
+    world.cloudhsm.add_response(
+        "delete_backup",
+        {"Backup": backup("PENDING_DELETION", backup_id=OTHER_BACKUP_ID)},
+        {"BackupId": OTHER_BACKUP_ID},
+    )
+    expect_success(
+        world.invoke("Update", OldResourceProperties={"BackupId": OTHER_BACKUP_ID, "OnDelete": "Delete"}),
+        physical_id=BACKUP_ARN,
+    )
+
+
+def test_a_forward_replacement_leaves_the_old_backup_to_the_cleanup_delete(world: World) -> None:
+    world.describe(backup("READY", backup_id=OTHER_BACKUP_ID), backup_id=OTHER_BACKUP_ID)
+    expect_success(
+        world.invoke(
+            "Update",
+            ResourceProperties={"BackupId": OTHER_BACKUP_ID},
+            OldResourceProperties={"BackupId": BACKUP_ID, "OnDelete": "Delete"},
+        ),
+        physical_id=OTHER_ARN,
+    )
+
+
+def test_an_upgrade_that_cannot_record_ownership_keeps_the_bare_backup_id(world: World) -> None:
+    # 50 tags: no record can be written, so answering the ARN would bring a cleanup Delete of the bare id
+    # that nothing could stop from deleting the backup.
+    fifty = [{"Key": f"k{i}", "Value": "v"} for i in range(50)]
+    world.describe(backup("READY", TagList=fifty))
+    expect_success(world.invoke("Update", PhysicalResourceId=BACKUP_ID), physical_id=BACKUP_ID)

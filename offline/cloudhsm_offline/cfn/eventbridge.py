@@ -271,7 +271,7 @@ class EventBridge:
             tracked = [rule for rule in self.rules.values() if rule.removed is None]
         if not tracked:
             return
-        listed = {rule["Name"]: rule for rule in events.list_rules()["Rules"]}
+        listed = {rule["Name"]: rule for rule in _all_rules(events)}
         now = self.clock.now()
         for rule in tracked:
             current = listed.get(rule.name)
@@ -286,9 +286,17 @@ class EventBridge:
             self._fire(rule, events, lambda_client)
 
     def _fire(self, rule: RuleState, events: Any, lambda_client: Any) -> None:
-        targets = events.list_targets_by_rule(Rule=rule.name)["Targets"]
+        try:
+            targets = events.list_targets_by_rule(Rule=rule.name)["Targets"]
+        except events.exceptions.ResourceNotFoundException:
+            rule.removed = self.clock.now()  # deleted since ListRules: a firing that never happens
+            self._notify("rule-gone", rule)
+            return
         if not targets:
-            self._record_firing(Firing(rule.name, self.clock.now(), time.monotonic(), None, "rule has no targets"))
+            # A target-less rule fires into nothing, as in EventBridge (e.g. between a hand-off's RemoveTargets
+            # and its DeleteRule): not a problem in itself; one that stays is reported as left behind.
+            firing = Firing(rule.name, self.clock.now(), time.monotonic(), None, "rule has no targets")
+            self._record_firing(firing, problem=False)
         for target in targets:
             arn = str(target["Arn"])
             function = self.functions.get(arn.split(":$", maxsplit=1)[0]) or next(
@@ -309,10 +317,10 @@ class EventBridge:
             invocation = function.invoke_async(event, source=f"eventbridge:{rule.name}")
             self._record_firing(Firing(rule.name, self.clock.now(), time.monotonic(), invocation))
 
-    def _record_firing(self, firing: Firing) -> None:
+    def _record_firing(self, firing: Firing, problem: bool = True) -> None:
         with self._lock:
             self.firings.append(firing)
-            if firing.problem:
+            if firing.problem and problem:
                 self.problems.append(f"{firing.rule}: {firing.problem}")
         self._notify("fire", firing)
 
@@ -339,7 +347,7 @@ class EventBridge:
 
     def active_rules(self) -> list[str]:
         """Names of scheduled rules that still exist (a leftover keeps invoking the function)."""
-        names = [rule["Name"] for rule in self.client("events").list_rules()["Rules"]]
+        names = [rule["Name"] for rule in _all_rules(self.client("events"))]
         return sorted(names)
 
     def leftovers(self) -> list[str]:
@@ -402,3 +410,11 @@ def _resource_of(params: dict[str, Any]) -> str:
         if key in params:
             return str(params[key])
     return "*"
+
+
+def _all_rules(events: Any) -> list[dict[str, Any]]:
+    """Every rule: ListRules pages its answer (moto too), so a single call misses rules past the first page."""
+    rules: list[dict[str, Any]] = []
+    for page in events.get_paginator("list_rules").paginate():
+        rules.extend(page["Rules"])
+    return rules

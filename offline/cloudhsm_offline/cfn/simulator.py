@@ -11,111 +11,38 @@ Delete carrying the FAILED response's PhysicalResourceId; a failed Update by a r
 from __future__ import annotations
 
 import copy
-import json
 import secrets
 import string
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from cloudhsm_offline.cfn import checks
 from cloudhsm_offline.cfn.checks import Violation
 from cloudhsm_offline.cfn.eventbridge import EventBridge
 from cloudhsm_offline.cfn.lambda_runtime import Invocation, LambdaFunction
+from cloudhsm_offline.cfn.outcome import (
+    DEFAULT_RESOURCE_TYPE,
+    DEFAULT_SERVICE_TIMEOUT,
+    Outcome,
+    ResourceState,
+    cfn_string,
+    redact,
+)
 from cloudhsm_offline.cfn.response_server import ReceivedResponse, ResponseServer
 from cloudhsm_offline.clock import SimClock
 
-DEFAULT_RESOURCE_TYPE = "Custom::CloudHsmBackupRestore"
-DEFAULT_SERVICE_TIMEOUT = 3600
-
-
-def cfn_string(value: Any) -> Any:
-    """Convert property values as CloudFormation does: scalars become strings, containers keep their shape."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): cfn_string(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [cfn_string(v) for v in value]
-    return value
-
-
-@dataclass
-class ResourceState:
-    """What the simulated stack remembers about a custom resource."""
-
-    logical_id: str
-    resource_type: str
-    physical_id: str
-    properties: dict[str, Any]
-    data: dict[str, Any]
-
-
-@dataclass
-class Outcome:
-    """The result of one operation as CloudFormation records it."""
-
-    operation: str
-    logical_id: str
-    request_id: str
-    role: str
-    status: str
-    reason: str
-    physical_resource_id: str | None
-    data: dict[str, Any]
-    response_status: str | None
-    response_bytes: int | None
-    elapsed_modelled: float
-    elapsed_real: float
-    invocations: int
-    violations: list[Violation]
-    event: dict[str, Any]
-    responses: list[ReceivedResponse]
-    timed_out: bool = False
-    deliveries: int = 1
-    event_sent: float = 0.0
-    followups: list[Outcome] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """SUCCESS with no violations."""
-        return self.status == "SUCCESS" and not self.violations
-
-    @property
-    def all_ok(self) -> bool:
-        """This outcome and every follow-up (cleanup, rollback) are ok."""
-        return self.ok and all(f.all_ok for f in self.followups)
-
-    def followup(self, role: str) -> Outcome | None:
-        """The follow-up with this role (``cleanup``, ``rollback``, ``update-rollback``)."""
-        return next((f for f in self.followups if f.role == role), None)
-
-    @property
-    def cleanup(self) -> Outcome | None:
-        """The Delete of the replaced resource, if any."""
-        return self.followup("cleanup")
-
-    @property
-    def rollback(self) -> Outcome | None:
-        """The rollback Delete (failed Create) or rollback Update (failed Update), if any."""
-        return self.followup("rollback") or self.followup("update-rollback")
-
-    def flatten(self) -> list[Outcome]:
-        """This outcome followed by its follow-ups, depth first."""
-        return [self, *(o for f in self.followups for o in f.flatten())]
-
-    def summary(self) -> str:
-        """One line: operation, status, physical id, reason."""
-        text = f"{self.operation} {self.logical_id} ({self.role}): {self.status} {self.physical_resource_id or '-'}"
-        if self.reason:
-            text += f" - {self.reason}"
-        return text
-
+__all__ = [
+    "DEFAULT_RESOURCE_TYPE",
+    "DEFAULT_SERVICE_TIMEOUT",
+    "CloudFormationSimulator",
+    "Outcome",
+    "ResourceState",
+    "cfn_string",
+    "redact",
+]
 
 Listener = Callable[[str, Any], None]
 
@@ -258,8 +185,14 @@ class CloudFormationSimulator:
         old_properties: Mapping[str, Any] | None = None,
         physical_id: str | None = None,
         rollback: bool = True,
+        cleanup: bool = True,
+        role: str = "request",
     ) -> Outcome:
-        """Update a resource; a new PhysicalResourceId means replacement (cleanup Delete of the old one)."""
+        """Update a resource; a new PhysicalResourceId means replacement (cleanup Delete of the old one).
+
+        ``cleanup=False`` leaves the old resource to the caller: in a stack, replaced resources are deleted
+        only after the whole update succeeded. ``rollback=False`` skips the rollback Update of a failure.
+        """
         state = self.resources.get(logical_id)
         if state is None and (old_properties is None or physical_id is None):
             raise KeyError(f"{logical_id} was not created; pass old_properties and physical_id")
@@ -275,12 +208,12 @@ class CloudFormationSimulator:
             old_properties=old_props,
             service_timeout=service_timeout,
         )
-        outcome = self.send(event, role="request")
+        outcome = self.send(event, role=role)
         if outcome.status == "SUCCESS" and outcome.physical_resource_id:
             self.resources[logical_id] = ResourceState(
                 logical_id, resource_type, outcome.physical_resource_id, dict(properties), outcome.data
             )
-            if outcome.physical_resource_id != old_id:
+            if cleanup and outcome.physical_resource_id != old_id:
                 delete = self.build_event("Delete", logical_id, old_props, resource_type, physical_id=old_id)
                 outcome.followups.append(self.send(delete, role="cleanup"))
         elif rollback:
@@ -296,8 +229,9 @@ class CloudFormationSimulator:
         properties: Mapping[str, Any] | None = None,
         physical_id: str | None = None,
         resource_type: str | None = None,
+        role: str = "request",
     ) -> Outcome:
-        """Delete a resource (by default the one this stack created)."""
+        """Delete a resource (by default the one this stack created); ``role`` names why (cleanup, rollback)."""
         state = self.resources.get(logical_id)
         if state is None and (properties is None or physical_id is None):
             raise KeyError(f"{logical_id} was not created; pass properties and physical_id")
@@ -305,8 +239,8 @@ class CloudFormationSimulator:
         the_id = physical_id or state.physical_id  # type: ignore[union-attr]
         kind = resource_type or (state.resource_type if state else DEFAULT_RESOURCE_TYPE)
         event = self.build_event("Delete", logical_id, props, kind, physical_id=the_id)
-        outcome = self.send(event, role="request")
-        if outcome.status == "SUCCESS":
+        outcome = self.send(event, role=role)
+        if outcome.status == "SUCCESS" and (state is None or state.physical_id == the_id):
             self.resources.pop(logical_id, None)
         return outcome
 
@@ -474,11 +408,3 @@ class CloudFormationSimulator:
 def _response_key(response: ReceivedResponse) -> tuple[str, str]:
     body = response.parsed if isinstance(response.parsed, dict) else {}
     return str(body.get("Status")), str(body.get("PhysicalResourceId"))
-
-
-def redact(event: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of an event whose ResponseURL query (the signature) is hidden."""
-    copied: dict[str, Any] = json.loads(json.dumps(event))
-    if "ResponseURL" in copied:
-        copied["ResponseURL"] = str(copied["ResponseURL"]).split("?")[0] + "?<redacted>"
-    return copied

@@ -1,64 +1,45 @@
-"""Run a CloudFormation template's custom resources through the simulator and resolve its Outputs.
+"""Run a CloudFormation template's custom resources through the simulator, with CloudFormation's stack semantics.
 
-Only what a custom-resource consumer template needs is evaluated: parameters (defaults, AllowedValues,
-AllowedPattern), pseudo parameters, Conditions, and the intrinsics Ref, Fn::Sub, Fn::GetAtt, Fn::If,
-Fn::Join, Fn::Select, Fn::Split, Fn::Equals/Not/And/Or, Fn::ImportValue (our ServiceToken). Other
-resource types are skipped; Fn::GetAtt <Function>.Arn of a provider function gives its ARN.
+Create: resources in dependency order; the first failure (or an Output that cannot be resolved) rolls
+the stack back by deleting what was created, in reverse order (ROLLBACK_COMPLETE).
+Update: changed resources get an Update, new ones a Create, in dependency order. A replacement (a new
+PhysicalResourceId) keeps the old resource until every resource and Output succeeded; only then does
+the cleanup phase delete the replaced resources and the ones the template no longer selects
+(UPDATE_COMPLETE). On any failure every resource already updated gets an Update back to its old
+properties, resources created by this update are deleted, new replacements are deleted in the
+rollback's cleanup, and the previous Outputs remain (UPDATE_ROLLBACK_COMPLETE).
+Source: AWS CloudFormation User Guide, "Update behaviors of stack resources" and "Stack status codes"
+(UPDATE_COMPLETE_CLEANUP_IN_PROGRESS, UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cfnlint.decode import decode, decode_str
-
 from cloudhsm_offline.cfn.simulator import CloudFormationSimulator, Outcome
+from cloudhsm_offline.cfn.template import (
+    CUSTOM_TYPES,
+    FUNCTION_TYPES,
+    TemplateError,
+    TemplateResolver,
+    is_custom,
+    load_template,
+)
 
-CUSTOM_TYPES = ("AWS::CloudFormation::CustomResource",)
-FUNCTION_TYPES = ("AWS::Lambda::Function", "AWS::Serverless::Function")
-NO_VALUE = object()
-SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
-
-
-class TemplateError(Exception):
-    """The template cannot be run (bad parameter, unsupported intrinsic, missing attribute)."""
-
-
-def load_template(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
-    """Parse a YAML/JSON template (short tags included) or accept a dict."""
-    if isinstance(source, Mapping):
-        return dict(source)
-    text = str(source)
-    if "\n" in text or not Path(text).exists():
-        template, matches = decode_str(text)
-    else:
-        template, matches = decode(text)
-    if template is None:
-        raise TemplateError("cannot parse template: " + "; ".join(str(m) for m in matches or []))
-    plain: dict[str, Any] = _plain(template)
-    return plain
-
-
-def _plain(value: Any) -> Any:
-    """cfn-lint's node types as plain dicts, lists and strings."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, str):
-        return str(value)
-    return value
-
-
-def is_custom(resource: Mapping[str, Any]) -> bool:
-    """Whether a resource is a custom resource."""
-    kind = str(resource.get("Type", ""))
-    return kind.startswith("Custom::") or kind in CUSTOM_TYPES
+__all__ = [
+    "CUSTOM_TYPES",
+    "FUNCTION_TYPES",
+    "OutputValue",
+    "StackRun",
+    "StackRunner",
+    "TemplateError",
+    "is_custom",
+    "load_template",
+]
 
 
 @dataclass
@@ -73,11 +54,12 @@ class OutputValue:
 
 @dataclass
 class StackRun:
-    """What running the template did."""
+    """What one stack operation did: every resource operation, the Outputs after it, the stack status."""
 
     outcomes: list[Outcome] = field(default_factory=list)
     outputs: list[OutputValue] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    status: str = ""
 
     @property
     def ok(self) -> bool:
@@ -85,8 +67,18 @@ class StackRun:
         return not self.errors and all(o.all_ok for o in self.outcomes) and all(not o.error for o in self.outputs)
 
 
-class StackRunner:
-    """Create/Update/Delete a template's custom resources in dependency order."""
+@dataclass(frozen=True)
+class _Step:
+    """A resource this update touched, and what it was before."""
+
+    name: str
+    created: bool
+    old_physical: str = ""
+    old_properties: dict[str, Any] = field(default_factory=dict)
+
+
+class StackRunner(TemplateResolver):
+    """Create/Update/Delete a template's custom resources in dependency order, as one stack."""
 
     def __init__(
         self,
@@ -94,149 +86,8 @@ class StackRunner:
         template: str | Path | Mapping[str, Any],
         parameters: Mapping[str, str] | None = None,
     ) -> None:
-        self.simulator = simulator
-        self.template = load_template(template)
-        self.resources: dict[str, Any] = dict(self.template.get("Resources") or {})
-        self.parameters = self.resolve_parameters(parameters or {})
-        self.data: dict[str, dict[str, Any]] = {}
-        self.physical: dict[str, str] = {}
+        super().__init__(simulator, template, parameters)
         self.applied: dict[str, dict[str, Any]] = {}
-
-    # -- parameters and conditions -----------------------------------------------------------------
-
-    def resolve_parameters(self, given: Mapping[str, str]) -> dict[str, str]:
-        """Defaults plus given values, checked against AllowedValues and AllowedPattern."""
-        declared = self.template.get("Parameters") or {}
-        unknown = sorted(set(given) - set(declared))
-        if unknown:
-            raise TemplateError(f"unknown parameters: {', '.join(unknown)}")
-        values: dict[str, str] = {}
-        for name, spec in declared.items():
-            if name in given:
-                value = str(given[name])
-            elif "Default" in spec:
-                value = str(spec["Default"])
-            else:
-                raise TemplateError(f"parameter {name} needs a value (--param {name}=...)")
-            allowed = spec.get("AllowedValues")
-            if allowed is not None and value not in [str(a) for a in allowed]:
-                raise TemplateError(f"parameter {name}={value!r} is not one of {allowed}")
-            pattern = spec.get("AllowedPattern")
-            if pattern and not re.fullmatch(str(pattern), value):
-                raise TemplateError(f"parameter {name}={value!r} does not match {pattern}")
-            values[name] = value
-        return values
-
-    def pseudo(self) -> dict[str, str]:
-        """Pseudo parameters of the simulated stack."""
-        sim = self.simulator
-        return {
-            "AWS::Region": sim.region,
-            "AWS::AccountId": sim.account,
-            "AWS::StackName": sim.stack_name,
-            "AWS::StackId": sim.stack_id,
-            "AWS::Partition": "aws",
-            "AWS::URLSuffix": "amazonaws.com",
-            "AWS::NotificationARNs": "",
-        }
-
-    def condition(self, name: str) -> bool:
-        """Evaluate a named condition."""
-        conditions = self.template.get("Conditions") or {}
-        if name not in conditions:
-            raise TemplateError(f"unknown condition {name}")
-        return bool(self.resolve(conditions[name]))
-
-    # -- intrinsics --------------------------------------------------------------------------------
-
-    def resolve(self, value: Any) -> Any:
-        """Resolve intrinsics in a value; ``NO_VALUE`` entries are dropped."""
-        if isinstance(value, list):
-            return [v for v in (self.resolve(item) for item in value) if v is not NO_VALUE]
-        if not isinstance(value, dict):
-            return value
-        if len(value) == 1:
-            ((key, arg),) = value.items()
-            if key == "Ref" or key.startswith("Fn::") or key == "Condition":
-                return self._intrinsic(key, arg)
-        resolved = {k: self.resolve(v) for k, v in value.items()}
-        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
-
-    def _intrinsic(self, key: str, arg: Any) -> Any:
-        handlers: dict[str, Any] = {
-            "Ref": self._ref,
-            "Fn::GetAtt": self._get_att,
-            "Fn::Sub": self._sub,
-            "Fn::ImportValue": lambda _arg: self.simulator.service_token,
-            "Fn::Join": lambda a: str(self.resolve(a[0])).join(str(x) for x in self.resolve(a[1])),
-            "Fn::Select": lambda a: self.resolve(a[1])[int(self.resolve(a[0]))],
-            "Fn::Split": lambda a: str(self.resolve(a[1])).split(str(self.resolve(a[0]))),
-            "Fn::If": lambda a: self.resolve(a[1] if self.condition(a[0]) else a[2]),
-            "Fn::Equals": lambda a: str(self.resolve(a[0])) == str(self.resolve(a[1])),
-            "Fn::Not": lambda a: not self.resolve(a[0]),
-            "Fn::And": lambda a: all(self.resolve(x) for x in a),
-            "Fn::Or": lambda a: any(self.resolve(x) for x in a),
-            "Condition": self.condition,
-            "Fn::ToJsonString": lambda a: json.dumps(self.resolve(a), separators=(",", ":")),
-        }
-        if key not in handlers:
-            raise TemplateError(f"{key} is not supported by the offline runner")
-        return handlers[key](arg)
-
-    def _ref(self, name: str) -> Any:
-        if name == "AWS::NoValue":
-            return NO_VALUE
-        if name in self.parameters:
-            return self.parameters[name]
-        pseudo = self.pseudo()
-        if name in pseudo:
-            return pseudo[name]
-        if name in self.resources:
-            if is_custom(self.resources[name]):
-                if name not in self.physical:
-                    raise TemplateError(f"Ref {name}: the resource has no physical id yet")
-                return self.physical[name]
-            if self.resources[name].get("Type") in FUNCTION_TYPES:
-                return self.simulator.function.function_name
-            return f"offline-{name}"
-        raise TemplateError(f"Ref to unknown name {name}")
-
-    def _get_att(self, arg: Any) -> Any:
-        if isinstance(arg, str):
-            logical, _, attribute = arg.partition(".")
-        else:
-            logical, attribute = str(arg[0]), str(self.resolve(arg[1]))
-        resource = self.resources.get(logical)
-        if resource is None:
-            raise TemplateError(f"Fn::GetAtt on unknown resource {logical}")
-        if resource.get("Type") in FUNCTION_TYPES and attribute == "Arn":
-            return self.simulator.function.arn
-        if not is_custom(resource):
-            return f"offline-{logical}.{attribute}"
-        data = self.data.get(logical)
-        if data is None:
-            raise TemplateError(f"Fn::GetAtt {logical}.{attribute}: {logical} was not created")
-        if attribute not in data:
-            raise TemplateError(
-                f"CustomResource attribute error: Vendor response doesn't contain {attribute} key in object "
-                f"{self.simulator.stack_id}|{logical}|{self.physical.get(logical, '')}"
-            )
-        return data[attribute]
-
-    def _sub(self, arg: Any) -> str:
-        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
-
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1).strip()
-            if name in variables:
-                return str(variables[name])
-            if "." in name and name.split(".", 1)[0] in self.resources:
-                return str(self._get_att(name))
-            return str(self._ref(name))
-
-        return SUB_VARIABLE.sub(replace, str(text)).replace("${!", "${")
-
-    # -- the lifecycle -----------------------------------------------------------------------------
 
     def custom_resources(self) -> list[str]:
         """Logical ids of the custom resources that exist under the conditions, in dependency order."""
@@ -281,63 +132,147 @@ class StackRunner:
         assert isinstance(resolved, dict)
         return resolved
 
+    def _type(self, name: str) -> str:
+        return str(self.resources[name]["Type"])
+
+    # -- create ------------------------------------------------------------------------------------
+
     def create(self) -> StackRun:
-        """Create every custom resource; on failure roll back (delete) the ones already created."""
+        """Create every custom resource; on a failure (or a failing Output) delete the ones created."""
         run = StackRun()
         created: list[str] = []
         for name in self._safe(run, self.custom_resources) or []:
             properties = self._safe(run, lambda n=name: self.properties_of(n))
             if properties is None:
                 break
-            outcome = self.simulator.create(name, properties, str(self.resources[name]["Type"]))
+            outcome = self.simulator.create(name, properties, self._type(name))
             run.outcomes.append(outcome)
             if outcome.status != "SUCCESS":
                 run.errors.append(f"{name}: {outcome.reason}")
                 break
             self._remember(name, outcome, properties)
             created.append(name)
-        if run.errors:
-            for name in reversed(created):
-                run.outcomes.append(self.simulator.delete(name))
+        if not run.errors:
+            run.outputs = self.outputs()
+            run.errors.extend(f"output {o.name}: {o.error}" for o in run.outputs if o.error)
+        if not run.errors:
+            run.status = "CREATE_COMPLETE"
             return run
-        run.outputs = self.outputs()
+        for name in reversed(created):
+            run.outcomes.append(self.simulator.delete(name, role="rollback"))
+            self._forget(name)
+        run.status = "ROLLBACK_COMPLETE"
         return run
 
+    # -- update ------------------------------------------------------------------------------------
+
     def update(self, parameters: Mapping[str, str]) -> StackRun:
-        """Update with changed parameters: an Update goes only to resources whose properties changed."""
+        """Update with changed parameters; cleanup after success, rollback (previous Outputs kept) on failure."""
         run = StackRun()
-        merged = {**self.parameters, **parameters}
-        self.parameters = self.resolve_parameters(merged)
-        for name in self.custom_resources():
+        before = (dict(self.parameters), dict(self.applied), dict(self.data), dict(self.physical))
+        try:
+            self.parameters = self.resolve_parameters({**self.parameters, **parameters})
+        except TemplateError as exc:  # CloudFormation rejects the update before touching anything
+            run.errors.append(str(exc))
+            run.outputs, run.status = self.outputs(), "UPDATE_ROLLBACK_COMPLETE"
+            return run
+        steps = self._apply_changes(run)
+        if not run.errors:
+            run.outputs = self.outputs()
+            run.errors.extend(f"output {o.name}: {o.error}" for o in run.outputs if o.error)
+        if run.errors:
+            self._roll_back(run, steps, before)
+            return run
+        selected = set(self._safe(run, self.custom_resources) or [])
+        for step in steps:
+            if not step.created and self.physical[step.name] != step.old_physical:
+                run.outcomes.append(
+                    self.simulator.delete(
+                        step.name, step.old_properties, step.old_physical, self._type(step.name), role="cleanup"
+                    )
+                )
+        for name in [n for n in reversed(list(self.applied)) if n not in selected]:
+            run.outcomes.append(self.simulator.delete(name, role="cleanup"))
+            self._forget(name)
+        run.status = "UPDATE_COMPLETE" if run.ok else "UPDATE_COMPLETE_CLEANUP_FAILED"
+        return run
+
+    def _apply_changes(self, run: StackRun) -> list[_Step]:
+        """Create new resources and Update changed ones until the first failure; what was done, in order."""
+        steps: list[_Step] = []
+        for name in self._safe(run, self.custom_resources) or []:
             properties = self._safe(run, lambda n=name: self.properties_of(n))
             if properties is None:
                 break
             if name not in self.applied:
-                outcome = self.simulator.create(name, properties, str(self.resources[name]["Type"]))
+                outcome = self.simulator.create(name, properties, self._type(name))
+                step = _Step(name, created=True)
             elif properties == self.applied[name]:
                 continue
             else:
-                outcome = self.simulator.update(name, properties)
+                outcome = self.simulator.update(name, properties, cleanup=False)
+                step = _Step(name, False, self.physical[name], self.applied[name])
             run.outcomes.append(outcome)
-            if outcome.status != "SUCCESS":
+            if outcome.status != "SUCCESS":  # the simulator already rolled this resource itself back
                 run.errors.append(f"{name}: {outcome.reason}")
                 break
             self._remember(name, outcome, properties)
-        if not run.errors:
-            run.outputs = self.outputs()
-        return run
+            steps.append(step)
+        return steps
+
+    def _roll_back(
+        self,
+        run: StackRun,
+        steps: list[_Step],
+        before: tuple[dict[str, str], dict[str, Any], dict[str, Any], dict[str, str]],
+    ) -> None:
+        """Undo ``steps`` in reverse: Update back, delete this update's creations, then its new replacements."""
+        undo: list[Outcome] = []
+        replacements: list[tuple[str, str, dict[str, Any]]] = []
+        for step in reversed(steps):
+            if step.created:
+                undo.append(self.simulator.delete(step.name, role="rollback"))
+                continue
+            new_physical, new_properties = self.physical[step.name], self.applied[step.name]
+            undo.append(
+                self.simulator.update(
+                    step.name,
+                    step.old_properties,
+                    old_properties=new_properties,
+                    physical_id=new_physical,
+                    rollback=False,
+                    cleanup=False,
+                    role="update-rollback",
+                )
+            )
+            if new_physical != step.old_physical:
+                replacements.append((step.name, new_physical, new_properties))
+        for name, physical, properties in replacements:
+            undo.append(self.simulator.delete(name, properties, physical, self._type(name), role="cleanup"))
+        run.outcomes.extend(undo)
+        self.parameters, self.applied, self.data, self.physical = before
+        for step in steps:  # the simulator's record follows the stack back to the old resources
+            state = self.simulator.resources.get(step.name)
+            if not step.created and state is not None:
+                state.physical_id, state.properties = step.old_physical, dict(step.old_properties)
+                state.data = dict(self.data.get(step.name, {}))
+        run.outputs = self.outputs()
+        run.status = "UPDATE_ROLLBACK_COMPLETE" if all(o.all_ok for o in undo) else "UPDATE_ROLLBACK_FAILED"
+
+    # -- delete ------------------------------------------------------------------------------------
 
     def delete(self) -> StackRun:
         """Delete every custom resource this runner created, in reverse dependency order."""
         run = StackRun()
-        for name in reversed([n for n in self.custom_resources() if n in self.applied]):
+        order = [n for n in self._safe(run, self.custom_resources) or [] if n in self.applied]
+        order += [n for n in self.applied if n not in order]
+        for name in reversed(order):
             outcome = self.simulator.delete(name)
             run.outcomes.append(outcome)
             if outcome.status != "SUCCESS":
                 run.errors.append(f"{name}: {outcome.reason}")
-            self.applied.pop(name, None)
-            self.data.pop(name, None)
-            self.physical.pop(name, None)
+            self._forget(name)
+        run.status = "DELETE_FAILED" if run.errors else "DELETE_COMPLETE"
         return run
 
     def outputs(self) -> list[OutputValue]:
@@ -350,7 +285,7 @@ class StackRunner:
                     continue
                 value = self.resolve(spec.get("Value"))
                 values.append(OutputValue(name, str(value), description=description))
-            except TemplateError as exc:
+            except (TemplateError, KeyError, IndexError, TypeError, ValueError) as exc:
                 values.append(OutputValue(name, None, str(exc), description))
         return values
 
@@ -359,10 +294,15 @@ class StackRunner:
         self.physical[name] = str(outcome.physical_resource_id)
         self.applied[name] = properties
 
+    def _forget(self, name: str) -> None:
+        self.applied.pop(name, None)
+        self.data.pop(name, None)
+        self.physical.pop(name, None)
+
     @staticmethod
     def _safe(run: StackRun, thunk: Any) -> Any:
         try:
             return thunk()
-        except (TemplateError, KeyError, IndexError, TypeError) as exc:
+        except (TemplateError, KeyError, IndexError, TypeError, ValueError) as exc:
             run.errors.append(str(exc))
             return None

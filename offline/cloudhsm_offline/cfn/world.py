@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cloudhsm_offline.cfn.checks import Violation
 from cloudhsm_offline.cfn.deployment import PROVIDER_ID_ENV
@@ -19,10 +21,49 @@ from cloudhsm_offline.cfn.lambda_runtime import (
 from cloudhsm_offline.cfn.response_server import ResponseServer
 from cloudhsm_offline.cfn.simulator import CloudFormationSimulator
 from cloudhsm_offline.clock import SimClock
-from cloudhsm_offline.emulator import CloudHsmEmulator
+from cloudhsm_offline.emulator import CloudHsmEmulator, Seed, load_seed
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 HANDLER_DIR = REPO_ROOT / "handler"
+"""The handler's source in a checkout; an installed wheel has none (see ``_default_code``)."""
+T = TypeVar("T")
+DEFAULT_REGION = "us-east-1"
+DEFAULT_ACCOUNT = "123456789012"
+
+
+def _default_code(scratch: Path) -> tuple[Path, tuple[str, ...]]:
+    """handler/ plus crhelper as a layer in a checkout; else the installed handler staged as the Lambda zip holds it."""
+    if (HANDLER_DIR / "cloudhsm_backup_restore" / "__init__.py").is_file():
+        return HANDLER_DIR, ("crhelper",)
+    # Installed from a wheel: stage what the zip carries (handler package + pinned crhelper) into a temp dir.
+    from cloudhsm_backup_restore_pipeline.lambda_zip import stage_lambda_code  # noqa: PLC0415 - only when installed
+
+    return stage_lambda_code(scratch / "code"), ()
+
+
+STARTUP_SECONDS = 60.0
+"""Real seconds a part may take to start; then the world fails instead of hanging (moto's start waits unbounded)."""
+
+
+def bounded_start(start: Callable[[], T], what: str) -> T:
+    """Run ``start`` with a bound of ``STARTUP_SECONDS`` real seconds: a part that never comes up is an error."""
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(start())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name=f"start {what}", daemon=True)
+    thread.start()
+    thread.join(STARTUP_SECONDS)
+    if failure:
+        raise failure[0]
+    if not outcome:
+        raise RuntimeError(f"{what} did not start within {STARTUP_SECONDS:g} s")
+    return outcome[0]
 
 
 class OfflineWorld:
@@ -31,7 +72,9 @@ class OfflineWorld:
     ``emulator``: None starts a ``CloudHsmEmulator`` on the shared clock (seeded with ``seed``), an
     instance is used as is (already started), False runs without one. ``layer_packages`` defaults to
     ``("crhelper",)`` for the bare ``handler/`` directory and to nothing for another ``code_dir``
-    (a Lambda package bundles its dependencies).
+    (a Lambda package bundles its dependencies). ``region``/``account``: given values win, then the
+    seed's, then us-east-1 / 123456789012; the function, the simulator, EventBridge and the emulator
+    all use the same pair (the handler's SigV4 scope must name the emulator's region).
     """
 
     def __init__(
@@ -47,8 +90,8 @@ class OfflineWorld:
         memory_mb: int = 256,
         function_name: str = DEFAULT_FUNCTION_NAME,
         env: Mapping[str, str] | None = None,
-        region: str = "us-east-1",
-        account: str = "123456789012",
+        region: str | None = None,
+        account: str | None = None,
         stack_name: str = "offline-stack",
         emulator: Any = None,
         restore_seconds: float | None = None,
@@ -61,16 +104,27 @@ class OfflineWorld:
         provider_id: str | None = None,
     ) -> None:
         self.clock = clock or SimClock(speed)
-        self.code_dir = Path(code_dir) if code_dir is not None else HANDLER_DIR
-        if not self.code_dir.is_dir():
-            raise ValueError(f"code directory {self.code_dir} does not exist (pass code_dir / --code)")
+        # The seed is read first: a bad seed fails here, before anything starts, and names the region.
+        self._seed: Seed | None = None if seed is None else _as_seed(seed)
+        settings = self._seed.settings if self._seed is not None else {}
+        self.region = str(region or settings.get("region") or DEFAULT_REGION)
+        self.account = str(account or settings.get("account") or DEFAULT_ACCOUNT)
+        if code_dir is not None and not Path(code_dir).is_dir():
+            raise ValueError(f"code directory {code_dir} does not exist (pass code_dir / --code)")
+        self._scratch = tempfile.TemporaryDirectory(prefix="offline-world-")
+        try:
+            if code_dir is None:
+                self.code_dir, default_layers = _default_code(Path(self._scratch.name))
+            else:
+                self.code_dir, default_layers = Path(code_dir), ()
+        except BaseException:
+            self._scratch.cleanup()
+            raise
         if layer_packages is None:
-            layer_packages = ("crhelper",) if code_dir is None else ()
-        self.region = region
-        self.account = account
+            layer_packages = default_layers
+        region, account = self.region, self.account
         self._emulator_arg = emulator
         self._restore_seconds = restore_seconds
-        self._seed = seed
         self._owns_emulator = emulator is None
         self.emulator: Any = None
         self.responses = ResponseServer(self.clock, region)
@@ -122,6 +176,8 @@ class OfflineWorld:
                 )
                 if self._seed is not None:
                     self.emulator.seed(self._seed)
+                    # The world's pair wins over the seed's (--region / --account override the seed).
+                    self.emulator.region, self.emulator.account = self.region, self.account
                     if self._restore_seconds is not None:
                         self.emulator.restore_seconds = self._restore_seconds
                 self.emulator.start()
@@ -130,7 +186,7 @@ class OfflineWorld:
             if self.emulator is not None:
                 endpoints["AWS_ENDPOINT_URL_CLOUDHSM_V2"] = self.emulator.url
             if self.eventbridge is not None:
-                url = self.eventbridge.start()
+                url = bounded_start(self.eventbridge.start, "EventBridge/Lambda (moto)")
                 endpoints.update(  # boto3 names these after the service id: EventBridge, Lambda, CloudWatch Logs, SSM
                     AWS_ENDPOINT_URL_EVENTBRIDGE=url,
                     AWS_ENDPOINT_URL_LAMBDA=url,
@@ -147,13 +203,20 @@ class OfflineWorld:
 
     def stop(self) -> None:
         """Stop everything this world started (an emulator passed in is left running)."""
-        for function in [self.function, *self.extra_functions]:
-            function.close()
+        steps: list[Callable[[], object]] = [function.close for function in [self.function, *self.extra_functions]]
         if self.eventbridge is not None:
-            self.eventbridge.stop()
+            steps.append(self.eventbridge.stop)
         if self.emulator is not None and self._owns_emulator:
-            self.emulator.stop()
-        self.responses.stop()
+            steps.append(self.emulator.stop)
+        steps += [self.responses.stop, self._scratch.cleanup]
+        errors: list[Exception] = []
+        for step in steps:  # every part is stopped even when one fails (a half-started world)
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - collected and re-raised below
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     def __enter__(self) -> OfflineWorld:
         return self.start()
@@ -180,3 +243,8 @@ class OfflineWorld:
         for signature in self.leaked_secrets():
             found.append(Violation("secret-in-logs", f"a ResponseURL signature ({signature[:6]}...) was logged"))
         return found
+
+
+def _as_seed(seed: Any) -> Seed:
+    """A seed file path, loaded data or ``Seed``, parsed and validated."""
+    return seed if isinstance(seed, Seed) else load_seed(seed)

@@ -1,7 +1,9 @@
-"""An emulated CloudHSM v2 backup API (Describe/Restore/Delete/ModifyBackupAttributes) over local HTTP.
+"""An emulated CloudHSM v2 backup API over local HTTP: Describe/Restore/Delete/ModifyBackupAttributes, the tag
+operations (TagResource, UntagResource, ListTags) and DescribeClusters with a backup retention policy.
 
 Speaks the wire protocol botocore picks (AWS JSON 1.1 today, Smithy RPC v2 CBOR too), drives backup
-states from a clock, injects faults and records every call. See ``CloudHsmEmulator``.
+states from a clock (restores, the 7-day window, the retention purge sweep), injects faults and records
+every call. See ``CloudHsmEmulator``.
 """
 
 from cloudhsm_offline.emulator.calls import Call

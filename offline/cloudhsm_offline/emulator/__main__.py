@@ -8,16 +8,16 @@ import sys
 import threading
 from types import FrameType
 
+from cloudhsm_offline import __version__
 from cloudhsm_offline.clock import SimClock
 from cloudhsm_offline.emulator.emulator import CloudHsmEmulator
 from cloudhsm_offline.emulator.seed import DEMO_SEED
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m cloudhsm_offline.emulator") -> argparse.ArgumentParser:
     """The command line."""
-    parser = argparse.ArgumentParser(
-        prog="python -m cloudhsm_offline.emulator", description="Serve an emulated CloudHSM v2 backup API."
-    )
+    parser = argparse.ArgumentParser(prog=prog, description="Serve an emulated CloudHSM v2 backup API.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--seed", default=str(DEMO_SEED), help="JSON or YAML seed file (default: the demo seed)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind (default: any free port)")
@@ -33,9 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Start the emulator, print how to reach it, serve until SIGINT or SIGTERM."""
-    parser = build_parser()
+    parser = build_parser(prog) if prog else build_parser()
     args = parser.parse_args(argv)
     try:
         emulator = CloudHsmEmulator(

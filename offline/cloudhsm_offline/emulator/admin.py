@@ -16,6 +16,7 @@ ROUTES = {
     ("GET", ""): "summary",
     ("GET", "/backups"): "list backups",
     ("POST", "/backups"): "add a backup (a seed entry)",
+    ("GET", "/clusters"): "list clusters (retention policies)",
     ("GET", "/calls"): "list calls (?operation=&outcome=)",
     ("GET", "/faults"): "armed faults",
     ("POST", "/faults"): "arm faults (FaultPlan.apply)",
@@ -65,6 +66,8 @@ def _dispatch(
     if method == "POST" and route == "/backups":
         seed = parse_seed([data])
         return 201, emulator.add_backup(**seed.backups[0])
+    if method == "GET" and route == "/clusters":
+        return 200, {"clusters": emulator.store.cluster_views()}
     if method == "GET" and route == "/calls":
         calls = emulator.call_log.all(query.get("operation"), query.get("outcome"))
         return 200, {"count": len(calls), "calls": [c.to_dict() for c in calls]}

@@ -22,11 +22,13 @@ from cloudhsm_offline.emulator.errors import (
     ResourceNotFoundError,
 )
 from cloudhsm_offline.emulator.faults import FaultPlan
-from cloudhsm_offline.emulator.model import BackupStore, Clock, Timestamp, build_backup
+from cloudhsm_offline.emulator.model import Clock, Timestamp, build_backup
 from cloudhsm_offline.emulator.operations import BackupApi
 from cloudhsm_offline.emulator.protocol import WireResponse, decode, encode_error, encode_result, identify
+from cloudhsm_offline.emulator.retention import DEFAULT_PURGE_INTERVAL, build_cluster
 from cloudhsm_offline.emulator.seed import Seed, load_seed
 from cloudhsm_offline.emulator.server import EmulatorServer
+from cloudhsm_offline.emulator.store import BackupStore, partition_of
 
 SIGNING_NAME = "cloudhsm"
 CREDENTIAL_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -34,7 +36,7 @@ NOT_FOUND = WireResponse(404, {"Content-Type": "application/json"}, b'{"error": 
 
 
 class CloudHsmEmulator:
-    """An emulated CloudHSM v2 backup API on 127.0.0.1 with a lazy, clock-driven state machine.
+    """An emulated CloudHSM v2 backup API (plus tags and clusters) on 127.0.0.1 with a lazy, clock-driven state machine.
 
     Use as a context manager (``with CloudHsmEmulator() as emu: emu.url``) or ``start()``/``stop()``.
     Point boto3 at it with ``AWS_ENDPOINT_URL_CLOUDHSM_V2=emu.url`` plus fake credentials.
@@ -51,8 +53,9 @@ class CloudHsmEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         check_auth: bool = True,
-        delete_timestamp_is_expiry: bool = False,
+        delete_timestamp_is_expiry: bool = True,
         default_page_size: int = 50,
+        purge_interval: float = DEFAULT_PURGE_INTERVAL,
     ) -> None:
         self.clock: Clock = clock if clock is not None else SimClock()
         self.store = BackupStore(
@@ -62,6 +65,7 @@ class CloudHsmEmulator:
             restore_seconds=restore_seconds,
             restore_in_progress_state=restore_in_progress_state,
             delete_timestamp_is_expiry=delete_timestamp_is_expiry,
+            purge_interval=purge_interval,
         )
         self.api = BackupApi(self.store, default_page_size=default_page_size)
         self.faults = FaultPlan()
@@ -70,6 +74,7 @@ class CloudHsmEmulator:
         self.port = port
         self.check_auth = check_auth
         self._definitions: list[dict[str, Any]] = []
+        self._cluster_definitions: list[dict[str, Any]] = []
         self._seed_faults: list[dict[str, Any]] = []
         self._lock = threading.RLock()
         self._server: EmulatorServer | None = None
@@ -135,11 +140,13 @@ class CloudHsmEmulator:
         source_region: str | None = None,
         source_backup: str | None = None,
         source_cluster: str | None = None,
+        refuse_restore: str | None = None,
     ) -> dict[str, Any]:
         """Add (or replace) a backup and return its API view; ``reset()`` re-creates it as given here.
 
         ``delete_timestamp`` (or ``deleted_seconds_ago``) is when DeleteBackup was called; it defaults to
-        now for PENDING_DELETION and to just past the 7-day window for DELETED.
+        now for PENDING_DELETION and to just past the 7-day window for DELETED. ``restore_seconds`` > 0 makes
+        its RestoreBackup asynchronous; ``refuse_restore`` makes RestoreBackup refuse it with that message.
         """
         definition = {k: v for k, v in locals().items() if k != "self"}
         backup = build_backup(definition, self.clock.now())
@@ -148,6 +155,23 @@ class CloudHsmEmulator:
             self._definitions = [d for d in self._definitions if d["backup_id"] != backup_id]
             self._definitions.append(definition)
         return self.store.view(backup_id)
+
+    def add_cluster(
+        self,
+        cluster_id: str,
+        *,
+        retention_days: int | None = 90,
+        create_timestamp: Timestamp | None = None,
+        tags: Mapping[str, str] | Iterable[Mapping[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        """Add (or replace) a cluster with a backup retention policy (days, None for none); its Cluster view."""
+        definition = {k: v for k, v in locals().items() if k != "self"}
+        cluster = build_cluster(definition, self.clock.now())
+        with self._lock:
+            self.store.add_cluster(cluster)
+            self._cluster_definitions = [d for d in self._cluster_definitions if d["cluster_id"] != cluster_id]
+            self._cluster_definitions.append(definition)
+        return cluster.view()
 
     def seed(self, source: str | Path | Mapping[str, Any] | list[Any] | Seed) -> CloudHsmEmulator:
         """Apply a seed (file path, loaded data or ``Seed``): settings first, then backups and faults."""
@@ -161,6 +185,10 @@ class CloudHsmEmulator:
             self.restore_seconds = float(settings["restore_seconds"])
         if "restore_in_progress_state" in settings:
             self.restore_in_progress_state = str(settings["restore_in_progress_state"])
+        if "purge_interval" in settings:
+            self.store.sweep.interval = float(settings["purge_interval"])
+        for kwargs in parsed.clusters:
+            self.add_cluster(**kwargs)
         for kwargs in parsed.backups:
             self.add_backup(**kwargs)
         if parsed.faults:
@@ -186,6 +214,8 @@ class CloudHsmEmulator:
                 self.store.clear()
                 for definition in self._definitions:
                     self.store.add(build_backup(definition, self.clock.now()))
+                for definition in self._cluster_definitions:
+                    self.store.add_cluster(build_cluster(definition, self.clock.now()))
             if calls:
                 self.call_log.clear()
             if faults:
@@ -267,11 +297,11 @@ class CloudHsmEmulator:
         return access_key
 
     def _principal(self, access_key: str) -> str:
-        return f"arn:aws:sts::{self.account}:assumed-role/EmulatedRole/{access_key}"
+        return f"arn:{partition_of(self.region)}:sts::{self.account}:assumed-role/EmulatedRole/{access_key}"
 
     def _resource(self, params: Mapping[str, Any]) -> str:
-        backup_id = params.get("BackupId")
-        return self.store.arn(backup_id) if isinstance(backup_id, str) else "*"
+        backup_id = params.get("BackupId", params.get("ResourceId"))
+        return self.store.arn(backup_id) if isinstance(backup_id, str) and backup_id.startswith("backup-") else "*"
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -5,14 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
-
-from cloudhsm_offline.emulator.errors import InvalidRequestError, ResourceNotFoundError
 
 BACKUP_ID_PATTERN = re.compile(r"backup-[2-7a-zA-Z]{11,16}")
 CLUSTER_ID_PATTERN = re.compile(r"cluster-[2-7a-zA-Z]{11,16}")
@@ -99,6 +96,10 @@ class Backup:
     source_cluster: str | None = None
     restore_ready_at: float | None = None
     restoring_as: BackupState | None = None
+    ready_since: float | None = None
+    """When the backup last became READY (None: at creation); the retention sweep only sees it after that."""
+    refuse_restore: str | None = None
+    """If set, RestoreBackup refuses this PENDING_DELETION backup with this message (an undocumented refusal)."""
 
     def __post_init__(self) -> None:
         if not BACKUP_ID_PATTERN.fullmatch(self.backup_id):
@@ -118,6 +119,7 @@ class Backup:
     def settle(self, now: float) -> None:
         """Apply every transition due by ``now``: a finished restore, an expired restore window."""
         if self.restore_ready_at is not None and now >= self.restore_ready_at:
+            self.ready_since = self.restore_ready_at
             self.state = BackupState.READY
             self.deleted_at = None
             self.restore_ready_at = None
@@ -172,143 +174,5 @@ def build_backup(d: Mapping[str, Any], now: float) -> Backup:
         source_region=d.get("source_region"),
         source_backup=d.get("source_backup"),
         source_cluster=d.get("source_cluster"),
+        refuse_restore=d.get("refuse_restore"),
     )
-
-
-def _dt(epoch: float | None) -> datetime | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, tz=UTC)
-
-
-class BackupStore:
-    """The backups of one emulated account and region; thread-safe, transitions driven by ``clock``."""
-
-    def __init__(
-        self,
-        clock: Clock,
-        region: str,
-        account: str,
-        *,
-        restore_seconds: float = 0.0,
-        restore_in_progress_state: str = "PENDING_DELETION",
-        delete_timestamp_is_expiry: bool = False,
-    ) -> None:
-        self.clock = clock
-        self.region = region
-        self.account = account
-        self.restore_seconds = restore_seconds
-        self.restore_in_progress_state = restore_in_progress_state
-        self.delete_timestamp_is_expiry = delete_timestamp_is_expiry
-        self._backups: dict[str, Backup] = {}
-        self._lock = threading.RLock()
-
-    @property
-    def restore_in_progress_state(self) -> BackupState:
-        """What a backup reports while its restore runs: PENDING_DELETION or CREATE_IN_PROGRESS."""
-        return self._restore_in_progress_state
-
-    @restore_in_progress_state.setter
-    def restore_in_progress_state(self, value: str) -> None:
-        state = BackupState(value)
-        if state not in (BackupState.PENDING_DELETION, BackupState.CREATE_IN_PROGRESS):
-            raise ValueError("restore_in_progress_state must be PENDING_DELETION or CREATE_IN_PROGRESS")
-        self._restore_in_progress_state = state
-
-    def arn(self, backup_id: str) -> str:
-        """The backup's ARN in this account and region."""
-        return f"arn:aws:cloudhsm:{self.region}:{self.account}:backup/{backup_id}"
-
-    def add(self, backup: Backup) -> None:
-        """Add or replace a backup."""
-        with self._lock:
-            self._backups[backup.backup_id] = backup
-
-    def clear(self) -> None:
-        """Forget every backup."""
-        with self._lock:
-            self._backups.clear()
-
-    def view(self, backup_id: str) -> dict[str, Any]:
-        """The Backup shape the API reports for one backup right now."""
-        with self._lock:
-            return self._view(self._settled(backup_id))
-
-    def views(self) -> list[dict[str, Any]]:
-        """The Backup shapes of every backup right now, in insertion order."""
-        with self._lock:
-            now = self.clock.now()
-            for backup in self._backups.values():
-                backup.settle(now)
-            return [self._view(b) for b in self._backups.values()]
-
-    def restore(self, backup_id: str) -> dict[str, Any]:
-        """RestoreBackup: start restoring a PENDING_DELETION backup; READY at once if it takes 0 s."""
-        with self._lock:
-            backup = self._settled(backup_id)
-            reported = backup.reported_state()
-            if backup.restoring and reported is BackupState.PENDING_DELETION:
-                return self._view(backup)
-            if reported is not BackupState.PENDING_DELETION:
-                raise InvalidRequestError(
-                    f"Backup {backup_id} is in state {reported.value}; "
-                    "only a backup in PENDING_DELETION state can be restored."
-                )
-            seconds = self.restore_seconds if backup.restore_seconds is None else backup.restore_seconds
-            now = self.clock.now()
-            backup.restore_ready_at = now + seconds
-            backup.restoring_as = self.restore_in_progress_state
-            backup.settle(now)
-            return self._view(backup)
-
-    def delete(self, backup_id: str) -> dict[str, Any]:
-        """DeleteBackup: a READY backup goes to PENDING_DELETION, restorable for 7 days."""
-        with self._lock:
-            backup = self._settled(backup_id)
-            reported = backup.reported_state()
-            if reported is not BackupState.READY:
-                raise InvalidRequestError(
-                    f"Backup {backup_id} is in state {reported.value}; only a READY backup can be deleted."
-                )
-            backup.state = BackupState.PENDING_DELETION
-            backup.deleted_at = self.clock.now()
-            return self._view(backup)
-
-    def modify(self, backup_id: str, never_expires: bool) -> dict[str, Any]:
-        """ModifyBackupAttributes: set NeverExpires on a backup that is not DELETED."""
-        with self._lock:
-            backup = self._settled(backup_id)
-            if backup.state is BackupState.DELETED:
-                raise InvalidRequestError(f"Backup {backup_id} is DELETED and cannot be modified.")
-            backup.never_expires = never_expires
-            return self._view(backup)
-
-    def _settled(self, backup_id: str) -> Backup:
-        backup = self._backups.get(backup_id)
-        if backup is None:
-            raise ResourceNotFoundError(f"Backup {backup_id} not found.")
-        backup.settle(self.clock.now())
-        return backup
-
-    def _view(self, backup: Backup) -> dict[str, Any]:
-        state = backup.reported_state()
-        delete_ts = backup.deleted_at
-        if delete_ts is not None and self.delete_timestamp_is_expiry:
-            delete_ts += RESTORE_WINDOW_SECONDS
-        if state is BackupState.CREATE_IN_PROGRESS and backup.restoring:
-            delete_ts = None
-        view: dict[str, Any] = {
-            "BackupId": backup.backup_id,
-            "BackupArn": self.arn(backup.backup_id),
-            "BackupState": state.value,
-            "ClusterId": backup.cluster_id,
-            "CreateTimestamp": _dt(backup.create_timestamp),
-            "CopyTimestamp": _dt(backup.copy_timestamp),
-            "NeverExpires": backup.never_expires,
-            "SourceRegion": backup.source_region,
-            "SourceBackup": backup.source_backup,
-            "SourceCluster": backup.source_cluster,
-            "DeleteTimestamp": _dt(delete_ts),
-            "TagList": [dict(t) for t in backup.tags] or None,
-            "HsmType": backup.hsm_type,
-            "Mode": backup.mode,
-        }
-        return {k: v for k, v in view.items() if v is not None}

@@ -1,4 +1,4 @@
-"""The four backup operations: request validation like the service, filtering and pagination."""
+"""The backup, tag and cluster operations: request validation like the service, filtering and pagination."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from cloudhsm_offline.emulator.errors import InvalidRequestError, UnknownOperationError
-from cloudhsm_offline.emulator.model import BACKUP_ID_PATTERN, BackupState, BackupStore
+from cloudhsm_offline.emulator.model import BACKUP_ID_PATTERN, CLUSTER_ID_PATTERN, BackupState
+from cloudhsm_offline.emulator.store import BackupStore
 
 MAX_PAGE = 50
 MAX_FILTERS = 30
@@ -40,6 +41,17 @@ def _backup_id(params: Params) -> str:
     return value
 
 
+def _resource_id(params: Params) -> str:
+    value = params.get("ResourceId")
+    if value is None:
+        raise InvalidRequestError("ResourceId is required.")
+    if not isinstance(value, str) or not (BACKUP_ID_PATTERN.fullmatch(value) or CLUSTER_ID_PATTERN.fullmatch(value)):
+        raise _constraint(
+            value, "resourceId", "Member must satisfy regular expression pattern: (?:cluster|backup)-[2-7a-zA-Z]{11,16}"
+        )
+    return value
+
+
 def _boolean(params: Params, member: str, required: bool = False) -> bool | None:
     value = params.get(member)
     if value is None:
@@ -62,6 +74,10 @@ class BackupApi:
             "RestoreBackup": self.restore_backup,
             "DeleteBackup": self.delete_backup,
             "ModifyBackupAttributes": self.modify_backup_attributes,
+            "TagResource": self.tag_resource,
+            "UntagResource": self.untag_resource,
+            "ListTags": self.list_tags,
+            "DescribeClusters": self.describe_clusters,
         }
 
     @property
@@ -90,6 +106,45 @@ class BackupApi:
         never_expires = _boolean(params, "NeverExpires", required=True)
         assert never_expires is not None
         return {"Backup": self.store.modify(backup_id, never_expires)}
+
+    def tag_resource(self, params: Params) -> Result:
+        """TagResource (ResourceId a backup or cluster id; TagList 1-50 tags): an empty result."""
+        tags = params.get("TagList")
+        if not isinstance(tags, list) or not 1 <= len(tags) <= MAX_PAGE:
+            raise _constraint(tags, "tagList", "Member must have length between 1 and 50")
+        if not all(
+            isinstance(t, dict) and isinstance(t.get("Key"), str) and isinstance(t.get("Value"), str) for t in tags
+        ):
+            raise _constraint(tags, "tagList", "Each member must have a Key and a Value")
+        try:
+            self.store.tag(_resource_id(params), tags)
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc)) from exc
+        return {}
+
+    def untag_resource(self, params: Params) -> Result:
+        """UntagResource (TagKeyList 1-50 keys): an empty result."""
+        keys = params.get("TagKeyList")
+        if not isinstance(keys, list) or not 1 <= len(keys) <= MAX_PAGE or not all(isinstance(k, str) for k in keys):
+            raise _constraint(keys, "tagKeyList", "Member must have length between 1 and 50")
+        self.store.untag(_resource_id(params), keys)
+        return {}
+
+    def list_tags(self, params: Params) -> Result:
+        """ListTags: every tag in one page (a resource has at most 50)."""
+        return {"TagList": self.store.list_tags(_resource_id(params))}
+
+    def describe_clusters(self, params: Params) -> Result:
+        """DescribeClusters: filter clusterIds and states; one page (NextToken not modelled)."""
+        filters = params.get("Filters") or {}
+        if not isinstance(filters, dict):
+            raise _constraint(filters, "filters", "Member must be a map")
+        views = self.store.cluster_views()
+        if "clusterIds" in filters:
+            views = [v for v in views if v["ClusterId"] in filters["clusterIds"]]
+        if "states" in filters:
+            views = [v for v in views if v["State"] in filters["states"]]
+        return {"Clusters": views}
 
     def describe_backups(self, params: Params) -> Result:
         """DescribeBackups: filters, sort order and NextToken pagination."""

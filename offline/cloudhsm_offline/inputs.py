@@ -1,0 +1,140 @@
+"""Command-line input checks: each bad value becomes one ``InputError`` line before the world starts."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+"""Region names: us-east-1, eu-west-2, ap-southeast-5, us-gov-west-1, cn-north-1."""
+ACCOUNT = re.compile(r"^\d{12}$")
+LAMBDA_TIMEOUT_RANGE = (1.0, 900.0)
+"""Lambda's function timeout: 1 to 900 seconds (Lambda Developer Guide, "Configure Lambda function timeout")."""
+
+
+class InputError(Exception):
+    """A command-line value or input file that cannot be used; the message is the one line shown."""
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (``--speed``)."""
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0 (``--restore-seconds``)."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def lambda_timeout(text: str) -> float:
+    """argparse type: a Lambda timeout, 1 to 900 seconds."""
+    value = _number(text)
+    low, high = LAMBDA_TIMEOUT_RANGE
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g} seconds (Lambda's limit), got {text}")
+    return value
+
+
+def region(text: str) -> str:
+    """argparse type: an AWS region name."""
+    if not REGION.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"must be a region name like eu-west-1, got {text!r}")
+    return text
+
+
+def account(text: str) -> str:
+    """argparse type: a 12-digit AWS account id."""
+    if not ACCOUNT.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"must be a 12-digit account id, got {text!r}")
+    return text
+
+
+def existing_dir(text: str) -> str:
+    """argparse type: a directory that exists (``--code``)."""
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a directory")
+    return text
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def check_template(path: str) -> dict[str, Any]:
+    """Parse a template file; InputError when it is missing, unparsable or has no Resources."""
+    from cloudhsm_offline.cfn.stack import TemplateError, load_template  # noqa: PLC0415 - needs the [offline] extra
+
+    if not Path(path).is_file():
+        raise InputError(f"template {path}: no such file")
+    try:
+        template = load_template(Path(path))
+    except (TemplateError, OSError, ValueError) as exc:
+        raise InputError(f"template {path}: {_one_line(exc)}") from None
+    if not isinstance(template.get("Resources"), Mapping) or not template["Resources"]:
+        raise InputError(f"template {path}: expected a mapping of Resources")
+    return template
+
+
+def check_seed(path: str) -> Any:
+    """Read and validate a seed file (schema in the README); InputError naming the file and the problem."""
+    import yaml  # noqa: PLC0415 - needs the [offline] extra
+
+    from cloudhsm_offline.emulator import CloudHsmEmulator, load_seed  # noqa: PLC0415
+
+    if not Path(path).is_file():
+        raise InputError(f"seed {path}: no such file")
+    try:
+        seed = load_seed(path)
+    except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
+        raise InputError(f"seed {path}: {_one_line(exc)}") from None
+    problems = _seed_problems(seed.settings, seed.backups)
+    if problems:
+        raise InputError(f"seed {path}: {problems[0]}")
+    try:  # a dry run on an emulator that is never started: states, timestamps, tags, faults
+        CloudHsmEmulator().seed(seed)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InputError(f"seed {path}: {_one_line(exc)}") from None
+    return seed
+
+
+def _seed_problems(settings: Mapping[str, Any], backups: list[dict[str, Any]]) -> list[str]:
+    problems: list[str] = []
+    if "region" in settings and not REGION.fullmatch(str(settings["region"])):
+        problems.append(f"region must be a region name like eu-west-1, got {settings['region']!r}")
+    if "account" in settings and not ACCOUNT.fullmatch(str(settings["account"])):
+        problems.append(f"account must be a 12-digit account id (quote it in YAML), got {settings['account']!r}")
+    places = [("restore_seconds", settings)] + [
+        (f"backups[{i}].restore_seconds", entry) for i, entry in enumerate(backups)
+    ]
+    for where, holder in places:
+        value = holder.get("restore_seconds")
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            problems.append(f"{where} must be a number of seconds >= 0, got {value!r}")
+    for i, entry in enumerate(backups):
+        if not isinstance(entry.get("backup_id"), str):
+            problems.append(f"backups[{i}].id must be a string, got {entry.get('backup_id')!r}")
+    return problems
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    text = re.sub(r"^\S+\.(ya?ml|json): ", "", text)  # load_seed prefixes the path we already show
+    return text[:300] + ("..." if len(text) > 300 else "")

@@ -1,0 +1,79 @@
+"""``run-template --output json``: one JSON document a pipeline can assert on."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from cloudhsm_offline import __version__
+from cloudhsm_offline.cfn.simulator import Outcome
+from cloudhsm_offline.cfn.stack import StackRun
+from cloudhsm_offline.cfn.world import OfflineWorld
+
+SCHEMA = "cloudhsm-offline/run-template/v1"
+
+
+def operation(step: str, outcome: Outcome) -> dict[str, Any]:
+    """One resource operation's final status, as CloudFormation recorded it."""
+    return {
+        "step": step,
+        "logical_id": outcome.logical_id,
+        "request_type": outcome.operation,
+        "role": outcome.role,
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "physical_resource_id": outcome.physical_resource_id,
+        "modelled_seconds": round(outcome.elapsed_modelled, 3),
+        "invocations": outcome.invocations,
+        "violations": [str(v) for v in outcome.violations],
+    }
+
+
+def build_report(
+    world: OfflineWorld,
+    steps: Sequence[tuple[str, StackRun | None]],
+    failures: Sequence[str],
+) -> dict[str, Any]:
+    """The whole run: stack statuses, every operation (follow-ups included), Outputs, summary counts."""
+    operations = [
+        operation(name, item) for name, run in steps if run is not None for o in run.outcomes for item in o.flatten()
+    ]
+    outputs: dict[str, str] = {}
+    output_errors: dict[str, str] = {}
+    for _name, run in steps:
+        if run is not None and run.outputs:  # the Outputs the stack showed last (Delete leaves them be)
+            outputs = {o.name: o.value for o in run.outputs if o.value is not None}
+            output_errors = {o.name: o.error for o in run.outputs if o.error}
+    statuses = Counter(op["status"] for op in operations)
+    function = world.function
+    calls = Counter(call.operation for call in world.emulator.calls) if world.emulator is not None else Counter()
+    bridge = world.eventbridge
+    return {
+        "schema": SCHEMA,
+        "version": __version__,
+        "ok": not failures,
+        "stack": {
+            "name": world.simulator.stack_name,
+            "id": world.simulator.stack_id,
+            "region": world.region,
+            "account": world.account,
+        },
+        "steps": [{"name": name, "status": run.status if run else "SKIPPED"} for name, run in steps],
+        "operations": operations,
+        "outputs": outputs,
+        "output_errors": output_errors,
+        "summary": {
+            "operations": len(operations),
+            "succeeded": statuses.get("SUCCESS", 0),
+            "failed": statuses.get("FAILED", 0),
+            "violations": sum(len(op["violations"]) for op in operations),
+            "invocations": len(function.records),
+            "cold_starts": function.cold_starts,
+            "cloudhsm_calls": dict(sorted(calls.items())),
+            "eventbridge_rules_created": bridge.count("PutRule") if bridge is not None else 0,
+            "eventbridge_firings": len(bridge.firings) if bridge is not None else 0,
+            "secrets_in_logs": bool(world.leaked_secrets()),
+        },
+        "failures": list(failures),
+    }

@@ -1,0 +1,253 @@
+"""`cloudhsm-offline` for pipelines: one-line errors (exit 2) before the world starts, JSON, regions, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cloudhsm_offline import __version__, demo
+from cloudhsm_offline.cli import main
+
+pytestmark = pytest.mark.slow
+
+TWO_RESOURCES = """
+Parameters:
+  Second: {Type: String, Default: backup-cliseed2second}
+Resources:
+  First:
+    Type: Custom::CloudHsmBackupRestore
+    Properties: {ServiceToken: !ImportValue provider-ServiceToken, BackupId: backup-cliseed2first}
+  Second:
+    Type: Custom::CloudHsmBackupRestore
+    Properties: {ServiceToken: !ImportValue provider-ServiceToken, BackupId: !Ref Second, OnDelete: Delete}
+Outputs:
+  FirstArn: {Value: !GetAtt First.BackupArn}
+  SecondCluster: {Value: !GetAtt Second.ClusterId}
+"""
+
+
+def _seed(**settings: Any) -> str:
+    backups = [
+        {"id": "backup-cliseed2first", "state": "PENDING_DELETION", "cluster": "cluster-cliseed2abc"},
+        {"id": "backup-cliseed2second", "state": "PENDING_DELETION", "cluster": "cluster-cliseed2abc"},
+    ]
+    return json.dumps({"restore_seconds": 2, **settings, "backups": backups})
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    """A two-resource template and seeds in a temporary folder (removed by pytest)."""
+    (tmp_path / "two.yaml").write_text(TWO_RESOURCES, encoding="utf-8")
+    (tmp_path / "seed.json").write_text(_seed(region="eu-west-2", account="210987654321"), encoding="utf-8")
+    (tmp_path / "bad.yaml").write_text("Resources: [\n", encoding="utf-8")
+    (tmp_path / "no-resources.yaml").write_text("Outputs: {}\n", encoding="utf-8")
+    (tmp_path / "list-seed.yaml").write_text("backups: 5\n", encoding="utf-8")
+    (tmp_path / "negative-seed.yaml").write_text("backups:\n  - id: backup-x\n    restore_seconds: -3\n")
+    (tmp_path / "state-seed.yaml").write_text("backups:\n  - id: backup-x\n    state: WEIRD\n")
+    (tmp_path / "region-seed.yaml").write_text("region: mars\nbackups: []\n")
+    (tmp_path / "unknown-seed.yaml").write_text("regoin: eu-west-1\nbackups: []\n")
+    return tmp_path
+
+
+BAD_INPUTS = {
+    "missing template": (["run-template", "{d}/nope.yaml"], "nope.yaml: no such file"),
+    "unparsable template": (["run-template", "{d}/bad.yaml"], "cannot parse template"),
+    "template without resources": (["run-template", "{d}/no-resources.yaml"], "expected a mapping of Resources"),
+    "missing seed": (["run-template", "--seed", "{d}/nope.json"], "nope.json: no such file"),
+    "seed not a list": (["run-template", "--seed", "{d}/list-seed.yaml"], "'backups' must be a list"),
+    "negative restore in seed": (["run-template", "--seed", "{d}/negative-seed.yaml"], "restore_seconds must be"),
+    "unknown state in seed": (["run-template", "--seed", "{d}/state-seed.yaml"], "WEIRD"),
+    "bad region in seed": (["run-template", "--seed", "{d}/region-seed.yaml"], "region must be a region name"),
+    "unknown seed key": (["run-template", "--seed", "{d}/unknown-seed.yaml"], "unknown seed keys"),
+    "speed zero": (["run-template", "--speed", "0"], "--speed: must be greater than 0"),
+    "speed negative": (["demo", "--speed", "-2"], "--speed: must be greater than 0"),
+    "speed not a number": (["run-template", "--speed", "fast"], "--speed: must be a number"),
+    "lambda timeout zero": (["run-template", "--lambda-timeout", "0"], "between 1 and 900"),
+    "lambda timeout too long": (["run-template", "--lambda-timeout", "901"], "between 1 and 900"),
+    "negative restore time": (["run-template", "--restore-seconds", "-1"], "must not be negative"),
+    "missing code folder": (["run-template", "--code", "{d}/nowhere"], "nowhere is not a directory"),
+    "missing demo code folder": (["demo", "--code", "{d}/nowhere"], "nowhere is not a directory"),
+    "bad region": (["run-template", "--region", "mars"], "--region: must be a region name"),
+    "bad account": (["run-template", "--account", "42"], "--account: must be a 12-digit account id"),
+    "unknown parameter": (["run-template", "{d}/two.yaml", "--param", "Nope=1"], "unknown parameters: Nope"),
+    "pair without =": (["run-template", "--param", "novalue"], "expected KEY=VALUE"),
+    "unknown command": (["launch"], "invalid choice"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_one_line_and_exit_2_before_the_world_starts(
+    case: str, files: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_world(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("the world must not start on bad input")
+
+    monkeypatch.setattr(demo, "OfflineWorld", no_world)
+    arguments, expected = BAD_INPUTS[case]
+    assert main([a.format(d=files) for a in arguments]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("cloudhsm-offline")
+    assert " error: " in lines[0]
+    assert expected in lines[0]
+    assert captured.out == ""
+
+
+def test_version_and_program_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"cloudhsm-offline {__version__}\n"
+    assert main(["run-template", "--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: cloudhsm-offline run-template ")
+
+
+def test_json_report_in_the_seed_region_with_an_account_override(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments = ["run-template", str(files / "two.yaml"), "--seed", str(files / "seed.json")]
+    status = main([*arguments, "--account", "111122223333", "--speed", "20", "--delete", "--output", "json"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err[-3000:]
+    report = json.loads(captured.out)  # stdout is exactly one JSON document; the timeline went to stderr
+    assert "Create stack" in captured.err
+    assert report["ok"] is True
+    assert report["stack"]["region"] == "eu-west-2"  # the seed's region: the handler signs for it too
+    assert report["stack"]["account"] == "111122223333"
+    assert report["outputs"] == {
+        "FirstArn": "arn:aws:cloudhsm:eu-west-2:111122223333:backup/backup-cliseed2first",
+        "SecondCluster": "cluster-cliseed2abc",
+    }
+    assert [(s["name"], s["status"]) for s in report["steps"]] == [
+        ("create", "CREATE_COMPLETE"),
+        ("delete", "DELETE_COMPLETE"),
+    ]
+    assert [(o["request_type"], o["logical_id"], o["status"]) for o in report["operations"]] == [
+        ("Create", "First", "SUCCESS"),
+        ("Create", "Second", "SUCCESS"),
+        ("Delete", "Second", "SUCCESS"),
+        ("Delete", "First", "SUCCESS"),
+    ]
+    summary = report["summary"]
+    assert (summary["operations"], summary["succeeded"], summary["failed"], summary["violations"]) == (4, 4, 0, 0)
+    assert summary["cloudhsm_calls"]["RestoreBackup"] == 2
+    assert report["failures"] == []
+
+
+def test_a_failed_stack_exits_1_with_the_rollback_in_the_report(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments = ["run-template", str(files / "two.yaml"), "--seed", str(files / "seed.json")]
+    status = main(
+        [*arguments, "--region", "ap-southeast-2", "--param", "Second=backup-cliseed2absent", "--output", "json"]
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert status == 1
+    assert report["ok"] is False
+    assert report["steps"] == [{"name": "create", "status": "ROLLBACK_COMPLETE"}]
+    assert [(o["request_type"], o["logical_id"], o["role"], o["status"]) for o in report["operations"]] == [
+        ("Create", "First", "request", "SUCCESS"),
+        ("Create", "Second", "request", "FAILED"),
+        ("Delete", "Second", "rollback", "SUCCESS"),
+        ("Delete", "First", "rollback", "SUCCESS"),
+    ]
+    failed = report["operations"][1]
+    assert "backup-cliseed2absent" in failed["reason"]
+    assert "ap-southeast-2" in failed["reason"]
+    assert report["summary"]["failed"] == 1
+
+
+def _live_processes_mentioning(marker: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes()
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in environ or marker.encode() in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("signum", "whole_group"),
+    [(signal.SIGTERM, False), (signal.SIGINT, True)],  # kill <pid>; Ctrl-C (the terminal signals the whole group)
+)
+def test_a_signal_stops_the_workers_and_removes_the_temporary_folders(
+    signum: int, whole_group: bool, tmp_path: Path
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "cloudhsm_offline", "run-template", "--param", "BackupId=backup-demo2restore"]
+    command += ["--speed", "1", "--restore-seconds", "600"]
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=whole_group
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        seen = ""
+        while "λ>" not in seen:  # a Lambda worker is running the Create (it waits for a 600 s restore)
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            seen = lines.get(timeout=120)
+        assert _live_processes_mentioning(str(scratch)), "the worker should be running under TMPDIR"
+        if whole_group:
+            os.killpg(proc.pid, signum)
+        else:
+            proc.send_signal(signum)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signum
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"cloudhsm-offline: stopped by {signal.Signals(signum).name}: workers and servers stopped, "
+        "temporary folders removed"
+    ]
+    assert sorted(p.name for p in scratch.iterdir()) == []
+    assert _live_processes_mentioning(str(scratch)) == []
+
+
+def test_a_part_that_never_starts_fails_the_run_instead_of_hanging(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cloudhsm_offline.cfn import world
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+    # moto's ThreadedMotoServer.start() waits without a bound for its server thread to say it is ready.
+    monkeypatch.setattr(ThreadedMotoServer, "_server_entry", lambda _self: None)
+    monkeypatch.setattr(world, "STARTUP_SECONDS", 0.5)
+    assert main(["run-template", "--param", "BackupId=backup-demo2restore"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "cloudhsm-offline: error: the offline world failed: EventBridge/Lambda (moto) did not start within 0.5 s"
+    ]
+
+
+def test_without_the_offline_extra_it_says_which_extra_in_one_line() -> None:
+    script = (
+        "import sys; sys.modules['moto'] = None\n"  # as if moto (the [offline] extra) were not installed
+        "from cloudhsm_offline.cli import main\n"
+        "sys.exit(main(['run-template', '--param', 'BackupId=backup-demo2restore']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "cloudhsm-offline: error: moto is missing: install the offline extra "
+        "(pip install 'cloudhsm-backup-restore[offline]')"
+    ]

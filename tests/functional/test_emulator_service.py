@@ -1,0 +1,221 @@
+"""The emulator models the real service (issue 9): fast restore, refusals, tags and their limit, clusters with a
+backup retention policy and its purge sweep, DeleteTimestamp as the permanent deletion time, ARN partitions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from cloudhsm_offline.emulator import CloudHsmEmulator
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudhsmv2 import CloudHSMV2Client
+
+BACKUP = "backup-abcdefghijk"
+LATEST = "backup-latestbackupx"
+COPY = "backup-copiedbackupx"
+CLUSTER = "cluster-clusteroneabc"
+T0 = 1_800_000_000.0
+DAY = 86400.0
+
+
+class ManualClock:
+    """Modelled time that moves only when a test advances it."""
+
+    def __init__(self, start: float = T0) -> None:
+        self.t = start
+
+    def now(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEMULATORTEST")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "emulator-secret")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def emulator(clock: ManualClock) -> Iterator[CloudHsmEmulator]:
+    with CloudHsmEmulator(clock=clock) as emu:
+        yield emu
+
+
+@pytest.fixture
+def client(emulator: CloudHsmEmulator, aws_env: None, monkeypatch: pytest.MonkeyPatch) -> CloudHSMV2Client:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDHSM_V2", emulator.url)
+    return boto3.client("cloudhsmv2", region_name=emulator.region)
+
+
+def code(exc: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(exc.value.response["Error"]["Code"])
+
+
+# -- RestoreBackup -------------------------------------------------------------------------------
+
+
+def test_restore_is_ready_at_once_by_default(emulator: CloudHsmEmulator, client: CloudHSMV2Client) -> None:
+    emulator.add_backup(BACKUP)
+    assert client.restore_backup(BackupId=BACKUP)["Backup"]["BackupState"] == "READY"
+
+
+def test_a_slow_asynchronous_restore_is_an_explicit_option(
+    emulator: CloudHsmEmulator, client: CloudHSMV2Client, clock: ManualClock
+) -> None:
+    emulator.add_backup(BACKUP, restore_seconds=120)
+    assert client.restore_backup(BackupId=BACKUP)["Backup"]["BackupState"] == "PENDING_DELETION"
+    clock.advance(120)
+    assert emulator.backup(BACKUP)["BackupState"] == "READY"
+
+
+def test_a_refused_restore_answers_invalid_request_with_its_message(
+    emulator: CloudHsmEmulator, client: CloudHSMV2Client
+) -> None:
+    emulator.add_backup(BACKUP, refuse_restore="The backup cannot be restored: its cluster was deleted.")
+    with pytest.raises(ClientError) as exc:
+        client.restore_backup(BackupId=BACKUP)
+    assert code(exc) == "CloudHsmInvalidRequestException"
+    assert "its cluster was deleted" in str(exc.value)
+    assert emulator.backup(BACKUP)["BackupState"] == "PENDING_DELETION"
+
+
+def test_delete_timestamp_is_when_the_backup_will_be_permanently_deleted(
+    emulator: CloudHsmEmulator, client: CloudHSMV2Client
+) -> None:
+    emulator.add_backup(BACKUP, state="READY")
+    deleted = client.delete_backup(BackupId=BACKUP)["Backup"]
+    assert deleted["DeleteTimestamp"] == datetime.fromtimestamp(T0, tz=UTC) + timedelta(days=7)
+
+
+@pytest.mark.parametrize(
+    ("region", "partition"), [("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov"), ("eu-west-1", "aws")]
+)
+def test_arns_use_the_partition_of_the_region(clock: ManualClock, region: str, partition: str) -> None:
+    emulator = CloudHsmEmulator(clock=clock, region=region, account="111122223333")
+    view = emulator.add_backup(BACKUP)
+    assert view["BackupArn"] == f"arn:{partition}:cloudhsm:{region}:111122223333:backup/{BACKUP}"
+
+
+# -- tags ----------------------------------------------------------------------------------------
+
+
+def test_tag_untag_and_list_tags(emulator: CloudHsmEmulator, client: CloudHSMV2Client) -> None:
+    emulator.add_backup(BACKUP, state="READY", tags={"Env": "prod"})
+    client.tag_resource(ResourceId=BACKUP, TagList=[{"Key": "Env", "Value": "dev"}, {"Key": "Team", "Value": "a"}])
+    assert client.list_tags(ResourceId=BACKUP)["TagList"] == [
+        {"Key": "Env", "Value": "dev"},
+        {"Key": "Team", "Value": "a"},
+    ]
+    client.untag_resource(ResourceId=BACKUP, TagKeyList=["Env"])
+    described = client.describe_backups(Filters={"backupIds": [BACKUP]})["Backups"][0]
+    assert described["TagList"] == [{"Key": "Team", "Value": "a"}]
+
+
+def test_a_fifty_first_tag_is_refused_but_overwriting_one_is_not(
+    emulator: CloudHsmEmulator, client: CloudHSMV2Client
+) -> None:
+    emulator.add_backup(BACKUP, state="READY", tags={f"k{i}": "v" for i in range(50)})
+    with pytest.raises(ClientError) as exc:
+        client.tag_resource(ResourceId=BACKUP, TagList=[{"Key": "one-more", "Value": "v"}])
+    assert code(exc) == "CloudHsmResourceLimitExceededException"
+    client.tag_resource(ResourceId=BACKUP, TagList=[{"Key": "k0", "Value": "changed"}])
+    assert len(client.list_tags(ResourceId=BACKUP)["TagList"]) == 50
+
+
+def test_aws_prefixed_tag_keys_are_refused(emulator: CloudHsmEmulator, client: CloudHSMV2Client) -> None:
+    emulator.add_backup(BACKUP, state="READY")
+    with pytest.raises(ClientError) as exc:
+        client.tag_resource(ResourceId=BACKUP, TagList=[{"Key": "aws:owner", "Value": "x"}])
+    assert code(exc) == "CloudHsmInvalidRequestException"
+
+
+def test_tagging_an_unknown_backup_is_not_found(client: CloudHSMV2Client) -> None:
+    with pytest.raises(ClientError) as exc:
+        client.tag_resource(ResourceId=BACKUP, TagList=[{"Key": "k", "Value": "v"}])
+    assert code(exc) == "CloudHsmResourceNotFoundException"
+
+
+# -- clusters and the retention policy -----------------------------------------------------------
+
+
+def test_describe_clusters_shows_the_backup_retention_policy(
+    emulator: CloudHsmEmulator, client: CloudHSMV2Client
+) -> None:
+    emulator.add_cluster(CLUSTER, retention_days=30)
+    clusters = client.describe_clusters()["Clusters"]
+    assert [c["ClusterId"] for c in clusters] == [CLUSTER]
+    assert clusters[0]["BackupRetentionPolicy"] == {"Type": "DAYS", "Value": "30"}
+    assert client.describe_clusters(Filters={"clusterIds": ["cluster-nosuchcluster"]})["Clusters"] == []
+
+
+def _policy_world(emulator: CloudHsmEmulator, **old: object) -> None:
+    emulator.add_cluster(CLUSTER, retention_days=30)
+    emulator.add_backup(BACKUP, state="READY", cluster_id=CLUSTER, create_timestamp=T0 - 40 * DAY, **old)  # type: ignore[arg-type]
+    emulator.add_backup(LATEST, state="READY", cluster_id=CLUSTER, create_timestamp=T0 - 35 * DAY)
+    emulator.add_backup(
+        COPY, state="READY", cluster_id=CLUSTER, create_timestamp=T0 - 50 * DAY, source_region="us-west-2"
+    )
+
+
+def test_the_purge_sweep_deletes_old_backups_but_not_the_latest_nor_copies(
+    emulator: CloudHsmEmulator, clock: ManualClock
+) -> None:
+    _policy_world(emulator)
+    assert emulator.backup(BACKUP)["BackupState"] == "READY"  # no sweep yet
+    clock.advance(3600)
+    assert emulator.backup(BACKUP)["BackupState"] == "PENDING_DELETION"
+    assert emulator.backup(BACKUP)["DeleteTimestamp"] == datetime.fromtimestamp(T0 + 3600 + 7 * DAY, tz=UTC)
+    assert emulator.backup(LATEST)["BackupState"] == "READY"  # the cluster's latest backup is kept
+    assert emulator.backup(COPY)["BackupState"] == "READY"  # a copy belongs to no cluster here
+
+
+def test_the_purge_sweep_skips_never_expires(emulator: CloudHsmEmulator, clock: ManualClock) -> None:
+    _policy_world(emulator, never_expires=True)
+    clock.advance(3600)
+    assert emulator.backup(BACKUP)["BackupState"] == "READY"
+
+
+def test_a_restored_old_backup_is_purged_again_unless_it_never_expires(
+    emulator: CloudHsmEmulator, client: CloudHSMV2Client, clock: ManualClock
+) -> None:
+    _policy_world(emulator)
+    clock.advance(3600)
+    assert client.restore_backup(BackupId=BACKUP)["Backup"]["BackupState"] == "READY"
+    clock.advance(3600)
+    assert emulator.backup(BACKUP)["BackupState"] == "PENDING_DELETION"  # the race the user guide warns of
+    client.restore_backup(BackupId=BACKUP)
+    client.modify_backup_attributes(BackupId=BACKUP, NeverExpires=True)
+    clock.advance(3600)
+    assert emulator.backup(BACKUP)["BackupState"] == "READY"
+
+
+def test_seed_clusters_and_purge_interval(clock: ManualClock) -> None:
+    seed = {
+        "purge_interval": 600,
+        "clusters": [{"id": CLUSTER, "retention_days": 7}],
+        "backups": [{"id": BACKUP, "state": "READY", "cluster": CLUSTER, "create_timestamp": T0 - 10 * DAY}],
+    }
+    emulator = CloudHsmEmulator(clock=clock).seed(seed)
+    emulator.add_backup(LATEST, state="READY", cluster_id=CLUSTER)
+    clock.advance(600)
+    assert emulator.backup(BACKUP)["BackupState"] == "PENDING_DELETION"
+    emulator.reset()
+    assert emulator.backup(BACKUP)["BackupState"] == "READY"
+    assert emulator.store.clusters[CLUSTER].retention_days == 7
