@@ -6,8 +6,10 @@ increase); a role's inline policies together hold at most 10,240 characters. The
 inline policy at all (NIST 800-53 / HIPAA ``IAMNoInlinePolicy``), so only the first two apply.
 
 Every backup ARN is costed at its longest possible rendering (partition ``aws-us-gov``, a 16-character
-region unless the region is a literal, a 12-digit account, a 23-character backup id), so a chunk's
-capacity does not depend on which backups it holds and changing one backup never moves another.
+region unless the stack's region is a literal, a 12-digit account, a 23-character backup id), so a chunk's
+capacity does not depend on which backups it holds. The provider places each backup in one of a fixed number
+of chunks by a hash of its construct path (``RestoreProvider._place``), so adding, removing or editing one
+backup changes only its own chunk.
 
 A chunk's ``ManagedPolicyName`` carries a digest of its content (and, for a backup id or region given
 as a token, the token itself). ``ManagedPolicyName`` is immutable (CloudFormation: "Update requires:

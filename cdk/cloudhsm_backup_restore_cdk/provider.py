@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -141,7 +142,11 @@ class RestoreProvider(Construct):
         self.provider_id = provider_id_token()
         """The id (a token) that names this provider's polling rules and parameters (contract PROVIDER_ID_ENV)."""
         self._policy_quota = managed_policies_per_role
-        self._chunks: list[BackupPolicyChunk] = []
+        self._own_policies = 2 + (vpc is not None)
+        self._bucket_count = managed_policies_per_role - REPLACEMENT_HEADROOM - self._own_policies
+        """Backup policies at most: a literal backup's home is one of them, by a hash of its construct path."""
+        self._buckets: dict[int, BackupPolicyChunk] = {}
+        self._token_chunks: list[BackupPolicyChunk] = []
 
         self.log_group = logs.LogGroup(
             self,
@@ -229,52 +234,80 @@ class RestoreProvider(Construct):
         return [self.base_policy, self.legacy_policy, self.poll_permission]
 
     def _policy_count(self) -> int:
-        return 2 + (self.network_policy is not None) + len(self._chunks)
+        return self._own_policies + len(self._buckets) + len(self._token_chunks)
 
-    def has_room(self, actions: Sequence[str], cost: int, *, own_policy: bool) -> bool:
-        """Whether one more backup fits in the role's managed policies without exceeding any IAM quota."""
-        if not own_policy and self._chunks and self._chunks[-1].room_for(actions, cost):
-            return True
+    def _can_add_policy(self) -> bool:
         # One slot stays free: a replaced backup policy is attached before the old one is detached.
         return self._policy_count() < self._policy_quota - REPLACEMENT_HEADROOM
 
+    def _place(self, key: str, actions: Sequence[str], cost: int) -> int | None:
+        """The bucket of a literal backup: its home (a hash of ``key``) or, when full, the next one with room.
+
+        The home depends only on the backup's construct path, so adding, removing or editing one backup
+        changes (and replaces) only its own policy, unless buckets are full enough to spill over.
+        """
+        home = int(hashlib.sha256(key.encode()).hexdigest(), 16) % self._bucket_count
+        for step in range(self._bucket_count):
+            bucket = (home + step) % self._bucket_count
+            chunk = self._buckets.get(bucket)
+            if (chunk is None and self._can_add_policy()) or (chunk is not None and chunk.room_for(actions, cost)):
+                return bucket
+        return None
+
+    def has_room(self, actions: Sequence[str], cost: int, *, key: str | None) -> bool:
+        """Whether one more backup fits without exceeding any IAM quota (``key`` None: it needs its own policy)."""
+        if key is None:
+            return self._can_add_policy()
+        return self._place(key, actions, cost) is not None
+
     def grant_backup(
-        self, *, actions: Sequence[str], backup_arn: str, cost: int, tokens: Sequence[str]
+        self, *, key: str | None, actions: Sequence[str], backup_arn: str, cost: int, tokens: Sequence[str]
     ) -> iam.CfnManagedPolicy:
         """Grant ``actions`` on one backup ARN; returns the managed policy the backup's resource must depend on.
 
-        Backups whose id or region is a token get a policy of their own, named after the token, so a new
-        value replaces the policy (see ``grants``); the others share policies filled in order.
+        A backup whose id or region is a token (``key`` None) gets a policy of its own, named after the token,
+        so a new value replaces the policy (see ``grants``); the others share hash-placed policies.
         """
-        if not self.has_room(actions, cost, own_policy=bool(tokens)):
+        if not self.has_room(actions, cost, key=key):
             raise ValueError(
                 f"RestoreProvider {self.node.path} is full: its role would need more than {self._policy_quota} "
                 f"managed policies (IAM quota, {REPLACEMENT_HEADROOM} kept free for replacements). Create another "
-                "RestoreProvider (or raise "
-                "managed_policies_per_role up to 20 after raising the account's quota)"
+                "RestoreProvider (or raise managed_policies_per_role up to 20 after raising the account's quota)"
             )
-        if tokens or not self._chunks or not self._chunks[-1].room_for(actions, cost):
+        description = f"CloudHSM backups restored by {RESOURCE_TYPE} (cloudhsm-backup-restore)"
+        if key is None:
             chunk = new_chunk(
                 self,
-                f"BackupPolicy{len(self._chunks) + 1}",
+                f"TokenBackupPolicy{len(self._token_chunks) + 1}",
                 role=self.role,
                 provider_id=self.provider_id,
-                description=f"CloudHSM backups restored by {RESOURCE_TYPE} (cloudhsm-backup-restore)",
+                description=description,
             )
             chunk.tokens.extend(tokens)
-            self._chunks.append(chunk)
-        chunk = self._chunks[-1]
+            self._token_chunks.append(chunk)
+        else:
+            bucket = self._place(key, actions, cost)
+            assert bucket is not None
+            if bucket not in self._buckets:
+                self._buckets[bucket] = new_chunk(
+                    self,
+                    f"BackupPolicy{bucket + 1}",
+                    role=self.role,
+                    provider_id=self.provider_id,
+                    description=description,
+                )
+            chunk = self._buckets[bucket]
         chunk.add(Stack.of(self), actions, backup_arn, cost)
         return chunk.policy
 
     @property
     def backup_policies(self) -> list[iam.CfnManagedPolicy]:
-        """The managed policies holding the per-backup grants, in order."""
-        return [chunk.policy for chunk in self._chunks]
+        """The managed policies holding the per-backup grants."""
+        return [self._buckets[b].policy for b in sorted(self._buckets)] + [c.policy for c in self._token_chunks]
 
     @classmethod
     def of(
-        cls, scope: Construct, *, actions: Sequence[str] = (), cost: int = 0, own_policy: bool = False
+        cls, scope: Construct, *, actions: Sequence[str] = (), cost: int = 0, key: str | None = ""
     ) -> RestoreProvider:
         """The stack's default provider with room for one more backup, created (with default options) on first use.
 
@@ -287,13 +320,13 @@ class RestoreProvider(Construct):
             return cls(stack, PROVIDER_ID)
         if not isinstance(first, RestoreProvider):
             raise TypeError(f"Construct id {PROVIDER_ID} at stack {stack.node.path} is taken by another construct")
-        return first.with_room(actions, cost, own_policy=own_policy)
+        return first.with_room(actions, cost, key=key)
 
-    def with_room(self, actions: Sequence[str], cost: int, *, own_policy: bool) -> RestoreProvider:
+    def with_room(self, actions: Sequence[str], cost: int, *, key: str | None) -> RestoreProvider:
         """This provider, or the first overflow provider created like it that has room for one more backup."""
         provider: RestoreProvider = self
         number = 1
-        while not provider.has_room(actions, cost, own_policy=own_policy):
+        while not provider.has_room(actions, cost, key=key):
             number += 1
             overflow_id = f"{self.node.id}{number}"
             found = self.node.scope.node.try_find_child(overflow_id) if self.node.scope else None

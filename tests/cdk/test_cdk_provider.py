@@ -116,8 +116,8 @@ def test_no_aws_managed_and_no_inline_policies(synthesized: Synthesized) -> None
             for body in resources(template, "AWS::IAM::ManagedPolicy").values()
             if role in body["Properties"]["Roles"]
         ]
-        # provider, previous-release clean-up, backups (, network interfaces)
-        assert len(attached) == 3 + (stack is not synthesized.main.stack)
+        # provider, previous-release clean-up (, network interfaces), the backup policies
+        assert len(attached) == 2 + (stack is not synthesized.main.stack) + len(provider.backup_policies)
         assert "arn:aws:iam::aws:policy" not in str(template)
 
 

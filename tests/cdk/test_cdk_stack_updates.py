@@ -90,21 +90,39 @@ def test_token_backup_id_replaced_by_a_parameter_update_keeps_its_delete_grant_u
         assert world.verify() == []
 
 
-def test_changing_one_literal_backup_replaces_only_its_own_policy(tmp_path: Path) -> None:
-    """Every backup is costed at its longest ARN, so one new id never moves the others to other policies."""
+def _policies(tmp_path: Path, name: str, ids: dict[int, str]) -> dict[str, str]:
+    """Backup policy logical id -> its properties as JSON, for RestoredBackups B<number> with ``ids``."""
+    app = App(outdir=str(tmp_path / name))
+    stack = Stack(app, "Many")
+    for number, value in ids.items():
+        RestoredBackup(stack, f"B{number}", backup_id=value)
+    template = app.synth().get_stack_by_name("Many").template
+    return {
+        logical: json.dumps(body["Properties"])
+        for logical, body in template["Resources"].items()
+        if body["Type"] == "AWS::IAM::ManagedPolicy" and "ManagedPolicyName" in body["Properties"]
+    }
 
-    def build(first: str) -> list[str]:
-        app = App(outdir=str(tmp_path / first))
-        stack = Stack(app, "Many")
-        backups = [RestoredBackup(stack, f"B{n}", backup_id=first if n == 0 else backup_id(n)) for n in range(150)]
-        template = app.synth().get_stack_by_name("Many").template
-        return [json.dumps(template["Resources"][logical_id(stack, b.policy)]["Properties"]) for b in backups]
 
-    before, after = build(backup_id(0)), build("backup-zzzzzzzzzzzzzzzz")
-    changed = {index for index, (old, new) in enumerate(zip(before, after, strict=True)) if old != new}
-    assert len(set(before)) >= 2  # 150 backups need more than one policy
-    assert changed == {index for index, policy in enumerate(before) if policy == before[0]}
-    assert json.loads(after[0])["ManagedPolicyName"] != json.loads(before[0])["ManagedPolicyName"]
+@pytest.mark.parametrize("change", ["edit", "remove", "add"])
+def test_changing_one_literal_backup_replaces_only_its_own_policy(tmp_path: Path, change: str) -> None:
+    """A backup's policy is placed by its construct path, so one change never moves the others (150 backups)."""
+    ids = {number: backup_id(number) for number in range(150)}
+    before = _policies(tmp_path, "before", ids)
+    if change == "edit":
+        ids[7] = "backup-zzzzzzzzzzzzzzzz"
+    elif change == "remove":
+        del ids[7]
+    else:
+        ids[150] = backup_id(150)
+    after = _policies(tmp_path, "after", ids)
+    assert len(before) >= 2  # 150 backups need more than one policy
+    changed = {logical for logical in before.keys() | after.keys() if before.get(logical) != after.get(logical)}
+    assert len(changed) == 1  # exactly one policy replaced (a new ManagedPolicyName); the others untouched
+    (logical,) = changed
+    if logical in before and logical in after:
+        old_name = json.loads(before[logical])["ManagedPolicyName"]
+        assert json.loads(after[logical])["ManagedPolicyName"] != old_name
 
 
 @pytest.mark.slow
