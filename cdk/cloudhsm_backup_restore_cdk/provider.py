@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -32,9 +31,7 @@ from cloudhsm_backup_restore_cdk.bundling import lambda_code
 from cloudhsm_backup_restore_cdk.grants import (
     DEFAULT_MANAGED_POLICIES_PER_ROLE,
     MAX_MANAGED_POLICIES_PER_ROLE,
-    BackupPolicyChunk,
-    new_chunk,
-    statement_cost,
+    BackupGrants,
 )
 from cloudhsm_backup_restore_cdk.provider_policies import (
     base_policy,
@@ -141,12 +138,6 @@ class RestoreProvider(Construct):
         """The options this provider was created with (overflow providers are created with the same)."""
         self.provider_id = provider_id_token()
         """The id (a token) that names this provider's polling rules and parameters (contract PROVIDER_ID_ENV)."""
-        self._policy_quota = managed_policies_per_role
-        self._own_policies = 2 + (vpc is not None)
-        self._bucket_count = managed_policies_per_role - REPLACEMENT_HEADROOM - self._own_policies
-        """Backup policies at most: a literal backup's home is one of them, by a hash of its construct path."""
-        self._buckets: dict[int, BackupPolicyChunk] = {}
-        self._token_chunks: list[BackupPolicyChunk] = []
 
         self.log_group = logs.LogGroup(
             self,
@@ -222,6 +213,15 @@ class RestoreProvider(Construct):
             source_account=Stack.of(self).account,
         )
         """The one invoke permission the polling hand-off needs, granted at deploy time to this provider's rules."""
+        self.backup_grants = BackupGrants(
+            self,
+            role=self.role,
+            provider_id=self.provider_id,
+            own_policies=2 + (vpc is not None),
+            quota=managed_policies_per_role,
+            headroom=REPLACEMENT_HEADROOM,
+        )
+        """The per-backup customer managed policies of the role."""
 
     @property
     def service_token(self) -> str:
@@ -233,77 +233,27 @@ class RestoreProvider(Construct):
         """What every RestoredBackup of this provider depends on: created before it, deleted after it."""
         return [self.base_policy, self.legacy_policy, self.poll_permission]
 
-    def _policy_count(self) -> int:
-        return self._own_policies + len(self._buckets) + len(self._token_chunks)
-
-    def _can_add_policy(self) -> bool:
-        # One slot stays free: a replaced backup policy is attached before the old one is detached.
-        return self._policy_count() < self._policy_quota - REPLACEMENT_HEADROOM
-
-    def _place(self, key: str, actions: Sequence[str], cost: int) -> int | None:
-        """The bucket of a literal backup: its home (a hash of ``key``) or, when full, the next one with room.
-
-        The home depends only on the backup's construct path, so adding, removing or editing one backup
-        changes (and replaces) only its own policy, unless buckets are full enough to spill over.
-        """
-        home = int(hashlib.sha256(key.encode()).hexdigest(), 16) % self._bucket_count
-        for step in range(self._bucket_count):
-            bucket = (home + step) % self._bucket_count
-            chunk = self._buckets.get(bucket)
-            if (chunk is None and self._can_add_policy()) or (chunk is not None and chunk.room_for(actions, cost)):
-                return bucket
-        return None
-
     def has_room(self, actions: Sequence[str], cost: int, *, key: str | None) -> bool:
         """Whether one more backup fits without exceeding any IAM quota (``key`` None: it needs its own policy)."""
-        if key is None:
-            return self._can_add_policy()
-        return self._place(key, actions, cost) is not None
+        return self.backup_grants.has_room(actions, cost, key=key)
 
     def grant_backup(
         self, *, key: str | None, actions: Sequence[str], backup_arn: str, cost: int, tokens: Sequence[str]
     ) -> iam.CfnManagedPolicy:
-        """Grant ``actions`` on one backup ARN; returns the managed policy the backup's resource must depend on.
-
-        A backup whose id or region is a token (``key`` None) gets a policy of its own, named after the token,
-        so a new value replaces the policy (see ``grants``); the others share hash-placed policies.
-        """
+        """Grant ``actions`` on one backup ARN; returns the managed policy the backup's resource must depend on."""
         if not self.has_room(actions, cost, key=key):
             raise ValueError(
-                f"RestoreProvider {self.node.path} is full: its role would need more than {self._policy_quota} "
-                f"managed policies (IAM quota, {REPLACEMENT_HEADROOM} kept free for replacements). Create another "
-                "RestoreProvider (or raise managed_policies_per_role up to 20 after raising the account's quota)"
+                f"RestoreProvider {self.node.path} is full: its role would need more than "
+                f"{self.backup_grants.quota} managed policies (IAM quota, {REPLACEMENT_HEADROOM} kept free for "
+                "replacements). Create another RestoreProvider (or raise managed_policies_per_role up to 20 after "
+                "raising the account's quota)"
             )
-        description = f"CloudHSM backups restored by {RESOURCE_TYPE} (cloudhsm-backup-restore)"
-        if key is None:
-            chunk = new_chunk(
-                self,
-                f"TokenBackupPolicy{len(self._token_chunks) + 1}",
-                role=self.role,
-                provider_id=self.provider_id,
-                description=description,
-            )
-            chunk.tokens.extend(tokens)
-            self._token_chunks.append(chunk)
-        else:
-            bucket = self._place(key, actions, cost)
-            assert bucket is not None
-            if bucket not in self._buckets:
-                self._buckets[bucket] = new_chunk(
-                    self,
-                    f"BackupPolicy{bucket + 1}",
-                    role=self.role,
-                    provider_id=self.provider_id,
-                    description=description,
-                )
-            chunk = self._buckets[bucket]
-        chunk.add(Stack.of(self), actions, backup_arn, cost)
-        return chunk.policy
+        return self.backup_grants.grant(key=key, actions=actions, backup_arn=backup_arn, cost=cost, tokens=tokens)
 
     @property
     def backup_policies(self) -> list[iam.CfnManagedPolicy]:
         """The managed policies holding the per-backup grants."""
-        return [self._buckets[b].policy for b in sorted(self._buckets)] + [c.policy for c in self._token_chunks]
+        return self.backup_grants.policies
 
     @classmethod
     def of(
@@ -349,4 +299,4 @@ class RestoreProvider(Construct):
         return (Path(stage.outdir) / self.code_asset.asset_path).resolve()
 
 
-__all__ = ["DEFAULT_LOG_RETENTION", "PROVIDER_ID", "RestoreProvider", "provider_id_token", "statement_cost"]
+__all__ = ["DEFAULT_LOG_RETENTION", "PROVIDER_ID", "RestoreProvider", "provider_id_token"]
