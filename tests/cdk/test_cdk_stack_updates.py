@@ -79,10 +79,10 @@ def test_token_backup_id_replaced_by_a_parameter_update_keeps_its_delete_grant_u
         assert created.ok, created.errors
         updated = runner.update({name: NEW})
         assert updated.ok, updated.errors
-        # The update phase, then the cleanup phase (the old resource's Delete, with its old properties).
-        events = [o for outcome in updated.outcomes for o in (outcome, *outcome.followups)]
-        assert [o.event["RequestType"] for o in events] == ["Update", "Delete"]
-        cleanup = events[-1]
+        # CloudFormation deletes the replaced resource only in cleanup, after the whole update succeeded.
+        update, cleanup = updated.outcomes
+        assert (update.event["RequestType"], cleanup.role) == ("Update", "cleanup")
+        assert cleanup.event["RequestType"] == "Delete"
         assert cleanup.event["ResourceProperties"]["BackupId"] == OLD
         assert cleanup.status == "SUCCESS", cleanup.reason
         assert world.emulator.backup(NEW)["BackupState"] == "READY"
