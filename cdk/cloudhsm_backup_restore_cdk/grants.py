@@ -6,8 +6,10 @@ increase); a role's inline policies together hold at most 10,240 characters. The
 inline policy at all (NIST 800-53 / HIPAA ``IAMNoInlinePolicy``), so only the first two apply.
 
 Every backup ARN is costed at its longest possible rendering (partition ``aws-us-gov``, a 16-character
-region unless the region is a literal, a 12-digit account, a 23-character backup id), so a chunk's
-capacity does not depend on which backups it holds and changing one backup never moves another.
+region unless the stack's region is a literal, a 12-digit account, a 23-character backup id), so a chunk's
+capacity does not depend on which backups it holds. The provider places each backup in one of a fixed number
+of chunks by a hash of its construct path (``RestoreProvider._place``), so adding, removing or editing one
+backup changes only its own chunk.
 
 A chunk's ``ManagedPolicyName`` carries a digest of its content (and, for a backup id or region given
 as a token, the token itself). ``ManagedPolicyName`` is immutable (CloudFormation: "Update requires:
@@ -116,3 +118,83 @@ def new_chunk(
 def token_parts(*values: str | None) -> list[str]:
     """The values among ``values`` that are tokens (they go into the policy name as they are)."""
     return [value for value in values if value is not None and Token.is_unresolved(value)]
+
+
+class BackupGrants:
+    """The per-backup managed policies of one role: hash-placed shared policies, and one per token backup."""
+
+    def __init__(
+        self, scope: Construct, *, role: iam.IRole, provider_id: str, own_policies: int, quota: int, headroom: int
+    ) -> None:
+        self._scope = scope
+        self._role = role
+        self._provider_id = provider_id
+        self._own_policies = own_policies
+        self.quota = quota
+        """Managed policies the role may hold (IAM quota)."""
+        self._headroom = headroom
+        self._bucket_count = quota - headroom - own_policies
+        """Shared policies at most: a literal backup's home is one of them, by a hash of its construct path."""
+        self._buckets: dict[int, BackupPolicyChunk] = {}
+        self._token_chunks: list[BackupPolicyChunk] = []
+
+    def _can_add_policy(self) -> bool:
+        # The headroom stays free: a replaced backup policy is attached before the old one is detached.
+        count = self._own_policies + len(self._buckets) + len(self._token_chunks)
+        return count < self.quota - self._headroom
+
+    def _place(self, key: str, actions: Sequence[str], cost: int) -> int | None:
+        """A literal backup's bucket: its home (a hash of ``key``) or, when that is full, the next with room.
+
+        The home depends only on the backup's construct path, so adding, removing or editing one backup
+        changes (and replaces) only its own policy, unless buckets are full enough to spill over.
+        """
+        home = int(hashlib.sha256(key.encode()).hexdigest(), 16) % self._bucket_count
+        for step in range(self._bucket_count):
+            bucket = (home + step) % self._bucket_count
+            chunk = self._buckets.get(bucket)
+            if (chunk is None and self._can_add_policy()) or (chunk is not None and chunk.room_for(actions, cost)):
+                return bucket
+        return None
+
+    def has_room(self, actions: Sequence[str], cost: int, *, key: str | None) -> bool:
+        """Whether one more backup fits (``key`` None: a token backup, which needs a policy of its own)."""
+        if key is None:
+            return self._can_add_policy()
+        return self._place(key, actions, cost) is not None
+
+    def grant(
+        self, *, key: str | None, actions: Sequence[str], backup_arn: str, cost: int, tokens: Sequence[str]
+    ) -> iam.CfnManagedPolicy:
+        """Add the grant (has_room must be True); returns the policy holding it."""
+        description = "CloudHSM backups restored by Custom::CloudHsmBackupRestore (cloudhsm-backup-restore)"
+        if key is None:
+            chunk = new_chunk(
+                self._scope,
+                f"TokenBackupPolicy{len(self._token_chunks) + 1}",
+                role=self._role,
+                provider_id=self._provider_id,
+                description=description,
+            )
+            chunk.tokens.extend(tokens)
+            self._token_chunks.append(chunk)
+        else:
+            bucket = self._place(key, actions, cost)
+            if bucket is None:
+                raise ValueError(f"no backup policy has room for {key}")
+            if bucket not in self._buckets:
+                self._buckets[bucket] = new_chunk(
+                    self._scope,
+                    f"BackupPolicy{bucket + 1}",
+                    role=self._role,
+                    provider_id=self._provider_id,
+                    description=description,
+                )
+            chunk = self._buckets[bucket]
+        chunk.add(Stack.of(self._scope), actions, backup_arn, cost)
+        return chunk.policy
+
+    @property
+    def policies(self) -> list[iam.CfnManagedPolicy]:
+        """The backup policies: shared ones by bucket, then the token backups' own."""
+        return [self._buckets[b].policy for b in sorted(self._buckets)] + [c.policy for c in self._token_chunks]

@@ -10,8 +10,8 @@ written by hand.
 
 The ids are left unqualified (no ``AwsSolutions::`` prefix): aws-cdk-lib then records them as annotation
 acknowledgments on this construct only, and cdk-nag honours them for this resource and its children. A
-prefixed id would instead be matched by aws-cdk-lib against every finding of that plugin in the whole app
-(aws/aws-cdk#38495), silencing the same wildcard in the user's own resources.
+prefixed id is matched by aws-cdk-lib itself, and on 2.269.0 against every finding of that plugin in the whole
+app (aws/aws-cdk#38495): it silenced the same wildcard in the user's own resources (checked; 2.275.0 scopes it).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import Acknowledgment, CfnResource, Stack, Validations
 from constructs import IConstruct
 
 WILDCARD_RULES = ("AwsSolutions-IAM5",)
@@ -55,9 +55,35 @@ def wildcard_finding(scope: IConstruct, resource: str) -> str:
     return "Resource::" + flatten_cfn_reference(Stack.of(scope).resolve(resource))
 
 
+V2_METADATA_KEY = "cdk_nag"
+"""Where cdk-nag 2 reads suppressions: the CfnResource's template Metadata (``NagSuppressionHelper``)."""
+
+
+def _suppress_for_cdk_nag_2(scope: IConstruct, rule: str, reason: str, applies_to: str | None) -> None:
+    """The same acknowledgment in cdk-nag 2's format (``rules_to_suppress``, finding ids in ``applies_to``)."""
+    resource = scope if isinstance(scope, CfnResource) else scope.node.default_child
+    if not isinstance(resource, CfnResource):
+        raise TypeError(f"{scope.node.path} has no CloudFormation resource to carry cdk-nag metadata")
+    rules: list[dict[str, Any]] = list((resource.get_metadata(V2_METADATA_KEY) or {}).get("rules_to_suppress", []))
+    for existing in rules:
+        if existing["id"] == rule and applies_to is not None and "applies_to" in existing:
+            existing["applies_to"] = [*existing["applies_to"], applies_to]
+            existing["reason"] += f"; {reason}"
+            break
+    else:
+        rules.append({"id": rule, "reason": reason, **({"applies_to": [applies_to]} if applies_to else {})})
+    resource.add_metadata(V2_METADATA_KEY, {"rules_to_suppress": rules})
+
+
+def acknowledge(scope: IConstruct, rule: str, reason: str, *, finding: str | None = None) -> None:
+    """Acknowledge ``rule`` (or one ``finding`` of it) on ``scope``, for cdk-nag 3 and for cdk-nag 2."""
+    Validations.of(scope).acknowledge(Acknowledgment(id=f"{rule}[{finding}]" if finding else rule, reason=reason))
+    _suppress_for_cdk_nag_2(scope, rule, reason, finding)
+
+
 def acknowledge_wildcard(scope: IConstruct, resource: str, reason: str) -> str:
     """Acknowledge the wildcard finding for ``resource`` on ``scope`` (a policy); returns the finding id."""
     finding = wildcard_finding(scope, resource)
     for rule in WILDCARD_RULES:
-        Validations.of(scope).acknowledge(Acknowledgment(id=f"{rule}[{finding}]", reason=reason))
+        acknowledge(scope, rule, reason, finding=finding)
     return finding

@@ -31,9 +31,7 @@ from cloudhsm_backup_restore_cdk.bundling import lambda_code
 from cloudhsm_backup_restore_cdk.grants import (
     DEFAULT_MANAGED_POLICIES_PER_ROLE,
     MAX_MANAGED_POLICIES_PER_ROLE,
-    BackupPolicyChunk,
-    new_chunk,
-    statement_cost,
+    BackupGrants,
 )
 from cloudhsm_backup_restore_cdk.provider_policies import (
     base_policy,
@@ -140,8 +138,6 @@ class RestoreProvider(Construct):
         """The options this provider was created with (overflow providers are created with the same)."""
         self.provider_id = provider_id_token()
         """The id (a token) that names this provider's polling rules and parameters (contract PROVIDER_ID_ENV)."""
-        self._policy_quota = managed_policies_per_role
-        self._chunks: list[BackupPolicyChunk] = []
 
         self.log_group = logs.LogGroup(
             self,
@@ -217,6 +213,15 @@ class RestoreProvider(Construct):
             source_account=Stack.of(self).account,
         )
         """The one invoke permission the polling hand-off needs, granted at deploy time to this provider's rules."""
+        self.backup_grants = BackupGrants(
+            self,
+            role=self.role,
+            provider_id=self.provider_id,
+            own_policies=2 + (vpc is not None),
+            quota=managed_policies_per_role,
+            headroom=REPLACEMENT_HEADROOM,
+        )
+        """The per-backup customer managed policies of the role."""
 
     @property
     def service_token(self) -> str:
@@ -228,53 +233,31 @@ class RestoreProvider(Construct):
         """What every RestoredBackup of this provider depends on: created before it, deleted after it."""
         return [self.base_policy, self.legacy_policy, self.poll_permission]
 
-    def _policy_count(self) -> int:
-        return 2 + (self.network_policy is not None) + len(self._chunks)
-
-    def has_room(self, actions: Sequence[str], cost: int, *, own_policy: bool) -> bool:
-        """Whether one more backup fits in the role's managed policies without exceeding any IAM quota."""
-        if not own_policy and self._chunks and self._chunks[-1].room_for(actions, cost):
-            return True
-        # One slot stays free: a replaced backup policy is attached before the old one is detached.
-        return self._policy_count() < self._policy_quota - REPLACEMENT_HEADROOM
+    def has_room(self, actions: Sequence[str], cost: int, *, key: str | None) -> bool:
+        """Whether one more backup fits without exceeding any IAM quota (``key`` None: it needs its own policy)."""
+        return self.backup_grants.has_room(actions, cost, key=key)
 
     def grant_backup(
-        self, *, actions: Sequence[str], backup_arn: str, cost: int, tokens: Sequence[str]
+        self, *, key: str | None, actions: Sequence[str], backup_arn: str, cost: int, tokens: Sequence[str]
     ) -> iam.CfnManagedPolicy:
-        """Grant ``actions`` on one backup ARN; returns the managed policy the backup's resource must depend on.
-
-        Backups whose id or region is a token get a policy of their own, named after the token, so a new
-        value replaces the policy (see ``grants``); the others share policies filled in order.
-        """
-        if not self.has_room(actions, cost, own_policy=bool(tokens)):
+        """Grant ``actions`` on one backup ARN; returns the managed policy the backup's resource must depend on."""
+        if not self.has_room(actions, cost, key=key):
             raise ValueError(
-                f"RestoreProvider {self.node.path} is full: its role would need more than {self._policy_quota} "
-                f"managed policies (IAM quota, {REPLACEMENT_HEADROOM} kept free for replacements). Create another "
-                "RestoreProvider (or raise "
-                "managed_policies_per_role up to 20 after raising the account's quota)"
+                f"RestoreProvider {self.node.path} is full: its role would need more than "
+                f"{self.backup_grants.quota} managed policies (IAM quota, {REPLACEMENT_HEADROOM} kept free for "
+                "replacements). Create another RestoreProvider (or raise managed_policies_per_role up to 20 after "
+                "raising the account's quota)"
             )
-        if tokens or not self._chunks or not self._chunks[-1].room_for(actions, cost):
-            chunk = new_chunk(
-                self,
-                f"BackupPolicy{len(self._chunks) + 1}",
-                role=self.role,
-                provider_id=self.provider_id,
-                description=f"CloudHSM backups restored by {RESOURCE_TYPE} (cloudhsm-backup-restore)",
-            )
-            chunk.tokens.extend(tokens)
-            self._chunks.append(chunk)
-        chunk = self._chunks[-1]
-        chunk.add(Stack.of(self), actions, backup_arn, cost)
-        return chunk.policy
+        return self.backup_grants.grant(key=key, actions=actions, backup_arn=backup_arn, cost=cost, tokens=tokens)
 
     @property
     def backup_policies(self) -> list[iam.CfnManagedPolicy]:
-        """The managed policies holding the per-backup grants, in order."""
-        return [chunk.policy for chunk in self._chunks]
+        """The managed policies holding the per-backup grants."""
+        return self.backup_grants.policies
 
     @classmethod
     def of(
-        cls, scope: Construct, *, actions: Sequence[str] = (), cost: int = 0, own_policy: bool = False
+        cls, scope: Construct, *, actions: Sequence[str] = (), cost: int = 0, key: str | None = ""
     ) -> RestoreProvider:
         """The stack's default provider with room for one more backup, created (with default options) on first use.
 
@@ -287,13 +270,13 @@ class RestoreProvider(Construct):
             return cls(stack, PROVIDER_ID)
         if not isinstance(first, RestoreProvider):
             raise TypeError(f"Construct id {PROVIDER_ID} at stack {stack.node.path} is taken by another construct")
-        return first.with_room(actions, cost, own_policy=own_policy)
+        return first.with_room(actions, cost, key=key)
 
-    def with_room(self, actions: Sequence[str], cost: int, *, own_policy: bool) -> RestoreProvider:
+    def with_room(self, actions: Sequence[str], cost: int, *, key: str | None) -> RestoreProvider:
         """This provider, or the first overflow provider created like it that has room for one more backup."""
         provider: RestoreProvider = self
         number = 1
-        while not provider.has_room(actions, cost, own_policy=own_policy):
+        while not provider.has_room(actions, cost, key=key):
             number += 1
             overflow_id = f"{self.node.id}{number}"
             found = self.node.scope.node.try_find_child(overflow_id) if self.node.scope else None
@@ -316,4 +299,4 @@ class RestoreProvider(Construct):
         return (Path(stage.outdir) / self.code_asset.asset_path).resolve()
 
 
-__all__ = ["DEFAULT_LOG_RETENTION", "PROVIDER_ID", "RestoreProvider", "provider_id_token", "statement_cost"]
+__all__ = ["DEFAULT_LOG_RETENTION", "PROVIDER_ID", "RestoreProvider", "provider_id_token"]

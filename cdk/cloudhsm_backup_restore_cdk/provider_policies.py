@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from aws_cdk import Acknowledgment, ArnFormat, Duration, Stack, Validations
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -25,7 +25,7 @@ from cloudhsm_backup_restore_pipeline.contract import (
 )
 from constructs import Construct
 
-from cloudhsm_backup_restore_cdk.nag import acknowledge_wildcard
+from cloudhsm_backup_restore_cdk.nag import acknowledge, acknowledge_wildcard
 
 STAR = "*"
 
@@ -213,11 +213,10 @@ def default_dead_letter_queue(scope: Construct) -> sqs.Queue:
         enforce_ssl=True,
         retention_period=Duration.days(14),
     )
-    Validations.of(queue).acknowledge(
-        Acknowledgment(
-            id="Serverless-SQSRedrivePolicy",
-            reason="this queue is itself the terminal dead-letter queue of the provider function: a redrive "
-            "policy would only move its messages on to yet another queue",
-        )
+    acknowledge(
+        queue,
+        "Serverless-SQSRedrivePolicy",
+        "this queue is itself the terminal dead-letter queue of the provider function: a redrive policy would "
+        "only move its messages on to yet another queue",
     )
     return queue

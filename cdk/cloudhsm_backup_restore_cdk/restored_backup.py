@@ -72,8 +72,10 @@ class RestoredBackup(Construct):
         # An explicit region is costed at the longest region name, so changing it never moves other backups.
         stack_region = None if region is not None or Token.is_unresolved(stack.region) else stack.region
         cost = arn_cost(partition=partition, region=stack_region)
+        # Where the grant goes: a literal backup by its construct path (stable when its id changes), a token one alone.
+        key = None if tokens else self.node.path
         if provider is None:
-            provider = RestoreProvider.of(self, actions=actions, cost=cost, own_policy=bool(tokens))
+            provider = RestoreProvider.of(self, actions=actions, cost=cost, key=key)
         elif not isinstance(provider, RestoreProvider):
             raise TypeError(f"RestoredBackup provider must be a RestoreProvider or None, got {type(provider).__name__}")
         elif Stack.of(provider) is not stack:
@@ -91,7 +93,7 @@ class RestoredBackup(Construct):
             region=region,
             arn_format=ArnFormat.SLASH_RESOURCE_NAME,
         )
-        self.policy = provider.grant_backup(actions=actions, backup_arn=scoped_arn, cost=cost, tokens=tokens)
+        self.policy = provider.grant_backup(key=key, actions=actions, backup_arn=scoped_arn, cost=cost, tokens=tokens)
         """The customer managed policy holding this backup's grant (shared with other backups unless tokens)."""
 
         properties: dict[str, str] = {"BackupId": backup_id, "OnDelete": self.on_delete.value}

@@ -98,3 +98,24 @@ def test_a_given_provider_that_is_full_is_a_clear_error() -> None:
     RestoredBackup(stack, "First", backup_id=parameters[0], provider=provider)
     with pytest.raises(ValueError, match=r"RestoreProvider Full/Provider is full: its role would need more than 4"):
         RestoredBackup(stack, "Second", backup_id=parameters[1], provider=provider)
+
+
+@pytest.mark.parametrize("shape", ["agnostic", "explicit", "partition-literals"])
+def test_cdk_nag_2_reads_the_same_acknowledgments_from_template_metadata(shape: str) -> None:
+    """cdk-nag 2 reads ``cdk_nag.rules_to_suppress`` on the resource (finding ids under ``applies_to``): the same
+    findings as the cdk-nag 3 ids. (Checked once against cdk-nag 2.38.2: its AwsSolutions and Serverless packs
+    report nothing on these stacks, and report every IAM5 finding without this metadata.)"""
+    factory, _ = SHAPES[shape]
+    provider = _provider(factory)
+    for construct in (provider.base_policy, provider.dead_letter_queue):
+        v3 = _acknowledged(construct)
+        resource = construct.node.default_child
+        assert resource is not None
+        rules = resource.get_metadata("cdk_nag")["rules_to_suppress"]  # type: ignore[attr-defined]
+        v2 = {
+            f"{rule['id']}[{finding}]" if "applies_to" in rule else rule["id"]
+            for rule in rules
+            for finding in rule.get("applies_to", [None])
+        }
+        assert v2 == v3
+        assert all(len(rule["reason"]) > 60 for rule in rules)

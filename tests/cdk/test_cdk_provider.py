@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk.assertions import Match
+from aws_cdk.assertions import Annotations, Match
 from cloudhsm_backup_restore_cdk import PROVIDER_ID, RestoreProvider
 from cloudhsm_backup_restore_pipeline.contract import (
     ARCHITECTURE,
@@ -116,8 +116,8 @@ def test_no_aws_managed_and_no_inline_policies(synthesized: Synthesized) -> None
             for body in resources(template, "AWS::IAM::ManagedPolicy").values()
             if role in body["Properties"]["Roles"]
         ]
-        # provider, previous-release clean-up, backups (, network interfaces)
-        assert len(attached) == 3 + (stack is not synthesized.main.stack)
+        # provider, previous-release clean-up (, network interfaces), the backup policies
+        assert len(attached) == 2 + (stack is not synthesized.main.stack) + len(provider.backup_policies)
         assert "arn:aws:iam::aws:policy" not in str(template)
 
 
@@ -249,3 +249,12 @@ def test_default_dead_letter_queue_is_encrypted_and_tls_only(synthesized: Synthe
             }
         },
     )
+
+
+def test_synth_leaves_no_warning_or_error_annotation(synthesized: Synthesized) -> None:
+    """The acknowledgments and checks add nothing a user would see at synth (cdk synth prints these)."""
+    stacks = [synthesized.main.stack, synthesized.vpcs.default_stack, synthesized.vpcs.explicit_stack]
+    for stack in [*stacks, synthesized.tokens.stack]:
+        annotations = Annotations.from_stack(stack)
+        assert annotations.find_warning("*", Match.any_value()) == []
+        assert annotations.find_error("*", Match.any_value()) == []

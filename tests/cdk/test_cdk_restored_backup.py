@@ -14,6 +14,7 @@ from cloudhsm_backup_restore_cdk import RestoredBackup, RestoreProvider
 from cloudhsm_backup_restore_cdk.restored_backup import ATTRIBUTE_PROPERTIES
 from cloudhsm_backup_restore_pipeline.contract import RESOURCE_TYPE, backup_actions
 
+from tests.cdk.matrix import backup_id
 from tests.cdk.support import (
     DELETE_ID,
     KEEP_ID,
@@ -188,20 +189,33 @@ def test_each_backup_is_granted_only_its_actions_on_its_own_arn(
     ]
 
 
-def test_backups_with_the_same_actions_share_one_statement(synthesized: Synthesized) -> None:
-    """Statements are merged per action set: one statement per distinct set, never one per backup."""
+def test_backups_with_the_same_actions_share_one_statement() -> None:
+    """Statements are merged per action set: one statement per distinct set in each policy, never one per backup."""
+    stack = _stack()
+    for number in range(40):
+        on_delete = OnDelete.DELETE if number % 2 else OnDelete.RETAIN
+        RestoredBackup(stack, f"B{number}", backup_id=backup_id(number), on_delete=on_delete)
+    template = Template.from_stack(stack).to_json()
+    policies = [
+        name
+        for name, body in resources(template, "AWS::IAM::ManagedPolicy").items()
+        if "ManagedPolicyName" in body["Properties"]
+    ]
+    action_sets = {
+        name: [tuple(as_list(statement["Action"])) for statement in statements(template, name)] for name in policies
+    }
+    assert all(len(sets) == len(set(sets)) <= 2 for sets in action_sets.values())
+    arns = [
+        arn for name in policies for statement in statements(template, name) for arn in as_list(statement["Resource"])
+    ]
+    assert len(arns) == len(set(arns)) == 40
+    assert len(policies) < 40 / 4  # shared, not one policy per backup
+    assert sum(len(sets) for sets in action_sets.values()) <= 2 * len(policies)
+
+
+def test_delete_backup_only_with_on_delete_delete(synthesized: Synthesized) -> None:
     main = synthesized.main
     template = synthesized.json(main.stack)
-    policy = logical_id(main.stack, main.plain.policy)
-    assert policy == logical_id(main.stack, main.keep.policy) == logical_id(main.stack, main.delete.policy)
-    action_sets = [tuple(as_list(s["Action"])) for s in statements(template, policy)]
-    expected = {
-        backup_actions(on_delete=OnDelete.RETAIN, never_expires=None),
-        backup_actions(on_delete=OnDelete.DELETE, never_expires=True),
-        backup_actions(on_delete=OnDelete.RETAIN, never_expires=False),
-    }
-    assert len(action_sets) == len(set(action_sets))
-    assert set(action_sets) == expected
     all_actions = [str(s["Action"]) for s in all_statements(template)]
     assert sum("cloudhsm:DeleteBackup" in actions for actions in all_actions) == 1
 

@@ -6,7 +6,6 @@ the cleanup phase after the resources that depend on it (reverse dependency orde
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,6 @@ from tests.cdk.support import as_list, logical_id
 
 OLD = "backup-tokenoldaaaaa"
 NEW = "backup-tokennewaaaaa"
-ISSUE_9 = importlib.util.find_spec("cloudhsm_backup_restore.ownership") is not None
-"""The ownership record (restore-safety issue 9) decides who may delete a backup after a rename."""
 
 
 def _synth(tmp_path: Path, build: Any) -> tuple[Stack, Any, dict[str, Any], Path]:
@@ -73,7 +70,7 @@ def test_token_backup_id_replaced_by_a_parameter_update_keeps_its_delete_grant_u
     # ... and the custom resource depends on it: the old resource is deleted in cleanup before the old policy.
     assert policy in template["Resources"][resource]["DependsOn"]
 
-    # The simulator: CloudFormation's Update, then the cleanup Delete of the old backup with the old properties.
+    # The simulator: CloudFormation's Update, then the cleanup Delete of the old backup.
     with OfflineWorld(speed=20.0, code_dir=backup.provider.staged_code_dir, restore_seconds=1) as world:
         world.emulator.add_backup(OLD)
         world.emulator.add_backup(NEW)
@@ -93,27 +90,45 @@ def test_token_backup_id_replaced_by_a_parameter_update_keeps_its_delete_grant_u
         assert world.verify() == []
 
 
-def test_changing_one_literal_backup_replaces_only_its_own_policy(tmp_path: Path) -> None:
-    """Every backup is costed at its longest ARN, so one new id never moves the others to other policies."""
+def _policies(tmp_path: Path, name: str, ids: dict[int, str]) -> dict[str, str]:
+    """Backup policy logical id -> its properties as JSON, for RestoredBackups B<number> with ``ids``."""
+    app = App(outdir=str(tmp_path / name))
+    stack = Stack(app, "Many")
+    for number, value in ids.items():
+        RestoredBackup(stack, f"B{number}", backup_id=value)
+    template = app.synth().get_stack_by_name("Many").template
+    return {
+        logical: json.dumps(body["Properties"])
+        for logical, body in template["Resources"].items()
+        if body["Type"] == "AWS::IAM::ManagedPolicy" and "ManagedPolicyName" in body["Properties"]
+    }
 
-    def build(first: str) -> list[str]:
-        app = App(outdir=str(tmp_path / first))
-        stack = Stack(app, "Many")
-        backups = [RestoredBackup(stack, f"B{n}", backup_id=first if n == 0 else backup_id(n)) for n in range(150)]
-        template = app.synth().get_stack_by_name("Many").template
-        return [json.dumps(template["Resources"][logical_id(stack, b.policy)]["Properties"]) for b in backups]
 
-    before, after = build(backup_id(0)), build("backup-zzzzzzzzzzzzzzzz")
-    changed = {index for index, (old, new) in enumerate(zip(before, after, strict=True)) if old != new}
-    assert len(set(before)) >= 2  # 150 backups need more than one policy
-    assert changed == {index for index, policy in enumerate(before) if policy == before[0]}
-    assert json.loads(after[0])["ManagedPolicyName"] != json.loads(before[0])["ManagedPolicyName"]
+@pytest.mark.parametrize("change", ["edit", "remove", "add"])
+def test_changing_one_literal_backup_replaces_only_its_own_policy(tmp_path: Path, change: str) -> None:
+    """A backup's policy is placed by its construct path, so one change never moves the others (150 backups)."""
+    ids = {number: backup_id(number) for number in range(150)}
+    before = _policies(tmp_path, "before", ids)
+    if change == "edit":
+        ids[7] = "backup-zzzzzzzzzzzzzzzz"
+    elif change == "remove":
+        del ids[7]
+    else:
+        ids[150] = backup_id(150)
+    after = _policies(tmp_path, "after", ids)
+    assert len(before) >= 2  # 150 backups need more than one policy
+    changed = {logical for logical in before.keys() | after.keys() if before.get(logical) != after.get(logical)}
+    assert len(changed) == 1  # exactly one policy replaced (a new ManagedPolicyName); the others untouched
+    (logical,) = changed
+    if logical in before and logical in after:
+        old_name = json.loads(before[logical])["ManagedPolicyName"]
+        assert json.loads(after[logical])["ManagedPolicyName"] != old_name
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(not ISSUE_9, reason="needs the ownership record of the restore-safety issue (issue 9)", strict=True)
 def test_renamed_construct_leaves_the_backup_ready_and_owned_by_the_new_resource(tmp_path: Path) -> None:
-    """CloudFormation creates the renamed resource in the update phase and deletes the old one in cleanup."""
+    """CloudFormation creates the renamed resource in the update phase and deletes the old one in cleanup; the
+    ownership record (issue 9's handler) keeps the old resource's Delete from deleting the new one's backup."""
     keep = "backup-renameaaaaaa"
 
     def template_for(construct_id: str) -> tuple[str, Path, Any]:
