@@ -1,69 +1,73 @@
-"""The one provider Lambda per stack that every RestoredBackup in that stack shares."""
+"""The provider Lambda that RestoredBackups share: its settings are given once, here, as for aws-cdk-lib's Provider."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
-from aws_cdk import Acknowledgment, ArnFormat, CfnResource, Duration, RemovalPolicy, Stack, Stage, Validations
+from aws_cdk import Aws, CfnResource, Duration, Fn, RemovalPolicy, Stack, Stage
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sqs as sqs
 from cloudhsm_backup_restore_pipeline.contract import (
     ARCHITECTURE,
-    DESCRIBE_ACTIONS,
     HANDLER,
     LAMBDA_TIMEOUT_SECONDS,
-    LOG_ACTIONS,
-    LOG_RETENTION_DAYS,
     MEMORY_MB,
-    POLL_PARAMETER_ACTIONS,
-    POLL_PERMISSION_ACTIONS,
-    POLL_RULE_ACTIONS,
-    POLL_RULE_PREFIX,
+    POLL_INVOKE_PRINCIPAL,
+    PROVIDER_ID_ENV,
     RESOURCE_TYPE,
-    RESPONSE_PARAMETER_PREFIX,
     RUNTIME,
-    VPC_ENI_ACTIONS,
 )
 from constructs import Construct, IConstruct
 
+from cloudhsm_backup_restore_cdk import validation
 from cloudhsm_backup_restore_cdk.bundling import lambda_code
+from cloudhsm_backup_restore_cdk.grants import (
+    DEFAULT_MANAGED_POLICIES_PER_ROLE,
+    MAX_MANAGED_POLICIES_PER_ROLE,
+    BackupPolicyChunk,
+    new_chunk,
+    statement_cost,
+)
+from cloudhsm_backup_restore_cdk.provider_policies import (
+    base_policy,
+    default_dead_letter_queue,
+    legacy_permission_policy,
+    network_interface_policy,
+    rule_arn_prefix,
+)
 
 PROVIDER_ID = "CloudHsmBackupRestoreProvider"
-"""Construct id of the provider at stack scope: the key of the one-per-stack lookup."""
+"""Construct id of the stack's default provider (and, with a number appended, of its overflow providers)."""
 
-ENI_ACTIONS = VPC_ENI_ACTIONS
+DEFAULT_LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+
+REPLACEMENT_HEADROOM = 1
+"""Managed policy slots kept free on the role: CloudFormation attaches a replacing policy before it deletes the
+old one in the cleanup phase, so the role briefly holds both."""
 
 _ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
 
 
-def _placement_key(
-    vpc: ec2.IVpc | None,
-    vpc_subnets: ec2.SubnetSelection | None,
-    security_groups: Sequence[ec2.ISecurityGroup] | None,
-) -> tuple[object, ...]:
-    """What identifies a VPC placement, comparable across RestoredBackups."""
-    return (
-        vpc.node.path if vpc is not None else None,
-        repr(vpc_subnets) if vpc_subnets is not None else None,
-        tuple(group.node.path for group in security_groups) if security_groups is not None else None,
-    )
-
-
-def _acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
-    """Acknowledge one cdk-nag finding (cdk-nag v3 reads CDK's native Validations acknowledgments)."""
-    Validations.of(scope).acknowledge(Acknowledgment(id="AwsSolutions::" + rule, reason=reason))
+def provider_id_token() -> str:
+    """contract.provider_id_expression() in CDK terms: the last 12 hex digits of the stack's GUID."""
+    guid = Fn.select(2, Fn.split("/", Aws.STACK_ID))
+    return Fn.select(4, Fn.split("-", guid))
 
 
 class RestoreProvider(Construct):
-    """Role, log group and Lambda function behind every RestoredBackup of one stack.
+    """Role, log group and Lambda function behind the RestoredBackups of one stack.
 
-    Obtain it with ``RestoreProvider.of(scope)``; each RestoredBackup then adds its own IAM policy
-    (``grant_backup``) for just the backup it restores.
+    Every option is a property of the one function, so it is given once, here (like aws-cdk-lib's
+    ``custom_resources.Provider``), and each ``RestoredBackup(provider=...)`` uses it. Without a
+    ``provider``, a RestoredBackup uses the stack's default one (``RestoreProvider.of(stack)``), with
+    every option at its default.
     """
 
     def __init__(
@@ -74,71 +78,95 @@ class RestoreProvider(Construct):
         vpc: ec2.IVpc | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
         security_groups: Sequence[ec2.ISecurityGroup] | None = None,
+        log_retention: logs.RetentionDays = DEFAULT_LOG_RETENTION,
+        log_group_encryption_key: kms.IKey | None = None,
+        reserved_concurrent_executions: int | None = None,
+        tracing: lambda_.Tracing = lambda_.Tracing.ACTIVE,
+        dead_letter_queue: sqs.IQueue | None = None,
+        managed_policies_per_role: int = DEFAULT_MANAGED_POLICIES_PER_ROLE,
     ) -> None:
+        """Create the provider.
+
+        :param vpc: VPC to run the function in; it then needs a route (NAT or VPC endpoints) to the services in
+            ``contract.VPC_ENDPOINT_SERVICES`` and to CloudFormation's S3 response URL. Default: not in a VPC.
+        :param vpc_subnets: Subnets of ``vpc``; only with ``vpc``. Default: the VPC's private subnets.
+        :param security_groups: Security groups; only with ``vpc``. Default: one new egress-only group.
+        :param log_retention: Retention of the function's log group. Default: three months.
+        :param log_group_encryption_key: KMS key encrypting the log group; its key policy must allow the
+            CloudWatch Logs service principal of the region. Default: CloudWatch Logs' own encryption.
+        :param reserved_concurrent_executions: Reserved concurrency of the function. Default: none reserved.
+        :param tracing: X-Ray tracing mode; the function runs a few times per deployment, so traces cost next
+            to nothing. Default: ``Tracing.ACTIVE``.
+        :param dead_letter_queue: SQS queue receiving the events that failed every asynchronous retry
+            (CloudFormation and EventBridge invoke the function asynchronously); if it is KMS-encrypted, its key
+            must let the role use it. Default: a new queue (SQS-managed encryption, TLS only, 14 days).
+        :param managed_policies_per_role: The account's quota of managed policies per role (IAM: 10 by
+            default, up to 20 on request); backups beyond what fits go to another provider. Default: 10.
+        """
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
-        self.placement_key = _placement_key(vpc, vpc_subnets, security_groups)
+        validation.check_provider_options(
+            vpc=vpc,
+            vpc_subnets=vpc_subnets,
+            security_groups=security_groups,
+            log_retention=log_retention,
+            log_group_encryption_key=log_group_encryption_key,
+            reserved_concurrent_executions=reserved_concurrent_executions,
+            tracing=tracing,
+            dead_letter_queue=dead_letter_queue,
+        )
+        # The provider's own policies, one backup policy, and the headroom for a replacement.
+        fewest = 2 + (vpc is not None) + 1 + REPLACEMENT_HEADROOM
+        if isinstance(managed_policies_per_role, bool) or not isinstance(managed_policies_per_role, int):
+            raise TypeError(
+                f"RestoreProvider managed_policies_per_role must be an int, got {managed_policies_per_role!r}"
+            )
+        if not fewest <= managed_policies_per_role <= MAX_MANAGED_POLICIES_PER_ROLE:
+            raise ValueError(
+                f"RestoreProvider managed_policies_per_role must be an int from {fewest} to "
+                f"{MAX_MANAGED_POLICIES_PER_ROLE} (IAM's quota of managed policies per role), got "
+                f"{managed_policies_per_role!r}"
+            )
+        self.settings: dict[str, Any] = {
+            "vpc": vpc,
+            "vpc_subnets": vpc_subnets,
+            "security_groups": security_groups,
+            "log_retention": log_retention,
+            "log_group_encryption_key": log_group_encryption_key,
+            "reserved_concurrent_executions": reserved_concurrent_executions,
+            "tracing": tracing,
+            "dead_letter_queue": dead_letter_queue,
+            "managed_policies_per_role": managed_policies_per_role,
+        }
+        """The options this provider was created with (overflow providers are created with the same)."""
+        self.provider_id = provider_id_token()
+        """The id (a token) that names this provider's polling rules and parameters (contract PROVIDER_ID_ENV)."""
+        self._policy_quota = managed_policies_per_role
+        self._chunks: list[BackupPolicyChunk] = []
 
-        self.log_group = logs.LogGroup(self, "LogGroup", removal_policy=RemovalPolicy.RETAIN)
-        """The function's logs; retained on stack deletion so the last Delete stays readable, expiring."""
-        cast(logs.CfnLogGroup, self.log_group.node.default_child).retention_in_days = LOG_RETENTION_DAYS
-
-        statements = [
-            iam.PolicyStatement(
-                sid="WriteOwnLogs",
-                actions=list(LOG_ACTIONS),
-                resources=[self.log_group.log_group_arn],
-            ),
-            iam.PolicyStatement(sid="DescribeBackups", actions=list(DESCRIBE_ACTIONS), resources=["*"]),
-            iam.PolicyStatement(
-                sid="PollingRules",
-                actions=list(POLL_RULE_ACTIONS),
-                resources=[
-                    stack.format_arn(
-                        service="events",
-                        resource="rule",
-                        resource_name=POLL_RULE_PREFIX + "*",
-                        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-                    )
-                ],
-            ),
-            iam.PolicyStatement(
-                sid="PollingResponseUrl",
-                actions=list(POLL_PARAMETER_ACTIONS),
-                resources=[
-                    stack.format_arn(
-                        service="ssm",
-                        resource="parameter",
-                        resource_name=RESPONSE_PARAMETER_PREFIX.strip("/") + "/*",
-                        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-                    )
-                ],
-            ),
-        ]
+        self.log_group = logs.LogGroup(
+            self,
+            "LogGroup",
+            retention=log_retention,
+            encryption_key=log_group_encryption_key,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        """The function's logs; retained on stack deletion so the last Delete stays readable."""
         self.role = iam.Role(
             self,
             "ServiceRole",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"Runs the {RESOURCE_TYPE} provider",
-            inline_policies={"Provider": iam.PolicyDocument(statements=statements)},
         )
-        _acknowledge(
-            self.role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "cloudhsm:DescribeBackups has no resource-level permissions: IAM only accepts Resource '*' for it",
-        )
-        _acknowledge(
-            self.role,
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:rule/{POLL_RULE_PREFIX}*]",
-            "crhelper's polling creates EventBridge rules with generated names; every name the provider creates "
-            f"starts with {POLL_RULE_PREFIX}, so the wildcard covers only those rules",
-        )
-        _acknowledge(
-            self.role,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/"
-            f"{RESPONSE_PARAMETER_PREFIX.strip('/')}/*]",
-            "during a polling hand-off the ResponseURL is kept in an SSM SecureString named after the generated "
-            f"rule; every such parameter lives under {RESPONSE_PARAMETER_PREFIX}, so the wildcard covers only those",
+        """The function's role: no inline policy, only the customer managed policies below."""
+        self.base_policy = base_policy(self, self.role, self.log_group, self.provider_id)
+        """Logs, DescribeBackups, and the polling hand-off's rules and parameters (this provider's only)."""
+
+        self.dead_letter_queue = dead_letter_queue or default_dead_letter_queue(self)
+        """Where Lambda puts an event (with its ResponseURL) that failed every retry: the trace of a lost request."""
+        self.base_policy.add_statements(
+            iam.PolicyStatement(
+                sid="DeadLetterQueue", actions=["sqs:SendMessage"], resources=[self.dead_letter_queue.queue_arn]
+            )
         )
 
         self.function = lambda_.Function(
@@ -151,126 +179,128 @@ class RestoreProvider(Construct):
             code=lambda_code(),
             timeout=Duration.seconds(LAMBDA_TIMEOUT_SECONDS),
             memory_size=MEMORY_MB,
-            # The role as an immutable reference: the function's Role GetAtt already orders it after the role,
-            # and an L2 role would add a redundant DependsOn (cfn-lint W3005). Grants go to ``self.role``.
+            # An immutable reference: the Role GetAtt already orders the function after the role, and grants
+            # made through an L2 role would add inline policies. Grants go to the managed policies.
             role=iam.Role.from_role_arn(self, "FunctionRole", self.role.role_arn, mutable=False),
             log_group=self.log_group,
+            environment={PROVIDER_ID_ENV: self.provider_id},
             vpc=vpc,
             vpc_subnets=vpc_subnets,
             security_groups=security_groups,
+            reserved_concurrent_executions=reserved_concurrent_executions,
+            tracing=tracing,
+            dead_letter_queue=self.dead_letter_queue,
         )
-
-        if vpc is not None:
-            self._grant_network_interfaces()
-
-        self.invoke_permission_policy = iam.Policy(
-            self,
-            "PollingPermissions",
-            roles=[self.role],
-            statements=[
+        function_resource = cast(CfnResource, self.function.node.default_child)
+        if tracing is not lambda_.Tracing.DISABLED:
+            self.base_policy.add_statements(
                 iam.PolicyStatement(
-                    sid="PollingInvokePermission",
-                    actions=list(POLL_PERMISSION_ACTIONS),
-                    resources=[self.function.function_arn],
+                    sid="Tracing", actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]
                 )
-            ],
-        )
-        """Separate from the role: it names the function, which itself depends on the role."""
-
-    def _grant_network_interfaces(self) -> None:
-        """The EC2 permissions Lambda uses for the function's network interfaces, scoped like the template's.
-
-        A policy of its own that the function resource depends on: Lambda checks them when it creates the
-        function. Network interfaces in only this account and region, created only in the function's
-        own subnets and security groups.
-        """
-        stack = Stack.of(self)
-
-        def ec2_arn(resource: str, name: str) -> str:
-            return stack.format_arn(
-                service="ec2", resource=resource, resource_name=name, arn_format=ArnFormat.SLASH_RESOURCE_NAME
             )
+        # Lambda checks the role's permissions (VPC, DLQ) when it creates the function.
+        function_resource.node.add_dependency(self.base_policy)
+        self.network_policy: iam.ManagedPolicy | None = None
+        if vpc is not None:
+            self.network_policy = network_interface_policy(self, self.role, self.function)
+            function_resource.node.add_dependency(self.network_policy)
 
-        interfaces = ec2_arn("network-interface", "*")
-        # Exactly the subnets and security groups the function was given (or CDK chose and created for it).
-        placement = cast(
-            lambda_.CfnFunction.VpcConfigProperty,
-            cast(lambda_.CfnFunction, self.function.node.default_child).vpc_config,
-        )
-        policy = iam.Policy(
+        self.legacy_policy = legacy_permission_policy(self, self.role, self.function)
+        """Transitional: lets the function remove the invoke permission of a wait the previous release began."""
+        self.poll_permission = lambda_.CfnPermission(
             self,
-            "NetworkInterfaces",
-            roles=[self.role],
-            statements=[
-                iam.PolicyStatement(
-                    sid="DescribeNetworkInterfaces",
-                    actions=[action for action in ENI_ACTIONS if ":Describe" in action],
-                    resources=["*"],
-                ),
-                iam.PolicyStatement(
-                    sid="CreateNetworkInterfacesInOwnSubnetsAndGroups",
-                    actions=["ec2:CreateNetworkInterface"],
-                    resources=[
-                        interfaces,
-                        *(ec2_arn("subnet", subnet_id) for subnet_id in placement.subnet_ids or []),
-                        *(ec2_arn("security-group", group_id) for group_id in placement.security_group_ids or []),
-                    ],
-                ),
-                iam.PolicyStatement(
-                    sid="ManageNetworkInterfaces",
-                    actions=[action for action in ENI_ACTIONS if ":Describe" not in action and ":Create" not in action],
-                    resources=[interfaces],
-                ),
-            ],
+            "PollInvokePermission",
+            action="lambda:InvokeFunction",
+            function_name=self.function.function_arn,
+            principal=POLL_INVOKE_PRINCIPAL,
+            source_arn=rule_arn_prefix(self, self.provider_id) + "*",
+            source_account=Stack.of(self).account,
         )
-        # Only the function resource waits for the policy: its security group is named in the policy.
-        cast(CfnResource, self.function.node.default_child).node.add_dependency(policy)
-        _acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets have no resource-level permissions: IAM only "
-            "accepts Resource '*' for them",
-        )
-        _acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*]",
-            "Lambda creates the VPC function's network interfaces with ids unknown in advance; the wildcard is "
-            "limited to network interfaces in this account and region",
-        )
+        """The one invoke permission the polling hand-off needs, granted at deploy time to this provider's rules."""
+
+    @property
+    def service_token(self) -> str:
+        """The function ARN that RestoredBackups of this provider name as ServiceToken."""
+        return self.function.function_arn
+
+    @property
+    def shared_grants(self) -> list[IConstruct]:
+        """What every RestoredBackup of this provider depends on: created before it, deleted after it."""
+        return [self.base_policy, self.legacy_policy, self.poll_permission]
+
+    def _policy_count(self) -> int:
+        return 2 + (self.network_policy is not None) + len(self._chunks)
+
+    def has_room(self, actions: Sequence[str], cost: int, *, own_policy: bool) -> bool:
+        """Whether one more backup fits in the role's managed policies without exceeding any IAM quota."""
+        if not own_policy and self._chunks and self._chunks[-1].room_for(actions, cost):
+            return True
+        # One slot stays free: a replaced backup policy is attached before the old one is detached.
+        return self._policy_count() < self._policy_quota - REPLACEMENT_HEADROOM
+
+    def grant_backup(
+        self, *, actions: Sequence[str], backup_arn: str, cost: int, tokens: Sequence[str]
+    ) -> iam.CfnManagedPolicy:
+        """Grant ``actions`` on one backup ARN; returns the managed policy the backup's resource must depend on.
+
+        Backups whose id or region is a token get a policy of their own, named after the token, so a new
+        value replaces the policy (see ``grants``); the others share policies filled in order.
+        """
+        if not self.has_room(actions, cost, own_policy=bool(tokens)):
+            raise ValueError(
+                f"RestoreProvider {self.node.path} is full: its role would need more than {self._policy_quota} "
+                f"managed policies (IAM quota, {REPLACEMENT_HEADROOM} kept free for replacements). Create another "
+                "RestoreProvider (or raise "
+                "managed_policies_per_role up to 20 after raising the account's quota)"
+            )
+        if tokens or not self._chunks or not self._chunks[-1].room_for(actions, cost):
+            chunk = new_chunk(
+                self,
+                f"BackupPolicy{len(self._chunks) + 1}",
+                role=self.role,
+                provider_id=self.provider_id,
+                description=f"CloudHSM backups restored by {RESOURCE_TYPE} (cloudhsm-backup-restore)",
+            )
+            chunk.tokens.extend(tokens)
+            self._chunks.append(chunk)
+        chunk = self._chunks[-1]
+        chunk.add(Stack.of(self), actions, backup_arn, cost)
+        return chunk.policy
+
+    @property
+    def backup_policies(self) -> list[iam.CfnManagedPolicy]:
+        """The managed policies holding the per-backup grants, in order."""
+        return [chunk.policy for chunk in self._chunks]
 
     @classmethod
     def of(
-        cls,
-        scope: Construct,
-        *,
-        vpc: ec2.IVpc | None = None,
-        vpc_subnets: ec2.SubnetSelection | None = None,
-        security_groups: Sequence[ec2.ISecurityGroup] | None = None,
+        cls, scope: Construct, *, actions: Sequence[str] = (), cost: int = 0, own_policy: bool = False
     ) -> RestoreProvider:
-        """The stack's provider, created on first use; every caller in a stack must ask for the same VPC placement."""
-        stack = Stack.of(scope)
-        existing = stack.node.try_find_child(PROVIDER_ID)
-        if existing is None:
-            return cls(stack, PROVIDER_ID, vpc=vpc, vpc_subnets=vpc_subnets, security_groups=security_groups)
-        if not isinstance(existing, RestoreProvider):
-            raise TypeError(f"Construct id {PROVIDER_ID} at stack {stack.node.path} is taken by another construct")
-        if existing.placement_key != _placement_key(vpc, vpc_subnets, security_groups):
-            raise ValueError(
-                f"vpc, vpc_subnets and security_groups must be the same for every RestoredBackup in stack "
-                f"{stack.node.path}: they share one provider function"
-            )
-        return existing
+        """The stack's default provider with room for one more backup, created (with default options) on first use.
 
-    def grant_backup(
-        self, scope: Construct, construct_id: str, *, backup_arn: str, actions: Sequence[str]
-    ) -> iam.Policy:
-        """Attach a policy (created in ``scope``) that allows ``actions`` on one backup ARN only."""
-        return iam.Policy(
-            scope,
-            construct_id,
-            roles=[self.role],
-            statements=[iam.PolicyStatement(actions=list(actions), resources=[backup_arn])],
-        )
+        When the default provider's role is full, an overflow provider (``<PROVIDER_ID>2``, ...) with the same
+        options takes the next backups.
+        """
+        stack = Stack.of(scope)
+        first = stack.node.try_find_child(PROVIDER_ID)
+        if first is None:
+            return cls(stack, PROVIDER_ID)
+        if not isinstance(first, RestoreProvider):
+            raise TypeError(f"Construct id {PROVIDER_ID} at stack {stack.node.path} is taken by another construct")
+        return first.with_room(actions, cost, own_policy=own_policy)
+
+    def with_room(self, actions: Sequence[str], cost: int, *, own_policy: bool) -> RestoreProvider:
+        """This provider, or the first overflow provider created like it that has room for one more backup."""
+        provider: RestoreProvider = self
+        number = 1
+        while not provider.has_room(actions, cost, own_policy=own_policy):
+            number += 1
+            overflow_id = f"{self.node.id}{number}"
+            found = self.node.scope.node.try_find_child(overflow_id) if self.node.scope else None
+            if found is None:
+                found = RestoreProvider(cast(Construct, self.node.scope), overflow_id, **self.settings)
+            provider = cast(RestoreProvider, found)
+        return provider
 
     @property
     def code_asset(self) -> s3_assets.Asset:
@@ -284,3 +314,6 @@ class RestoreProvider(Construct):
         if stage is None:
             raise ValueError(f"{self.node.path} is not inside an App or Stage: nothing is synthesized")
         return (Path(stage.outdir) / self.code_asset.asset_path).resolve()
+
+
+__all__ = ["DEFAULT_LOG_RETENTION", "PROVIDER_ID", "RestoreProvider", "provider_id_token", "statement_cost"]

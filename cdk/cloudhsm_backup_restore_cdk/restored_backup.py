@@ -2,105 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
-
 from aws_cdk import ArnFormat, CustomResource, Duration, Stack, Token
-from aws_cdk import aws_ec2 as ec2
 from cloudhsm_backup_restore.attributes import ATTRIBUTE_NAMES, TAG_ATTRIBUTE_PREFIX
-from cloudhsm_backup_restore.properties import (
-    BACKUP_ID_PATTERN,
-    MAX_SERVICE_TIMEOUT,
-    REGION_PATTERN,
-    OnDelete,
-)
+from cloudhsm_backup_restore.properties import OnDelete
 from cloudhsm_backup_restore_pipeline.contract import RESOURCE_TYPE, backup_actions
 from constructs import Construct
 
+from cloudhsm_backup_restore_cdk import validation
+from cloudhsm_backup_restore_cdk.grants import arn_cost, token_parts
 from cloudhsm_backup_restore_cdk.provider import RestoreProvider
 
 DEFAULT_TIMEOUT = Duration.minutes(60)
 """CloudFormation's own maximum ServiceTimeout: a restore normally takes minutes, waiting longer fails."""
 
 
-def _check_backup_id(backup_id: str) -> None:
-    if Token.is_unresolved(backup_id):
-        return
-    if not BACKUP_ID_PATTERN.fullmatch(backup_id):
-        raise ValueError(
-            f"RestoredBackup backup_id must match {BACKUP_ID_PATTERN.pattern} (e.g. backup-abcdefghijk), "
-            f"got {backup_id!r}"
-        )
-
-
-def _check_on_delete(on_delete: OnDelete | str) -> OnDelete:
-    try:
-        return OnDelete(on_delete)
-    except ValueError:
-        choices = ", ".join(f"OnDelete.{choice.name}" for choice in OnDelete)
-        raise ValueError(f"RestoredBackup on_delete must be one of {choices}, got {on_delete!r}") from None
-
-
-def _check_never_expires(never_expires: object) -> None:
-    if never_expires is not None and not isinstance(never_expires, bool):
-        raise TypeError(f"RestoredBackup never_expires must be True, False or None, got {never_expires!r}")
-
-
-def _check_region(region: str | None) -> None:
-    if region is None or Token.is_unresolved(region):
-        return
-    if not REGION_PATTERN.fullmatch(region):
-        raise ValueError(
-            f"RestoredBackup region must be an AWS region name like eu-west-1 (or None for the stack's "
-            f"region), got {region!r}"
-        )
-
-
-def _check_timeout(timeout: Duration) -> None:
-    if timeout.is_unresolved():
-        return
-    seconds = timeout.to_seconds(integral=False)
-    if seconds < 1:
-        raise ValueError(f"RestoredBackup timeout must be at least 1 second, got {timeout.to_human_string()}")
-    if seconds > MAX_SERVICE_TIMEOUT:
-        raise ValueError(
-            f"RestoredBackup timeout must be at most {MAX_SERVICE_TIMEOUT // 60} minutes (CloudFormation's "
-            f"limit for a custom resource), got {timeout.to_human_string()}"
-        )
-    if seconds != int(seconds):
-        raise ValueError(f"RestoredBackup timeout must be a whole number of seconds, got {timeout.to_human_string()}")
-
-
-def _check_placement(
-    vpc: ec2.IVpc | None,
-    vpc_subnets: ec2.SubnetSelection | None,
-    security_groups: Sequence[ec2.ISecurityGroup] | None,
-) -> None:
-    if vpc is not None:
-        return
-    given = [name for name, value in (("vpc_subnets", vpc_subnets), ("security_groups", security_groups)) if value]
-    if given:
-        raise ValueError(f"RestoredBackup {' and '.join(given)} need vpc: pass the VPC too, or leave them out")
-
-
-def _policy_id(backup_id: str, region: str | None) -> str:
-    """Construct id of the backup's policy: it changes with the backup's identity.
-
-    A new backup id or region makes CloudFormation replace the resource and delete the old one in the
-    cleanup phase; a fresh policy (rather than an edited one) keeps the old backup's grant until then.
-    """
-    if Token.is_unresolved(backup_id) or (region is not None and Token.is_unresolved(region)):
-        return "Permissions"
-    digest = hashlib.sha256(f"{backup_id}|{region or ''}".encode()).hexdigest()[:8].upper()
-    return f"Permissions{digest}"
-
-
 class RestoredBackup(Construct):
     """A deleted (PENDING_DELETION) CloudHSM backup, restored on create and READY when the resource is.
 
-    All RestoredBackups of a stack share one provider Lambda (``RestoreProvider``); each adds an IAM policy
-    allowing only the CloudHSM actions its own options need, on its own backup's ARN. These policies count
-    towards the provider role's 10,240-character inline policy quota: a few dozen backups per stack.
+    RestoredBackups share a provider Lambda (``RestoreProvider``): the stack's default one, or the one passed as
+    ``provider``. Each backup's grants (only the CloudHSM actions its options need, on its own ARN) go into the
+    provider role's customer managed policies, packed to stay within IAM's quotas at any count.
 
     The attributes (``backup_arn``, ``backup_state``, ...) are ``Fn::GetAtt`` string tokens; AWS fields the
     backup lacks (e.g. ``copy_timestamp`` of a backup that was never copied) resolve to "".
@@ -112,65 +33,68 @@ class RestoredBackup(Construct):
         construct_id: str,
         *,
         backup_id: str,
-        on_delete: OnDelete = OnDelete.RETAIN,
+        on_delete: OnDelete | str = OnDelete.RETAIN,
         never_expires: bool | None = None,
         region: str | None = None,
         timeout: Duration = DEFAULT_TIMEOUT,
-        vpc: ec2.IVpc | None = None,
-        vpc_subnets: ec2.SubnetSelection | None = None,
-        security_groups: Sequence[ec2.ISecurityGroup] | None = None,
+        provider: RestoreProvider | None = None,
     ) -> None:
         """Restore ``backup_id``.
 
         :param backup_id: Id of the backup to restore (``backup-`` plus 11-16 of [2-7a-zA-Z]); it must be in
             PENDING_DELETION or already READY. Tokens (e.g. a CfnParameter) are accepted. Required.
         :param on_delete: What removing the resource from the stack (or replacing it) does to the backup:
-            ``OnDelete.RETAIN`` leaves it READY, ``OnDelete.DELETE`` deletes it again (back to
-            PENDING_DELETION). Default: ``OnDelete.RETAIN``.
+            ``OnDelete.RETAIN`` leaves it READY, ``OnDelete.DELETE`` deletes it again (back to PENDING_DELETION).
+            The enum, or its name or value in any case ("delete"). Default: ``OnDelete.RETAIN``.
         :param never_expires: True exempts the backup from the cluster's backup retention policy, False
             removes the exemption. Default: None (the setting is left as it is and not managed).
-        :param region: Region of the backup; a token must resolve to a region name (not "").
+        :param region: Region of the backup, in the stack's partition; a token must resolve to a region name.
             Default: None (the stack's region).
         :param timeout: How long CloudFormation waits for the restore (the resource's ServiceTimeout),
             1 second to 60 minutes in whole seconds. Default: ``Duration.minutes(60)``.
-        :param vpc: VPC to run the provider Lambda in; it then needs a route to the CloudHSM, EventBridge
-            and Lambda APIs and to CloudFormation's S3 response URL (NAT or VPC endpoints).
-            Default: None (not in a VPC).
-        :param vpc_subnets: Subnets of ``vpc`` for the Lambda; only with ``vpc``. Default: CDK's default
-            selection (the VPC's private subnets).
-        :param security_groups: Security groups of the Lambda; only with ``vpc``. Default: one new group
-            allowing all outbound traffic.
+        :param provider: The RestoreProvider (in the same stack) whose function serves this backup; VPC, logs,
+            concurrency, tracing and the dead-letter queue are set there. Default: the stack's default provider.
 
-        The provider is shared, so every RestoredBackup of a stack must pass the same ``vpc``,
-        ``vpc_subnets`` and ``security_groups``. Invalid values raise ValueError/TypeError naming the option.
+        Invalid values raise TypeError/ValueError naming the option and what was expected.
         """
         super().__init__(scope, construct_id)
-        _check_backup_id(backup_id)
-        on_delete = _check_on_delete(on_delete)
-        _check_never_expires(never_expires)
-        _check_region(region)
-        _check_timeout(timeout)
-        _check_placement(vpc, vpc_subnets, security_groups)
+        backup_id = validation.check_backup_id(backup_id)
+        self.on_delete = validation.check_on_delete(on_delete)
+        """The OnDelete this backup was configured with."""
+        never_expires = validation.check_never_expires(never_expires)
+        region = validation.check_region(self, region)
+        timeout = validation.check_timeout(timeout)
 
-        self.provider = RestoreProvider.of(self, vpc=vpc, vpc_subnets=vpc_subnets, security_groups=security_groups)
-        """The stack's shared provider (role, log group, function)."""
+        stack = Stack.of(self)
+        actions = backup_actions(on_delete=self.on_delete, never_expires=never_expires)
+        tokens = token_parts(backup_id, region)
+        partition = None if Token.is_unresolved(stack.partition) else stack.partition
+        # An explicit region is costed at the longest region name, so changing it never moves other backups.
+        stack_region = None if region is not None or Token.is_unresolved(stack.region) else stack.region
+        cost = arn_cost(partition=partition, region=stack_region)
+        if provider is None:
+            provider = RestoreProvider.of(self, actions=actions, cost=cost, own_policy=bool(tokens))
+        elif not isinstance(provider, RestoreProvider):
+            raise TypeError(f"RestoredBackup provider must be a RestoreProvider or None, got {type(provider).__name__}")
+        elif Stack.of(provider) is not stack:
+            raise ValueError(
+                f"RestoredBackup provider must be in the same stack as the backup ({stack.node.path}), "
+                f"got one in {Stack.of(provider).node.path}"
+            )
+        self.provider = provider
+        """The provider (role, log group, function) serving this backup."""
         # The ARN is built from the inputs (the backup_arn attribute only exists once the resource does).
-        scoped_arn = Stack.of(self).format_arn(
+        scoped_arn = stack.format_arn(
             service="cloudhsm",
             resource="backup",
             resource_name=backup_id,
             region=region,
             arn_format=ArnFormat.SLASH_RESOURCE_NAME,
         )
-        self.policy = self.provider.grant_backup(
-            self,
-            _policy_id(backup_id, region),
-            backup_arn=scoped_arn,
-            actions=backup_actions(on_delete=on_delete, never_expires=never_expires),
-        )
-        """This backup's own permissions on the provider role."""
+        self.policy = provider.grant_backup(actions=actions, backup_arn=scoped_arn, cost=cost, tokens=tokens)
+        """The customer managed policy holding this backup's grant (shared with other backups unless tokens)."""
 
-        properties: dict[str, str] = {"BackupId": backup_id, "OnDelete": on_delete.value}
+        properties: dict[str, str] = {"BackupId": backup_id, "OnDelete": self.on_delete.value}
         if never_expires is not None:
             properties["NeverExpires"] = "true" if never_expires else "false"
         if region is not None:
@@ -178,14 +102,14 @@ class RestoredBackup(Construct):
         self.resource = CustomResource(
             self,
             "Resource",
-            service_token=self.provider.function.function_arn,
+            service_token=provider.service_token,
             resource_type=RESOURCE_TYPE,
             properties=properties,
             service_timeout=timeout,
         )
         """The underlying CustomResource (``Custom::CloudHsmBackupRestore``)."""
         # The grants must exist before Create and outlive Delete: CloudFormation orders both by dependencies.
-        self.resource.node.add_dependency(self.policy, self.provider.invoke_permission_policy)
+        self.resource.node.add_dependency(self.policy, *provider.shared_grants)
 
     def _attribute(self, name: str) -> str:
         return self.resource.get_att_string(name)
@@ -222,7 +146,11 @@ class RestoredBackup(Construct):
 
     @property
     def never_expires(self) -> str:
-        """GetAtt NeverExpires: "true" or "false"."""
+        """GetAtt NeverExpires: a string token resolving to "true" or "false" (never a Python bool).
+
+        CloudFormation attributes are strings, so this cannot be a bool at synth: compare it in the template,
+        e.g. ``Fn.condition_equals(backup.never_expires, "true")``.
+        """
         return self._attribute("NeverExpires")
 
     @property
@@ -256,13 +184,11 @@ class RestoredBackup(Construct):
         return self._attribute("Mode")
 
     def get_tag(self, key: str) -> str:
-        """GetAtt Tag.<key>: the value of the backup's tag ``key``.
+        """GetAtt Tag.<key>: the value of the backup's tag ``key`` (1 to 128 characters).
 
         Tags that did not fit CloudFormation's 4 KB response are missing and fail the GetAtt at deploy time.
         """
-        if not key:
-            raise ValueError("RestoredBackup.get_tag key must be a non-empty tag key")
-        return self._attribute(TAG_ATTRIBUTE_PREFIX + key)
+        return self._attribute(TAG_ATTRIBUTE_PREFIX + validation.check_tag_key(key))
 
 
 ATTRIBUTE_PROPERTIES = {

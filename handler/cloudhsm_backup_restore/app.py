@@ -49,14 +49,14 @@ def _answer(step: Step) -> str:
     return step.physical_id
 
 
-def _finish(step: Step, started_at: float) -> str | None:
-    """Answer now with the attributes, or hand the wait to crhelper's polling."""
+def _finish(step: Step, started_at: float, deadline: float) -> str | None:
+    """Answer now with the attributes, or hand the wait to polling until ``deadline`` (CloudFormation's)."""
     if step.ready:
         return _answer(step)
     helper.Data.clear()
     helper.Data.update(step.memo)  # what the polls need to know about this operation's restore
     helper.Data[WAIT_STARTED_AT] = started_at
-    helper.hand_off()
+    helper.hand_off(deadline)
     return step.physical_id
 
 
@@ -71,7 +71,7 @@ def _restore(event: dict[str, Any], context: Any) -> str | None:
     props = parse_properties(event.get("ResourceProperties"))
     started_at = lifecycle.now()
     step = lifecycle.restore(props, Request.of(event), started_at=started_at, lambda_left=_lambda_left(context))
-    return _finish(step, started_at)
+    return _finish(step, started_at, started_at + props.service_timeout)
 
 
 def _poll(event: dict[str, Any], context: Any) -> str | None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
 import threading
 from collections.abc import Callable
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from crhelper import CfnResource
 from crhelper.resource_helper import FAILED
@@ -19,25 +17,32 @@ from crhelper.resource_helper import FAILED
 from cloudhsm_backup_restore.attributes import fit_response
 from cloudhsm_backup_restore.backups import error_code
 from cloudhsm_backup_restore.errors import clip_reason
+from cloudhsm_backup_restore.handoff import (
+    HANDOFF_CLIENT_CONFIG,
+    HANDOFF_WORST_CASE,
+    POLLING_INTERVAL_MINUTES,
+    RESPONSE_SOCKET_TIMEOUT,
+    TIMER_MARGIN_SECONDS,
+    Claim,
+    HandOffError,
+    PollingHandOff,
+    is_transient,
+)
 from cloudhsm_backup_restore.logs import log_event
-from cloudhsm_backup_restore.polling import response_parameter, rule_name, statement_id
+from cloudhsm_backup_restore.polling import (
+    ACCEPTED_POLL_FORMATS,
+    POLL_SWEEP_KEY,
+    PROVIDER_ID_ENV,
+    RESPONSE_PARAMETER_KEY,
+    configured_provider_id,
+    poll_deadline,
+    poll_format,
+)
 
 logger = logging.getLogger(__name__)
 
 REQUEST_TYPES = ("Create", "Update", "Delete")
 REQUIRED_EVENT_FIELDS = ("RequestType", "ResponseURL", "StackId", "RequestId", "LogicalResourceId")
-POLLING_INTERVAL_MINUTES = 1
-RequestFunction = Callable[[dict[str, Any], Any], str | None]
-RESPONSE_PARAMETER_KEY = "CrHelperResponseParameter"
-"""Poll events carry the name of the SSM parameter holding the ResponseURL instead of the URL itself."""
-POLLING_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3, read_timeout=5)
-"""crhelper's EventBridge/Lambda clients default to 60 s timeouts: too long for the hand-off margin."""
-CLAIM_CLIENT_CONFIG = Config(retries={"total_max_attempts": 1}, connect_timeout=3, read_timeout=5)
-"""One attempt only: a retried RemovePermission would find its own first attempt's removal and stay silent."""
-TIMER_MARGIN_SECONDS = 3.0
-"""crhelper's guard answers FAILED this long before the Lambda deadline (crhelper: 0.5 s)."""
-RESPONSE_SOCKET_TIMEOUT = 10.0
-"""Each attempt of crhelper's ResponseURL PUT gives up after this (crhelper sets none)."""
 
 
 def failed_create_id(request_id: str) -> str:
@@ -56,6 +61,7 @@ def _missing_fields(event: Any) -> list[str]:
     return missing
 
 
+RequestFunction = Callable[[dict[str, Any], Any], str | None]
 _CfnResourceBase: Any = CfnResource  # crhelper's stubs omit the private hooks overridden here
 
 
@@ -66,9 +72,14 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
     - INFO-level JSON logs (DEBUG logs the raw event and the presigned ResponseURL);
     - no sleep on Delete (crhelper sleeps up to 120 s);
     - polling only when the handler asks to hand off, so a READY backup answers in one invocation;
-    - EventBridge rule names and permission ids that fit any LogicalResourceId (<=64 / <=100 chars);
-    - overlapping or duplicate poll invocations answer once (the permission removal is the claim);
+    - provider-scoped EventBridge rule and SSM parameter names that fit any LogicalResourceId;
+    - no Lambda policy edits at run time: one invoke permission for the provider's rule prefix is granted at
+      deploy time (crhelper adds and removes a statement per wait: 20 KB ceiling, 409 conflicts, leaks);
     - the ResponseURL never sits in an EventBridge target: an SSM SecureString holds it during a hand-off;
+    - overlapping or duplicate polls answer once: the poll whose DeleteParameter succeeds answers;
+    - every poll that cannot go on stops the polling (answering FAILED when it can read the ResponseURL), and
+      no poll runs past the resource's deadline (crhelper polls forever);
+    - bounded hand-off calls (HANDOFF_CLIENT_CONFIG; crhelper's clients wait 60 s per attempt);
     - exactly one response per invocation, even when crhelper's timeout timer fires too;
     - a response that is always matchable: non-empty PhysicalResourceId, ids copied, Reason clipped at
       the tail (the head says what failed), body fitted to 4096 bytes;
@@ -80,6 +91,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         self._send_lock = threading.Lock()
         self._sent = False
         self._handoff = False
+        self._handoff_deadline = 0.0
         self._answered_elsewhere = False
         self._is_poll = False
         super().__init__(
@@ -92,19 +104,12 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         )
         for name in ("botocore", "boto3", "urllib3"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        if not self._sam_local and not self._init_failed:
-            self._lambda_client = self._aws_client("lambda", POLLING_CLIENT_CONFIG)
-            self._events_client = self._aws_client("events", POLLING_CLIENT_CONFIG)
-        self._claim_client: Any = None
-        self._ssm_client: Any = None
+        self.polling = PollingHandOff(self._aws_client)
 
-    def _ssm(self) -> Any:
-        if self._ssm_client is None:
-            self._ssm_client = self._aws_client("ssm", POLLING_CLIENT_CONFIG)
-        return self._ssm_client
-
-    def _aws_client(self, service: Literal["lambda", "events", "ssm"], config: Config) -> Any:
-        return boto3.client(service, region_name=self._region, verify=self._ssl_verify, config=config)
+    def _aws_client(self, service: str) -> Any:
+        return boto3.client(  # type: ignore[call-overload]
+            service, region_name=self._region, verify=self._ssl_verify, config=HANDOFF_CLIENT_CONFIG
+        )
 
     def _set_timeout(self) -> None:
         """crhelper's timeout guard, armed TIMER_MARGIN_SECONDS before the deadline so its answer lands."""
@@ -134,9 +139,10 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         """Register the function each Update poll invocation runs."""
         return cast(RequestFunction, super().poll_update(func))
 
-    def hand_off(self) -> None:
-        """Ask crhelper to keep waiting through EventBridge polling instead of answering now."""
+    def hand_off(self, deadline: float) -> None:
+        """Keep waiting through EventBridge polling until ``deadline`` (epoch s: when CloudFormation gives up)."""
         self._handoff = True
+        self._handoff_deadline = deadline
 
     def __call__(self, event: Any, context: Any) -> None:
         with self._send_lock:
@@ -144,34 +150,65 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         self._handoff = False
         self._answered_elsewhere = False
         self._is_poll = isinstance(event, dict) and "CrHelperPoll" in event  # crhelper adds the key mid-hand-off
-        if self._is_poll and "ResponseURL" not in event and RESPONSE_PARAMETER_KEY in event:
-            url = self._response_url_of(str(event[RESPONSE_PARAMETER_KEY]))
-            if url is None:
+        if self._is_poll:
+            event = self._prepare_poll(event, context.function_name)
+            if event is None:
                 return
-            event = dict(event, ResponseURL=url)
         missing = _missing_fields(event)
         if missing:
             self._answer_malformed(event, missing)
+            if self._is_poll:
+                self.polling.tear_down(event, context.function_name)  # a poll it cannot run must not fire again
             return
         super().__call__(event, context)
 
-    def _response_url_of(self, parameter: str) -> str | None:
-        """The ResponseURL kept for a handed-off wait; None (stay silent) when it is gone or unreadable."""
+    def _prepare_poll(self, event: dict[str, Any], function_name: str) -> dict[str, Any] | None:
+        """The poll event with its ResponseURL read back; None when this poll stops here (after tearing down)."""
+        if event.get(POLL_SWEEP_KEY):
+            log_event(logger, "polling.sweep")
+            self.polling.tear_down(event, function_name)
+            return None
+        deadline = poll_deadline(event)
+        if deadline is not None and self.polling.now() >= deadline:
+            log_event(logger, "polling.past_deadline", Deadline=deadline)  # CloudFormation stopped waiting
+            self.polling.tear_down(event, function_name)
+            return None
+        if RESPONSE_PARAMETER_KEY not in event:
+            return event  # crhelper's own format (ResponseURL in the target): answer and clean up as usual
         try:
-            found = self._ssm().get_parameter(Name=parameter, WithDecryption=True)
-            return str(found["Parameter"]["Value"])
-        except ClientError as error:
-            if error_code(error) == "ParameterNotFound":
+            url = self.polling.read_response_url(event)
+        except (ClientError, BotoCoreError) as error:
+            if isinstance(error, ClientError) and error_code(error) == "ParameterNotFound":
                 log_event(logger, "polling.answered_elsewhere", reason="response parameter already removed")
+                self.polling.stop(event, function_name=function_name)
+            elif is_transient(error):
+                log_event(logger, "polling.response_url_unreadable", retry="next firing", error=str(error)[:200])
             else:
-                logger.exception('{"action": "polling.response_url_unreadable"}')
-        except BotoCoreError:
-            logger.exception('{"action": "polling.response_url_unreadable"}')
-        return None
+                log_event(logger, "polling.stopped_unanswerable", error=str(error)[:200])
+                self.polling.tear_down(event, function_name)
+            return None
+        event = dict(event, ResponseURL=url)
+        version = poll_format(event)
+        if version not in ACCEPTED_POLL_FORMATS:
+            claim = self.polling.claim(event)
+            if claim is not Claim.LOST:
+                self._answer_failed(
+                    event,
+                    f"The provider was changed while this resource waited: its poll event has format {version}, "
+                    f"this release runs formats {', '.join(map(str, ACCEPTED_POLL_FORMATS))}. Polling stopped; "
+                    "retry the stack operation (the restore itself is unaffected)",
+                )
+            self.polling.stop(event, parameter_left=claim is Claim.UNKNOWN, function_name=function_name)
+            return None
+        return event
 
     def _answer_malformed(self, event: Any, missing: list[str]) -> None:
-        fields = event if isinstance(event, dict) else {}
         log_event(logger, "event.malformed", missing=missing)
+        self._answer_failed(event, "Malformed CloudFormation request: missing or invalid " + ", ".join(missing))
+
+    def _answer_failed(self, event: Any, reason: str) -> None:
+        """Answer FAILED outside crhelper's flow (an event it cannot run), if the event has an https ResponseURL."""
+        fields = event if isinstance(event, dict) else {}
         url = fields.get("ResponseURL")
         if not isinstance(url, str) or not url.startswith("https://"):
             logger.error('{"action": "event.unanswerable", "reason": "no https ResponseURL"}')
@@ -185,8 +222,22 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         self.PhysicalResourceId = str(fields.get("PhysicalResourceId", ""))
         self.Data: dict[str, Any] = {}
         self.Status = FAILED
-        self.Reason = "Malformed CloudFormation request: missing or invalid " + ", ".join(missing)
+        self.Reason = reason
         self._send()
+
+    def _timeout(self) -> None:
+        """crhelper's guard; a poll claims the answer first (so no other poll answers again), then stops polling."""
+        if not self._is_poll:
+            super()._timeout()
+            return
+        claim = self.polling.claim(self._event)
+        if claim is Claim.LOST:
+            self._answered_elsewhere = True
+        super()._timeout()
+        parked = bool(self._event.get(RESPONSE_PARAMETER_KEY))
+        self.polling.stop(
+            self._event, parameter_left=claim is Claim.UNKNOWN and parked, function_name=self._context.function_name
+        )
 
     def _poll_enabled(self) -> bool:
         return self._handoff or self._is_poll
@@ -194,99 +245,41 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
     def _wait_for_cwlogs(self, sleep: Any = None) -> None:
         """crhelper sleeps here on every Delete to let logs flush; Lambda flushes them anyway."""
 
-    def _put_rule(self) -> str:
-        response = self._events_client.put_rule(
-            Name=rule_name(self._event["LogicalResourceId"]),
-            ScheduleExpression=f"rate({POLLING_INTERVAL_MINUTES} minute)",
-            State="ENABLED",
-        )
-        log_event(logger, "polling.started", RuleArn=response["RuleArn"])
-        return str(response["RuleArn"])
-
-    def _add_permission(self, rule_arn: str) -> str:
-        sid = statement_id(self._event["LogicalResourceId"])
-        self._lambda_client.add_permission(
-            FunctionName=self._context.function_name,
-            StatementId=sid,
-            Action="lambda:InvokeFunction",
-            Principal="events.amazonaws.com",
-            SourceArn=rule_arn,
-        )
-        return sid
-
-    def _put_targets(self, func_name: str) -> None:
-        """crhelper's target, minus the ResponseURL: the secret waits in an SSM SecureString instead."""
-        rule_arn = str(self._event["CrHelperRule"])
-        _, partition, _, region, account, resource = rule_arn.split(":", 5)
-        rule = resource.split("/")[1]
-        parameter = response_parameter(rule)
-        self._ssm().put_parameter(Name=parameter, Value=self._event["ResponseURL"], Type="SecureString", Overwrite=True)
-        self._event[RESPONSE_PARAMETER_KEY] = parameter
-        target_input = {key: value for key, value in self._event.items() if key != "ResponseURL"}
-        self._events_client.put_targets(
-            Rule=rule,
-            Targets=[
-                {
-                    "Id": "1",
-                    "Arn": f"arn:{partition}:lambda:{region}:{account}:function:{func_name}",
-                    "Input": json.dumps(target_input),
-                }
-            ],
-        )
-
-    def _delete_response_parameter(self, parameter: str) -> None:
-        self._ssm().delete_parameter(Name=parameter)
-
     def _setup_polling(self) -> None:
-        try:
-            super()._setup_polling()
-        except Exception:
-            self._quietly(self._remove_polling)
-            raise
+        """Hand off (crhelper's step, made bounded and provider-scoped); HandOffError answers FAILED."""
+        provider_id = configured_provider_id()
+        if provider_id is None:
+            raise HandOffError(
+                f"Cannot hand the wait off to polling: environment variable {PROVIDER_ID_ENV} is unset or not "
+                "1-12 lowercase letters and digits; deploy the provider from the current template or construct"
+            )
+        left = self._context.get_remaining_time_in_millis() / 1000.0
+        if left < HANDOFF_WORST_CASE + TIMER_MARGIN_SECONDS:
+            raise HandOffError(
+                f"Cannot hand the wait off to polling: {left:.0f} s of Lambda time left, a hand-off may need "
+                f"{HANDOFF_WORST_CASE + TIMER_MARGIN_SECONDS:.0f} s"
+            )
+        self._event["CrHelperData"] = self.Data
+        self._event["CrHelperPoll"] = True
+        self.polling.start(
+            self._event,
+            function_name=self._context.function_name,
+            provider_id=provider_id,
+            deadline=self._handoff_deadline,
+        )
 
     def _remove_polling(self) -> None:
-        """Claim the answer, then clean up: the poll that removes the permission is the one that answers.
-
-        EventBridge delivers at least once and polls can overlap; removing a Lambda permission succeeds
-        for exactly one caller, so a poll that finds it already gone stays silent instead of answering
-        twice. Only a poll invocation can lose the claim, and only on a definite NotFound from a single
-        attempt; any other error answers anyway (two identical answers are harmless, none is not).
-        """
-        if "CrHelperPermission" in self._event:
-            if self._is_poll:
-                self._claim(self._event["CrHelperPermission"])
-            else:
-                self._quietly(self._remove_permission, self._event["CrHelperPermission"])
-        if "CrHelperRule" in self._event:
-            self._quietly(self._remove_targets, self._event["CrHelperRule"])
-            self._quietly(self._delete_rule, self._event["CrHelperRule"])
-        if RESPONSE_PARAMETER_KEY in self._event:
-            self._quietly(self._delete_response_parameter, self._event[RESPONSE_PARAMETER_KEY])
+        """A finished poll claims the answer (deletes the parked ResponseURL), then stops the polling."""
+        if self._is_poll:
+            claim = self.polling.claim(self._event)
+            if claim is Claim.LOST:
+                self._answered_elsewhere = True
+            parked = bool(self._event.get(RESPONSE_PARAMETER_KEY))
+            self.polling.stop(
+                self._event, parameter_left=claim is Claim.UNKNOWN and parked, function_name=self._context.function_name
+            )
         self._event.pop("CrHelperData", None)
         self.Data.pop("PhysicalResourceId", None)
-        log_event(logger, "polling.stopped")
-
-    def _claim(self, sid: str) -> None:
-        if self._claim_client is None:
-            self._claim_client = self._aws_client("lambda", CLAIM_CLIENT_CONFIG)
-        try:
-            self._claim_client.remove_permission(FunctionName=self._context.function_name, StatementId=sid)
-        except ClientError as error:
-            if error_code(error) == "ResourceNotFoundException":
-                self._answered_elsewhere = True
-                log_event(logger, "polling.answered_elsewhere")
-            else:
-                log_event(logger, "polling.cleanup_skipped", error=str(error)[:200])
-        except BotoCoreError as error:
-            log_event(logger, "polling.cleanup_skipped", error=str(error)[:200])
-
-    @staticmethod
-    def _quietly(action: Any, *args: Any) -> None:
-        """Clean-up that must not turn a finished restore into FAILED: a duplicate poll may have done it."""
-        try:
-            action(*args)
-        except (ClientError, BotoCoreError, KeyError, IndexError) as error:
-            log_event(logger, "polling.cleanup_skipped", error=str(error)[:200])
 
     def _send(self, status: str | None = None, reason: str = "", send_response: Any = None) -> None:
         with self._send_lock:

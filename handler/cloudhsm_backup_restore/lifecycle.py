@@ -48,6 +48,8 @@ from cloudhsm_backup_restore.waiting import Verdict, WaitPolicy, verdict, wait_u
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+UNKNOWN_STATE: dict[str, Any] = {"BackupState": "UNKNOWN"}
+"""Stands for a backup whose check was skipped (throttled, failed): keep waiting, as for any pending state."""
 
 FAILED_REPLACEMENT_ID = "update-failed-replacement"
 """Not a backup id: ``release`` then finds the backup by the properties and the ARN the Update would have answered."""
@@ -133,13 +135,16 @@ class BackupLifecycle:
     ) -> Step:
         """One poll invocation after the hand-off: check, wait a bounded while, report."""
         backups = self.backups_for(props.region)
-        backup = backups.describe(props.backup_id)
+        backup: Any
+        try:
+            backup = backups.describe(props.backup_id)
+        except CloudHsmCallError as error:
+            if not error.transient:
+                raise
+            log_event(logger, "check.skipped", error=str(error)[:200])  # like any check while waiting
+            backup = UNKNOWN_STATE
         kept = {key: str(memo[key]) for key in (MEMO_RESTORED, MEMO_DELETE_TIMESTAMP, MEMO_RECORD) if key in memo}
-        me = Claimant(
-            request.stack_id,
-            request.logical_id,
-            physical_id_of(backup or {"BackupId": props.backup_id}, backups.region),
-        )
+        me = Claimant(request.stack_id, request.logical_id, self._handed_off_id(props, memo, backups, backup))
         try:
             return self._wait(
                 backups,
@@ -156,6 +161,16 @@ class BackupLifecycle:
             if kept.get(MEMO_RESTORED) == "true" and props.on_delete is OnDelete.DELETE:
                 undo(backups, props, self._granted)
             raise
+
+    @staticmethod
+    def _handed_off_id(props: RestoreProperties, memo: Mapping[str, Any], backups: CloudHsmBackups, backup: Any) -> str:
+        """The poll's physical id: the described backup's ARN, else the id the hand-off answered (kept by crhelper)."""
+        if backup and "BackupId" in backup:
+            return physical_id_of(backup, backups.region)
+        handed_off = str(memo.get("PhysicalResourceId") or "")
+        if handed_off.startswith("arn:"):
+            return handed_off
+        return physical_id_of({"BackupId": props.backup_id}, backups.region)
 
     def _clean_up_failed_replacement(self, request: Request) -> None:
         """The rolled-back replacement's backup gets the Delete CloudFormation never sends for it (best effort)."""

@@ -7,6 +7,8 @@ from typing import Any
 from cloudhsm_backup_restore.attributes import ATTRIBUTE_NAMES
 from cloudhsm_backup_restore.ownership import OWNER_TAG_KEY
 from cloudhsm_backup_restore.polling import (
+    LEGACY_POLL_RULE_PREFIX,
+    LEGACY_RESPONSE_PARAMETER_PREFIX,
     POLL_RULE_PREFIX,
     PROVIDER_ID_ENV,
     RESPONSE_PARAMETER_PREFIX,
@@ -36,15 +38,40 @@ NEVER_EXPIRES_ACTIONS = ("cloudhsm:ModifyBackupAttributes",)
 """Every configuration: a restored backup is exempted from the retention policy unless NeverExpires is false."""
 DELETE_ACTIONS = ("cloudhsm:DeleteBackup",)
 POLL_RULE_ACTIONS = ("events:PutRule", "events:PutTargets", "events:RemoveTargets", "events:DeleteRule")
-"""On arn:<partition>:events:<region>:<account>:rule/<POLL_RULE_PREFIX>*"""
-POLL_PERMISSION_ACTIONS = ("lambda:AddPermission", "lambda:RemovePermission")
-"""On the provider function itself."""
+"""On arn:<partition>:events:<region>:<account>:rule/<poll_rule_prefix(provider id)>*"""
 POLL_PARAMETER_ACTIONS = ("ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter")
-"""On arn:<partition>:ssm:<region>:<account>:parameter<RESPONSE_PARAMETER_PREFIX>* (the ResponseURL during a
-hand-off, a SecureString under the AWS managed key aws/ssm, which needs no KMS grant)."""
+"""On arn:<partition>:ssm:<region>:<account>:parameter<response_parameter_prefix(provider id)>* (the ResponseURL
+during a hand-off, a SecureString under the AWS managed key aws/ssm, which needs no KMS grant)."""
 POLL_INVOKE_PRINCIPAL = "events.amazonaws.com"
 """The one lambda:InvokeFunction permission granted at deploy time names this principal and, as SourceArn,
-arn:<partition>:events:<region>:<account>:rule/<poll_rule_prefix(provider id)>*."""
+poll_source_arn_pattern(...): the handler makes no Lambda policy edits for its own waits."""
+
+LEGACY_POLL_RULE_ACTIONS = ("events:RemoveTargets", "events:DeleteRule")
+"""Transitional (one release), on arn:...:rule/<LEGACY_POLL_RULE_PREFIX>*: clean up a wait the previous release
+began (poll format 1, rules cloudhsm-restore-<LogicalId>-<hex>). No provider-scoped rule matches that pattern."""
+LEGACY_POLL_PARAMETER_ACTIONS = ("ssm:GetParameter", "ssm:DeleteParameter")
+"""Transitional, on arn:...:parameter<LEGACY_RESPONSE_PARAMETER_PREFIX>*: read and remove a previous-release
+wait's ResponseURL so that it is answered. No provider-scoped parameter matches that pattern."""
+LEGACY_POLL_PERMISSION_ACTIONS = ("lambda:RemovePermission",)
+"""Transitional, on the provider function itself: remove the per-wait statement the previous release added."""
+POLL_PERMISSION_ACTIONS = LEGACY_POLL_PERMISSION_ACTIONS
+"""Deprecated alias of LEGACY_POLL_PERMISSION_ACTIONS (no lambda:AddPermission any more); drop once unused."""
+
+VPC_ENDPOINT_SERVICES: tuple[tuple[str, str, str], ...] = (
+    ("cloudhsmv2", "cloudhsmv2", "interface endpoint: every CloudHSM backup call"),
+    ("events", "events", "interface endpoint: the polling hand-off's EventBridge rule"),
+    ("ssm", "ssm", "interface endpoint: the ResponseURL parked during a hand-off"),
+    ("lambda", "lambda", "interface endpoint: removing a previous-release wait's permission (transitional)"),
+    ("s3", "s3", "gateway endpoint: CloudFormation's ResponseURL is a presigned S3 URL"),
+)
+"""(boto3 client the handler creates, VPC endpoint service com.amazonaws.<region>.<name>, why): what a function
+in subnets without a NAT route needs. Logs need no endpoint (Lambda ships them). A test keeps the boto3 names in
+step with the clients handler/ creates."""
+
+
+def poll_source_arn_pattern(partition: str, region: str, account: str, provider_id: str) -> str:
+    """The SourceArn of the deploy-time invoke permission: every poll rule of one provider."""
+    return f"arn:{partition}:events:{region}:{account}:rule/{poll_rule_prefix(provider_id)}*"
 
 
 def provider_id_expression() -> dict[str, Any]:
@@ -91,6 +118,11 @@ __all__ = [
     "DESCRIBE_ACTIONS",
     "HANDLER",
     "LAMBDA_TIMEOUT_SECONDS",
+    "LEGACY_POLL_PARAMETER_ACTIONS",
+    "LEGACY_POLL_PERMISSION_ACTIONS",
+    "LEGACY_POLL_RULE_ACTIONS",
+    "LEGACY_POLL_RULE_PREFIX",
+    "LEGACY_RESPONSE_PARAMETER_PREFIX",
     "LOG_ACTIONS",
     "LOG_RETENTION_DAYS",
     "MEMORY_MB",
@@ -108,9 +140,11 @@ __all__ = [
     "RESPONSE_PARAMETER_PREFIX",
     "RESTORE_ACTIONS",
     "RUNTIME",
+    "VPC_ENDPOINT_SERVICES",
     "VPC_ENI_ACTIONS",
     "backup_actions",
     "poll_rule_prefix",
+    "poll_source_arn_pattern",
     "provider_id_expression",
     "response_parameter_prefix",
 ]

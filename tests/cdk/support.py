@@ -10,7 +10,7 @@ from typing import Any
 from aws_cdk import App, CfnParameter, Duration, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Template
-from cloudhsm_backup_restore_cdk import OnDelete, RestoredBackup
+from cloudhsm_backup_restore_cdk import OnDelete, RestoredBackup, RestoreProvider
 
 CLI_CONTEXT: dict[str, Any] = {
     "aws:cdk:enable-path-metadata": True,
@@ -109,7 +109,8 @@ def build_vpcs(app: App) -> Vpcs:
     """Two VPC stacks: CDK's default placement, and isolated subnets with a given security group."""
     default_stack = Stack(app, "InVpc")
     default_vpc = _vpc(default_stack, nat_gateways=1)
-    default_backup = RestoredBackup(default_stack, "Backup", backup_id=PLAIN_ID, vpc=default_vpc)
+    default_provider = RestoreProvider(default_stack, "Provider", vpc=default_vpc)
+    default_backup = RestoredBackup(default_stack, "Backup", backup_id=PLAIN_ID, provider=default_provider)
 
     explicit_stack = Stack(app, "InVpcExplicit")
     explicit_vpc = _vpc(
@@ -122,14 +123,16 @@ def build_vpcs(app: App) -> Vpcs:
     security_group = ec2.SecurityGroup(
         explicit_stack, "ProviderSecurityGroup", vpc=explicit_vpc, description="Provider egress to VPC endpoints"
     )
-    placement: dict[str, Any] = {
-        "vpc": explicit_vpc,
-        "vpc_subnets": ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
-        "security_groups": [security_group],
-    }
+    provider = RestoreProvider(
+        explicit_stack,
+        "Provider",
+        vpc=explicit_vpc,
+        vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
+        security_groups=[security_group],
+    )
     explicit_backups = (
-        RestoredBackup(explicit_stack, "First", backup_id=PLAIN_ID, **placement),
-        RestoredBackup(explicit_stack, "Second", backup_id=KEEP_ID, **placement),
+        RestoredBackup(explicit_stack, "First", backup_id=PLAIN_ID, provider=provider),
+        RestoredBackup(explicit_stack, "Second", backup_id=KEEP_ID, provider=provider),
     )
     return Vpcs(
         default_stack=default_stack,
@@ -207,11 +210,13 @@ def statements(template: Mapping[str, Any], logical: str) -> list[dict[str, Any]
 
 
 def all_statements(template: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Every rendered statement of every policy in the template: roles' inline ones and AWS::IAM::Policy."""
+    """Every rendered statement of every policy in the template: roles' inline ones, AWS::IAM::Policy and
+    AWS::IAM::ManagedPolicy."""
     found: list[dict[str, Any]] = []
     for body in resources(template, "AWS::IAM::Role").values():
         for policy in body["Properties"].get("Policies", []):
             found += [render(statement) for statement in policy["PolicyDocument"]["Statement"]]
-    for name in resources(template, "AWS::IAM::Policy"):
-        found += statements(template, name)
+    for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for name in resources(template, kind):
+            found += statements(template, name)
     return found

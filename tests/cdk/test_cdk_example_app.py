@@ -5,17 +5,20 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from aws_cdk import App
+from aws_cdk import App, Validations
 from aws_cdk.assertions import Template
+from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 from cloudhsm_backup_restore_cdk.restored_backup import ATTRIBUTE_PROPERTIES
 from cloudhsm_backup_restore_pipeline.contract import RESOURCE_TYPE
 
+from tests.cdk.matrix import recommended_flags
 from tests.cdk.support import CLI_CONTEXT, PLAIN_ID, Synthesized, logical_id
 
 CDK_DIR = Path(__file__).resolve().parents[2] / "cdk"
@@ -36,6 +39,67 @@ def example() -> ModuleType:
 def test_cdk_json_runs_app_py() -> None:
     settings = json.loads((CDK_DIR / "cdk.json").read_text(encoding="utf-8"))
     assert settings["app"] == "python3 app.py"
+
+
+def test_cdk_json_carries_the_flags_cdk_init_writes() -> None:
+    """``cdk init`` writes aws-cdk-lib's recommended-feature-flags.json (checked against CLI 2.1148.1's init)."""
+    settings = json.loads((CDK_DIR / "cdk.json").read_text(encoding="utf-8"))
+    assert settings["context"] == recommended_flags()
+
+
+@pytest.mark.slow
+def test_example_app_is_nag_clean_with_the_cdk_json_flags(tmp_path: Path, example: ModuleType) -> None:
+    settings = json.loads((CDK_DIR / "cdk.json").read_text(encoding="utf-8"))
+    app = App(outdir=str(tmp_path), context={**CLI_CONTEXT, **settings["context"], "backup_id": PLAIN_ID})
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app))
+    example.build(app)
+    app.synth()
+    report = json.loads((tmp_path / "validation-report.json").read_text(encoding="utf-8"))
+    assert report["pluginReports"] == []
+
+
+def _cached_cdk_cli() -> bool:
+    """Whether ``npx --offline aws-cdk`` can run without the network (the CLI is in npm's cache)."""
+    if shutil.which("npx") is None:
+        return False
+    probe = subprocess.run(
+        ["npx", "--offline", "--yes", "aws-cdk", "--version"], capture_output=True, text=True, check=False, timeout=120
+    )
+    return probe.returncode == 0
+
+
+@pytest.mark.slow
+def test_npx_aws_cdk_synth_works_offline(tmp_path: Path) -> None:
+    """What the README tells users to run, with the virtualenv's python3 first on PATH."""
+    if not _cached_cdk_cli():
+        pytest.skip("the aws-cdk CLI is not in npm's cache (npx --offline cannot run it)")
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "CDK_CONTEXT_JSON")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    result = subprocess.run(
+        [
+            "npx",
+            "--offline",
+            "--yes",
+            "aws-cdk",
+            "synth",
+            "--quiet",
+            "-o",
+            str(tmp_path),
+            "-c",
+            f"backup_id={PLAIN_ID}",
+        ],
+        cwd=CDK_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    template = json.loads((tmp_path / "RestoredBackupExample.template.json").read_text(encoding="utf-8"))
+    assert [
+        body["Properties"]["BackupId"] for body in template["Resources"].values() if body["Type"] == RESOURCE_TYPE
+    ] == [PLAIN_ID]
 
 
 def test_outputs_every_attribute(example: ModuleType, tmp_path: Path) -> None:

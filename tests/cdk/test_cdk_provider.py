@@ -9,17 +9,27 @@ from cloudhsm_backup_restore_pipeline.contract import (
     DESCRIBE_ACTIONS,
     HANDLER,
     LAMBDA_TIMEOUT_SECONDS,
+    LEGACY_POLL_PARAMETER_ACTIONS,
+    LEGACY_POLL_PERMISSION_ACTIONS,
+    LEGACY_POLL_RULE_ACTIONS,
+    LEGACY_POLL_RULE_PREFIX,
+    LEGACY_RESPONSE_PARAMETER_PREFIX,
     LOG_RETENTION_DAYS,
     MEMORY_MB,
+    POLL_INVOKE_PRINCIPAL,
     POLL_PARAMETER_ACTIONS,
-    POLL_PERMISSION_ACTIONS,
     POLL_RULE_ACTIONS,
-    POLL_RULE_PREFIX,
+    PROVIDER_ID_ENV,
     RESOURCE_TYPE,
     RUNTIME,
+    poll_rule_prefix,
+    provider_id_expression,
+    response_parameter_prefix,
 )
 
 from tests.cdk.support import Synthesized, all_statements, as_list, logical_id, render, resources, statements
+
+PROVIDER_ID_EXPRESSION = provider_id_expression()
 
 
 def test_lambda_settings_come_from_the_contract(synthesized: Synthesized) -> None:
@@ -36,7 +46,12 @@ def test_lambda_settings_come_from_the_contract(synthesized: Synthesized) -> Non
             "Role": {"Fn::GetAtt": [logical_id(main.stack, main.plain.provider.role), "Arn"]},
             "LoggingConfig": {"LogGroup": {"Ref": logical_id(main.stack, main.plain.provider.log_group)}},
             "VpcConfig": Match.absent(),
-            "Environment": Match.absent(),
+            "Environment": {"Variables": {PROVIDER_ID_ENV: PROVIDER_ID_EXPRESSION}},
+            "ReservedConcurrentExecutions": Match.absent(),
+            "TracingConfig": {"Mode": "Active"},
+            "DeadLetterConfig": {
+                "TargetArn": {"Fn::GetAtt": [logical_id(main.stack, main.plain.provider.dead_letter_queue), "Arn"]}
+            },
         },
     )
     assert (RUNTIME, ARCHITECTURE, HANDLER) == ("python3.14", "arm64", "cloudhsm_backup_restore.app.handler")
@@ -81,73 +96,156 @@ def test_log_group_has_finite_retention_and_is_the_functions(synthesized: Synthe
     assert 0 < LOG_RETENTION_DAYS < 3653
 
 
-def test_no_managed_policies_anywhere(synthesized: Synthesized) -> None:
-    for stack in (synthesized.main.stack, synthesized.vpcs.default_stack, synthesized.vpcs.explicit_stack):
-        template = synthesized.template(stack)
-        template.has_resource_properties("AWS::IAM::Role", {"ManagedPolicyArns": Match.absent()})
-        template.resource_count_is("AWS::IAM::ManagedPolicy", 0)
-        assert "arn:aws:iam::aws:policy" not in str(template.to_json())
+def test_no_aws_managed_and_no_inline_policies(synthesized: Synthesized) -> None:
+    """Only customer managed policies: nothing for AwsSolutions-IAM4 nor NIST/HIPAA IAMNoInlinePolicy to find."""
+    cases = [
+        (synthesized.main.stack, synthesized.main.plain.provider),
+        (synthesized.vpcs.default_stack, synthesized.vpcs.default_backup.provider),
+        (synthesized.vpcs.explicit_stack, synthesized.vpcs.explicit_backups[0].provider),
+    ]
+    for stack, provider in cases:
+        template = synthesized.json(stack)
+        role = {"Ref": logical_id(stack, provider.role)}
+        assert set(template["Resources"][role["Ref"]]["Properties"]) == {"AssumeRolePolicyDocument", "Description"}
+        inline = [
+            body for body in resources(template, "AWS::IAM::Policy").values() if role in body["Properties"]["Roles"]
+        ]
+        assert inline == []
+        attached = [
+            body
+            for body in resources(template, "AWS::IAM::ManagedPolicy").values()
+            if role in body["Properties"]["Roles"]
+        ]
+        # provider, previous-release clean-up, backups (, network interfaces)
+        assert len(attached) == 3 + (stack is not synthesized.main.stack)
+        assert "arn:aws:iam::aws:policy" not in str(template)
 
 
-def test_role_holds_logs_describe_and_polling_rule_grants(synthesized: Synthesized) -> None:
+def test_provider_policy_holds_logs_describe_and_own_polling_grants(synthesized: Synthesized) -> None:
     main = synthesized.main
     template = synthesized.json(main.stack)
     (role,) = resources(template, "AWS::IAM::Role").values()
     assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
         {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}}
     ]
-    (inline,) = role["Properties"]["Policies"]
+    policy = logical_id(main.stack, main.plain.provider.base_policy)
     granted = {
         statement["Sid"]: (sorted(as_list(statement["Action"])), as_list(statement["Resource"]))
-        for statement in (render(s) for s in inline["PolicyDocument"]["Statement"])
+        for statement in statements(template, policy)
     }
     log_group = logical_id(main.stack, main.plain.provider.log_group)
+    dead_letter_queue = logical_id(main.stack, main.plain.provider.dead_letter_queue)
+    provider_id = render({"Fn::Join": ["", [PROVIDER_ID_EXPRESSION]]})
     assert granted == {
         "WriteOwnLogs": (["logs:CreateLogStream", "logs:PutLogEvents"], [f"${{{log_group}.Arn}}"]),
         "DescribeBackups": (sorted(DESCRIBE_ACTIONS), ["*"]),
         "PollingRules": (
             sorted(POLL_RULE_ACTIONS),
-            [f"arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{POLL_RULE_PREFIX}*"],
+            [
+                f"arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{poll_rule_prefix(provider_id)}*"
+            ],
+        ),
+        "DeadLetterQueue": (["sqs:SendMessage"], [f"${{{dead_letter_queue}.Arn}}"]),
+        "Tracing": (["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"]),
+        "PreviousReleaseRules": (
+            sorted(LEGACY_POLL_RULE_ACTIONS),
+            [f"arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{LEGACY_POLL_RULE_PREFIX}*"],
+        ),
+        "PreviousReleaseResponseUrl": (
+            sorted(LEGACY_POLL_PARAMETER_ACTIONS),
+            [
+                "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/"
+                f"{LEGACY_RESPONSE_PARAMETER_PREFIX.lstrip('/')}*"
+            ],
         ),
         "PollingResponseUrl": (
             sorted(POLL_PARAMETER_ACTIONS),
-            ["arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/cloudhsm-restore/*"],
+            [
+                "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/"
+                f"{response_parameter_prefix(provider_id).lstrip('/')}*"
+            ],
         ),
     }
+    assert template["Resources"][policy]["Properties"]["Roles"] == [
+        {"Ref": logical_id(main.stack, main.plain.provider.role)}
+    ]
 
 
-def test_invoke_permission_grant_is_on_the_function_itself(synthesized: Synthesized) -> None:
+def test_one_invoke_permission_at_deploy_time_and_no_run_time_permission_grant(synthesized: Synthesized) -> None:
+    """EventBridge may invoke the function for this provider's rules only; the role cannot edit the resource policy."""
     main = synthesized.main
-    provider = main.plain.provider
     template = synthesized.json(main.stack)
-    policy = logical_id(main.stack, provider.invoke_permission_policy)
-    assert statements(template, policy) == [
+    function = logical_id(main.stack, main.plain.provider.function)
+    provider_id = render({"Fn::Join": ["", [PROVIDER_ID_EXPRESSION]]})
+    (permission,) = resources(template, "AWS::Lambda::Permission").values()
+    assert render(permission["Properties"]) == {
+        "Action": "lambda:InvokeFunction",
+        "FunctionName": f"${{{function}.Arn}}",
+        "Principal": POLL_INVOKE_PRINCIPAL,
+        "SourceAccount": "${AWS::AccountId}",
+        "SourceArn": f"arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{poll_rule_prefix(provider_id)}*",
+    }
+    lambda_grants = [s for s in all_statements(template) if any(a.startswith("lambda:") for a in as_list(s["Action"]))]
+    # Only the transitional clean-up of a previous-release wait, on the function itself: never AddPermission.
+    assert lambda_grants == [
         {
-            "Sid": "PollingInvokePermission",
-            "Action": list(POLL_PERMISSION_ACTIONS),
+            "Sid": "PreviousReleaseInvokePermission",
+            "Action": LEGACY_POLL_PERMISSION_ACTIONS[0],
             "Effect": "Allow",
-            "Resource": f"${{{logical_id(main.stack, provider.function)}.Arn}}",
+            "Resource": f"${{{function}.Arn}}",
         }
     ]
-    role = logical_id(main.stack, provider.role)
-    assert template["Resources"][policy]["Properties"]["Roles"] == [{"Ref": role}]
 
 
-def test_no_wildcard_actions_and_star_only_for_describe(synthesized: Synthesized) -> None:
+def test_provider_id_is_the_contracts_expression(synthesized: Synthesized) -> None:
+    stack = synthesized.main.stack
+    assert stack.resolve(synthesized.main.plain.provider.provider_id) == provider_id_expression()
+
+
+def test_no_wildcard_actions_and_star_only_where_iam_has_no_resource_level_permission(
+    synthesized: Synthesized,
+) -> None:
+    """Resource '*' only for DescribeBackups and X-Ray's two actions (neither has resource-level permissions)."""
     for stack in (synthesized.main.stack, synthesized.tokens.stack):
         for statement in all_statements(synthesized.json(stack)):
             assert all("*" not in action for action in as_list(statement["Action"]))
             if "*" in as_list(statement["Resource"]):
-                assert as_list(statement["Action"]) == list(DESCRIBE_ACTIONS)
+                assert as_list(statement["Action"]) in (
+                    list(DESCRIBE_ACTIONS),
+                    ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                )
 
 
 def test_grants_exist_before_create_and_outlive_delete(synthesized: Synthesized) -> None:
-    """The custom resource depends on its own policy and the polling one; the function on nothing redundant."""
+    """Each custom resource depends on its backup policy, the provider policy and the invoke permission."""
     main = synthesized.main
+    provider = main.plain.provider
     template = synthesized.json(main.stack)
-    polling = logical_id(main.stack, main.plain.provider.invoke_permission_policy)
+    shared = [
+        logical_id(main.stack, provider.base_policy),
+        logical_id(main.stack, provider.legacy_policy),
+        logical_id(main.stack, provider.poll_permission),
+    ]
     for backup in (main.plain, main.delete, main.keep):
         body = template["Resources"][logical_id(main.stack, backup.resource)]
-        assert sorted(body["DependsOn"]) == sorted([logical_id(main.stack, backup.policy), polling])
-    function = template["Resources"][logical_id(main.stack, main.plain.provider.function)]
-    assert "DependsOn" not in function  # the Role GetAtt orders it (cfn-lint W3005 otherwise)
+        assert sorted(body["DependsOn"]) == sorted([logical_id(main.stack, backup.policy), *shared])
+    function = template["Resources"][logical_id(main.stack, provider.function)]
+    # Lambda checks the role when it creates the function; the Role GetAtt already orders it after the role.
+    assert function["DependsOn"] == [logical_id(main.stack, provider.base_policy)]
+
+
+def test_default_dead_letter_queue_is_encrypted_and_tls_only(synthesized: Synthesized) -> None:
+    template = synthesized.template(synthesized.main.stack)
+    template.has_resource_properties(
+        "AWS::SQS::Queue", {"SqsManagedSseEnabled": True, "MessageRetentionPeriod": 1209600}
+    )
+    template.has_resource_properties(
+        "AWS::SQS::QueuePolicy",
+        {
+            "PolicyDocument": {
+                "Statement": [
+                    Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})
+                ]
+            }
+        },
+    )

@@ -5,17 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aws_cdk import App, Duration, Stack
-from aws_cdk import aws_ec2 as ec2
+from aws_cdk import App, Duration, Environment, Stack, Token
 from aws_cdk.assertions import Match, Template
 from cloudhsm_backup_restore.attributes import ATTRIBUTE_NAMES
 from cloudhsm_backup_restore.properties import VALID_PROPERTIES, OnDelete, parse_properties
 from cloudhsm_backup_restore_cdk import OnDelete as ExportedOnDelete
-from cloudhsm_backup_restore_cdk import RestoredBackup
-from cloudhsm_backup_restore_cdk.restored_backup import ATTRIBUTE_PROPERTIES, _policy_id
+from cloudhsm_backup_restore_cdk import RestoredBackup, RestoreProvider
+from cloudhsm_backup_restore_cdk.restored_backup import ATTRIBUTE_PROPERTIES
 from cloudhsm_backup_restore_pipeline.contract import RESOURCE_TYPE, backup_actions
 
-from tests.cdk.support import DELETE_ID, KEEP_ID, PLAIN_ID, Synthesized, logical_id, resources, statements
+from tests.cdk.support import (
+    DELETE_ID,
+    KEEP_ID,
+    PLAIN_ID,
+    Synthesized,
+    all_statements,
+    as_list,
+    logical_id,
+    resources,
+    statements,
+)
 
 BACKUP_ARN = "arn:${{AWS::Partition}}:cloudhsm:{region}:${{AWS::AccountId}}:backup/{backup_id}"
 STACK_REGION = "${AWS::Region}"
@@ -139,72 +148,62 @@ def test_get_tag_reads_the_dotted_attribute(synthesized: Synthesized) -> None:
     assert main.stack.resolve(main.plain.get_tag("team:cost-centre")) == {
         "Fn::GetAtt": [resource, "Tag.team:cost-centre"]
     }
-    with pytest.raises(ValueError, match="get_tag key"):
+    with pytest.raises(ValueError, match="get_tag key must have 1 to 128 characters"):
         main.plain.get_tag("")
 
 
-OWN_AND_PROTECT = (
-    "cloudhsm:RestoreBackup",
-    "cloudhsm:TagResource",
-    "cloudhsm:UntagResource",
-    "cloudhsm:ListTags",
-    "cloudhsm:ModifyBackupAttributes",
-)
-"""Every configuration restores, records ownership in a tag and protects what it restored (issue 9)."""
+def _grant_of(template: dict[str, Any], policy: str, arn: str) -> list[dict[str, Any]]:
+    """The statements of managed policy ``policy`` whose resources include ``arn``."""
+    return [s for s in statements(template, policy) if arn in as_list(s["Resource"])]
 
 
 @pytest.mark.parametrize(
-    ("backup_name", "backup_id", "region", "actions"),
+    ("backup_name", "backup_id", "region", "on_delete", "never_expires"),
     [
-        ("plain", PLAIN_ID, STACK_REGION, [*OWN_AND_PROTECT]),
-        ("delete", DELETE_ID, "eu-west-1", [*OWN_AND_PROTECT, "cloudhsm:DeleteBackup"]),
-        ("keep", KEEP_ID, STACK_REGION, [*OWN_AND_PROTECT]),
+        ("plain", PLAIN_ID, STACK_REGION, OnDelete.RETAIN, None),
+        ("delete", DELETE_ID, "eu-west-1", OnDelete.DELETE, True),
+        ("keep", KEEP_ID, STACK_REGION, OnDelete.RETAIN, False),
     ],
 )
-def test_each_backup_has_its_own_least_privilege_policy(
-    synthesized: Synthesized, backup_name: str, backup_id: str, region: str, actions: list[str]
+def test_each_backup_is_granted_only_its_actions_on_its_own_arn(
+    synthesized: Synthesized,
+    backup_name: str,
+    backup_id: str,
+    region: str,
+    on_delete: OnDelete,
+    never_expires: bool | None,
 ) -> None:
+    actions = list(backup_actions(on_delete=on_delete, never_expires=never_expires))
     main = synthesized.main
     backup = getattr(main, backup_name)
     template = synthesized.json(main.stack)
     policy = logical_id(main.stack, backup.policy)
-    granted = statements(template, policy)
-    assert granted == [
-        {
-            "Action": actions if len(actions) > 1 else actions[0],
-            "Effect": "Allow",
-            "Resource": BACKUP_ARN.format(region=region, backup_id=backup_id),
-        }
-    ]
+    assert template["Resources"][policy]["Type"] == "AWS::IAM::ManagedPolicy"
+    arn = BACKUP_ARN.format(region=region, backup_id=backup_id)
+    granted = [s for name in resources(template, "AWS::IAM::ManagedPolicy") for s in _grant_of(template, name, arn)]
+    assert [(as_list(s["Action"]), s["Effect"]) for s in granted] == [(actions, "Allow")]
+    assert _grant_of(template, policy, arn)  # in the policy the resource depends on
     assert template["Resources"][policy]["Properties"]["Roles"] == [
         {"Ref": logical_id(main.stack, main.plain.provider.role)}
     ]
 
 
-def test_policies_match_the_contract_per_option(synthesized: Synthesized) -> None:
-    """DeleteBackup only with OnDelete.DELETE; ModifyBackupAttributes always (a restore is protected by default)."""
+def test_backups_with_the_same_actions_share_one_statement(synthesized: Synthesized) -> None:
+    """Statements are merged per action set: one statement per distinct set, never one per backup."""
     main = synthesized.main
-    template = synthesized.template(main.stack)
-    template.resource_count_is("AWS::IAM::Policy", 4)  # one per backup, one for the polling permission
-    template.has_resource_properties(
-        "AWS::IAM::Policy",
-        {"PolicyDocument": {"Statement": [Match.object_like({"Action": list(OWN_AND_PROTECT)})]}},
-    )
-    cases = [
-        (main.plain, OnDelete.RETAIN, None),
-        (main.delete, OnDelete.DELETE, True),
-        (main.keep, OnDelete.RETAIN, False),
-    ]
-    body = template.to_json()
-    for backup, on_delete, never_expires in cases:
-        (statement,) = statements(body, logical_id(main.stack, backup.policy))
-        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        assert tuple(actions) == backup_actions(on_delete=on_delete, never_expires=never_expires)
-    all_actions = [
-        str(statement["Action"]) for name in resources(body, "AWS::IAM::Policy") for statement in statements(body, name)
-    ]
+    template = synthesized.json(main.stack)
+    policy = logical_id(main.stack, main.plain.policy)
+    assert policy == logical_id(main.stack, main.keep.policy) == logical_id(main.stack, main.delete.policy)
+    action_sets = [tuple(as_list(s["Action"])) for s in statements(template, policy)]
+    expected = {
+        backup_actions(on_delete=OnDelete.RETAIN, never_expires=None),
+        backup_actions(on_delete=OnDelete.DELETE, never_expires=True),
+        backup_actions(on_delete=OnDelete.RETAIN, never_expires=False),
+    }
+    assert len(action_sets) == len(set(action_sets))
+    assert set(action_sets) == expected
+    all_actions = [str(s["Action"]) for s in all_statements(template)]
     assert sum("cloudhsm:DeleteBackup" in actions for actions in all_actions) == 1
-    assert sum("cloudhsm:ModifyBackupAttributes" in actions for actions in all_actions) == 3
 
 
 def test_tokens_pass_validation_and_reach_properties_and_policy(synthesized: Synthesized) -> None:
@@ -219,14 +218,6 @@ def test_tokens_pass_validation_and_reach_properties_and_policy(synthesized: Syn
     assert statement["Resource"] == BACKUP_ARN.format(
         region=f"${{{region_parameter}}}", backup_id=f"${{{backup_parameter}}}"
     )
-
-
-def test_policy_identity_follows_the_backup() -> None:
-    """A new backup id or region means a new policy resource, so the old grant outlives the old resource."""
-    assert _policy_id(PLAIN_ID, None) == _policy_id(PLAIN_ID, None)
-    assert _policy_id(PLAIN_ID, None) != _policy_id(KEEP_ID, None)
-    assert _policy_id(PLAIN_ID, None) != _policy_id(PLAIN_ID, "eu-west-1")
-    assert _policy_id("${Token[TOKEN.1]}", None) == "Permissions"
 
 
 # --- validation: construct-time errors that name the option --------------------------------------------
@@ -280,27 +271,80 @@ def test_invalid_region_is_rejected(region: str) -> None:
 
 def test_invalid_on_delete_is_rejected() -> None:
     with pytest.raises(ValueError, match=r"on_delete must be one of OnDelete.RETAIN, OnDelete.DELETE"):
-        RestoredBackup(_stack(), "Backup", backup_id=PLAIN_ID, on_delete="Destroy")  # type: ignore[arg-type]
+        RestoredBackup(_stack(), "Backup", backup_id=PLAIN_ID, on_delete="Destroy")
 
 
-def test_on_delete_string_value_is_accepted_as_the_enum() -> None:
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("Delete", "Delete"),
+        ("delete", "Delete"),
+        ("DELETE", "Delete"),
+        ("rEtAiN", "Retain"),
+        (OnDelete.DELETE, "Delete"),
+    ],
+)
+def test_on_delete_accepts_the_enum_or_its_name_in_any_case(given: Any, expected: str) -> None:
     stack = _stack()
-    RestoredBackup(stack, "Backup", backup_id=PLAIN_ID, on_delete="Delete")  # type: ignore[arg-type]
-    Template.from_stack(stack).has_resource_properties(RESOURCE_TYPE, {"OnDelete": "Delete"})
+    backup = RestoredBackup(stack, "Backup", backup_id=PLAIN_ID, on_delete=given)
+    assert backup.on_delete is OnDelete(expected)
+    Template.from_stack(stack).has_resource_properties(RESOURCE_TYPE, {"OnDelete": expected})
 
 
-def test_non_boolean_never_expires_is_rejected() -> None:
-    with pytest.raises(TypeError, match="never_expires must be True, False or None"):
-        RestoredBackup(_stack(), "Backup", backup_id=PLAIN_ID, never_expires="true")  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"backup_id": None}, TypeError, r"RestoredBackup backup_id must be a str .*, got NoneType None"),
+        ({"backup_id": 12}, TypeError, r"RestoredBackup backup_id must be a str .*, got int 12"),
+        (
+            {"timeout": 300},
+            TypeError,
+            r"RestoredBackup timeout must be a Duration \(e.g. Duration.minutes\(30\)\), got int 300",
+        ),
+        (
+            {"never_expires": "true"},
+            TypeError,
+            r"never_expires must be a bool \(True or False\) or None, got str 'true'",
+        ),
+        ({"on_delete": 1}, TypeError, r"on_delete must be one of OnDelete.RETAIN, OnDelete.DELETE .*, got int 1"),
+        ({"region": 1}, TypeError, r"region must be a str .*, got int 1"),
+        ({"provider": "p"}, TypeError, r"provider must be a RestoreProvider or None, got str"),
+    ],
+)
+def test_wrong_types_name_the_option_and_the_expected_type(
+    options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        RestoredBackup(_stack(), "Backup", **{"backup_id": PLAIN_ID, **options})
 
 
-@pytest.mark.parametrize("option", ["vpc_subnets", "security_groups"])
-def test_placement_options_need_a_vpc(option: str) -> None:
-    stack = _stack()
-    value: Any = (
-        ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
-        if option == "vpc_subnets"
-        else [ec2.SecurityGroup.from_security_group_id(stack, "Group", "sg-0123456789abcdef0")]
-    )
-    with pytest.raises(ValueError, match=f"RestoredBackup {option} need vpc"):
-        RestoredBackup(stack, "Backup", backup_id=PLAIN_ID, **{option: value})
+def test_region_outside_the_stacks_partition_is_rejected() -> None:
+    stack = Stack(App(), "China", env=Environment(account="111122223333", region="cn-north-1"))
+    with pytest.raises(
+        ValueError, match=r"region eu-west-1 is in partition aws, but stack China deploys to cn-north-1"
+    ):
+        RestoredBackup(stack, "Backup", backup_id=PLAIN_ID, region="eu-west-1")
+    RestoredBackup(stack, "Same", backup_id=PLAIN_ID, region="cn-northwest-1")  # same partition: fine
+
+
+def test_tag_keys_longer_than_128_characters_are_rejected() -> None:
+    backup = RestoredBackup(_stack(), "Backup", backup_id=PLAIN_ID)
+    backup.get_tag("k" * 128)
+    with pytest.raises(ValueError, match=r"get_tag key must have 1 to 128 characters, got 129"):
+        backup.get_tag("k" * 129)
+    with pytest.raises(TypeError, match=r"get_tag key must be a str"):
+        backup.get_tag(None)  # type: ignore[arg-type]
+
+
+def test_never_expires_attribute_is_a_string_token() -> None:
+    backup = RestoredBackup(_stack(), "Backup", backup_id=PLAIN_ID, never_expires=True)
+    assert isinstance(backup.never_expires, str)
+    assert Token.is_unresolved(backup.never_expires)
+    assert "string token" in (RestoredBackup.never_expires.__doc__ or "")
+
+
+def test_provider_in_another_stack_is_rejected() -> None:
+    app = App()
+    provider = RestoreProvider(Stack(app, "One"), "Provider")
+    with pytest.raises(ValueError, match=r"provider must be in the same stack as the backup \(Two\), got one in One"):
+        RestoredBackup(Stack(app, "Two"), "Backup", backup_id=PLAIN_ID, provider=provider)

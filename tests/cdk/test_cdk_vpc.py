@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
 from aws_cdk.assertions import Match
-from cloudhsm_backup_restore_cdk import RestoredBackup
+from cloudhsm_backup_restore_cdk import RestoreProvider
 
-from tests.cdk.support import PLAIN_ID, Synthesized, as_list, logical_id, resources, statements
+from tests.cdk.support import Synthesized, as_list, logical_id, resources, statements
 
 INTERFACES = "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*"
 
@@ -91,20 +92,54 @@ def test_without_vpc_there_are_no_ec2_grants(synthesized: Synthesized) -> None:
     assert synthesized.main.plain.provider.node.try_find_child("NetworkInterfaces") is None
 
 
-@pytest.mark.parametrize("second", ["no-vpc", "other-subnets", "other-groups"])
-def test_backups_of_one_stack_must_agree_on_placement(second: str) -> None:
-    stack = Stack(App(), "Mixed")
-    vpc = ec2.Vpc(stack, "Vpc", max_azs=1)
-    group = ec2.SecurityGroup(stack, "Group", vpc=vpc)
-    RestoredBackup(stack, "First", backup_id=PLAIN_ID, vpc=vpc, security_groups=[group])
-    options: dict[str, Any] = {
-        "no-vpc": {},
-        "other-subnets": {
-            "vpc": vpc,
-            "security_groups": [group],
-            "vpc_subnets": ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
-        },
-        "other-groups": {"vpc": vpc, "security_groups": [ec2.SecurityGroup(stack, "Other", vpc=vpc)]},
-    }[second]
-    with pytest.raises(ValueError, match="vpc, vpc_subnets and security_groups must be the same for every"):
-        RestoredBackup(stack, "Second", backup_id=PLAIN_ID, **options)
+def test_placement_is_set_once_on_the_provider_and_shared(synthesized: Synthesized) -> None:
+    first, second = synthesized.vpcs.explicit_backups
+    assert first.provider is second.provider
+    assert first.provider.settings["vpc"] is synthesized.vpcs.explicit_vpc
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        (
+            {"vpc": "vpc-0123456789abcdef0"},
+            TypeError,
+            r"RestoreProvider vpc must be an ec2.IVpc .* got str 'vpc-0123456789abcdef0'",
+        ),
+        (
+            {"security_groups": "sg-1"},
+            TypeError,
+            r"RestoreProvider security_groups must be a list of ec2.ISecurityGroup",
+        ),
+        ({"vpc_subnets": ["subnet-1"]}, TypeError, r"RestoreProvider vpc_subnets must be an ec2.SubnetSelection"),
+        (
+            {"vpc_subnets": ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)},
+            ValueError,
+            "vpc_subnets need vpc",
+        ),
+        (
+            {"reserved_concurrent_executions": "5"},
+            TypeError,
+            r"reserved_concurrent_executions must be an int or None, got str",
+        ),
+        ({"reserved_concurrent_executions": 0}, ValueError, r"reserved_concurrent_executions must be at least 1"),
+        ({"log_retention": 90}, TypeError, r"log_retention must be a logs.RetentionDays, got int 90"),
+        ({"log_retention": logs.RetentionDays.INFINITE}, ValueError, r"log_retention must be finite"),
+        ({"tracing": "Active"}, TypeError, r"tracing must be a lambda.Tracing, got str"),
+        ({"log_group_encryption_key": "arn:aws:kms:..."}, TypeError, r"log_group_encryption_key must be a kms.IKey"),
+        ({"dead_letter_queue": "queue"}, TypeError, r"dead_letter_queue must be an sqs.IQueue"),
+        ({"managed_policies_per_role": 21}, ValueError, r"managed_policies_per_role must be an int from 4 to 20"),
+    ],
+)
+def test_provider_options_are_checked_naming_the_option(
+    options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        RestoreProvider(Stack(App(), "Checked"), "Provider", **options)
+
+
+def test_security_groups_need_a_vpc() -> None:
+    stack = Stack(App(), "NoVpc")
+    group = ec2.SecurityGroup.from_security_group_id(stack, "Group", "sg-0123456789abcdef0")
+    with pytest.raises(ValueError, match="RestoreProvider security_groups need vpc"):
+        RestoreProvider(stack, "Provider", security_groups=[group])

@@ -217,7 +217,9 @@ def test_crhelper_polling_fires_on_the_compressed_clock_and_cleans_up(fixture_wo
 
 
 def test_a_rule_without_lambda_permission_does_not_fire(fixture_world: WorldFactory) -> None:
-    world = fixture_world(async_retry_delays=())
+    # A generous Lambda timeout: the invocation's cold start and first moto calls are real time, which the
+    # compressed clock multiplies; on a loaded machine 60 modelled seconds were not always enough.
+    world = fixture_world(async_retry_delays=(), lambda_timeout=300)
     outcome = world.simulator.create("Res", {"Mode": "schedule-without-permission"}, service_timeout=400)
     assert outcome.timed_out
     bridge = world.eventbridge

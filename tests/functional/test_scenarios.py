@@ -87,7 +87,7 @@ def test_long_restore_hands_off_to_polling_even_with_a_255_character_logical_id(
     assert len(world.eventbridge.rules) == 1
     rule = next(iter(world.eventbridge.rules))
     assert len(rule) <= 64
-    assert rule.startswith("cloudhsm-restore-")
+    assert rule.startswith(f"cloudhsm-poll-{world.provider_id}-")  # the provider's own prefix
     assert world.eventbridge.problems == []
     assert calls(world, "RestoreBackup") == 1
 
@@ -222,7 +222,8 @@ def test_fifty_maximal_tags_stay_within_4096_bytes(make_world: Any) -> None:
 
 
 def test_service_timeout_bounds_the_whole_wait(make_world: Any) -> None:
-    world = make_world(speed=10.0, restore_seconds=3000, lambda_timeout=60)
+    # 120 s: a hand-off needs its worst case (65 s) of Lambda time left; the 75 s margin leaves 45 s in-process.
+    world = make_world(speed=10.0, restore_seconds=3000, lambda_timeout=120)
     world.emulator.add_backup(BACKUP)
     # Warm the function first: a compressed clock turns a 2 s cold start into 20 modelled seconds.
     assert world.simulator.delete("Warm", {"BackupId": BACKUP}, physical_id="create-failed-warm-up").ok

@@ -20,8 +20,10 @@ HANDLER_ACTIONS = set(
     contract.DESCRIBE_ACTIONS
     + contract.ALL_BACKUP_ACTIONS
     + contract.POLL_RULE_ACTIONS
-    + contract.POLL_PERMISSION_ACTIONS
     + contract.POLL_PARAMETER_ACTIONS
+    + contract.LEGACY_POLL_RULE_ACTIONS
+    + contract.LEGACY_POLL_PARAMETER_ACTIONS
+    + contract.LEGACY_POLL_PERMISSION_ACTIONS
 )
 
 
@@ -45,7 +47,7 @@ def test_function_matches_contract(name: str) -> None:
     assert function["MemorySize"] == contract.MEMORY_MB
     assert function["Timeout"] == contract.LAMBDA_TIMEOUT_SECONDS
     assert function["LoggingConfig"] == {"LogGroup": {"Ref": "LogGroup"}}
-    assert "Environment" not in function  # the handler reads only the runtime's standard variables
+    assert function["Environment"] == {"Variables": {contract.PROVIDER_ID_ENV: contract.provider_id_expression()}}
 
 
 @pytest.mark.parametrize("name", PROVIDERS)
@@ -116,26 +118,56 @@ def test_packaged_grants_only_what_its_configuration_calls(on_delete: OnDelete, 
 
 
 @pytest.mark.parametrize("name", PROVIDERS)
-def test_poll_rule_and_permission_statements(name: str) -> None:
+def test_poll_rule_and_parameter_statements_are_provider_scoped(name: str) -> None:
     template = load_file(name)
     conditions = PROVIDER_CONDITIONS if name == "provider.yaml" else packaged_conditions(OnDelete.RETAIN, None)
-    rules = statement_with(template, contract.POLL_RULE_ACTIONS[0], conditions)
+    provider_id = {"ProviderId": contract.provider_id_expression()}
+    rules = statement_with(template, "events:PutRule", conditions)
     assert sorted(rules["Action"]) == sorted(contract.POLL_RULE_ACTIONS)
     assert rules["Resource"] == {
-        "Fn::Sub": f"arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{contract.POLL_RULE_PREFIX}*"
+        "Fn::Sub": [
+            "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/"
+            + contract.poll_rule_prefix("${ProviderId}")
+            + "*",
+            provider_id,
+        ]
     }
-    parameters = statement_with(template, contract.POLL_PARAMETER_ACTIONS[0], conditions)
+    parameters = statement_with(template, "ssm:PutParameter", conditions)
     assert sorted(parameters["Action"]) == sorted(contract.POLL_PARAMETER_ACTIONS)
     assert parameters["Resource"] == {
-        "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter"
-        f"{contract.RESPONSE_PARAMETER_PREFIX}*"
+        "Fn::Sub": [
+            "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter"
+            + contract.response_parameter_prefix("${ProviderId}")
+            + "*",
+            provider_id,
+        ]
     }
-    permission = statement_with(template, contract.POLL_PERMISSION_ACTIONS[0], conditions)
-    assert sorted(permission["Action"]) == sorted(contract.POLL_PERMISSION_ACTIONS)
+    permission = statement_with(template, contract.LEGACY_POLL_PERMISSION_ACTIONS[0], conditions)
+    assert permission["Action"] == list(contract.LEGACY_POLL_PERMISSION_ACTIONS)  # no AddPermission any more
     assert permission["Resource"] == {"Fn::GetAtt": ["Function", "Arn"]}
     logs = statement_with(template, "logs:PutLogEvents", conditions)
     assert set(logs["Action"]) == LOG_ACTIONS
     assert logs["Resource"] == {"Fn::GetAtt": ["LogGroup", "Arn"]}
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_one_deploy_time_invoke_permission_for_the_providers_rule_prefix(name: str) -> None:
+    template = load_file(name)
+    [permission] = resources_of_type(template, "AWS::Lambda::Permission").values()
+    assert permission["Properties"] == {
+        "FunctionName": {"Fn::GetAtt": ["Function", "Arn"]},
+        "Action": "lambda:InvokeFunction",
+        "Principal": contract.POLL_INVOKE_PRINCIPAL,
+        "SourceAccount": {"Ref": "AWS::AccountId"},
+        "SourceArn": {
+            "Fn::Sub": [
+                contract.poll_source_arn_pattern(
+                    "${AWS::Partition}", "${AWS::Region}", "${AWS::AccountId}", "${ProviderId}"
+                ),
+                {"ProviderId": contract.provider_id_expression()},
+            ]
+        },
+    }
 
 
 def test_provider_vpc_permissions_only_in_vpc() -> None:
@@ -194,9 +226,9 @@ def test_consumer_imports_the_exported_token_and_reads_a_dotted_tag() -> None:
     assert template["Parameters"]["OnDelete"]["AllowedValues"] == [choice.value for choice in OnDelete]
 
 
-def test_packaged_restore_waits_for_poll_permission() -> None:
+def test_packaged_restore_waits_for_the_poll_permissions() -> None:
     resource = load_file("packaged.yaml")["Resources"]["RestoredBackup"]
-    assert resource["DependsOn"] == "PollPermissionPolicy"
+    assert resource["DependsOn"] == ["PollInvokePermission", "PollPermissionPolicy"]
     assert resource["Properties"]["ServiceToken"] == {"Fn::GetAtt": ["Function", "Arn"]}
 
 

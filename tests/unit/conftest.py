@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -37,13 +38,20 @@ from tests.support.https_capture import ResponseCapture  # noqa: E402
 
 _CAPTURE = ResponseCapture(_CA_PATH)  # before the handler import: crhelper reads AWS_CA_BUNDLE then
 
-from cloudhsm_backup_restore import app  # noqa: E402
+from cloudhsm_backup_restore import app, polling  # noqa: E402
 from cloudhsm_backup_restore.backups import CloudHsmBackups, cloudhsm_client  # noqa: E402
+from cloudhsm_backup_restore.polling import PROVIDER_ID_ENV  # noqa: E402
 
 BACKUP_ID = "backup-abcdefghijk"
 OTHER_BACKUP_ID = "backup-zyxwvutsrqp"
 BACKUP_ARN = f"arn:aws:cloudhsm:us-east-1:123456789012:backup/{BACKUP_ID}"
 OWNER_KEY = "cloudhsm-backup-restore:owner"
+PROVIDER_ID = "0a1b2c3d4e5f"
+RULE = f"cloudhsm-poll-{PROVIDER_ID}-RestoredBackup-abababab"
+"""The poll rule of a hand-off for LogicalResourceId RestoredBackup (the world fixture fixes the random part)."""
+RULE_ARN = f"arn:aws:events:us-east-1:123456789012:rule/{RULE}"
+PARAMETER = f"/cloudhsm-restore/{PROVIDER_ID}/{RULE}"
+FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:cloudhsm-backup-restore"
 STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/unit/0f0e0d0c-0000-1111-2222-333344445555"
 
 
@@ -203,18 +211,22 @@ def expect_failed(responses: list[dict[str, Any]], *reason_parts: str) -> dict[s
 def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     clock = FakeClock()
     client = cloudhsm_client("us-east-1")
-    ssm_client = boto3.client("ssm", region_name="us-east-1")
+    polling_clients = {
+        service: boto3.client(service, region_name="us-east-1") for service in ("events", "lambda", "ssm")
+    }
     with (
         Stubber(client) as cloudhsm,
-        Stubber(app.helper._events_client) as events,
-        Stubber(app.helper._lambda_client) as lambda_,
-        Stubber(ssm_client) as ssm,
+        Stubber(polling_clients["events"]) as events,
+        Stubber(polling_clients["lambda"]) as lambda_,
+        Stubber(polling_clients["ssm"]) as ssm,
     ):
-        monkeypatch.setattr(app.helper, "_ssm_client", ssm_client)
+        monkeypatch.setenv(PROVIDER_ID_ENV, PROVIDER_ID)
+        monkeypatch.setattr(polling, "secrets", SimpleNamespace(token_hex=lambda n: "ab" * n))  # see RULE
+        monkeypatch.setattr(app.helper.polling, "_clients", polling_clients)
+        monkeypatch.setattr(app.helper.polling, "now", clock.now)
         monkeypatch.setattr(app.lifecycle, "backups_for", lambda region: CloudHsmBackups(client, region or "us-east-1"))
         monkeypatch.setattr(app.lifecycle, "now", clock.now)
         monkeypatch.setattr(app.lifecycle, "sleep", clock.sleep)
-        monkeypatch.setattr(app.helper, "_claim_client", app.helper._lambda_client)  # claims go through the stub
         yield World(cloudhsm, events, lambda_, ssm, clock, _CAPTURE)
         ssm.assert_no_pending_responses()
         cloudhsm.assert_no_pending_responses()

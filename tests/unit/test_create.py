@@ -9,13 +9,16 @@ from typing import Any
 
 import pytest
 from botocore.stub import ANY
-from cloudhsm_backup_restore import app
+from cloudhsm_backup_restore import app, polling
 from cloudhsm_backup_restore.attributes import ATTRIBUTE_NAMES
 
 from tests.unit.conftest import (
     BACKUP_ARN,
     BACKUP_ID,
     OWNER_KEY,
+    PARAMETER,
+    PROVIDER_ID,
+    RULE,
     STACK_ID,
     FakeContext,
     World,
@@ -200,7 +203,7 @@ def test_access_denied_on_describe_names_that_action(world: World) -> None:
 
 def _capture_put_targets(world: World) -> list[dict[str, Any]]:
     captured: list[dict[str, Any]] = []
-    client = app.helper._events_client
+    client = app.helper.polling.client("events")
 
     def remember(params: dict[str, Any], **_: Any) -> None:
         captured.append(params)
@@ -209,29 +212,19 @@ def _capture_put_targets(world: World) -> list[dict[str, Any]]:
     return captured
 
 
-def _expect_handoff(world: World) -> None:
-    world.events.add_response(
-        "put_rule",
-        {"RuleArn": "arn:aws:events:us-east-1:123456789012:rule/R"},
-        {"Name": ANY, "ScheduleExpression": "rate(1 minute)", "State": "ENABLED"},
-    )
-    world.lambda_.add_response(
-        "add_permission",
-        {"Statement": "{}"},
-        {
-            "FunctionName": "cloudhsm-backup-restore",
-            "StatementId": ANY,
-            "Action": "lambda:InvokeFunction",
-            "Principal": "events.amazonaws.com",
-            "SourceArn": "arn:aws:events:us-east-1:123456789012:rule/R",
-        },
-    )
+def _expect_handoff(world: World, rule: str = RULE) -> None:
+    """The hand-off's calls: park the ResponseURL, create the rule, point it at the function; no Lambda policy edit."""
     world.ssm.add_response(
         "put_parameter",
         {"Version": 1},
-        {"Name": "/cloudhsm-restore/R", "Value": ANY, "Type": "SecureString", "Overwrite": True},
+        {"Name": f"/cloudhsm-restore/{PROVIDER_ID}/{rule}", "Value": ANY, "Type": "SecureString", "Overwrite": False},
     )
-    world.events.add_response("put_targets", {"FailedEntryCount": 0}, {"Rule": "R", "Targets": ANY})
+    world.events.add_response(
+        "put_rule",
+        {"RuleArn": f"arn:aws:events:us-east-1:123456789012:rule/{rule}"},
+        {"Name": rule, "ScheduleExpression": "rate(1 minute)", "State": "ENABLED", "Description": ANY},
+    )
+    world.events.add_response("put_targets", {"FailedEntryCount": 0}, {"Rule": rule, "Targets": ANY})
 
 
 def _poll(
@@ -240,8 +233,8 @@ def _poll(
     """One EventBridge poll invocation: it reads the ResponseURL back from SSM first, then ``then``'s calls."""
     world.ssm.add_response(
         "get_parameter",
-        {"Parameter": {"Name": "/cloudhsm-restore/R", "Type": "SecureString", "Value": world.last_url}},
-        {"Name": "/cloudhsm-restore/R", "WithDecryption": True},
+        {"Parameter": {"Name": PARAMETER, "Type": "SecureString", "Value": world.last_url}},
+        {"Name": PARAMETER, "WithDecryption": True},
     )
     if then is not None:
         then(world)
@@ -249,17 +242,19 @@ def _poll(
 
 
 def _expect_cleanup(world: World) -> None:
-    world.events.add_response("remove_targets", {"FailedEntryCount": 0}, {"Rule": "R", "Ids": ["1"]})
-    world.lambda_.add_response("remove_permission", {}, {"FunctionName": "cloudhsm-backup-restore", "StatementId": ANY})
-    world.events.add_response("delete_rule", {}, {"Name": "R"})
-    world.ssm.add_response("delete_parameter", {}, {"Name": "/cloudhsm-restore/R"})
+    """A finished poll: claim the answer by deleting the parked ResponseURL, then remove the target and the rule."""
+    world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})
+    world.events.add_response("remove_targets", {"FailedEntryCount": 0}, {"Rule": RULE, "Ids": ["1"]})
+    world.events.add_response("delete_rule", {}, {"Name": RULE})
 
 
-def _handed_off(world: World, timeout: float = 31.0, **overrides: Any) -> dict[str, Any]:
-    """Create on a backup that stays PENDING_DELETION: nothing answered, polling set up; the poll event."""
+def _handed_off(world: World, timeout: float = 70.0, **overrides: Any) -> dict[str, Any]:
+    """Create on a backup that stays PENDING_DELETION: nothing answered, polling set up; the poll event.
+
+    With 70 s of Lambda time and a 75 s hand-off margin the Create hands off at once, without a second check.
+    """
     world.describe(backup("PENDING_DELETION"))
     world.restored(backup("PENDING_DELETION"))
-    world.describe(backup("PENDING_DELETION"))
     _expect_handoff(world)
     targets = _capture_put_targets(world)
     assert world.invoke("Create", timeout=timeout, **overrides) == []
@@ -270,23 +265,24 @@ def test_long_restore_hands_off_to_polling_and_a_poll_answers(world: World) -> N
     logical_id = "L" * 255
     world.describe(backup("PENDING_DELETION"))
     world.restored(backup("PENDING_DELETION"))
-    world.describe(backup("PENDING_DELETION"))
-    _expect_handoff(world)
+    rule = polling.rule_name(PROVIDER_ID, logical_id)  # the world fixture fixes its random part
+    _expect_handoff(world, rule)
     targets = _capture_put_targets(world)
     stored: list[dict[str, Any]] = []
-    app.helper._ssm_client.meta.events.register(
+    app.helper.polling.client("ssm").meta.events.register(
         "provide-client-params.ssm.PutParameter", lambda params, **_: stored.append(dict(params))
     )
     rule_names: list[str] = []
-    app.helper._events_client.meta.events.register(
+    app.helper.polling.client("events").meta.events.register(
         "provide-client-params.events.PutRule", lambda params, **_: rule_names.append(params["Name"])
     )
 
-    first = world.invoke("Create", timeout=31.0, LogicalResourceId=logical_id)
+    first = world.invoke("Create", timeout=70.0, LogicalResourceId=logical_id)
 
     assert first == []  # nothing answered yet: the wait continues through EventBridge
-    assert len(rule_names[0]) <= 64
-    assert rule_names[0].startswith("cloudhsm-restore-")
+    assert rule_names == [rule]
+    assert len(rule) == 64
+    assert rule.startswith(f"cloudhsm-poll-{PROVIDER_ID}-")  # the provider's prefix: IAM is scoped to it
     poll_event = json.loads(targets[0]["Targets"][0]["Input"])
     assert poll_event["CrHelperPoll"] is True
     assert len(targets[0]["Targets"][0]["Input"]) <= 8192
@@ -294,12 +290,28 @@ def test_long_restore_hands_off_to_polling_and_a_poll_answers(world: World) -> N
     assert "ResponseURL" not in poll_event
     assert "X-Amz-Signature" not in targets[0]["Targets"][0]["Input"]
     assert stored == [
-        {"Name": "/cloudhsm-restore/R", "Value": world.last_url, "Type": "SecureString", "Overwrite": True}
+        {
+            "Name": f"/cloudhsm-restore/{PROVIDER_ID}/{rule}",
+            "Value": world.last_url,
+            "Type": "SecureString",
+            "Overwrite": False,
+        }
     ]
+    assert poll_event["CloudHsmRestorePollFormat"] == 2
+    assert "CrHelperPermission" not in poll_event  # no per-wait Lambda permission
 
     world.describe(backup("READY"))
     world.protect()
-    _poll(world, poll_event, then=_expect_cleanup)
+    parameter = f"/cloudhsm-restore/{PROVIDER_ID}/{rule}"
+    world.ssm.add_response(
+        "get_parameter",
+        {"Parameter": {"Name": parameter, "Type": "SecureString", "Value": world.last_url}},
+        {"Name": parameter, "WithDecryption": True},
+    )
+    world.ssm.add_response("delete_parameter", {}, {"Name": parameter})
+    world.events.add_response("remove_targets", {"FailedEntryCount": 0}, {"Rule": rule, "Ids": ["1"]})
+    world.events.add_response("delete_rule", {}, {"Name": rule})
+    app.handler(poll_event, FakeContext(world.clock))
     body = expect_success(world.capture.responses(world.last_path))
     assert body["Data"]["BackupState"] == "READY"
     assert "WaitStartedAt" not in body["Data"]
@@ -318,7 +330,7 @@ def test_poll_that_is_still_waiting_answers_nothing(world: World) -> None:
 def test_poll_past_the_overall_deadline_fails_with_last_state_and_time_waited(world: World) -> None:
     poll_event = _handed_off(world, ResourceProperties={"BackupId": BACKUP_ID, "ServiceTimeout": "600"})
 
-    world.clock.t += 700
+    world.clock.t += 560  # past the overall deadline (600 s - 60 s margin), before CloudFormation gives up
     world.describe(backup("PENDING_DELETION"))
     _poll(world, poll_event, then=_expect_cleanup)
     body = expect_failed(
@@ -330,51 +342,39 @@ def test_poll_past_the_overall_deadline_fails_with_last_state_and_time_waited(wo
     assert body["PhysicalResourceId"].startswith("create-failed-")
 
 
-def test_a_duplicate_poll_that_finds_the_permission_gone_stays_silent(world: World) -> None:
+def test_a_duplicate_poll_that_loses_the_claim_stays_silent(world: World) -> None:
     poll_event = _handed_off(world)
 
-    # Another poll already claimed the answer: its permission removal succeeded, this one's fails.
+    # Another poll already answered: its DeleteParameter (the claim) succeeded, so this one's finds nothing.
     world.describe(backup("READY"))
     world.protect()
 
     def already_cleaned(world: World) -> None:
-        world.lambda_.add_client_error("remove_permission", service_error_code="ResourceNotFoundException")
+        world.ssm.add_client_error("delete_parameter", service_error_code="ParameterNotFound")
         world.events.add_client_error("remove_targets", service_error_code="ResourceNotFoundException")
         world.events.add_client_error("delete_rule", service_error_code="ResourceNotFoundException")
-        world.ssm.add_client_error("delete_parameter", service_error_code="ParameterNotFound")
 
     _poll(world, poll_event, then=already_cleaned)
     assert world.capture.responses(world.last_path) == []
 
 
-def test_a_failed_hand_off_still_answers_once(world: World) -> None:
+def test_a_failed_hand_off_undoes_what_it_made_and_answers_once(world: World) -> None:
     world.describe(backup("PENDING_DELETION"))
     world.restored(backup("PENDING_DELETION"))
-    world.describe(backup("PENDING_DELETION"))
+    world.ssm.add_response(
+        "put_parameter", {"Version": 1}, {"Name": PARAMETER, "Value": ANY, "Type": "SecureString", "Overwrite": False}
+    )
     world.events.add_response(
         "put_rule",
-        {"RuleArn": "arn:aws:events:us-east-1:123456789012:rule/R"},
-        {"Name": ANY, "ScheduleExpression": "rate(1 minute)", "State": "ENABLED"},
-    )
-    world.lambda_.add_response(
-        "add_permission",
-        {"Statement": "{}"},
-        {"FunctionName": ANY, "StatementId": ANY, "Action": ANY, "Principal": ANY, "SourceArn": ANY},
-    )
-    world.ssm.add_response(
-        "put_parameter",
-        {"Version": 1},
-        {"Name": "/cloudhsm-restore/R", "Value": ANY, "Type": "SecureString", "Overwrite": True},
+        {"RuleArn": f"arn:aws:events:us-east-1:123456789012:rule/{RULE}"},
+        {"Name": RULE, "ScheduleExpression": "rate(1 minute)", "State": "ENABLED", "Description": ANY},
     )
     world.events.add_client_error(
         "put_targets", service_error_code="AccessDeniedException", service_message="not authorized: events:PutTargets"
     )
-    # Clean-up of the half-made hand-off: the permission is already gone, which must not silence the answer.
-    world.lambda_.add_client_error("remove_permission", service_error_code="ResourceNotFoundException")
-    world.events.add_response("remove_targets", {"FailedEntryCount": 0}, {"Rule": "R", "Ids": ["1"]})
-    world.events.add_response("delete_rule", {}, {"Name": "R"})
-    world.ssm.add_response("delete_parameter", {}, {"Name": "/cloudhsm-restore/R"})
-    body = expect_failed(world.invoke("Create", timeout=31.0), "PutTargets")
+    world.events.add_response("delete_rule", {}, {"Name": RULE})
+    world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})
+    body = expect_failed(world.invoke("Create", timeout=70.0), "events:PutTargets failed", "not authorized")
     assert body["PhysicalResourceId"].startswith("create-failed-")
 
 

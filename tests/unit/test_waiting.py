@@ -17,7 +17,7 @@ def test_backoff_grows_and_is_capped_at_a_few_seconds() -> None:
 
 def test_budget_keeps_the_handoff_margin_and_respects_the_deadline() -> None:
     policy = WaitPolicy()
-    assert policy.budget(lambda_left=300, overall_left=3000, polling=False) == 270
+    assert policy.budget(lambda_left=300, overall_left=3000, polling=False) == 225
     assert policy.budget(lambda_left=300, overall_left=100, polling=False) == 100
     assert policy.budget(lambda_left=20, overall_left=3000, polling=False) == 0
     # A poll invocation waits at most poll_window, unless the deadline falls before the next poll.

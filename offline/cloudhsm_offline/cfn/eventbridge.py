@@ -13,54 +13,36 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import http.client
-import io
 import json
 import logging
-import re
 import threading
 import time
-import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from moto.server import ThreadedMotoServer
 
+from cloudhsm_offline.cfn.api_faults import ApiFaultPlan
+from cloudhsm_offline.cfn.deployment import INVOKE_STATEMENT_ID, deploy_function
+from cloudhsm_offline.cfn.gateway import (
+    ApiCall,
+    GatewayHandler,
+    GatewayServer,
+    check_events_call,
+    classify,
+    error_code,
+    rate_seconds,
+    summarise,
+)
 from cloudhsm_offline.cfn.lambda_runtime import Invocation, LambdaFunction
 from cloudhsm_offline.clock import SimClock
 
-MAX_RULE_NAME = 64
-MAX_TARGET_INPUT = 8192
-RULE_NAME = re.compile(r"^[\.\-_A-Za-z0-9]+$")
-RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
-UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+__all__ = ["ApiCall", "EventBridge", "Firing", "RuleState", "check_events_call", "rate_seconds"]
+
 _LIVE_ACCOUNTS: set[str] = set()
 _LIVE_LOCK = threading.Lock()
-
-
-def rate_seconds(expression: str) -> float | None:
-    """Seconds between firings of a valid ``rate(...)`` expression, else None."""
-    match = RATE.match(expression or "")
-    if not match:
-        return None
-    value, unit = int(match.group(1)), match.group(2)
-    if value < 1 or (value == 1) != (not unit.endswith("s")):
-        return None
-    return float(value * UNIT_SECONDS[unit.rstrip("s")])
-
-
-@dataclass
-class ApiCall:
-    """One call the function made to the events/lambda/logs APIs."""
-
-    service: str
-    operation: str
-    modelled: float
-    status: int
-    error: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -87,96 +69,6 @@ class RuleState:
     removed: float | None = None
 
 
-def _validation(message: str) -> tuple[int, dict[str, str]]:
-    return 400, {"__type": "ValidationException", "message": message}
-
-
-def check_events_call(operation: str, params: dict[str, Any]) -> tuple[int, dict[str, str]] | None:
-    """EventBridge's own validation of PutRule/PutTargets that moto skips; None if valid."""
-    if operation == "PutRule":
-        name = str(params.get("Name", ""))
-        if len(name) > MAX_RULE_NAME:
-            return _validation(
-                f"1 validation error detected: Value '{name}' at 'name' failed to satisfy constraint: "
-                f"Member must have length less than or equal to {MAX_RULE_NAME}"
-            )
-        if not RULE_NAME.match(name):
-            return _validation(
-                f"1 validation error detected: Value '{name}' at 'name' failed to satisfy constraint: "
-                "Member must satisfy regular expression pattern: [\\.\\-_A-Za-z0-9]+"
-            )
-        expression = params.get("ScheduleExpression")
-        if expression is not None and rate_seconds(str(expression)) is None and not str(expression).startswith("cron("):
-            return _validation("Parameter ScheduleExpression is not valid.")
-    if operation == "PutTargets":
-        for index, target in enumerate(params.get("Targets", []), start=1):
-            text = target.get("Input")
-            if text is None:
-                continue
-            if len(text) > MAX_TARGET_INPUT:
-                return _validation(
-                    f"1 validation error detected: Value at 'targets.{index}.member.input' failed to satisfy "
-                    f"constraint: Member must have length less than or equal to {MAX_TARGET_INPUT}"
-                )
-            try:
-                json.loads(text)
-            except ValueError:
-                return _validation(f"Target {target.get('Id')} Input is not valid JSON text.")
-    return None
-
-
-_LAMBDA_ROUTES = (
-    ("POST", re.compile(r"^/2015-03-31/functions/([^/]+)/policy$"), "AddPermission"),
-    ("DELETE", re.compile(r"^/2015-03-31/functions/([^/]+)/policy/([^/?]+)"), "RemovePermission"),
-    ("GET", re.compile(r"^/2015-03-31/functions/([^/]+)/policy"), "GetPolicy"),
-)
-
-
-def _classify(method: str, path: str, headers: Any, body: bytes) -> tuple[str, str, dict[str, Any]]:
-    target = headers.get("X-Amz-Target", "")
-    params: dict[str, Any] = {}
-    if target:
-        service_prefix, _, operation = target.partition(".")
-        with contextlib.suppress(ValueError):
-            params = json.loads(body or b"{}")
-        service = "events" if service_prefix == "AWSEvents" else "logs" if "Logs" in service_prefix else service_prefix
-        return service, operation, params
-    bare = path.split("?", maxsplit=1)[0]
-    for verb, pattern, operation in _LAMBDA_ROUTES:
-        match = pattern.match(bare)
-        if method == verb and match:
-            with contextlib.suppress(ValueError):
-                params = json.loads(body or b"{}")
-            params["FunctionName"] = match.group(1)
-            if operation == "RemovePermission":
-                params["StatementId"] = match.group(2)
-            return "lambda", operation, params
-    return "lambda" if bare.startswith("/2015-03-31/") else "other", f"{method} {bare}", params
-
-
-class _GatewayHandler(BaseHTTPRequestHandler):
-    server: _GatewayServer
-    protocol_version = "HTTP/1.1"
-
-    def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        self.server.owner.handle(self, body)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle  # noqa: N815
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        """Quiet."""
-
-
-class _GatewayServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, owner: EventBridge) -> None:
-        super().__init__(("127.0.0.1", 0), _GatewayHandler)
-        self.owner = owner
-
-
 class EventBridge:
     """moto (events, lambda, logs) behind a checking gateway, with a scheduler on the shared clock."""
 
@@ -187,6 +79,10 @@ class EventBridge:
         tick_seconds: float = 0.02,
     ) -> None:
         self.function = function
+        self.functions: dict[str, LambdaFunction] = {function.arn: function}
+        """Every provider function in this account, by ARN (rules may target any of them)."""
+        self.faults = ApiFaultPlan()
+        """Faults injected into the SSM, EventBridge and Lambda calls passing the gateway."""
         self.clock = clock or function.clock
         self.region = function.region
         self.account = function.account
@@ -200,7 +96,7 @@ class EventBridge:
         self._stop = threading.Event()
         self._moto: Any = None
         self._moto_url = ""
-        self._gateway: _GatewayServer | None = None
+        self._gateway: GatewayServer | None = None
         self._threads: list[threading.Thread] = []
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -220,12 +116,12 @@ class EventBridge:
         host, port = self._moto.get_host_and_port()
         self._moto_url = f"http://{host}:{port}"
         self._reset_account()
-        self._gateway = _GatewayServer(self)
+        self._gateway = GatewayServer(self)
         self._threads = [
             threading.Thread(target=self._gateway.serve_forever, args=(0.05,), daemon=True),
             threading.Thread(target=self._schedule_loop, daemon=True),
         ]
-        self._create_function()
+        deploy_function(self.client, self.function)
         # moto builds its SSM backend (AWS's public parameters) on first use, which takes seconds: start it
         # now, in the background, so the provider's first PutParameter (the ResponseURL during a hand-off)
         # does not pay for it inside its Lambda time.
@@ -291,36 +187,10 @@ class EventBridge:
             connection.getresponse().read()
             connection.close()
 
-    def _create_function(self) -> None:
-        """Register the provider function in moto so lambda:AddPermission has something to attach to."""
-        iam = self.client("iam")
-        role = iam.create_role(
-            RoleName=f"{self.function.function_name}-role"[:64],
-            AssumeRolePolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "lambda.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
-        )["Role"]["Arn"]
-        archive = io.BytesIO()
-        with zipfile.ZipFile(archive, "w") as zipped:
-            zipped.writestr("placeholder.py", "# the offline world runs the real code from its code directory\n")
-        self.client("lambda").create_function(
-            FunctionName=self.function.function_name,
-            Runtime="python3.11",
-            Role=role,
-            Handler=self.function.handler,
-            Code={"ZipFile": archive.getvalue()},
-            Timeout=int(self.function.timeout_seconds),
-            MemorySize=self.function.memory_mb,
-        )
+    def add_function(self, function: LambdaFunction) -> None:
+        """Deploy another provider function into this account (two providers, one account)."""
+        self.functions[function.arn] = function
+        deploy_function(self.client, function)
 
     def add_listener(self, listener: Callable[[str, Any], None]) -> None:
         """Call ``listener(kind, item)``: kind ``call`` (ApiCall), ``fire`` (Firing) or ``rule-gone`` (RuleState)."""
@@ -333,20 +203,21 @@ class EventBridge:
 
     # -- gateway -----------------------------------------------------------------------------------
 
-    def handle(self, request: _GatewayHandler, body: bytes) -> None:
-        """Check, record and forward one API call to moto."""
-        service, operation, params = _classify(request.command, request.path, request.headers, body)
+    def handle(self, request: GatewayHandler, body: bytes) -> None:
+        """Check, record and forward one API call to moto (or answer it with an injected fault)."""
+        service, operation, params = classify(request.command, request.path, request.headers, body)
+        injected = self.faults.decide(service, operation, _resource_of(params))
         rejection = check_events_call(operation, params) if service == "events" else None
-        if rejection is not None:
+        if injected is not None:
+            status, headers, data = injected.status, injected.headers, injected.body
+        elif rejection is not None:
             status, payload = rejection
             data = json.dumps(payload).encode()
             headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "offline-gateway"}
         else:
             status, headers, data = self._forward(request, body)
-        error = None
-        if status >= 400:
-            error = self._error_code(headers, data)
-        call = ApiCall(service, operation, self.clock.now(), status, error, _summarise(params))
+        error = error_code(headers, data) if status >= 400 else None
+        call = ApiCall(service, operation, self.clock.now(), status, error, summarise(params))
         with self._lock:
             self.calls.append(call)
             if service == "events" and operation == "PutRule" and status < 400:
@@ -360,7 +231,7 @@ class EventBridge:
         request.end_headers()
         request.wfile.write(data)
 
-    def _forward(self, request: _GatewayHandler, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def _forward(self, request: GatewayHandler, body: bytes) -> tuple[int, dict[str, str], bytes]:
         connection = http.client.HTTPConnection(self._moto_url.removeprefix("http://"), timeout=30)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("connection", "host")}
         headers["x-moto-account-id"] = self.account
@@ -370,16 +241,6 @@ class EventBridge:
             return response.status, dict(response.getheaders()), response.read()
         finally:
             connection.close()
-
-    @staticmethod
-    def _error_code(headers: dict[str, str], data: bytes) -> str:
-        for key, value in headers.items():
-            if key.lower() == "x-amzn-errortype":
-                return value.split(":")[0]
-        with contextlib.suppress(ValueError, AttributeError):
-            payload = json.loads(data)
-            return str(payload.get("__type") or payload.get("Type") or payload.get("message", "error")).split("#")[-1]
-        return "error"
 
     def _track_rule(self, params: dict[str, Any], created: float) -> None:
         name = str(params.get("Name"))
@@ -410,7 +271,7 @@ class EventBridge:
             tracked = [rule for rule in self.rules.values() if rule.removed is None]
         if not tracked:
             return
-        listed = {rule["Name"]: rule for rule in events.list_rules()["Rules"]}
+        listed = {rule["Name"]: rule for rule in _all_rules(events)}
         now = self.clock.now()
         for rule in tracked:
             current = listed.get(rule.name)
@@ -425,16 +286,27 @@ class EventBridge:
             self._fire(rule, events, lambda_client)
 
     def _fire(self, rule: RuleState, events: Any, lambda_client: Any) -> None:
-        targets = events.list_targets_by_rule(Rule=rule.name)["Targets"]
+        try:
+            targets = events.list_targets_by_rule(Rule=rule.name)["Targets"]
+        except events.exceptions.ResourceNotFoundException:
+            rule.removed = self.clock.now()  # deleted since ListRules: a firing that never happens
+            self._notify("rule-gone", rule)
+            return
         if not targets:
-            self._record_firing(Firing(rule.name, self.clock.now(), time.monotonic(), None, "rule has no targets"))
+            # A target-less rule fires into nothing, as in EventBridge (e.g. between a hand-off's RemoveTargets
+            # and its DeleteRule): not a problem in itself; one that stays is reported as left behind.
+            firing = Firing(rule.name, self.clock.now(), time.monotonic(), None, "rule has no targets")
+            self._record_firing(firing, problem=False)
         for target in targets:
             arn = str(target["Arn"])
-            if arn.split(":$", maxsplit=1)[0] != self.function.arn and not arn.startswith(self.function.arn + ":"):
-                problem = f"target {arn} is not the provider function {self.function.arn}"
+            function = self.functions.get(arn.split(":$", maxsplit=1)[0]) or next(
+                (f for a, f in self.functions.items() if arn.startswith(a + ":")), None
+            )
+            if function is None:
+                problem = f"target {arn} is not a provider function ({', '.join(self.functions)})"
                 self._record_firing(Firing(rule.name, self.clock.now(), time.monotonic(), None, problem))
                 continue
-            if not self._permitted(rule.arn, lambda_client):
+            if not self._permitted(rule.arn, function, lambda_client):
                 problem = (
                     "EventBridge may not invoke the function: its resource policy has no lambda:InvokeFunction "
                     f"statement for events.amazonaws.com matching {rule.arn}"
@@ -442,19 +314,19 @@ class EventBridge:
                 self._record_firing(Firing(rule.name, self.clock.now(), time.monotonic(), None, problem))
                 continue
             event = json.loads(target["Input"]) if "Input" in target else _scheduled_event(rule, self)
-            invocation = self.function.invoke_async(event, source=f"eventbridge:{rule.name}")
+            invocation = function.invoke_async(event, source=f"eventbridge:{rule.name}")
             self._record_firing(Firing(rule.name, self.clock.now(), time.monotonic(), invocation))
 
-    def _record_firing(self, firing: Firing) -> None:
+    def _record_firing(self, firing: Firing, problem: bool = True) -> None:
         with self._lock:
             self.firings.append(firing)
-            if firing.problem:
+            if firing.problem and problem:
                 self.problems.append(f"{firing.rule}: {firing.problem}")
         self._notify("fire", firing)
 
-    def _permitted(self, rule_arn: str, lambda_client: Any) -> bool:
+    def _permitted(self, rule_arn: str, function: LambdaFunction, lambda_client: Any) -> bool:
         try:
-            policy = json.loads(lambda_client.get_policy(FunctionName=self.function.function_name)["Policy"])
+            policy = json.loads(lambda_client.get_policy(FunctionName=function.function_name)["Policy"])
         except Exception:  # noqa: BLE001 - no policy at all
             return False
         for statement in policy.get("Statement", []):
@@ -475,8 +347,27 @@ class EventBridge:
 
     def active_rules(self) -> list[str]:
         """Names of scheduled rules that still exist (a leftover keeps invoking the function)."""
-        names = [rule["Name"] for rule in self.client("events").list_rules()["Rules"]]
+        names = [rule["Name"] for rule in _all_rules(self.client("events"))]
         return sorted(names)
+
+    def leftovers(self) -> list[str]:
+        """What a hand-off may leave behind besides rules: parked parameters, per-wait invoke permissions."""
+        found: list[str] = []
+        ssm = self.client("ssm")
+        paginator = ssm.get_paginator("describe_parameters")
+        filters = [{"Key": "Name", "Option": "BeginsWith", "Values": ["/cloudhsm-restore/"]}]
+        for page in paginator.paginate(ParameterFilters=filters):
+            found.extend(f"SSM parameter {p['Name']} still exists" for p in page["Parameters"])
+        lambda_client = self.client("lambda")
+        for function in self.functions.values():
+            try:
+                policy = json.loads(lambda_client.get_policy(FunctionName=function.function_name)["Policy"])
+            except Exception:  # noqa: BLE001, S112 - no policy at all
+                continue
+            for statement in policy.get("Statement", []):
+                if statement.get("Sid") != INVOKE_STATEMENT_ID:
+                    found.append(f"permission {statement.get('Sid')} on {function.function_name} still exists")
+        return found
 
     def count(self, operation: str) -> int:
         """How many successful calls of one operation (e.g. ``PutRule``, ``DeleteRule``) were made."""
@@ -513,14 +404,17 @@ def _scheduled_event(rule: RuleState, bridge: EventBridge) -> dict[str, Any]:
     }
 
 
-def _summarise(params: dict[str, Any]) -> dict[str, Any]:
-    """Keep the call parameters worth reporting; never the target Input (it holds the ResponseURL)."""
-    keep: dict[str, Any] = {}
-    for key in ("Name", "Rule", "ScheduleExpression", "State", "FunctionName", "StatementId", "Principal", "Ids"):
+def _resource_of(params: dict[str, Any]) -> str:
+    """The resource an injected AccessDenied names (the parameter, rule or function)."""
+    for key in ("Name", "Rule", "FunctionName"):
         if key in params:
-            keep[key] = params[key]
-    if "Targets" in params:
-        keep["Targets"] = [
-            {"Id": t.get("Id"), "Arn": t.get("Arn"), "InputChars": len(t.get("Input") or "")} for t in params["Targets"]
-        ]
-    return keep
+            return str(params[key])
+    return "*"
+
+
+def _all_rules(events: Any) -> list[dict[str, Any]]:
+    """Every rule: ListRules pages its answer (moto too), so a single call misses rules past the first page."""
+    rules: list[dict[str, Any]] = []
+    for page in events.get_paginator("list_rules").paginate():
+        rules.extend(page["Rules"])
+    return rules

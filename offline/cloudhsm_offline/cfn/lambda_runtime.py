@@ -20,285 +20,45 @@ dependency fails to import here as it would in AWS.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
-import queue
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from cloudhsm_offline.cfn.lambda_worker import (
+    Invocation,
+    InvocationRecord,
+    LogLine,
+    Worker,
+    clock_snapshot,
+    iso_timestamp,
+    runtime_dir_for,
+)
 from cloudhsm_offline.clock import SimClock
 
-BOOTSTRAP = Path(__file__).with_name("_bootstrap.py")
-SENTINEL = "\x00offline-lambda-end "
+__all__ = [
+    "ASYNC_RETRY_DELAYS",
+    "DEFAULT_FUNCTION_NAME",
+    "DEFAULT_HANDLER",
+    "Invocation",
+    "InvocationRecord",
+    "LambdaFunction",
+    "LogLine",
+    "clock_snapshot",
+    "runtime_dir_for",
+]
+
 DEFAULT_HANDLER = "cloudhsm_backup_restore.app.handler"
 DEFAULT_FUNCTION_NAME = "cloudhsm-backup-restore-provider"
 # What the Lambda Python runtime ships besides the standard library.
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 ASYNC_RETRY_DELAYS = (60.0, 120.0)
-
-
-@dataclass
-class LogLine:
-    """One line the function wrote (stream ``stdout``/``stderr``) or the platform logged (``platform``)."""
-
-    request_id: str
-    stream: str
-    text: str
-    modelled: float
-    real: float
-
-
-@dataclass
-class InvocationRecord:
-    """What happened in one invocation (one attempt)."""
-
-    request_id: str
-    event: dict[str, Any]
-    source: str
-    attempt: int
-    cold: bool = False
-    init_seconds: float | None = None
-    start_modelled: float = 0.0
-    end_modelled: float | None = None
-    start_real: float = 0.0
-    end_real: float | None = None
-    result: Any = None
-    error: dict[str, Any] | None = None
-    timed_out: bool = False
-    max_memory_mb: int | None = None
-    worker_pid: int | None = None
-    logs: list[LogLine] = field(default_factory=list)
-
-    @property
-    def kind(self) -> str:
-        """The event's RequestType (or ``?``)."""
-        return str(self.event.get("RequestType", "?"))
-
-    @property
-    def modelled_seconds(self) -> float | None:
-        """Modelled duration, once finished."""
-        return None if self.end_modelled is None else self.end_modelled - self.start_modelled
-
-    @property
-    def real_seconds(self) -> float | None:
-        """Real duration, once finished."""
-        return None if self.end_real is None else self.end_real - self.start_real
-
-    def log_text(self) -> str:
-        """All captured lines joined with newlines."""
-        return "\n".join(line.text for line in self.logs)
-
-
-class Invocation:
-    """Handle on an asynchronous invocation and its retries."""
-
-    def __init__(self, event: dict[str, Any], source: str) -> None:
-        self.event = event
-        self.source = source
-        self.attempts: list[InvocationRecord] = []
-        self._done = threading.Event()
-
-    @property
-    def done(self) -> bool:
-        """True once the last attempt finished (retries included)."""
-        return self._done.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait (real seconds) until done; True if done."""
-        return self._done.wait(timeout)
-
-    @property
-    def record(self) -> InvocationRecord | None:
-        """The latest attempt."""
-        return self.attempts[-1] if self.attempts else None
-
-
-def runtime_dir_for(packages: Iterable[str], into: Path) -> Path:
-    """Make ``into`` a directory of symlinks to the installed top-level ``packages`` (a runtime layer)."""
-    into.mkdir(parents=True, exist_ok=True)
-    for name in packages:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:
-            continue
-        origin = Path(spec.origin)
-        source = origin.parent if origin.name == "__init__.py" else origin
-        link = into / source.name
-        if not link.exists():
-            link.symlink_to(source, target_is_directory=source.is_dir())
-    return into
-
-
-def clock_snapshot(clock: SimClock) -> dict[str, float]:
-    """The clock as a worker adopts it: modelled now, the matching real monotonic time, speed."""
-    return {"model_now": clock.now(), "real_monotonic": time.monotonic(), "speed": clock.speed}
-
-
-def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
-
-
-class _Worker:
-    """One execution environment: a subprocess running the bootstrap."""
-
-    def __init__(self, function: LambdaFunction, number: int) -> None:
-        self.function = function
-        self.log_stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
-        read_fd, write_fd = os.pipe()
-        env = function.worker_environment(self.log_stream)
-        env["OFFLINE_LAMBDA_RESULT_FD"] = str(write_fd)
-        env["OFFLINE_LAMBDA_CLOCK"] = json.dumps(clock_snapshot(function.clock))
-        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and bootstrap
-            [function.python, "-I", "-S", "-u", str(BOOTSTRAP)],
-            cwd=function.code_dir,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            pass_fds=(write_fd,),
-        )
-        os.close(write_fd)
-        self.number = number
-        self.results: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._current: InvocationRecord | None = None
-        self._markers: dict[str, set[str]] = {}
-        self._lock = threading.Condition()
-        self.init_seconds: float | None = None
-        self.init_error: dict[str, Any] | None = None
-        self.init_logs: list[str] = []
-        self._init_logged = False
-        self._threads = [
-            threading.Thread(target=self._read_results, args=(os.fdopen(read_fd, "rb"),), daemon=True),
-            threading.Thread(target=self._read_stream, args=("stdout", self.proc.stdout), daemon=True),
-            threading.Thread(target=self._read_stream, args=("stderr", self.proc.stderr), daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def wait_ready(self, timeout: float) -> None:
-        """Wait for the Init phase (importing the handler) to finish; real seconds (compute is not compressed)."""
-        try:
-            message = self.results.get(timeout=timeout)
-        except queue.Empty:
-            message = None
-        if message is None:
-            self.kill()
-            self.init_error = {"errorType": "Runtime.InitTimeout", "errorMessage": "Init phase timed out"}
-            return
-        self.init_seconds = float(message.get("init_seconds") or 0.0)
-        self.init_error = message.get("init_error")
-        with self._lock:
-            self._lock.wait_for(lambda: len(self._markers.get("init", ())) >= 2, timeout=2.0)
-            self._markers.pop("init", None)
-            self._init_logged = True
-
-    def _read_results(self, pipe: IO[bytes]) -> None:
-        with pipe:
-            for raw in pipe:
-                self.results.put(json.loads(raw))
-        self.results.put(None)
-
-    def _read_stream(self, name: str, pipe: IO[bytes] | None) -> None:
-        assert pipe is not None
-        with pipe:
-            for raw in pipe:
-                text = raw.decode("utf-8", "replace").rstrip("\n")
-                with self._lock:
-                    record = self._current
-                    if text.startswith(SENTINEL):
-                        self._markers.setdefault(text[len(SENTINEL) :], set()).add(name)
-                        self._lock.notify_all()
-                        continue
-                if not text:
-                    continue  # blank lines (e.g. the newline the bootstrap puts before its end marker)
-                if record is not None:
-                    self.function.log(record, name, text)
-                elif not self.initialised_logs_done():
-                    self.init_logs.append(text)
-                else:
-                    self.function.orphan_lines.append(f"[worker {self.number} {name}] {text}")
-
-    def initialised_logs_done(self) -> bool:
-        """True once both streams passed the Init phase's end marker."""
-        return self._init_logged or len(self._markers.get("init", ())) >= 2
-
-    def alive(self) -> bool:
-        """Whether the process still runs."""
-        return self.proc.poll() is None
-
-    def run(self, record: InvocationRecord, deadline_modelled: float) -> dict[str, Any] | None:
-        """Run one invocation; None when it ran past its deadline (the worker is then killed)."""
-        function = self.function
-        with self._lock:
-            self._current = record
-        request = {
-            "event": record.event,
-            "context": function.context_fields(record.request_id, deadline_modelled, self.log_stream),
-            "clock": clock_snapshot(function.clock),
-        }
-        stdin = self.proc.stdin
-        assert stdin is not None
-        try:
-            stdin.write((json.dumps(request) + "\n").encode())
-            stdin.flush()
-        except OSError:
-            return {"error": {"errorType": "Runtime.ExitError", "errorMessage": "worker is gone"}}
-        real_left = max(0.0, function.clock.real_seconds(deadline_modelled - function.clock.now()))
-        try:
-            message = self.results.get(timeout=real_left)
-        except queue.Empty:
-            message = None
-        if message is None and self.alive():
-            self.kill()
-            return None
-        if message is None:
-            self.proc.wait()
-            return {
-                "error": {
-                    "errorType": "Runtime.ExitError",
-                    "errorMessage": f"RequestId: {record.request_id} Error: Runtime exited with error: "
-                    f"exit status {self.proc.returncode}",
-                },
-            }
-        with self._lock:
-            self._lock.wait_for(lambda: len(self._markers.get(record.request_id, ())) >= 2, timeout=2.0)
-            self._markers.pop(record.request_id, None)
-            self._current = None
-        return message
-
-    def memory_high_water_mb(self) -> int | None:
-        """Peak resident memory of the worker (VmHWM), Linux only."""
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) // 1024
-        except OSError:
-            return None
-        return None
-
-    def kill(self) -> None:
-        """Terminate the process at once."""
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()
-        self.proc.wait()
-
-    def stop(self) -> None:
-        """Close stdin and let the process exit; kill it if it lingers."""
-        with contextlib.suppress(OSError):
-            if self.proc.stdin:
-                self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            self.kill()
 
 
 Listener = Callable[[str, InvocationRecord], None]
@@ -349,23 +109,58 @@ class LambdaFunction:
         self.invocations: list[Invocation] = []
         self.orphan_lines: list[str] = []
         self._tmp = tempfile.TemporaryDirectory(prefix="offline-lambda-")
-        paths = [str(Path(p).resolve()) for p in extra_sys_path]
+        self._extra_sys_path = [str(Path(p).resolve()) for p in extra_sys_path]
+        self._runtime_packages = None if runtime_packages is None else tuple(runtime_packages)
         self.layer_packages = tuple(layer_packages)
-        if self.layer_packages:
-            paths.append(str(runtime_dir_for(self.layer_packages, Path(self._tmp.name) / "layer")))
-        if runtime_packages is not None:
-            paths.append(str(runtime_dir_for(runtime_packages, Path(self._tmp.name) / "runtime")))
-        else:
-            paths.extend(p for p in sys.path if p.endswith("site-packages"))
-        self.sys_path = [self.code_dir, *paths]
+        self.sys_path = self._sys_path()
+        self.version = 1
+        """Bumped by ``update``: workers of an older version are not reused (a new execution environment)."""
         self._listeners: list[Listener] = []
-        self._idle: list[_Worker] = []
-        self._workers: list[_Worker] = []
+        self._idle: list[Worker] = []
+        self._workers: list[Worker] = []
         self._busy = 0
         self._pending = 0
         self._cond = threading.Condition()
         self._closed = threading.Event()
         self._worker_count = 0
+
+    def _sys_path(self) -> list[str]:
+        paths = list(self._extra_sys_path)
+        if self.layer_packages:
+            layer = Path(self._tmp.name) / f"layer-{'-'.join(self.layer_packages)}"
+            paths.append(str(runtime_dir_for(self.layer_packages, layer)))
+        if self._runtime_packages is not None:
+            paths.append(str(runtime_dir_for(self._runtime_packages, Path(self._tmp.name) / "runtime")))
+        else:
+            paths.extend(p for p in sys.path if p.endswith("site-packages"))
+        return [self.code_dir, *paths]
+
+    def update(
+        self,
+        *,
+        code_dir: str | os.PathLike[str] | None = None,
+        handler: str | None = None,
+        env: Mapping[str, str] | None = None,
+        layer_packages: Iterable[str] | None = None,
+    ) -> None:
+        """UpdateFunctionCode/Configuration: later invocations run the new code in new execution environments.
+
+        Like Lambda, an invocation already running finishes on the old code; idle environments are retired.
+        """
+        with self._cond:
+            if code_dir is not None:
+                self.code_dir = str(Path(code_dir).resolve())
+            if handler is not None:
+                self.handler = handler
+            if env is not None:
+                self.env.update(env)
+            if layer_packages is not None:
+                self.layer_packages = tuple(layer_packages)
+            self.sys_path = self._sys_path()
+            self.version += 1
+            retired, self._idle = self._idle, []
+        for worker in retired:
+            worker.stop()
 
     # -- configuration seen by the worker ---------------------------------------------------------
 
@@ -506,7 +301,7 @@ class LambdaFunction:
                 self._pending -= 1
                 self._cond.notify_all()
 
-    def _acquire(self) -> tuple[_Worker, bool]:
+    def _acquire(self) -> tuple[Worker, bool]:
         with self._cond:
             while not self._idle and self._busy >= self.max_concurrency:
                 self._cond.wait(0.5)
@@ -518,7 +313,7 @@ class LambdaFunction:
             self._worker_count += 1
             number = self._worker_count
         try:
-            worker = _Worker(self, number)
+            worker = Worker(self, number)
             worker.wait_ready(self.init_timeout_real)
         except BaseException:
             with self._cond:
@@ -529,13 +324,14 @@ class LambdaFunction:
             self._workers.append(worker)
         return worker, True
 
-    def _release(self, worker: _Worker, reuse: bool) -> None:
+    def _release(self, worker: Worker, reuse: bool) -> None:
         with self._cond:
             self._busy -= 1
-            if reuse and worker.alive() and not self._closed.is_set():
+            keep = reuse and worker.alive() and worker.version == self.version and not self._closed.is_set()
+            if keep:
                 self._idle.append(worker)
             self._cond.notify_all()
-        if not reuse:
+        if not keep:
             worker.stop()
 
     def _attempt(self, event: dict[str, Any], source: str, attempt: int) -> InvocationRecord:
@@ -570,7 +366,7 @@ class LambdaFunction:
             }
             self._platform(
                 record,
-                f"{_iso(record.end_modelled)} {record.request_id} "
+                f"{iso_timestamp(record.end_modelled)} {record.request_id} "
                 f"Task timed out after {self.timeout_seconds:.2f} seconds",
             )
             reuse = False

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cloudhsm_offline.cfn.checks import Violation
+from cloudhsm_offline.cfn.deployment import PROVIDER_ID_ENV
 from cloudhsm_offline.cfn.eventbridge import EventBridge
 from cloudhsm_offline.cfn.lambda_runtime import (
     ASYNC_RETRY_DELAYS,
@@ -100,6 +101,7 @@ class OfflineWorld:
         max_concurrency: int = 10,
         async_retry_delays: Iterable[float] = ASYNC_RETRY_DELAYS,
         fast_forward_idle: bool = True,
+        provider_id: str | None = None,
     ) -> None:
         self.clock = clock or SimClock(speed)
         # The seed is read first: a bad seed fails here, before anything starts, and names the region.
@@ -153,6 +155,11 @@ class OfflineWorld:
             duplicate_delivery=duplicate_delivery,
             fast_forward_idle=fast_forward_idle,
         )
+        self.provider_id = provider_id or self.simulator.stack_id.rsplit("-", 1)[-1]
+        """As deployed: the last 12 hex digits of the stack's GUID (PROVIDER_ID_ENV; templates and CDK)."""
+        self.function.env.setdefault(PROVIDER_ID_ENV, self.provider_id)
+        self.extra_functions: list[LambdaFunction] = []
+        """Other providers deployed into this account (cloudhsm_offline.cfn.providers.add_provider)."""
         self._started = False
 
     def start(self) -> OfflineWorld:
@@ -196,7 +203,7 @@ class OfflineWorld:
 
     def stop(self) -> None:
         """Stop everything this world started (an emulator passed in is left running)."""
-        steps: list[Callable[[], object]] = [self.function.close]
+        steps: list[Callable[[], object]] = [function.close for function in [self.function, *self.extra_functions]]
         if self.eventbridge is not None:
             steps.append(self.eventbridge.stop)
         if self.emulator is not None and self._owns_emulator:
@@ -231,6 +238,8 @@ class OfflineWorld:
     def verify(self) -> list[Violation]:
         """Every protocol problem seen so far: late/duplicate responses, leftover rules, leaked secrets."""
         found = self.simulator.verify()
+        if self.eventbridge is not None:
+            found.extend(Violation("left-behind", item) for item in self.eventbridge.leftovers())
         for signature in self.leaked_secrets():
             found.append(Violation("secret-in-logs", f"a ResponseURL signature ({signature[:6]}...) was logged"))
         return found

@@ -1,0 +1,165 @@
+"""Synth-time checks: every wrong option fails naming the option and the expected type or value."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from aws_cdk import Duration, Stack, Token
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk.region_info import RegionInfo
+from cloudhsm_backup_restore.properties import BACKUP_ID_PATTERN, MAX_SERVICE_TIMEOUT, REGION_PATTERN, OnDelete
+from constructs import Construct
+
+TAG_KEY_LIMIT = 128
+"""CloudHSM (and every AWS tagging API): a tag key has 1 to 128 characters."""
+
+
+def _shown(value: object) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+def _type_error(owner: str, option: str, expected: str, value: object) -> TypeError:
+    return TypeError(f"{owner} {option} must be {expected}, got {_shown(value)}")
+
+
+def _is_construct_with(value: object, *attributes: str) -> bool:
+    return not isinstance(value, str) and all(hasattr(value, name) for name in ("node", *attributes))
+
+
+def check_backup_id(backup_id: object) -> str:
+    """A backup id literal matching the pattern, or a string token."""
+    if not isinstance(backup_id, str):
+        raise _type_error(
+            "RestoredBackup", "backup_id", "a str (a backup id like backup-abcdefghijk, or a token)", backup_id
+        )
+    if not Token.is_unresolved(backup_id) and not BACKUP_ID_PATTERN.fullmatch(backup_id):
+        raise ValueError(
+            f"RestoredBackup backup_id must match {BACKUP_ID_PATTERN.pattern} (e.g. backup-abcdefghijk), "
+            f"got {backup_id!r}"
+        )
+    return backup_id
+
+
+def check_on_delete(on_delete: object) -> OnDelete:
+    """OnDelete, or its name or value as a string in any case ("delete", "DELETE", "Delete")."""
+    if isinstance(on_delete, OnDelete):
+        return on_delete
+    if isinstance(on_delete, str):
+        for choice in OnDelete:
+            if on_delete.lower() in (choice.name.lower(), choice.value.lower()):
+                return choice
+    choices = ", ".join(f"OnDelete.{choice.name}" for choice in OnDelete)
+    names = " or ".join(f'"{choice.value}"' for choice in OnDelete)
+    message = f"RestoredBackup on_delete must be one of {choices} (or {names} in any case), got {_shown(on_delete)}"
+    if not isinstance(on_delete, str):
+        raise TypeError(message)
+    raise ValueError(message)
+
+
+def check_never_expires(never_expires: object) -> bool | None:
+    """True, False or None."""
+    if never_expires is not None and not isinstance(never_expires, bool):
+        raise _type_error("RestoredBackup", "never_expires", "a bool (True or False) or None", never_expires)
+    return never_expires
+
+
+def check_region(scope: Construct, region: object) -> str | None:
+    """A region name (or token) in the same partition as the stack."""
+    if region is None:
+        return None
+    if not isinstance(region, str):
+        raise _type_error(
+            "RestoredBackup", "region", "a str (a region name like eu-west-1, or a token) or None", region
+        )
+    if Token.is_unresolved(region):
+        return region
+    if not REGION_PATTERN.fullmatch(region):
+        raise ValueError(
+            f"RestoredBackup region must be an AWS region name like eu-west-1 (or None for the stack's region), "
+            f"got {region!r}"
+        )
+    stack = Stack.of(scope)
+    if Token.is_unresolved(stack.region):
+        return region
+    ours, theirs = RegionInfo.get(stack.region).partition, RegionInfo.get(region).partition
+    if ours and theirs and ours != theirs:
+        raise ValueError(
+            f"RestoredBackup region {region} is in partition {theirs}, but stack {stack.node.path} deploys to "
+            f"{stack.region} (partition {ours}): the provider cannot reach backups in another partition"
+        )
+    return region
+
+
+def check_timeout(timeout: object) -> Duration:
+    """A Duration of 1 second to 60 minutes in whole seconds (or a token Duration)."""
+    if not isinstance(timeout, Duration):
+        raise _type_error("RestoredBackup", "timeout", "a Duration (e.g. Duration.minutes(30))", timeout)
+    if timeout.is_unresolved():
+        return timeout
+    seconds = timeout.to_seconds(integral=False)
+    if seconds < 1:
+        raise ValueError(f"RestoredBackup timeout must be at least 1 second, got {timeout.to_human_string()}")
+    if seconds > MAX_SERVICE_TIMEOUT:
+        raise ValueError(
+            f"RestoredBackup timeout must be at most {MAX_SERVICE_TIMEOUT // 60} minutes (CloudFormation's "
+            f"limit for a custom resource), got {timeout.to_human_string()}"
+        )
+    if seconds != int(seconds):
+        raise ValueError(f"RestoredBackup timeout must be a whole number of seconds, got {timeout.to_human_string()}")
+    return timeout
+
+
+def check_tag_key(key: object) -> str:
+    """A tag key of 1 to 128 characters."""
+    if not isinstance(key, str):
+        raise _type_error("RestoredBackup.get_tag", "key", "a str (a tag key)", key)
+    if not key or (not Token.is_unresolved(key) and len(key) > TAG_KEY_LIMIT):
+        raise ValueError(f"RestoredBackup.get_tag key must have 1 to {TAG_KEY_LIMIT} characters, got {len(key)}")
+    return key
+
+
+def check_provider_options(
+    *,
+    vpc: Any,
+    vpc_subnets: Any,
+    security_groups: Sequence[Any] | None,
+    log_retention: Any,
+    log_group_encryption_key: Any,
+    reserved_concurrent_executions: Any,
+    tracing: Any,
+    dead_letter_queue: Any,
+) -> None:
+    """Types of RestoreProvider's options, and vpc_subnets/security_groups only with vpc."""
+    owner = "RestoreProvider"
+    if vpc is not None and not _is_construct_with(vpc, "vpc_id", "select_subnets"):
+        raise _type_error(owner, "vpc", "an ec2.IVpc (e.g. ec2.Vpc.from_lookup(...)) or None", vpc)
+    if vpc_subnets is not None and not hasattr(vpc_subnets, "subnet_type"):
+        raise _type_error(owner, "vpc_subnets", "an ec2.SubnetSelection or None", vpc_subnets)
+    if security_groups is not None and (
+        isinstance(security_groups, str)
+        or not all(_is_construct_with(group, "security_group_id") for group in security_groups)
+    ):
+        raise _type_error(owner, "security_groups", "a list of ec2.ISecurityGroup or None", security_groups)
+    if vpc is None:
+        given = [name for name, value in (("vpc_subnets", vpc_subnets), ("security_groups", security_groups)) if value]
+        if given:
+            raise ValueError(f"{owner} {' and '.join(given)} need vpc: pass the VPC too, or leave them out")
+    if not isinstance(log_retention, logs.RetentionDays):
+        raise _type_error(owner, "log_retention", "a logs.RetentionDays", log_retention)
+    if log_retention is logs.RetentionDays.INFINITE:
+        raise ValueError(f"{owner} log_retention must be finite (logs are retained after the stack is deleted)")
+    if log_group_encryption_key is not None and not _is_construct_with(log_group_encryption_key, "key_arn"):
+        raise _type_error(owner, "log_group_encryption_key", "a kms.IKey or None", log_group_encryption_key)
+    concurrency = reserved_concurrent_executions
+    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)):
+        raise _type_error(owner, "reserved_concurrent_executions", "an int or None", concurrency)
+    if concurrency is not None and concurrency < 1:
+        raise ValueError(
+            f"{owner} reserved_concurrent_executions must be at least 1 (0 stops the function), got {concurrency}"
+        )
+    if not isinstance(tracing, lambda_.Tracing):
+        raise _type_error(owner, "tracing", "a lambda.Tracing", tracing)
+    if dead_letter_queue is not None and not _is_construct_with(dead_letter_queue, "queue_arn"):
+        raise _type_error(owner, "dead_letter_queue", "an sqs.IQueue or None", dead_letter_queue)

@@ -1,0 +1,100 @@
+"""Acknowledgment ids are built from the resource as cdk-nag renders it, and recorded on our constructs only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk import App, Environment, Fn, NestedStack, Stack, Stage, Validations
+from cloudhsm_backup_restore_cdk import RestoredBackup, RestoreProvider
+from cloudhsm_backup_restore_cdk.nag import flatten_cfn_reference, wildcard_finding
+from cloudhsm_backup_restore_cdk.provider import PROVIDER_ID
+
+from tests.cdk.matrix import EXPLICIT, backup_id
+
+PARTITION_LITERALS = {"@aws-cdk/core:enablePartitionLiterals": True}
+
+
+def _acknowledged(construct: Any) -> set[str]:
+    """The ids acknowledged on one construct (aws-cdk-lib records them as metadata under a well-known key)."""
+    found: set[str] = set()
+    for entry in construct.node.metadata:
+        if entry.type == Validations.ACKNOWLEDGED_RULES_METADATA_KEY:
+            found |= {key.split("::", 1)[-1] for key in entry.data}
+    return found
+
+
+def _provider(stack_factory: Any) -> RestoreProvider:
+    stack = stack_factory()
+    RestoredBackup(stack, "Backup", backup_id=backup_id(1))
+    provider = stack.node.find_child(PROVIDER_ID)
+    assert isinstance(provider, RestoreProvider)
+    return provider
+
+
+SHAPES = {
+    "agnostic": (lambda: Stack(App(), "S"), "arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:rule/"),
+    "explicit": (lambda: Stack(App(), "S", env=EXPLICIT), "arn:<AWS::Partition>:events:eu-west-1:111122223333:rule/"),
+    "partition-literals": (
+        lambda: Stack(App(context=PARTITION_LITERALS), "S", env=EXPLICIT),
+        "arn:aws:events:eu-west-1:111122223333:rule/",
+    ),
+    "stage": (
+        lambda: Stack(Stage(App(), "Prod", env=Environment(account="444455556666", region="us-gov-west-1")), "S"),
+        "arn:<AWS::Partition>:events:us-gov-west-1:444455556666:rule/",
+    ),
+    "nested": (
+        lambda: NestedStack(Stack(App(), "S", env=EXPLICIT), "Nested"),
+        "arn:<AWS::Partition>:events:eu-west-1:111122223333:rule/",
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_rule_wildcard_id_follows_the_rendering(shape: str) -> None:
+    factory, prefix = SHAPES[shape]
+    provider = _provider(factory)
+    ids = _acknowledged(provider.base_policy)
+    (rules,) = [i for i in ids if ":events:" in i and "cloudhsm-poll-" in i]
+    assert rules.startswith(f"AwsSolutions-IAM5[Resource::{prefix}cloudhsm-poll-")
+    assert rules.endswith("-*]")
+    assert "AwsSolutions-IAM5[Resource::*]" in ids
+    assert all(not i.startswith("AwsSolutions::") for i in ids)  # unqualified: scoped to this construct
+
+
+def test_flatten_matches_cdk_nag_for_each_intrinsic() -> None:
+    """The cases of cdk-nag's flattenCfnReference (src/utils/flatten-cfn-reference.ts)."""
+    assert flatten_cfn_reference("arn:${AWS::Partition}:s3:::b/*") == "arn:<AWS::Partition>:s3:::b/*"
+    assert flatten_cfn_reference({"Ref": "AWS::Region"}) == "<AWS::Region>"
+    assert flatten_cfn_reference({"Fn::GetAtt": ["Queue", "Arn"]}) == "<Queue.Arn>"
+    assert flatten_cfn_reference({"Fn::Join": ["", ["a", {"Ref": "X"}, "b"]]}) == "a<X>b"
+    assert flatten_cfn_reference({"Fn::ImportValue": "Shared"}) == "Shared"
+    assert flatten_cfn_reference({"Fn::Select": [0, ["a"]]}) == '{"Fn::Select":[0,["a"]]}'
+
+
+def test_finding_of_a_token_resource_is_rendered_like_the_policy() -> None:
+    stack = Stack(App(), "S", env=EXPLICIT)
+    resource = Fn.join("", ["arn:", stack.partition, ":ssm:", stack.region, ":parameter/x*"])
+    assert wildcard_finding(stack, resource) == "Resource::arn:<AWS::Partition>:ssm:eu-west-1:parameter/x*"
+
+
+def test_overflow_provider_takes_backups_beyond_one_roles_quota() -> None:
+    """The default provider never exceeds its role's managed policy quota: the next backups go to a second one."""
+    stack = Stack(App(), "Many")
+    backups = [RestoredBackup(stack, f"B{n}", backup_id=backup_id(n)) for n in range(600)]
+    providers = {backup.provider.node.id for backup in backups}
+    assert providers == {PROVIDER_ID, PROVIDER_ID + "2"}
+    for provider in (stack.node.find_child(PROVIDER_ID), stack.node.find_child(PROVIDER_ID + "2")):
+        assert isinstance(provider, RestoreProvider)
+        # The provider policy, the previous-release clean-up, the backup policies, and one slot kept free.
+        assert 2 + len(provider.backup_policies) <= provider.settings["managed_policies_per_role"] - 1
+    assert backups[0].provider is not backups[-1].provider
+
+
+def test_a_given_provider_that_is_full_is_a_clear_error() -> None:
+    stack = Stack(App(), "Full")
+    provider = RestoreProvider(stack, "Provider", managed_policies_per_role=4)
+    parameters = [Fn.ref(f"P{n}") for n in range(2)]
+    RestoredBackup(stack, "First", backup_id=parameters[0], provider=provider)
+    with pytest.raises(ValueError, match=r"RestoreProvider Full/Provider is full: its role would need more than 4"):
+        RestoredBackup(stack, "Second", backup_id=parameters[1], provider=provider)

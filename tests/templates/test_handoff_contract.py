@@ -1,0 +1,89 @@
+"""The hand-off's deployment facts: isolation between providers, and the VPC endpoints the handler needs."""
+
+from __future__ import annotations
+
+import ast
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+import pytest
+from cloudhsm_backup_restore import polling
+from cloudhsm_backup_restore_pipeline import contract
+
+from tests.templates.cfn import ROOT, load_file
+
+HANDLER = ROOT / "handler" / "cloudhsm_backup_restore"
+ACCOUNT_RULES = "arn:aws:events:eu-west-1:111122223333:rule/"
+ACCOUNT_PARAMETERS = "arn:aws:ssm:eu-west-1:111122223333:parameter"
+
+
+def grants_of(provider_id: str) -> list[str]:
+    """The resource patterns one provider's IAM names for its rules and parameters (templates and CDK)."""
+    return [
+        ACCOUNT_RULES + contract.poll_rule_prefix(provider_id) + "*",
+        ACCOUNT_PARAMETERS + contract.response_parameter_prefix(provider_id) + "*",
+    ]
+
+
+LEGACY_GRANTS = [
+    ACCOUNT_RULES + contract.LEGACY_POLL_RULE_PREFIX + "*",
+    ACCOUNT_PARAMETERS + contract.LEGACY_RESPONSE_PARAMETER_PREFIX + "*",
+]
+
+
+def made_by(provider_id: str, logical_id: str) -> list[str]:
+    """The ARNs of the rule and the parameter one hand-off of ``provider_id`` creates."""
+    rule = polling.rule_name(provider_id, logical_id)
+    return [ACCOUNT_RULES + rule, ACCOUNT_PARAMETERS + polling.response_parameter(provider_id, rule)]
+
+
+@pytest.mark.parametrize("logical_id", ["Restored", "R" * 255, "abc123def456", "cloudhsm"])
+def test_two_providers_in_one_account_cannot_reach_each_others_rules_or_parameters(logical_id: str) -> None:
+    first, second = "0a1b2c3d4e5f", "0a1b2c3d4e5"  # one a prefix of the other: the trailing '-' or '/' matters
+    for own, other in ((first, second), (second, first)):
+        own_rule, own_parameter = made_by(own, logical_id)
+        assert fnmatchcase(own_rule, grants_of(own)[0])
+        assert fnmatchcase(own_parameter, grants_of(own)[1])
+        for arn in (own_rule, own_parameter):
+            assert not any(fnmatchcase(arn, pattern) for pattern in grants_of(other)), (arn, other)
+            assert not any(fnmatchcase(arn, pattern) for pattern in LEGACY_GRANTS), arn  # transitional grants
+
+
+def test_previous_release_names_match_only_the_transitional_grants() -> None:
+    legacy_rule = "cloudhsm-restore-Restored-1a2b3c4d"
+    rule_arn = ACCOUNT_RULES + legacy_rule
+    parameter_arn = ACCOUNT_PARAMETERS + "/cloudhsm-restore/" + legacy_rule
+    assert fnmatchcase(rule_arn, LEGACY_GRANTS[0])
+    assert fnmatchcase(parameter_arn, LEGACY_GRANTS[1])
+    assert not any(fnmatchcase(arn, p) for arn in (rule_arn, parameter_arn) for p in grants_of("0a1b2c3d4e5f"))
+
+
+def _clients_created_by_the_handler() -> set[str]:
+    """Service names passed as literals to any ``*.client("...")`` call in handler/ (boto3 or the hand-off's)."""
+    found: set[str] = set()
+    for path in HANDLER.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            first = node.args[0]
+            if name == "client" and isinstance(first, ast.Constant) and isinstance(first.value, str):
+                found.add(first.value)
+    return found
+
+
+def test_vpc_endpoints_are_the_services_the_handler_calls_plus_s3_for_the_response() -> None:
+    listed = {client for client, _, _ in contract.VPC_ENDPOINT_SERVICES}
+    assert listed - {"s3"} == _clients_created_by_the_handler()
+    assert "s3" in listed  # the ResponseURL is a presigned S3 URL: a gateway endpoint (or NAT) is needed
+
+
+@pytest.mark.parametrize("path", ["cfn-templates/provider.yaml", "README.md"])
+def test_every_place_listing_vpc_endpoints_lists_all_of_them(path: str) -> None:
+    text = (ROOT / path).read_text(encoding="utf-8")
+    if path.endswith(".yaml"):
+        text = load_file(Path(path).name)["Parameters"]["SubnetIds"]["Description"]
+    else:
+        text = text.split("### VPC endpoints", 1)[1].split("\n#", 1)[0]
+    for _, endpoint, _ in contract.VPC_ENDPOINT_SERVICES:
+        assert endpoint in text, (path, endpoint)
