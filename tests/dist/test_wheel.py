@@ -108,7 +108,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
         subprocess.run(
             [
                 str(bin_dir / "python"),
-                *("-m", "pip", "install", "--quiet", "--disable-pip-version-check"),
+                *("-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"),
                 f"cloudhsm-backup-restore[cdk,offline] @ {wheel.as_uri()}",
             ],
             check=True,
