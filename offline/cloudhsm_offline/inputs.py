@@ -59,6 +59,17 @@ def account(text: str) -> str:
     return text
 
 
+def port(text: str) -> int:
+    """argparse type: a TCP port, 0 (any free port) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 (any free port) and 65535, got {text}")
+    return value
+
+
 def existing_dir(text: str) -> str:
     """argparse type: a directory that exists (``--code``)."""
     if not Path(text).is_dir():

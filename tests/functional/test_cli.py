@@ -80,6 +80,12 @@ BAD_INPUTS = {
     "unknown parameter": (["run-template", "{d}/two.yaml", "--param", "Nope=1"], "unknown parameters: Nope"),
     "pair without =": (["run-template", "--param", "novalue"], "expected KEY=VALUE"),
     "unknown command": (["launch"], "invalid choice"),
+    "emulator port out of range": (["emulator", "--port", "99999"], "--port: must be between 0"),
+    "emulator bad region": (["emulator", "--region", "moon-1"], "--region: must be a region name"),
+    "emulator speed zero": (["emulator", "--speed", "0"], "--speed: must be greater than 0"),
+    "emulator missing seed": (["emulator", "--seed", "{d}/nope.json"], "nope.json: no such file"),
+    "emulator negative restore time": (["emulator", "--restore-seconds", "-1"], "must not be negative"),
+    "emulator unknown state in seed": (["emulator", "--seed", "{d}/state-seed.yaml"], "WEIRD"),
 }
 
 
@@ -221,6 +227,24 @@ def test_a_signal_stops_the_workers_and_removes_the_temporary_folders(
     ]
     assert sorted(p.name for p in scratch.iterdir()) == []
     assert _live_processes_mentioning(str(scratch)) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_the_standalone_emulator_stops_on_a_signal_with_128_plus_n(signum: int) -> None:
+    command = [sys.executable, "-m", "cloudhsm_offline", "emulator"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # printed once it serves
+        assert first.startswith("CloudHSM v2 emulator on http://127.0.0.1:"), first
+        proc.send_signal(signum)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signum
+    assert "Traceback" not in err
 
 
 def test_a_part_that_never_starts_fails_the_run_instead_of_hanging(

@@ -158,11 +158,13 @@ class Timeline:
             fresh, self._seen_calls = calls[self._seen_calls :], len(calls)
         for call in fresh:
             params = call.params or {}
-            target = params.get("BackupId")
+            target = params.get("BackupId") or params.get("ResourceId")  # TagResource & co. name a ResourceId
             if target is None:
                 ids = (params.get("Filters") or {}).get("backupIds")
                 target = ",".join(ids) if ids else ""
             extras = f" NeverExpires={params['NeverExpires']}" if "NeverExpires" in params else ""
+            if params.get("TagList"):
+                extras += " " + ",".join(f"{tag.get('Key')}" for tag in params["TagList"] if isinstance(tag, dict))
             style = None if call.ok else "bad"
             self.line("HSM", f"{call.operation} {target}{extras} -> {call.outcome}", style, at=call.at)
 

@@ -8,7 +8,8 @@ import sys
 import threading
 from types import FrameType
 
-from cloudhsm_offline import __version__
+from cloudhsm_offline import __version__, inputs
+from cloudhsm_offline.cli import OneLineParser
 from cloudhsm_offline.clock import SimClock
 from cloudhsm_offline.emulator.emulator import CloudHsmEmulator
 from cloudhsm_offline.emulator.seed import DEMO_SEED
@@ -16,14 +17,18 @@ from cloudhsm_offline.emulator.seed import DEMO_SEED
 
 def build_parser(prog: str = "python -m cloudhsm_offline.emulator") -> argparse.ArgumentParser:
     """The command line."""
-    parser = argparse.ArgumentParser(prog=prog, description="Serve an emulated CloudHSM v2 backup API.")
+    parser = OneLineParser(prog=prog, description="Serve an emulated CloudHSM v2 backup API.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--seed", default=str(DEMO_SEED), help="JSON or YAML seed file (default: the demo seed)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="port to bind (default: any free port)")
-    parser.add_argument("--speed", type=float, default=1.0, help="modelled seconds per real second (default 1)")
-    parser.add_argument("--region", help="override the seed's region")
-    parser.add_argument("--restore-seconds", type=float, help="override the seed's default restore duration")
+    parser.add_argument("--port", type=inputs.port, default=0, help="port to bind (default: any free port)")
+    parser.add_argument(
+        "--speed", type=inputs.positive_float, default=1.0, help="modelled seconds per real second (default 1)"
+    )
+    parser.add_argument("--region", type=inputs.region, help="override the seed's region")
+    parser.add_argument(
+        "--restore-seconds", type=inputs.non_negative_float, help="override the seed's default restore duration"
+    )
     parser.add_argument(
         "--restore-in-progress-state",
         choices=("PENDING_DELETION", "CREATE_IN_PROGRESS"),
@@ -38,10 +43,14 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = build_parser(prog) if prog else build_parser()
     args = parser.parse_args(argv)
     try:
+        seed = inputs.check_seed(args.seed)  # one line naming the file and the problem, before anything starts
+    except inputs.InputError as exc:
+        parser.error(str(exc))
+    try:
         emulator = CloudHsmEmulator(
             clock=SimClock(speed=args.speed), host=args.host, port=args.port, check_auth=not args.no_auth_check
         )
-        emulator.seed(args.seed)
+        emulator.seed(seed)
         if args.region:
             emulator.region = args.region
         if args.restore_seconds is not None:
@@ -49,11 +58,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if args.restore_in_progress_state:
             emulator.restore_in_progress_state = args.restore_in_progress_state
         url = emulator.start()
-    except (OSError, TypeError, ValueError) as exc:
-        parser.error(str(exc))
+    except (OSError, TypeError, ValueError, OverflowError) as exc:
+        parser.error(" ".join(str(exc).split()))
     stopping = threading.Event()
+    received: list[int] = []
 
     def _stop(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
         stopping.set()
 
     signal.signal(signal.SIGINT, _stop)
@@ -67,7 +78,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     sys.stdout.flush()
     stopping.wait()
     emulator.stop()
-    return 0
+    return 128 + received[0] if received else 0  # like run-template: SIGINT 130, SIGTERM 143
 
 
 if __name__ == "__main__":
