@@ -147,11 +147,11 @@ def _failures(steps: Sequence[tuple[str, StackRun | None]]) -> list[str]:
     for name, run in steps:
         if run is None:
             continue
-        failures.extend(f"{name}: {error}" for error in run.errors)
-        for outcome in run.outcomes:
-            for item in outcome.flatten():
-                if not item.ok:
-                    failures.append(f"{name}: {item.summary()}")
+        failed = [item for outcome in run.outcomes for item in outcome.flatten() if not item.ok]
+        reasons = {item.reason for item in failed}
+        # A resource's error repeats its failed operation's reason: list the operation (it says more) once.
+        failures.extend(f"{name}: {error}" for error in run.errors if error.split(": ", 1)[-1] not in reasons)
+        failures.extend(f"{name}: {item.summary()}" for item in failed)
         failures.extend(f"{name}: output {o.name}: {o.error}" for o in run.outputs if o.error)
     return list(dict.fromkeys(failures))
 

@@ -168,6 +168,9 @@ def test_a_failed_stack_exits_1_with_the_rollback_in_the_report(
     assert "backup-cliseed2absent" in failed["reason"]
     assert "ap-southeast-2" in failed["reason"]
     assert report["summary"]["failed"] == 1
+    mentions = [f for f in report["failures"] if "backup-cliseed2absent" in f]
+    assert len(mentions) == 1, mentions  # the failed Create once, not again as the stack's error line
+    assert mentions[0].startswith("create: Create Second")
 
 
 def _live_processes_mentioning(marker: str) -> list[int]:
