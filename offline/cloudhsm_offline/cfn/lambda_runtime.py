@@ -358,7 +358,15 @@ class LambdaFunction:
         record.end_modelled = self.clock.now()
         record.end_real = time.monotonic()
         record.max_memory_mb = worker.memory_high_water_mb() if worker.alive() else None
-        if message is None:
+        if message is None and record.end_modelled < deadline:
+            # The worker died before its deadline (killed, e.g. a Ctrl-C reaching the process group): Lambda
+            # reports a runtime that exits mid-invocation as Runtime.ExitError, not as a timeout.
+            record.error = {
+                "errorType": "Runtime.ExitError",
+                "errorMessage": f"RequestId: {record.request_id} Error: Runtime exited without providing a reason",
+            }
+            reuse = False
+        elif message is None:
             record.timed_out = True
             record.error = {
                 "errorType": "Sandbox.Timedout",
