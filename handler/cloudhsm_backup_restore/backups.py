@@ -103,8 +103,8 @@ class CloudHsmBackups:
                 ) from error
             if code in RETRIED_CODES:
                 raise CloudHsmCallError(
-                    f"CloudHSM {operation} for {self.where(backup_id)} still failed after {MAX_ATTEMPTS} "
-                    f"attempts ({code}): {message}",
+                    f"CloudHSM {operation} for {self.where(backup_id)} still failed after {MAX_ATTEMPTS + 1} "
+                    f"attempts ({code}): {message}",  # botocore's max_attempts counts the retries
                     transient=True,
                     code=code,
                     aws_message=message,

@@ -85,7 +85,9 @@ class PollCleanup:
         """
         rule_arn = str(event.get("CrHelperRule") or "")
         legacy = LEGACY_PERMISSION_KEY in event  # no sweep for a previous-release wait: remove what can be removed
-        if rule_arn and (not parameter_left or legacy):
+        deadline = poll_deadline(event)
+        past_deadline = deadline is not None and self.now() >= deadline  # no sweep may fire then: remove the rule
+        if rule_arn and (not parameter_left or legacy or past_deadline):
             rule = rule_of(rule_arn)
             # DeleteRule refuses a rule that still has targets (EventBridge API reference, DeleteRule).
             if not self._clean(event, "events:RemoveTargets", self._remove_target, rule):

@@ -123,7 +123,7 @@ class BackupLifecycle:
             )
         except Exception:
             if memo and props.on_delete is OnDelete.DELETE:
-                undo(backups, props, self._granted)
+                undo(backups, props, self._granted, me)
             raise
 
     def poll(
@@ -161,7 +161,7 @@ class BackupLifecycle:
             )
         except Exception:
             if kept.get(MEMO_RESTORED) == "true" and props.on_delete is OnDelete.DELETE:
-                undo(backups, props, self._granted)
+                undo(backups, props, self._granted, me)
             raise
 
     @staticmethod

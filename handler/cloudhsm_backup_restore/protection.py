@@ -14,6 +14,7 @@ from cloudhsm_backup_restore.attributes import as_attribute
 from cloudhsm_backup_restore.backups import INVALID_REQUEST, BackupState, CloudHsmBackups, state_of
 from cloudhsm_backup_restore.errors import BackupRestoreError, CloudHsmCallError
 from cloudhsm_backup_restore.logs import log_event
+from cloudhsm_backup_restore.ownership import OWNER_TAG_KEY, Claimant, claims_in, tag_value
 from cloudhsm_backup_restore.properties import RestoreProperties
 
 logger = logging.getLogger(__name__)
@@ -121,9 +122,17 @@ def _restore_again(backups: CloudHsmBackups, props: RestoreProperties, granted: 
     return reclaim(backup) if reclaim is not None else backup
 
 
-def undo(backups: CloudHsmBackups, props: RestoreProperties, granted: Granted) -> None:
-    """A Create or Update that restored the backup failed: return it to PENDING_DELETION (OnDelete Delete)."""
+def undo(backups: CloudHsmBackups, props: RestoreProperties, granted: Granted, me: Claimant) -> None:
+    """A Create or Update that restored the backup failed: return it to PENDING_DELETION (OnDelete Delete),
+    unless another resource has claimed it since (a take-over): a backup in use by someone else stays READY."""
     try:
+        current = backups.describe(props.backup_id)
+        if current is None or state_of(current) in (BackupState.PENDING_DELETION, BackupState.DELETED):
+            return
+        claims = claims_in(tag_value({"TagList": granted(lambda: backups.tags(current))}, OWNER_TAG_KEY))
+        if claims is not None and claims != [me.digest]:
+            log_event(logger, "failure.restore_kept", BackupId=props.backup_id, reason="claimed by another resource")
+            return
         granted(lambda: backups.delete(props.backup_id))
         log_event(logger, "failure.restore_undone", BackupId=props.backup_id)
     except BackupRestoreError as error:

@@ -168,7 +168,7 @@ def test_bad_properties_fail_without_any_api_call(world: World, properties: dict
 @pytest.mark.parametrize(
     ("code", "status", "reason"),
     [
-        ("ThrottlingException", 400, "still failed after 8 attempts (ThrottlingException)"),
+        ("ThrottlingException", 400, "still failed after 9 attempts (ThrottlingException)"),
         ("CloudHsmInternalFailureException", 500, "(CloudHsmInternalFailureException)"),
     ],
 )

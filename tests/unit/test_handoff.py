@@ -17,6 +17,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.retries import standard
 from botocore.stub import ANY
 from cloudhsm_backup_restore import app, handoff, handoff_budget
+from cloudhsm_backup_restore.handoff_cleanup import CLEANUP_PAUSES
 from cloudhsm_backup_restore.polling import POLL_FORMAT_KEY, PROVIDER_ID_ENV
 from cloudhsm_backup_restore.waiting import WaitPolicy
 
@@ -74,6 +75,16 @@ def test_any_poll_past_the_deadline_only_tears_down(world: World) -> None:
     world.clock.t += 601  # CloudFormation stopped waiting: no CloudHSM call, no answer, nothing left
     world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})
     _stop_rule(world)
+    assert _invoke(world, poll_event) == []
+
+
+def test_past_the_deadline_a_parameter_that_cannot_be_deleted_still_stops_the_rule(world: World) -> None:
+    """No sweep may fire after the deadline: the rule goes even when the parked ResponseURL stays (denied)."""
+    poll_event = _handed_off(world, ResourceProperties={"BackupId": BACKUP_ID, "ServiceTimeout": "600"})
+    world.clock.t += 601
+    for _ in range(1 + len(CLEANUP_PAUSES)):  # the first attempt and each retry the invocation makes
+        world.ssm.add_client_error("delete_parameter", service_error_code="AccessDeniedException")
+    _stop_rule(world)  # before the fix: no RemoveTargets/DeleteRule, so the rule fired every minute, forever
     assert _invoke(world, poll_event) == []
 
 

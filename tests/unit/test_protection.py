@@ -53,10 +53,25 @@ def test_a_refused_protection_of_a_ready_backup_fails_and_undoes_the_restore(wor
     world.restored(backup("READY"))
     world.error("modify_backup_attributes", "CloudHsmInvalidRequestException", message="not allowed")
     world.describe(backup("READY"))
+    world.describe(backup("READY"))  # the undo re-reads the record: no other resource claims the backup
     world.cloudhsm.add_response("delete_backup", {"Backup": backup("PENDING_DELETION")}, {"BackupId": BACKUP_ID})
     expect_failed(
         world.invoke("Create", ResourceProperties={"BackupId": BACKUP_ID, "OnDelete": "Delete"}), "not allowed"
     )
+
+
+def test_a_failed_restore_is_not_undone_once_another_resource_took_the_backup_over(world: World) -> None:
+    """Between the restore and the failure another stack's resource claimed the READY backup: it stays READY."""
+    world.describe(backup("PENDING_DELETION"))
+    world.restored(backup("READY"))
+    world.error("modify_backup_attributes", "CloudHsmInvalidRequestException", message="not allowed")
+    world.describe(backup("READY"))
+    taken_over = [{"Key": OWNER_KEY, "Value": "0123456789ab+fedcba987654 owner other/Other"}]
+    world.describe(backup("READY", TagList=taken_over))
+    expect_failed(
+        world.invoke("Create", ResourceProperties={"BackupId": BACKUP_ID, "OnDelete": "Delete"}), "not allowed"
+    )
+    world.cloudhsm.assert_no_pending_responses()  # and no DeleteBackup was made: the Stubber would refuse it
 
 
 def test_a_poll_restores_again_a_backup_deleted_again_after_this_resource_restored_it(world: World) -> None:

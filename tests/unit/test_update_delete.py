@@ -90,6 +90,7 @@ def test_failed_update_that_restored_deletes_what_it_restored(world: World) -> N
     world.restored(backup("READY", backup_id=OTHER_BACKUP_ID), backup_id=OTHER_BACKUP_ID)
     world.error("modify_backup_attributes", "CloudHsmInvalidRequestException", message="cannot modify")
     world.describe(backup("READY", backup_id=OTHER_BACKUP_ID), backup_id=OTHER_BACKUP_ID)
+    world.describe(backup("READY", backup_id=OTHER_BACKUP_ID), backup_id=OTHER_BACKUP_ID)  # the undo's re-read
     world.cloudhsm.add_response(
         "delete_backup",
         {"Backup": backup("PENDING_DELETION", backup_id=OTHER_BACKUP_ID)},
