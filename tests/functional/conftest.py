@@ -60,6 +60,20 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "world(**options): OfflineWorld options for the offline_world fixture")
 
 
+def checked_worlds(make_world: Callable[..., OfflineWorld]) -> Iterator[Callable[..., OfflineWorld]]:
+    """Wrap a world factory: every world it made is checked with ``assert_clean`` when the test ends."""
+    made: list[OfflineWorld] = []
+
+    def make(**options: Any) -> OfflineWorld:
+        world = make_world(**options)
+        made.append(world)
+        return world
+
+    yield make
+    for world in made:
+        assert_clean(world, ignore=("late-response",))
+
+
 def assert_clean(world: OfflineWorld, ignore: tuple[str, ...] = ()) -> None:
     """No protocol violation, EventBridge problem, leftover rule or leaked signature so far."""
     assert world.leaked_secrets() == []

@@ -33,6 +33,8 @@ from botocore.exceptions import ClientError, ConnectionClosedError
 from cloudhsm_offline.clock import SimClock
 from cloudhsm_offline.emulator import DEMO_SEED, CloudHsmEmulator, FaultPlan, load_seed
 
+from tests.functional.manual_clock import T0, ManualClock
+
 if TYPE_CHECKING:
     from mypy_boto3_cloudhsmv2 import CloudHSMV2Client
 
@@ -42,21 +44,7 @@ OTHER = "backup-otherbackupxx"
 CLUSTER = "cluster-clusteroneabc"
 OTHER_CLUSTER = "cluster-clustertwoabc"
 WEEK = 7 * 24 * 3600.0
-T0 = 1_800_000_000.0
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class ManualClock:
-    """Modelled time that moves only when a test advances it."""
-
-    def __init__(self, start: float = T0) -> None:
-        self.t = start
-
-    def now(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 # -- fixtures -------------------------------------------------------------------------------------

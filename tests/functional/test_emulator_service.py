@@ -13,6 +13,8 @@ import pytest
 from botocore.exceptions import ClientError
 from cloudhsm_offline.emulator import CloudHsmEmulator
 
+from tests.functional.manual_clock import T0, ManualClock
+
 if TYPE_CHECKING:
     from mypy_boto3_cloudhsmv2 import CloudHSMV2Client
 
@@ -20,21 +22,7 @@ BACKUP = "backup-abcdefghijk"
 LATEST = "backup-latestbackupx"
 COPY = "backup-copiedbackupx"
 CLUSTER = "cluster-clusteroneabc"
-T0 = 1_800_000_000.0
 DAY = 86400.0
-
-
-class ManualClock:
-    """Modelled time that moves only when a test advances it."""
-
-    def __init__(self, start: float = T0) -> None:
-        self.t = start
-
-    def now(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 @pytest.fixture

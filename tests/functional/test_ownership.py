@@ -15,7 +15,7 @@ import pytest
 from cloudhsm_offline.cfn.simulator import CloudFormationSimulator
 from cloudhsm_offline.cfn.world import OfflineWorld
 
-from tests.functional.conftest import assert_clean
+from tests.functional.conftest import checked_worlds
 
 BACKUP = "backup-abcdefghijk"
 ARN = f"arn:aws:cloudhsm:us-east-1:123456789012:backup/{BACKUP}"
@@ -28,16 +28,7 @@ DAY = 86400.0
 @pytest.fixture
 def make_world(make_world: Any) -> Iterator[Any]:
     """conftest's factory, plus the protocol check on every world this test made."""
-    made: list[OfflineWorld] = []
-
-    def make(**options: Any) -> OfflineWorld:
-        world = make_world(**options)
-        made.append(world)
-        return world
-
-    yield make
-    for world in made:
-        assert_clean(world, ignore=("late-response",))
+    yield from checked_worlds(make_world)
 
 
 def state(world: OfflineWorld) -> str:

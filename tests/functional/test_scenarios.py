@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from cloudhsm_offline.cfn.world import OfflineWorld
 
-from tests.functional.conftest import assert_clean
+from tests.functional.conftest import checked_worlds
 
 BACKUP = "backup-abcdefghijk"
 OTHER = "backup-zyxwvutsrqp"
@@ -29,16 +29,7 @@ def arn(backup_id: str) -> str:
 @pytest.fixture
 def make_world(make_world: Any) -> Iterator[Any]:
     """conftest's factory, plus the protocol check on every world this test made."""
-    made: list[OfflineWorld] = []
-
-    def make(**options: Any) -> OfflineWorld:
-        world = make_world(**options)
-        made.append(world)
-        return world
-
-    yield make
-    for world in made:
-        assert_clean(world, ignore=("late-response",))
+    yield from checked_worlds(make_world)
 
 
 def calls(world: OfflineWorld, operation: str | None = None, outcome: str | None = None) -> int:
