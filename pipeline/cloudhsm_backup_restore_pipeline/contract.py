@@ -15,7 +15,12 @@ from cloudhsm_backup_restore.polling import (
     poll_rule_prefix,
     response_parameter_prefix,
 )
-from cloudhsm_backup_restore.properties import CLOUDFORMATION_PROPERTIES, RESOURCE_PROPERTIES, OnDelete
+from cloudhsm_backup_restore.properties import (
+    CLOUDFORMATION_PROPERTIES,
+    MAX_SERVICE_TIMEOUT,
+    RESOURCE_PROPERTIES,
+    OnDelete,
+)
 
 HANDLER = "cloudhsm_backup_restore.app.handler"
 RUNTIME = "python3.14"
@@ -24,6 +29,16 @@ MEMORY_MB = 256
 LAMBDA_TIMEOUT_SECONDS = 300
 """Each invocation waits in-process up to this; longer restores hand off to crhelper's polling."""
 RESOURCE_TYPE = "Custom::CloudHsmBackupRestore"
+EVENT_INVOKE_MAX_RETRY_ATTEMPTS = 0
+"""AWS::Lambda::EventInvokeConfig MaximumRetryAttempts. CloudFormation and EventBridge invoke the function
+asynchronously; Lambda retries a function error or timeout twice by default (Lambda Developer Guide,
+"Asynchronous invocation"). A retry of a Create that crhelper already answered FAILED would act for a resource
+CloudFormation has rolled back, so the provider never retries: a poll that fails is retried by the rule's next
+firing instead."""
+EVENT_INVOKE_MAX_EVENT_AGE_SECONDS = MAX_SERVICE_TIMEOUT
+"""AWS::Lambda::EventInvokeConfig MaximumEventAgeInSeconds (60 to 21600; default 21600). A throttled event is
+kept up to this long; past CloudFormation's longest ServiceTimeout (3600 s, AWS::CloudFormation::CustomResource)
+nobody listens for its answer, so it is dropped instead of acting late."""
 LOG_RETENTION_DAYS = 90
 
 DESCRIBE_ACTIONS = ("cloudhsm:DescribeBackups",)
@@ -114,6 +129,8 @@ __all__ = [
     "CLOUDFORMATION_PROPERTIES",
     "DELETE_ACTIONS",
     "DESCRIBE_ACTIONS",
+    "EVENT_INVOKE_MAX_EVENT_AGE_SECONDS",
+    "EVENT_INVOKE_MAX_RETRY_ATTEMPTS",
     "HANDLER",
     "LAMBDA_TIMEOUT_SECONDS",
     "LEGACY_POLL_PARAMETER_ACTIONS",
