@@ -20,8 +20,10 @@ SKIPPED_ON_PURPOSE = {("CKV_AWS_27", "AWS::SQS::Queue.DefaultDeadLetterQueue")}
 def checkov(folder: Path) -> tuple[int, list[dict[str, Any]]]:
     """Run checkov on ``folder``; its exit code and its report(s). --skip-download: it contacts nothing."""
     result = subprocess.run(
-        [str(tool(".venv-checkov", "checkov")), "--framework", "cloudformation", "--directory", str(folder)]
-        + ["--output", "json", "--skip-download"],
+        [
+            str(tool(".venv-checkov", "checkov")),
+            *("--framework", "cloudformation", "--directory", str(folder), "--output", "json", "--skip-download"),
+        ],
         capture_output=True,
         text=True,
         check=False,
