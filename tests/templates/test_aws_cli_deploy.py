@@ -165,3 +165,56 @@ def test_make_package_prints_the_readme_deploy_command(tmp_path: Path) -> None:
     [upload] = [c for c in documented if c.startswith("aws s3 cp")]
     key = next(c for c in printed if c.startswith("aws s3 cp")).split("$BUCKET/", 1)[1].rstrip('"')
     assert upload.replace("$KEY", key) == next(c for c in printed if c.startswith("aws s3 cp"))
+
+
+@pytest.mark.slow
+def test_provider_in_a_vpc_deploys_with_the_real_aws_cli(tmp_path: Path, moto_endpoint: str) -> None:
+    """The documented deploy plus the VPC and concurrency options: the network-interface policy is a resource of
+    its own, created and attached only in a VPC. (The previous !If entry in the role's Policies made moto 5.2.5
+    answer the deploy *without* a VPC with a 500: the test above fails on that template.)"""
+    env = aws_env(tmp_path, moto_endpoint)
+    vpc = run("aws ec2 create-vpc --cidr-block 10.0.0.0/16 --query Vpc.VpcId --output text", tmp_path, env).strip()
+    subnet = run(
+        f"aws ec2 create-subnet --vpc-id {vpc} --cidr-block 10.0.1.0/24 --query Subnet.SubnetId --output text",
+        tmp_path,
+        env,
+    ).strip()
+    group = run(
+        f"aws ec2 create-security-group --group-name provider --description provider --vpc-id {vpc}"
+        " --query GroupId --output text",
+        tmp_path,
+        env,
+    ).strip()
+    stack = f"{STACK}-vpc"
+    commands = readme.pipeline_commands()
+    options = f"SubnetIds={subnet} SecurityGroupIds={group} ReservedConcurrentExecutions=5 Tracing=Disabled"
+
+    def in_the_vpc(command: str) -> str:
+        if command.startswith("BUCKET="):
+            return "BUCKET=my-vpc-artifacts"
+        if command.startswith("aws cloudformation deploy"):
+            return command.replace(f"--stack-name {STACK} ", f"--stack-name {stack} ") + f" {options}"
+        return command
+
+    script = [f"{sys.executable} -m cloudhsm_backup_restore_pipeline --dist dist", *map(in_the_vpc, commands[1:])]
+    run("aws s3 mb s3://my-vpc-artifacts", tmp_path, env)
+    run("\n".join(script), tmp_path, env)
+
+    [described] = aws_json(f"cloudformation describe-stacks --stack-name {stack}", tmp_path, env)["Stacks"]
+    assert described["StackStatus"] == "CREATE_COMPLETE"
+    resources = aws_json(f"cloudformation list-stack-resources --stack-name {stack}", tmp_path, env)
+    by_id = {r["LogicalResourceId"]: r for r in resources["StackResourceSummaries"]}
+    assert by_id["NetworkInterfacesPolicy"]["ResourceStatus"] == "CREATE_COMPLETE"
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
+    function = aws_json(f"lambda get-function --function-name {outputs['FunctionName']}", tmp_path, env)
+    assert function["Configuration"]["VpcConfig"]["SubnetIds"] == [subnet]
+    assert function["Configuration"]["VpcConfig"]["SecurityGroupIds"] == [group]
+    assert function["Concurrency"] == {"ReservedConcurrentExecutions": 5}
+    policy_arn = by_id["NetworkInterfacesPolicy"]["PhysicalResourceId"]
+    version = aws_json(f"iam get-policy --policy-arn {policy_arn}", tmp_path, env)["Policy"]["DefaultVersionId"]
+    document = aws_json(f"iam get-policy-version --policy-arn {policy_arn} --version-id {version}", tmp_path, env)
+    statements = document["PolicyVersion"]["Document"]
+    if isinstance(statements, str):  # as for inline policies, moto may keep the repr of a dict
+        statements = ast.literal_eval(statements)
+    [delete] = [s for s in statements["Statement"] if "ec2:DeleteNetworkInterface" in s["Action"]]
+    assert delete["Resource"] == f"arn:aws:ec2:{REGION}:123456789012:*/*"  # the Lambda Developer Guide's shape
