@@ -11,6 +11,11 @@ PACKAGE_VENV := $(ROOT)/.venv-package
 PACKAGE_STAMP := $(PACKAGE_VENV)/.installed
 BUILD_VENV := $(ROOT)/.venv-build
 BUILD_STAMP := $(BUILD_VENV)/.installed
+# checkov and the AWS CLI v1 pin botocore versions of their own (checkov: boto3 1.35), so each gets a venv.
+CHECKOV_VENV := $(ROOT)/.venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+AWSCLI_VENV := $(ROOT)/.venv-awscli
+AWSCLI_STAMP := $(AWSCLI_VENV)/.installed
 PYTEST_WORKERS ?= auto
 PIP := --quiet --disable-pip-version-check
 
@@ -20,7 +25,7 @@ NODE_MAJOR := $(shell node -p 'process.versions.node.split(".")[0]' 2>/dev/null)
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(NODE_MAJOR)
 
-.PHONY: help install lint typecheck test unit demo bench package dist pr clean
+.PHONY: help install tools lint typecheck test unit demo bench package dist pr clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(ROOT)/Makefile | sed -E 's/^([a-z-]+):.*## (.*)/make \1\t\2/' | expand -t 16
@@ -34,6 +39,19 @@ $(STAMP): $(ROOT)/pyproject.toml $(ROOT)/handler/requirements.txt
 install: $(STAMP) ## create .venv with the project (editable) and its [dev] toolchain
 	@echo "$(VENV) is ready"
 
+$(CHECKOV_STAMP):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install $(PIP) "checkov>=3,<4"
+	touch $@
+
+$(AWSCLI_STAMP):
+	test -x $(AWSCLI_VENV)/bin/python || $(PYTHON) -m venv $(AWSCLI_VENV)
+	$(AWSCLI_VENV)/bin/python -m pip install $(PIP) "awscli>=1.38,<2"
+	touch $@
+
+tools: $(CHECKOV_STAMP) $(AWSCLI_STAMP) ## .venv-checkov (checkov 3) and .venv-awscli (AWS CLI v1) for the template tests
+	@echo "$(CHECKOV_VENV) and $(AWSCLI_VENV) are ready"
+
 lint: $(STAMP) ## ruff check and ruff format --check
 	cd $(ROOT) && $(PY) -m ruff check .
 	cd $(ROOT) && $(PY) -m ruff format --check .
@@ -41,7 +59,7 @@ lint: $(STAMP) ## ruff check and ruff format --check
 typecheck: $(STAMP) ## mypy --strict
 	cd $(ROOT) && $(PY) -m mypy
 
-test: lint typecheck ## lint, type-check and run every test
+test: lint typecheck tools ## lint, type-check and run every test
 	cd $(ROOT) && $(PY) -m pytest -n $(PYTEST_WORKERS) -q
 
 unit: $(STAMP) ## the unit tests only (no I/O, seconds)
@@ -76,5 +94,5 @@ pr: test ## everything a reviewer runs (same as make test)
 	@echo "make pr: lint, typecheck and tests passed"
 
 clean: ## remove the virtualenvs, dist/, build/ and caches
-	rm -rf $(VENV) $(PACKAGE_VENV) $(BUILD_VENV) $(ROOT)/dist $(ROOT)/build $(ROOT)/cdk.out $(ROOT)/.mypy_cache \
+	rm -rf $(VENV) $(PACKAGE_VENV) $(BUILD_VENV) $(CHECKOV_VENV) $(AWSCLI_VENV) $(ROOT)/dist $(ROOT)/build $(ROOT)/cdk.out $(ROOT)/.mypy_cache \
 		$(ROOT)/.ruff_cache $(ROOT)/.pytest_cache $(ROOT)/.hypothesis

@@ -60,12 +60,14 @@ def resources_of_type(template: Mapping[str, Any], kind: str) -> dict[str, dict[
 
 
 def policy_statements(template: Mapping[str, Any], conditions: Mapping[str, bool]) -> Iterator[dict[str, Any]]:
-    """Every IAM statement the role's inline policies and AWS::IAM::RolePolicy resources grant."""
+    """Every IAM statement the role's inline policies and the policy resources created under ``conditions`` grant."""
     for role in resources_of_type(template, "AWS::IAM::Role").values():
         for policy in resolve(role["Properties"].get("Policies", []), conditions):
             yield from as_list(policy["PolicyDocument"]["Statement"])
-    for policy in resources_of_type(template, "AWS::IAM::RolePolicy").values():
-        yield from as_list(resolve(policy["Properties"]["PolicyDocument"]["Statement"], conditions))
+    for kind in ("AWS::IAM::RolePolicy", "AWS::IAM::ManagedPolicy"):
+        for policy in resources_of_type(template, kind).values():
+            if conditions.get(policy.get("Condition", ""), True):
+                yield from as_list(resolve(policy["Properties"]["PolicyDocument"]["Statement"], conditions))
 
 
 def statement_with(template: Mapping[str, Any], action: str, conditions: Mapping[str, bool]) -> dict[str, Any]:

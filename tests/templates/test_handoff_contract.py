@@ -77,14 +77,22 @@ def test_vpc_endpoints_are_the_services_the_handler_calls_plus_s3_for_the_respon
     assert "s3" in listed  # the ResponseURL is a presigned S3 URL: a gateway endpoint (or NAT) is needed
 
 
-@pytest.mark.parametrize("place", ["provider.yaml SubnetIds", "README VPC endpoints", "README CDK vpc prop"])
+PLACES = ["provider.yaml SubnetIds", "README troubleshooting", "docs/iam.md VPC endpoints", "docs/cdk.md vpc option"]
+
+
+@pytest.mark.parametrize("place", PLACES)
 def test_every_place_listing_vpc_endpoints_lists_all_of_them(place: str) -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     if place == "provider.yaml SubnetIds":
         text = load_file("provider.yaml")["Parameters"]["SubnetIds"]["Description"]
-    elif place == "README VPC endpoints":
-        text = readme.split("### VPC endpoints", 1)[1].split("\n#", 1)[0]
+    elif place == "README troubleshooting":
+        readme = (ROOT / "README.md").read_text(encoding="utf-8")
+        text = readme.split("**A VPC without endpoints.**", 1)[1].split("\n\n", 1)[0]
+    elif place == "docs/iam.md VPC endpoints":
+        text = (ROOT / "docs" / "iam.md").read_text(encoding="utf-8").split("## VPC endpoints", 1)[1].split("\n#", 1)[0]
     else:
-        [text] = [line for line in readme.splitlines() if line.startswith("| `vpc` |")]
+        cdk = ROOT / "docs" / "cdk.md"
+        if not cdk.exists():
+            pytest.skip("docs/cdk.md is written by issue 16")
+        [text] = [line for line in cdk.read_text(encoding="utf-8").splitlines() if line.startswith("| `vpc` |")]
     for _, endpoint, _ in contract.VPC_ENDPOINT_SERVICES:
         assert f"`{endpoint}`" in text or f" {endpoint} " in text or f"{endpoint}," in text, (place, endpoint)
