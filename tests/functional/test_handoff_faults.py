@@ -9,6 +9,7 @@ behind after the deadline: no rule, target, parked parameter or per-wait permiss
 from __future__ import annotations
 
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -200,3 +201,29 @@ def test_a_dozen_concurrent_hand_offs_on_one_provider_each_answer_once(make_worl
     assert world.eventbridge.count("PutRule") == len(ids)
     assert world.eventbridge.count("AddPermission") == 0
     assert_clean(world)
+
+
+def test_a_delete_during_a_parked_wait_ends_the_wait_before_it_answers(make_world: WorldFactory) -> None:
+    # Issue 15, defect 2: CloudFormation cancels a Create handed off to polling and sends its Delete. The Delete
+    # ends the wait (rule, target, parameter) before answering; nothing acts on the backup for the resource later.
+    world = make_world(restore_seconds=600, **HANDOFF)
+    world.emulator.add_backup(BACKUP)
+    bridge = world.eventbridge
+    assert bridge is not None
+    parked = threading.Event()
+    _on_call(world, "PutTargets", parked.set)
+    props = {"BackupId": BACKUP, "OnDelete": "Delete"}
+    with ThreadPoolExecutor(1) as pool:
+        create = pool.submit(world.simulator.create, "Restored", props, service_timeout=900, rollback=False)
+        assert parked.wait(30.0)
+        arn = f"arn:aws:cloudhsm:us-east-1:123456789012:backup/{BACKUP}"
+        deleted = world.simulator.delete("Restored", props, physical_id=arn)
+        assert deleted.ok, deleted.summary()
+        assert bridge.active_rules() == []
+        assert bridge.leftovers() == []
+        acted = {op: world.emulator.count(op) for op in ("RestoreBackup", "TagResource", "ModifyBackupAttributes")}
+        assert create.result(60.0).responses == []  # the cancelled Create is never answered
+    _quiet(world)
+    assert acted["RestoreBackup"] == 1
+    assert {op: world.emulator.count(op) for op in acted} == acted
+    assert [f for f in bridge.firings if f.invocation is not None and f.modelled > deleted.event_sent + deleted.elapsed_modelled] == []

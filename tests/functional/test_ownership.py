@@ -128,19 +128,40 @@ def test_two_resources_in_one_stack_never_both_own(make_world: Any) -> None:
     assert state(world) == "PENDING_DELETION"
 
 
-def test_two_stacks_take_over_and_hand_back(make_world: Any) -> None:
+def test_across_stacks_nothing_is_inherited_so_the_adopter_never_deletes(make_world: Any) -> None:
+    # Issue 15, defect 4: stack 1 restores B (Retain); stack 2 names B with OnDelete Delete and finds it READY.
     world = make_world()
     world.emulator.add_backup(BACKUP)
     other = second_stack(world)
-    assert world.simulator.create("Restored", DELETE).ok
-    taken = other.create("Restored", DELETE)
-    assert taken.ok, taken.summary()
-    assert str(owner_record(world)).endswith(" owner other-stack/Restored")
-    assert other.delete("Restored").ok  # hands it back to the first stack's resource
+    assert world.simulator.create("Restored", {"BackupId": BACKUP}).ok
+    adopted = other.create("Restored", DELETE)
+    assert adopted.ok, adopted.summary()
+    assert str(owner_record(world)).endswith(" owner offline-stack/Restored")  # stack 2 took nothing over
+    assert world.simulator.delete("Restored").ok  # the owner's Retain: kept, and the record withdrawn
+    assert other.delete("Restored").ok  # the adopter never restored it: it may not delete it
     assert state(world) == "READY"
-    assert str(owner_record(world)).endswith(" returned-by other-stack/Restored")
-    assert world.simulator.delete("Restored").ok
-    assert state(world) == "PENDING_DELETION"
+    assert world.emulator.count("DeleteBackup") == 0
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [({}, {"Region": "us-east-1"}), ({"Region": "us-east-1"}, {})],
+    ids=["written-out", "removed"],
+)
+def test_writing_out_or_removing_the_region_is_the_same_backup(
+    make_world: Any, before: dict[str, str], after: dict[str, str]
+) -> None:
+    # Issue 15, defect 1: identity is the resolved ARN, whatever the properties spell.
+    world = make_world()
+    world.emulator.add_backup(BACKUP)
+    assert world.simulator.create("Restored", {**DELETE, **before}).ok
+    updated = world.simulator.update("Restored", {**DELETE, **after})
+    assert updated.all_ok, updated.summary()
+    assert updated.physical_resource_id == ARN
+    assert updated.cleanup is None
+    assert state(world) == "READY"
+    assert world.emulator.count("DeleteBackup") == 0
+    assert world.emulator.count("RestoreBackup") == 1
 
 
 def test_a_backup_with_fifty_tags_restores_unowned_and_is_retained(make_world: Any) -> None:
