@@ -10,11 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 from cloudhsm_backup_restore.attributes import to_attributes
-from cloudhsm_backup_restore.cfn import RestoreResource
 from cloudhsm_backup_restore.errors import BackupRestoreError, clip_reason
 from cloudhsm_backup_restore.lifecycle import BackupLifecycle, Request, Step
 from cloudhsm_backup_restore.logs import log_event
 from cloudhsm_backup_restore.properties import parse_properties
+from cloudhsm_backup_restore.protocol import RestoreResource
 
 if not logging.getLogger().handlers:  # Lambda installs a handler; a plain process has none.
     logging.basicConfig(level=logging.INFO)
@@ -45,7 +45,7 @@ def _guarded(run: Callable[[], str | None]) -> str | None:
 def _answer(step: Step) -> str:
     """The READY backup's attributes become the response's Data; its id the PhysicalResourceId."""
     helper.Data.clear()
-    helper.Data.update(to_attributes(step.backup))
+    helper.Data.update(to_attributes(step.backup or {}))
     return step.physical_id
 
 
@@ -70,7 +70,9 @@ def _restore(event: dict[str, Any], context: Any) -> str | None:
     )
     props = parse_properties(event.get("ResourceProperties"))
     started_at = lifecycle.now()
-    step = lifecycle.restore(props, Request.of(event), started_at=started_at, lambda_left=_lambda_left(context))
+    step = lifecycle.restore(
+        props, Request.of(event), started_at=started_at, lambda_left=_lambda_left(context), may_act=helper.may_act
+    )
     return _finish(step, started_at, started_at + props.service_timeout)
 
 
@@ -78,7 +80,12 @@ def _poll(event: dict[str, Any], context: Any) -> str | None:
     props = parse_properties(event.get("ResourceProperties"))
     started_at = float(helper.Data.get(WAIT_STARTED_AT) or lifecycle.now())
     step = lifecycle.poll(
-        props, Request.of(event), helper.Data, started_at=started_at, lambda_left=_lambda_left(context)
+        props,
+        Request.of(event),
+        helper.Data,
+        started_at=started_at,
+        lambda_left=_lambda_left(context),
+        take_answer=helper.take_answer,
     )
     if not step.ready:
         return None  # crhelper answers nothing; EventBridge invokes again next minute.
@@ -101,11 +108,12 @@ def poll(event: dict[str, Any], context: Any) -> str | None:
 
 @helper.delete
 def delete(event: dict[str, Any], context: Any) -> str | None:
-    """Delete: only the backup's owner honours OnDelete (see release.py)."""
+    """Delete: end the resource's wait, then only the backup's owner honours OnDelete (BackupLifecycle.delete)."""
     physical_id = str(event["PhysicalResourceId"])
     log_event(logger, "request", RequestType="Delete", LogicalResourceId=event["LogicalResourceId"])
 
     def run() -> str:
+        helper.end_wait(event)
         lifecycle.delete(event.get("ResourceProperties"), physical_id, Request.of(event))
         return physical_id
 

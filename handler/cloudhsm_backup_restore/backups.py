@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -28,11 +29,12 @@ from cloudhsm_backup_restore.logs import log_event
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudhsmv2 import CloudHSMV2Client
-    from mypy_boto3_cloudhsmv2.type_defs import BackupTypeDef
+    from mypy_boto3_cloudhsmv2.type_defs import BackupTypeDef, TagTypeDef
 
     Backup = BackupTypeDef
+    """A backup as DescribeBackups, RestoreBackup and ModifyBackupAttributes return it (botocore's shape)."""
 else:
-    Backup = dict
+    Backup = TagTypeDef = dict
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -75,12 +77,48 @@ def _error_message(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Message", "")).strip()
 
 
-class CloudHsmBackups:
-    """Backups in one region, reached through an injected CloudHSM v2 client."""
+IAM_GRACE = (2.0, 4.0, 8.0)
+"""Pauses before retrying an action IAM denied: a per-backup grant created just before the resource (as the CDK
+construct does) can take seconds to propagate."""
 
-    def __init__(self, client: CloudHSMV2Client, region: str | None = None) -> None:
+
+class CloudHsmBackups:
+    """Backups in one region, reached through an injected CloudHSM v2 client.
+
+    Every action on a backup is retried after each of ``iam_grace``'s pauses while IAM denies it (a fresh grant
+    propagating); DescribeBackups is not, since its grant comes with the provider.
+    """
+
+    def __init__(
+        self,
+        client: CloudHSMV2Client,
+        region: str | None = None,
+        *,
+        iam_grace: tuple[float, ...] = IAM_GRACE,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.client = client
         self.region = region or client.meta.region_name
+        self.iam_grace = iam_grace
+        self.sleep = sleep
+
+    def _granted(self, call: Callable[[], T]) -> T:
+        for pause in (*self.iam_grace, None):
+            try:
+                return call()
+            except CloudHsmCallError as error:
+                if not error.access_denied or pause is None:
+                    raise
+                log_event(logger, "access_denied.retrying", pause=pause)
+                self.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def arn(self, backup: Backup) -> str:
+        """The backup's ARN, its identity and the resource's PhysicalResourceId (composed if AWS sent none)."""
+        arn = backup.get("BackupArn")
+        if isinstance(arn, str) and arn.startswith("arn:"):
+            return arn
+        return f"arn:{partition_of(self.region)}:cloudhsm:{self.region}::backup/{backup['BackupId']}"
 
     def where(self, backup_id: str) -> str:
         """How errors name a backup: its id and region."""
@@ -152,12 +190,19 @@ class CloudHsmBackups:
     def restore(self, backup_id: str) -> Backup:
         """RestoreBackup; a refusal raises CloudHsmCallError with code CloudHsmInvalidRequestException."""
         log_event(logger, "RestoreBackup", BackupId=backup_id, Region=self.region)
-        with self._translated("RestoreBackup", backup_id):
-            return self.client.restore_backup(BackupId=backup_id)["Backup"]
+
+        def call() -> Backup:
+            with self._translated("RestoreBackup", backup_id):
+                return self.client.restore_backup(BackupId=backup_id)["Backup"]
+
+        return self._granted(call)
 
     def delete(self, backup_id: str) -> None:
         """DeleteBackup; a backup already PENDING_DELETION, DELETED or gone counts as deleted."""
         log_event(logger, "DeleteBackup", BackupId=backup_id, Region=self.region)
+        self._granted(lambda: self._delete(backup_id))
+
+    def _delete(self, backup_id: str) -> None:
         try:
             with self._translated("DeleteBackup", backup_id):
                 try:
@@ -181,15 +226,22 @@ class CloudHsmBackups:
     def set_never_expires(self, backup_id: str, never_expires: bool) -> Backup:
         """ModifyBackupAttributes: exempt the backup from (or return it to) the cluster's retention policy."""
         log_event(logger, "ModifyBackupAttributes", BackupId=backup_id, NeverExpires=never_expires)
-        with self._translated("ModifyBackupAttributes", backup_id):
-            return self.client.modify_backup_attributes(BackupId=backup_id, NeverExpires=never_expires)["Backup"]
 
-    def tags(self, backup: Backup) -> list[dict[str, str]]:
-        """The backup's tags: DescribeBackups' TagList, or ListTags when the answer carried none."""
+        def call() -> Backup:
+            with self._translated("ModifyBackupAttributes", backup_id):
+                return self.client.modify_backup_attributes(BackupId=backup_id, NeverExpires=never_expires)["Backup"]
+
+        return self._granted(call)
+
+    def with_tags(self, backup: Backup) -> Backup:
+        """The backup with its TagList: DescribeBackups' own, or ListTags when the answer carried none."""
         if "TagList" in backup:
-            return [{"Key": tag["Key"], "Value": tag["Value"]} for tag in backup.get("TagList") or []]
-        backup_id = backup["BackupId"]
-        tags: list[dict[str, str]] = []
+            return backup
+        listed: Backup = {**backup, "TagList": self._granted(lambda: self._list_tags(backup["BackupId"]))}
+        return listed
+
+    def _list_tags(self, backup_id: str) -> list[TagTypeDef]:
+        tags: list[TagTypeDef] = []
         with self._translated("ListTags", backup_id):
             kwargs: dict[str, Any] = {"ResourceId": backup_id}
             while True:
@@ -202,14 +254,22 @@ class CloudHsmBackups:
     def tag(self, backup_id: str, key: str, value: str) -> None:
         """TagResource: add or overwrite one tag."""
         log_event(logger, "TagResource", BackupId=backup_id, Key=key, Value=value)
-        with self._translated("TagResource", backup_id):
-            self.client.tag_resource(ResourceId=backup_id, TagList=[{"Key": key, "Value": value}])
+
+        def call() -> None:
+            with self._translated("TagResource", backup_id):
+                self.client.tag_resource(ResourceId=backup_id, TagList=[{"Key": key, "Value": value}])
+
+        self._granted(call)
 
     def untag(self, backup_id: str, key: str) -> None:
         """UntagResource: remove one tag."""
         log_event(logger, "UntagResource", BackupId=backup_id, Key=key)
-        with self._translated("UntagResource", backup_id):
-            self.client.untag_resource(ResourceId=backup_id, TagKeyList=[key])
+
+        def call() -> None:
+            with self._translated("UntagResource", backup_id):
+                self.client.untag_resource(ResourceId=backup_id, TagKeyList=[key])
+
+        self._granted(call)
 
 
 def backups_in(region: str | None) -> CloudHsmBackups:
@@ -217,19 +277,15 @@ def backups_in(region: str | None) -> CloudHsmBackups:
     return CloudHsmBackups(cloudhsm_client(region), region)
 
 
-def granted(call: Callable[[], T], pauses: tuple[float, ...], sleep: Callable[[float], None]) -> T:
-    """Run a CloudHSM action, retrying AccessDenied after each pause while a fresh IAM grant propagates."""
-    for pause in (*pauses, None):
-        try:
-            return call()
-        except CloudHsmCallError as error:
-            if not error.access_denied or pause is None:
-                raise
-            log_event(logger, "access_denied.retrying", pause=pause)
-            sleep(pause)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def state_of(backup: Any) -> str:
+def state_of(backup: Backup | None) -> str:
     """The backup's state, '' when unknown."""
     return str(backup.get("BackupState", "")) if backup else ""
+
+
+def partition_of(region: str) -> str:
+    """The ARN partition of a region (aws-cn for cn-*, aws-us-gov for us-gov-*, else aws)."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"

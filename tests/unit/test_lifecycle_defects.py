@@ -25,15 +25,11 @@ from tests.unit.conftest import (
 )
 from tests.unit.test_create import _expect_cleanup, _handed_off, _poll
 
-ME = hashlib.sha256(
-    "\n".join((STACK_ID, "RestoredBackup", backup()["BackupArn"])).encode()
-).hexdigest()[:12]
+ME = hashlib.sha256("\n".join((STACK_ID, "RestoredBackup", backup()["BackupArn"])).encode()).hexdigest()[:12]
 """The digest the previous ownership record gave this resource: a record naming it made D2 count as restorer."""
 
 
-def test_a_duplicate_whose_own_restore_was_refused_never_undoes(
-    world: World, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_duplicate_whose_own_restore_was_refused_never_undoes(world: World, caplog: pytest.LogCaptureFixture) -> None:
     # Defect 3: D1 restored and answered; D2's RestoreBackup is refused and its later ModifyBackupAttributes
     # denied. D2 did not restore the backup, so it answers FAILED and leaves it READY: no DeleteBackup.
     world.describe(backup("PENDING_DELETION"))
