@@ -177,21 +177,7 @@ def test_a_backup_with_fifty_tags_restores_unowned_and_is_retained(make_world: A
     assert state(world) == "READY"
 
 
-# -- rule 2: changing the physical id form (upgrade) and replacement ---------------------------------
-
-
-def test_upgrade_from_bare_backup_id_keeps_the_backup_through_the_cleanup_delete(make_world: Any) -> None:
-    world = make_world()
-    world.emulator.add_backup(BACKUP, state="READY")  # restored by the previous release, no record
-    sim = world.simulator
-    updated = sim.update("Restored", DELETE, old_properties=DELETE, physical_id=BACKUP)
-    assert updated.all_ok, updated.summary()
-    assert updated.physical_resource_id == ARN
-    assert updated.cleanup is not None
-    assert updated.cleanup.event["PhysicalResourceId"] == BACKUP
-    assert state(world) == "READY"  # the old id's Delete left what the new id owns
-    assert sim.delete("Restored").ok
-    assert state(world) == "PENDING_DELETION"
+# -- rule 2: replacement ---------------------------------
 
 
 def test_replacement_by_a_new_backup_deletes_the_old_one_it_owned(make_world: Any) -> None:
