@@ -92,21 +92,16 @@ def _poll(event: dict[str, Any], context: Any) -> str | None:
     return _answer(step)
 
 
-@helper.create
-@helper.update
 def restore(event: dict[str, Any], context: Any) -> str | None:
     """Create and Update: restore (or re-check) the backup named by the properties."""
     return _guarded(lambda: _restore(event, context))
 
 
-@helper.poll_create
-@helper.poll_update
 def poll(event: dict[str, Any], context: Any) -> str | None:
     """A poll invocation from the EventBridge rule set up by the hand-off."""
     return _guarded(lambda: _poll(event, context))
 
 
-@helper.delete
 def delete(event: dict[str, Any], context: Any) -> str | None:
     """Delete: end the resource's wait, then only the backup's owner honours OnDelete (BackupLifecycle.delete)."""
     physical_id = str(event["PhysicalResourceId"])
@@ -118,6 +113,13 @@ def delete(event: dict[str, Any], context: Any) -> str | None:
         return physical_id
 
     return _guarded(run)
+
+
+helper.create(restore)  # crhelper's decorators, called directly: its untyped API would untype the functions
+helper.update(restore)
+helper.poll_create(poll)
+helper.poll_update(poll)
+helper.delete(delete)
 
 
 def handler(event: dict[str, Any], context: Any) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from functools import cache
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -102,10 +102,13 @@ class CloudHsmBackups:
         self.iam_grace = iam_grace
         self.sleep = sleep
 
-    def _granted(self, call: Callable[[], T]) -> T:
+    def _act(self, operation: str, backup_id: str, call: Callable[[], T], **logged: object) -> T:
+        """One action on a backup: logged, translated, and retried while IAM denies it (a fresh grant)."""
+        log_event(logger, operation, BackupId=backup_id, Region=self.region, **logged)
         for pause in (*self.iam_grace, None):
             try:
-                return call()
+                with self._translated(operation, backup_id):
+                    return call()
             except CloudHsmCallError as error:
                 if not error.access_denied or pause is None:
                     raise
@@ -189,87 +192,58 @@ class CloudHsmBackups:
 
     def restore(self, backup_id: str) -> Backup:
         """RestoreBackup; a refusal raises CloudHsmCallError with code CloudHsmInvalidRequestException."""
-        log_event(logger, "RestoreBackup", BackupId=backup_id, Region=self.region)
-
-        def call() -> Backup:
-            with self._translated("RestoreBackup", backup_id):
-                return self.client.restore_backup(BackupId=backup_id)["Backup"]
-
-        return self._granted(call)
+        return self._act("RestoreBackup", backup_id, lambda: self.client.restore_backup(BackupId=backup_id)["Backup"])
 
     def delete(self, backup_id: str) -> None:
         """DeleteBackup; a backup already PENDING_DELETION, DELETED or gone counts as deleted."""
-        log_event(logger, "DeleteBackup", BackupId=backup_id, Region=self.region)
-        self._granted(lambda: self._delete(backup_id))
-
-    def _delete(self, backup_id: str) -> None:
         try:
-            with self._translated("DeleteBackup", backup_id):
-                try:
-                    self.client.delete_backup(BackupId=backup_id)
-                except ClientError as error:
-                    if error_code(error) == "CloudHsmResourceNotFoundException":
-                        return
-                    raise
+            self._act("DeleteBackup", backup_id, lambda: self.client.delete_backup(BackupId=backup_id))
         except CloudHsmCallError as error:
+            if error.code == "CloudHsmResourceNotFoundException":
+                return
             try:
                 current = self.describe(backup_id)
             except CloudHsmCallError:
                 raise error from error.__cause__  # the DeleteBackup failure is the one to report
-            if current is None or current.get("BackupState") in (
-                BackupState.PENDING_DELETION,
-                BackupState.DELETED,
-            ):
-                return
-            raise
+            if state_of(current) not in ("", BackupState.PENDING_DELETION, BackupState.DELETED):
+                raise
 
     def set_never_expires(self, backup_id: str, never_expires: bool) -> Backup:
         """ModifyBackupAttributes: exempt the backup from (or return it to) the cluster's retention policy."""
-        log_event(logger, "ModifyBackupAttributes", BackupId=backup_id, NeverExpires=never_expires)
-
-        def call() -> Backup:
-            with self._translated("ModifyBackupAttributes", backup_id):
-                return self.client.modify_backup_attributes(BackupId=backup_id, NeverExpires=never_expires)["Backup"]
-
-        return self._granted(call)
+        return self._act(
+            "ModifyBackupAttributes",
+            backup_id,
+            lambda: self.client.modify_backup_attributes(BackupId=backup_id, NeverExpires=never_expires)["Backup"],
+            NeverExpires=never_expires,
+        )
 
     def with_tags(self, backup: Backup) -> Backup:
-        """The backup with its TagList: DescribeBackups' own, or ListTags when the answer carried none."""
+        """The backup with its TagList: DescribeBackups' own, or ListTags (all pages) when it carried none."""
         if "TagList" in backup:
             return backup
-        listed: Backup = {**backup, "TagList": self._granted(lambda: self._list_tags(backup["BackupId"]))}
-        return listed
+        backup_id = backup["BackupId"]
 
-    def _list_tags(self, backup_id: str) -> list[TagTypeDef]:
-        tags: list[TagTypeDef] = []
-        with self._translated("ListTags", backup_id):
-            kwargs: dict[str, Any] = {"ResourceId": backup_id}
-            while True:
-                page = self.client.list_tags(**kwargs)
-                tags += [{"Key": t["Key"], "Value": t["Value"]} for t in page.get("TagList", [])]
-                if not page.get("NextToken"):
-                    return tags
-                kwargs["NextToken"] = page["NextToken"]
+        def list_tags() -> list[TagTypeDef]:
+            page = self.client.list_tags(ResourceId=backup_id)
+            tags = list(page.get("TagList", []))
+            while page.get("NextToken"):
+                page = self.client.list_tags(ResourceId=backup_id, NextToken=page["NextToken"])
+                tags += page.get("TagList", [])
+            return [{"Key": tag["Key"], "Value": tag["Value"]} for tag in tags]
+
+        listed: Backup = {**backup, "TagList": self._act("ListTags", backup_id, list_tags)}
+        return listed
 
     def tag(self, backup_id: str, key: str, value: str) -> None:
         """TagResource: add or overwrite one tag."""
-        log_event(logger, "TagResource", BackupId=backup_id, Key=key, Value=value)
-
-        def call() -> None:
-            with self._translated("TagResource", backup_id):
-                self.client.tag_resource(ResourceId=backup_id, TagList=[{"Key": key, "Value": value}])
-
-        self._granted(call)
+        tags: list[TagTypeDef] = [{"Key": key, "Value": value}]
+        self._act("TagResource", backup_id, lambda: self.client.tag_resource(ResourceId=backup_id, TagList=tags))
 
     def untag(self, backup_id: str, key: str) -> None:
         """UntagResource: remove one tag."""
-        log_event(logger, "UntagResource", BackupId=backup_id, Key=key)
-
-        def call() -> None:
-            with self._translated("UntagResource", backup_id):
-                self.client.untag_resource(ResourceId=backup_id, TagKeyList=[key])
-
-        self._granted(call)
+        self._act(
+            "UntagResource", backup_id, lambda: self.client.untag_resource(ResourceId=backup_id, TagKeyList=[key])
+        )
 
 
 def backups_in(region: str | None) -> CloudHsmBackups:

@@ -6,8 +6,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import boto3
 from crhelper import CfnResource
@@ -52,7 +51,6 @@ def _missing_fields(event: Any) -> list[str]:
     return missing
 
 
-RequestFunction = Callable[[dict[str, Any], Any], str | None]
 _CfnResourceBase: Any = CfnResource  # crhelper's stubs omit the private hooks overridden here
 
 
@@ -112,27 +110,6 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         self._timer = threading.Timer(max(0.0, seconds), self._timeout)
         self._timer.daemon = True
         self._timer.start()
-
-    # Typed pass-throughs to crhelper's decorators (its stubs are untyped through the Any base).
-    def create(self, func: RequestFunction) -> RequestFunction:
-        """Register the Create function."""
-        return cast(RequestFunction, super().create(func))
-
-    def update(self, func: RequestFunction) -> RequestFunction:
-        """Register the Update function."""
-        return cast(RequestFunction, super().update(func))
-
-    def delete(self, func: RequestFunction) -> RequestFunction:
-        """Register the Delete function."""
-        return cast(RequestFunction, super().delete(func))
-
-    def poll_create(self, func: RequestFunction) -> RequestFunction:
-        """Register the function each Create poll invocation runs."""
-        return cast(RequestFunction, super().poll_create(func))
-
-    def poll_update(self, func: RequestFunction) -> RequestFunction:
-        """Register the function each Update poll invocation runs."""
-        return cast(RequestFunction, super().poll_update(func))
 
     def hand_off(self, deadline: float) -> None:
         """Keep waiting through EventBridge polling until ``deadline`` (epoch s: when CloudFormation gives up)."""

@@ -186,7 +186,7 @@ def test_delete_denied_fails_naming_the_action(world: World) -> None:
     world.describe(backup("READY", TagList=owned_by(ME)))
     for _ in range(4):  # the first try and three retries while a fresh grant could be propagating
         world.error("delete_backup", "CloudHsmAccessDeniedException")
-        world.describe(backup("READY", TagList=owned_by(ME)))
+    world.describe(backup("READY", TagList=owned_by(ME)))  # still READY: the failure is reported
     body = expect_failed(world.invoke("Delete", ResourceProperties=DELETE_PROPS), "cloudhsm:DeleteBackup")
     assert body["PhysicalResourceId"] == BACKUP_ARN
 
