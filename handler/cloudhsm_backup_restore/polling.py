@@ -40,9 +40,6 @@ PROVIDER_ID_ENV = "CLOUDHSM_RESTORE_PROVIDER_ID"
 the provider's IAM grants and its one deploy-time invoke permission are scoped to it, so two providers in one
 account and region can neither read each other's ResponseURLs nor touch each other's rules."""
 PROVIDER_ID_PATTERN = re.compile(r"[a-z0-9]{1,12}")
-POLL_FORMAT_KEY = "CloudHsmRestorePollFormat"
-POLL_FORMAT = 2
-"""The poll event's shape; a rule targets the unqualified function, so a poll may meet newer code (I4)."""
 POLL_DEADLINE_KEY = "CloudHsmRestorePollDeadline"
 """Epoch seconds when CloudFormation stops waiting (start + ServiceTimeout): any poll after it only tears down."""
 RESPONSE_PARAMETER_KEY = "CrHelperResponseParameter"
@@ -214,7 +211,6 @@ class PollingHandOff:
                 {
                     "CrHelperRule": rule_arn,
                     RESPONSE_PARAMETER_KEY: parameter,
-                    POLL_FORMAT_KEY: POLL_FORMAT,
                     POLL_DEADLINE_KEY: deadline,
                 }
             )
@@ -227,7 +223,7 @@ class PollingHandOff:
                 _quietly("events:DeleteRule", events.delete_rule, Name=rule)
             if "parameter" in made:
                 _quietly("ssm:DeleteParameter", ssm.delete_parameter, Name=parameter)
-            for key in ("CrHelperRule", RESPONSE_PARAMETER_KEY, POLL_FORMAT_KEY, POLL_DEADLINE_KEY):
+            for key in ("CrHelperRule", RESPONSE_PARAMETER_KEY, POLL_DEADLINE_KEY):
                 event.pop(key, None)
             raise HandOffError(f"Could not hand the wait off to EventBridge polling: {step} failed: {error}") from error
         log_event(logger, "polling.started", Rule=rule, Deadline=deadline)
@@ -254,71 +250,47 @@ class PollingHandOff:
         found = self.client("ssm").get_parameter(Name=parameter, WithDecryption=True)
         return str(found["Parameter"]["Value"])
 
-    def admit(
-        self, event: dict[str, Any], answer_failed: Callable[[dict[str, Any], str], None]
-    ) -> dict[str, Any] | None:
-        """The poll event with its ResponseURL read back; None when this poll stops here (after tearing down).
-
-        Polls past the deadline, of a wait already answered or ended, or whose ResponseURL cannot be read stop here;
-        ``answer_failed(event, reason)`` answers a poll of a format this code does not run.
-        """
+    def admit(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """The poll event with its ResponseURL read back; None when this poll stops here (after tearing down):
+        past the deadline, a wait already answered or ended, or a ResponseURL that cannot be read."""
         deadline = poll_deadline(event)
         if deadline is not None and self.now() >= deadline:
             log_event(logger, "polling.past_deadline", Deadline=deadline)  # CloudFormation stopped waiting
-            self.tear_down(event)
+            self.remove(event)
             return None
         try:
             url = self.response_url(str(event.get(RESPONSE_PARAMETER_KEY)))
         except (ClientError, BotoCoreError) as error:
             if isinstance(error, ClientError) and error_code(error) == "ParameterNotFound":
                 log_event(logger, "polling.ended_elsewhere", reason="response parameter already removed")
-                self.stop(event)
+                self.remove(event, parameter=False)
             elif is_transient(error):
                 log_event(logger, "polling.response_url_unreadable", retry="next firing", error=str(error)[:200])
             else:
                 log_event(logger, "polling.stopped_unanswerable", error=str(error)[:200])
-                self.tear_down(event)
+                self.remove(event)
             return None
-        event = dict(event, ResponseURL=url)
-        if event.get(POLL_FORMAT_KEY) != POLL_FORMAT:
-            if self.take_answer(event) is not Answer.TAKEN:
-                answer_failed(
-                    event,
-                    f"The provider was changed while this resource waited: its poll event has format "
-                    f"{event.get(POLL_FORMAT_KEY)}, this code runs format {POLL_FORMAT}. Polling stopped; retry the "
-                    "stack operation (the restore itself is unaffected)",
-                )
-            self.stop(event)
-            return None
-        return event
+        return dict(event, ResponseURL=url)
 
     def take_answer(self, event: dict[str, Any]) -> Answer:
         """Delete the parked ResponseURL: exactly one poll succeeds, and that poll acts and answers."""
         try:
             self.client("ssm").delete_parameter(Name=str(event[RESPONSE_PARAMETER_KEY]))
-        except ClientError as error:
-            if error_code(error) == "ParameterNotFound":
+        except (ClientError, BotoCoreError) as error:
+            if isinstance(error, ClientError) and error_code(error) == "ParameterNotFound":
                 log_event(logger, "polling.answered_elsewhere")
                 return Answer.TAKEN
             log_event(logger, "polling.take_answer_failed", error=str(error)[:200])
             return Answer.UNKNOWN
-        except BotoCoreError as error:
-            log_event(logger, "polling.take_answer_failed", error=str(error)[:200])
-            return Answer.UNKNOWN
         return Answer.OURS
 
-    def stop(self, event: dict[str, Any]) -> None:
-        """Stop the polls: remove the target, then the rule. What fails stays for the next firing (or the Delete)."""
+    def remove(self, event: dict[str, Any], *, parameter: bool = True) -> bool:
+        """Stop the polls of a poll event's wait: the parked ResponseURL (unless ``parameter`` is False), the target,
+        then the rule (EventBridge refuses to delete a rule with targets). Gone counts as done; what fails stays
+        for the next firing or the resource's Delete. True when all is gone."""
         rule = str(event.get("CrHelperRule") or "").rsplit("/", 1)[-1]
-        if rule and self._remove_rule(rule):
-            log_event(logger, "polling.stopped")
-
-    def tear_down(self, event: dict[str, Any]) -> None:
-        """Remove everything this wait made, the parked ResponseURL included (nothing will answer)."""
-        parameter = event.get(RESPONSE_PARAMETER_KEY)
-        if parameter:
-            _quietly("ssm:DeleteParameter", self.client("ssm").delete_parameter, Name=str(parameter))
-        self.stop(event)
+        name = str(event.get(RESPONSE_PARAMETER_KEY) or "")
+        return self._remove(rule, name if parameter else "")
 
     def end(self, stack_id: str, logical_id: str) -> None:
         """A Delete ends its resource's wait, if any (I3): parameter, target and rule; HandOffError if it cannot."""
@@ -326,17 +298,10 @@ class PollingHandOff:
         if provider_id is None:
             return  # this provider never hands off, so no wait of its exists
         rule = rule_name(provider_id, stack_id, logical_id)
-        parameter = response_parameter(provider_id, rule)
-        done = _quietly("ssm:DeleteParameter", self.client("ssm").delete_parameter, Name=parameter)
-        done = done and self._remove_rule(rule)
-        if not done:
-            raise HandOffError(
-                f"Could not end this resource's polling (rule {rule}, parameter {parameter}); retry the deletion"
-            )
-        log_event(logger, "polling.ended", Rule=rule)
+        if not self._remove(rule, response_parameter(provider_id, rule)):
+            raise HandOffError(f"Could not end this resource's polling (rule {rule}); retry the deletion")
 
-    def _remove_rule(self, rule: str) -> bool:
-        """RemoveTargets then DeleteRule (EventBridge refuses to delete a rule with targets); gone counts as done."""
+    def _remove(self, rule: str, parameter: str) -> bool:
         events = self.client("events")
 
         def remove_targets() -> None:
@@ -344,9 +309,13 @@ class PollingHandOff:
             # FailedEntryCount (EventBridge API reference, RemoveTargets).
             _raise_failed_entry(events.remove_targets(Rule=rule, Ids=["1"]), "RemoveTargets")
 
-        return _quietly("events:RemoveTargets", remove_targets) and _quietly(
-            "events:DeleteRule", events.delete_rule, Name=rule
-        )
+        done = not parameter or _quietly("ssm:DeleteParameter", self.client("ssm").delete_parameter, Name=parameter)
+        if rule and _quietly("events:RemoveTargets", remove_targets):
+            done = _quietly("events:DeleteRule", events.delete_rule, Name=rule) and done
+        else:
+            done = not rule and done
+        log_event(logger, "polling.stopped" if done else "polling.stop_incomplete", Rule=rule)
+        return done
 
 
 def _raise_failed_entry(answer: dict[str, Any], operation: str) -> None:

@@ -124,14 +124,14 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         self._answered_elsewhere = False
         self._is_poll = isinstance(event, dict) and "CrHelperPoll" in event  # crhelper adds the key mid-hand-off
         if self._is_poll:
-            event = self.polling.admit(event, self._answer_failed)
+            event = self.polling.admit(event)
             if event is None:
                 return
         missing = _missing_fields(event)
         if missing:
             self._answer_malformed(event, missing)
             if self._is_poll:
-                self.polling.tear_down(event)  # a poll it cannot run must not fire again
+                self.polling.remove(event)  # a poll it cannot run must not fire again
             return
         super().__call__(event, context)
 
@@ -227,10 +227,8 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
     def _remove_polling(self) -> None:
         """A finished poll takes the answer (if it has not yet), then stops the polling."""
         if self._is_poll:
-            if self.take_answer() and self._taken is Answer.UNKNOWN:
-                self.polling.tear_down(self._event)  # one more try at the parked ResponseURL
-            else:
-                self.polling.stop(self._event)
+            # An UNKNOWN take tries the parked ResponseURL once more; a TAKEN one leaves it to its taker.
+            self.polling.remove(self._event, parameter=self.take_answer() and self._taken is Answer.UNKNOWN)
         self._event.pop("CrHelperData", None)
         self.Data.pop("PhysicalResourceId", None)
 

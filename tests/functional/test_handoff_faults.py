@@ -8,7 +8,6 @@ behind after the deadline: no rule, target, parked parameter or per-wait permiss
 
 from __future__ import annotations
 
-import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -88,32 +87,6 @@ def test_a_delete_rule_that_fails_past_retries_leaves_a_silent_rule_the_delete_r
     assert world.simulator.delete("Restored").ok
     assert _statuses(world, "DeleteRule") == [500, 500, 200]
     _quiet(world)
-    assert_clean(world)
-
-
-def test_a_poll_of_a_format_this_release_does_not_run_answers_failed_saying_why(make_world: WorldFactory) -> None:
-    world = make_world(restore_seconds=600, **HANDOFF)
-    world.emulator.add_backup(BACKUP)
-    bridge = world.eventbridge
-    assert bridge is not None
-
-    def as_if_written_by_a_newer_release() -> None:
-        events = bridge.client("events")
-        [rule] = [r["Name"] for r in events.list_rules()["Rules"] if r["Name"].startswith("cloudhsm-poll-")]
-        [target] = events.list_targets_by_rule(Rule=rule)["Targets"]
-        newer = dict(json.loads(target["Input"]), CloudHsmRestorePollFormat=3)
-        events.put_targets(Rule=rule, Targets=[{"Id": target["Id"], "Arn": target["Arn"], "Input": json.dumps(newer)}])
-
-    _on_call(world, "PutTargets", as_if_written_by_a_newer_release)
-
-    outcome = world.simulator.create("Restored", {"BackupId": BACKUP}, rollback=False)
-    _quiet(world)
-
-    assert outcome.status == "FAILED"
-    assert "poll event has format 3" in outcome.reason
-    assert "this code runs format 2" in outcome.reason
-    assert len(outcome.responses) == 1
-    assert bridge.count("DeleteRule") == 1
     assert_clean(world)
 
 

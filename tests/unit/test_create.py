@@ -296,7 +296,6 @@ def test_long_restore_hands_off_to_polling_and_a_poll_answers(world: World) -> N
             "Overwrite": False,
         }
     ]
-    assert poll_event["CloudHsmRestorePollFormat"] == 2
     assert "CrHelperPermission" not in poll_event  # no per-wait Lambda permission
 
     world.describe(backup("READY"))

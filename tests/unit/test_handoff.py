@@ -16,7 +16,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.retries import standard
 from cloudhsm_backup_restore import app, polling
-from cloudhsm_backup_restore.polling import POLL_FORMAT_KEY, PROVIDER_ID_ENV
+from cloudhsm_backup_restore.polling import PROVIDER_ID_ENV
 from cloudhsm_backup_restore.waiting import WaitPolicy
 
 from tests.unit.conftest import (
@@ -147,16 +147,6 @@ def test_a_remove_targets_that_fails_leaves_the_target_for_its_next_firing(world
 
 
 # -- rule 4: upgrades mid-wait ---------------------------------------------------------------------
-
-
-def test_a_poll_event_of_an_unknown_format_answers_failed_saying_why(world: World) -> None:
-    poll_event = dict(_handed_off(world), **{POLL_FORMAT_KEY: 3})
-    _poll(world, poll_event, then=_expect_cleanup)
-    body = expect_failed(world.capture.responses(world.last_path), "poll event has format 3", "runs format 2")
-    assert body["PhysicalResourceId"].startswith("create-failed-")
-
-
-# -- rule 2 and 3: no run-time policy edits, provider-scoped names ------------------------------------
 
 
 def test_a_provider_without_its_id_refuses_to_hand_off_naming_the_variable(
