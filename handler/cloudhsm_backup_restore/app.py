@@ -70,7 +70,7 @@ def _restore(event: dict[str, Any], context: Any) -> str | None:
     )
     props = parse_properties(event.get("ResourceProperties"))
     started_at = lifecycle.now()
-    step = lifecycle.restore(
+    step = lifecycle.run(
         props, Request.of(event), started_at=started_at, lambda_left=_lambda_left(context), may_act=helper.may_act
     )
     return _finish(step, started_at, started_at + props.service_timeout)
@@ -79,13 +79,13 @@ def _restore(event: dict[str, Any], context: Any) -> str | None:
 def _poll(event: dict[str, Any], context: Any) -> str | None:
     props = parse_properties(event.get("ResourceProperties"))
     started_at = float(helper.Data.get(WAIT_STARTED_AT) or lifecycle.now())
-    step = lifecycle.poll(
+    step = lifecycle.run(
         props,
         Request.of(event),
-        helper.Data,
         started_at=started_at,
         lambda_left=_lambda_left(context),
-        take_answer=helper.take_answer,
+        may_act=helper.may_act,
+        handed_off=helper.Data,
     )
     if not step.ready:
         return None  # crhelper answers nothing; EventBridge invokes again next minute.

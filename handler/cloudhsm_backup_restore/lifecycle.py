@@ -44,6 +44,7 @@ MEMO_DELETE_TIMESTAMP = "RestoredFromDeleteTimestamp"
 deleted it again (a Delete, the retention policy), which ends the wait."""
 MEMO_RECORD = "OwnershipRecord"
 """Kept across polls: "deferred" when TagResource refused a backup still restoring (written once READY)."""
+MEMO_KEYS = (MEMO_RESTORED, MEMO_DELETE_TIMESTAMP, MEMO_RECORD)
 
 
 class AnsweredElsewhereError(BackupRestoreError):
@@ -95,6 +96,17 @@ def _arn_target(physical_id: str) -> tuple[str, str | None] | None:
     return None
 
 
+def _check(backups: CloudHsmBackups, backup_id: str, last_seen: Backup | None) -> Backup | None:
+    """DescribeBackups while waiting; a throttled or failed check is skipped (``last_seen`` stands), not fatal."""
+    try:
+        return backups.describe(backup_id)
+    except CloudHsmCallError as error:
+        if not error.transient:
+            raise
+        log_event(logger, "check.skipped", error=str(error)[:200])
+        return last_seen
+
+
 class BackupLifecycle:
     """Restore, own, protect, wait and delete, with the client factory, clock and sleep injected."""
 
@@ -111,9 +123,7 @@ class BackupLifecycle:
         self.sleep = sleep
         self.policy = policy or WaitPolicy()
 
-    # -- Create and Update ---------------------------------------------------------------------------
-
-    def restore(
+    def run(
         self,
         props: RestoreProperties,
         request: Request,
@@ -121,88 +131,51 @@ class BackupLifecycle:
         started_at: float,
         lambda_left: Callable[[], float],
         may_act: Callable[[], bool],
+        handed_off: Mapping[str, Any] | None = None,
     ) -> Step:
-        """Bring the backup to READY (restoring it if PENDING_DELETION) and settle who owns it.
+        """Create or Update (``handed_off`` None), or one poll of a wait handed off with that memo: bring the backup
+        to READY (restoring it if PENDING_DELETION), settle who owns it, or report it still on its way.
 
-        ``may_act()`` says whether this invocation still holds the right to answer: only then may it undo.
+        ``may_act()`` says whether this invocation holds the right to answer (a poll takes it); it is asked before
+        any action after the wait and before an undo, so an invocation that lost it acts on nothing (I3).
         """
         backups = self.backups_for(props.region)
-        backup = backups.require(props.backup_id)
-        me = Resource(request.stack_id, request.logical_id, backups.arn(backup))
-        self._delete_rolled_back_replacement(request, props, backups)
-        memo: dict[str, str] = {}
+        memo = {key: str(value) for key, value in (handed_off or {}).items() if key in MEMO_KEYS}
+        me = Resource(request.stack_id, request.logical_id, str((handed_off or {}).get("PhysicalResourceId") or ""))
         try:
-            if state_of(backup) == BackupState.PENDING_DELETION:
-                baseline = {MEMO_DELETE_TIMESTAMP: as_attribute(backup.get("DeleteTimestamp"))}
-                backup, restored = self._restore(backups, props, me)
-                if restored:
-                    memo = {MEMO_RESTORED: "true", **baseline}
-                    backup = self._record_restorer(backups, me, backup, memo)
-                    backup = self._protect_at_once(backups, props, backup)
-                elif state_of(backup) == BackupState.PENDING_DELETION:
-                    memo = baseline  # another delivery of this resource restores it: wait, but never undo
+            backup: Backup | None
+            if handed_off is not None:
+                backup = _check(backups, props.backup_id, {"BackupId": props.backup_id})  # state unknown: wait on
             else:
-                log_event(logger, "restore.skipped", BackupId=props.backup_id, BackupState=state_of(backup))
-            return self._wait(
-                backups,
-                props,
-                me,
-                backup=backup,
-                memo=memo,
-                started_at=started_at,
-                lambda_left=lambda_left,
-                polling=False,
-            )
+                backup = backups.require(props.backup_id)
+                me = Resource(request.stack_id, request.logical_id, backups.arn(backup))
+                self._delete_rolled_back_replacement(request, props, backups)
+                backup = self._restore_if_deleted(backups, props, me, backup, memo)
+            polling = handed_off is not None
+            return self._wait(backups, props, me, backup, memo, started_at, lambda_left, may_act, polling=polling)
+        except AnsweredElsewhereError:
+            raise
         except Exception:
             if MEMO_RESTORED in memo and may_act():
                 self._undo(backups, props, me)
             raise
 
-    def poll(
-        self,
-        props: RestoreProperties,
-        request: Request,
-        memo: Mapping[str, Any],
-        *,
-        started_at: float,
-        lambda_left: Callable[[], float],
-        take_answer: Callable[[], bool],
-    ) -> Step:
-        """One poll invocation after the hand-off: check, wait a bounded while, then act only with the answer.
-
-        ``take_answer()`` claims the right to answer (True when this poll holds it); it is called before any
-        action on the backup, so a poll of a wait that was answered or ended acts on nothing.
-        """
-        backups = self.backups_for(props.region)
-        kept = {key: str(memo[key]) for key in (MEMO_RESTORED, MEMO_DELETE_TIMESTAMP, MEMO_RECORD) if key in memo}
-        handed_off = str(memo.get("PhysicalResourceId") or "")
-        me = Resource(request.stack_id, request.logical_id, handed_off)
-        backup: Backup | None
-        try:
-            backup = backups.describe(props.backup_id)
-        except CloudHsmCallError as error:
-            if not error.transient:
-                raise
-            log_event(logger, "check.skipped", error=str(error)[:200])
-            backup = {"BackupId": props.backup_id}  # unknown state: keep waiting
-        try:
-            return self._wait(
-                backups,
-                props,
-                me,
-                backup=backup,
-                memo=kept,
-                started_at=started_at,
-                lambda_left=lambda_left,
-                polling=True,
-                take_answer=take_answer,
-            )
-        except AnsweredElsewhereError:
-            raise
-        except Exception:
-            if kept.get(MEMO_RESTORED) == "true" and take_answer():
-                self._undo(backups, props, me)
-            raise
+    def _restore_if_deleted(
+        self, backups: CloudHsmBackups, props: RestoreProperties, me: Resource, backup: Backup, memo: dict[str, str]
+    ) -> Backup:
+        """RestoreBackup a PENDING_DELETION backup; when this call restored it, record the owner and protect it."""
+        if state_of(backup) != BackupState.PENDING_DELETION:
+            log_event(logger, "restore.skipped", BackupId=props.backup_id, BackupState=state_of(backup))
+            return backup
+        baseline = as_attribute(backup.get("DeleteTimestamp"))
+        backup, restored = self._restore(backups, props, me)
+        if restored:
+            memo.update({MEMO_RESTORED: "true", MEMO_DELETE_TIMESTAMP: baseline})
+            backup = self._record_restorer(backups, me, backup, memo)
+            return self._protect_at_once(backups, props, backup)
+        if state_of(backup) == BackupState.PENDING_DELETION:
+            memo[MEMO_DELETE_TIMESTAMP] = baseline  # another delivery of this resource restores it: wait, never undo
+        return backup
 
     def _restore(self, backups: CloudHsmBackups, props: RestoreProperties, me: Resource) -> tuple[Backup, bool]:
         """RestoreBackup; (backup, True) only when this call restored it (I1: only then may it undo).
@@ -274,18 +247,18 @@ class BackupLifecycle:
 
     # -- waiting -------------------------------------------------------------------------------------
 
-    def _wait(
+    def _wait(  # noqa: PLR0917 - the one private step of run()
         self,
         backups: CloudHsmBackups,
         props: RestoreProperties,
         me: Resource,
-        *,
         backup: Backup | None,
         memo: Mapping[str, str],
         started_at: float,
         lambda_left: Callable[[], float],
+        may_act: Callable[[], bool],
+        *,
         polling: bool,
-        take_answer: Callable[[], bool] | None = None,
     ) -> Step:
         deadline = self.policy.overall_deadline(started_at, props.service_timeout)
         began = self.now()
@@ -294,17 +267,9 @@ class BackupLifecycle:
         last_seen = backup
 
         def check() -> Backup | None:
-            """DescribeBackups; a throttled or failed check while waiting is skipped, not fatal."""
             nonlocal last_seen
-            try:
-                found = backups.describe(props.backup_id)
-            except CloudHsmCallError as error:
-                if not error.transient:
-                    raise
-                log_event(logger, "check.skipped", error=str(error)[:200])
-                return last_seen
-            if found is not None:
-                last_seen = found
+            found = _check(backups, props.backup_id, last_seen)
+            last_seen = found or last_seen
             return found
 
         def judge(seen: Backup | None) -> Verdict:
@@ -333,7 +298,7 @@ class BackupLifecycle:
             policy=self.policy,
         )
         where = backups.where(props.backup_id)
-        if take_answer is not None and result.verdict is not Verdict.RETRY and not take_answer():
+        if result.verdict is not Verdict.RETRY and not may_act():
             raise AnsweredElsewhereError("another poll answered, or the resource's Delete ended the wait")
         if result.verdict is Verdict.SUCCESS and result.backup is not None:
             log_event(logger, "backup.ready", BackupId=props.backup_id, checks=result.checks)

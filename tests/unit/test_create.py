@@ -383,12 +383,12 @@ def test_timeout_guard_fires_three_seconds_before_the_deadline(world: World) -> 
         raise AssertionError("stop here")
 
     world.describe(backup("READY"))
-    original = app.lifecycle.restore
+    original = app.lifecycle.run
     try:
-        app.lifecycle.restore = remember_remaining  # type: ignore[method-assign]
+        app.lifecycle.run = remember_remaining  # type: ignore[method-assign]
         expect_failed(world.invoke("Create", timeout=100.0), "Unexpected AssertionError: stop here")
     finally:
-        app.lifecycle.restore = original  # type: ignore[method-assign]
+        app.lifecycle.run = original  # type: ignore[method-assign]
         world.cloudhsm._queue.clear()
     assert seen == [97.0]
 

@@ -83,13 +83,13 @@ def test_the_timer_of_a_poll_neither_answers_nor_removes_the_parked_response_url
     # Defect 5: a poll's guard that deletes the parameter can be killed before its answer lands; then no later
     # poll can answer. The guard of a poll leaves the wait to the poll itself (or to the next firing).
     poll_event = _handed_off(world)
-    original = app.lifecycle.poll
+    original = app.lifecycle.backups_for
 
-    def poll_while_timer_fires(*args: Any, **kwargs: Any) -> Any:
+    def backups_while_timer_fires(region: str | None) -> Any:
         app.helper._timeout()  # crhelper's guard fires while the poll still checks the backup
-        return original(*args, **kwargs)
+        return original(region)
 
-    monkeypatch.setattr(app.lifecycle, "poll", poll_while_timer_fires)
+    monkeypatch.setattr(app.lifecycle, "backups_for", backups_while_timer_fires)
     world.describe(backup("READY"))
     world.protect()
     _poll(world, poll_event, then=_expect_cleanup)
