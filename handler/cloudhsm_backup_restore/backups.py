@@ -73,10 +73,6 @@ def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", "Unknown"))
 
 
-def _error_message(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Message", "")).strip()
-
-
 IAM_GRACE = (2.0, 4.0, 8.0)
 """Pauses before retrying an action IAM denied: a per-backup grant created just before the resource (as the CDK
 construct does) can take seconds to propagate."""
@@ -130,30 +126,24 @@ class CloudHsmBackups:
     @contextmanager
     def _translated(self, operation: str, backup_id: str) -> Iterator[None]:
         """Turn botocore failures into one-line errors that lead with what failed and what to do."""
+        where = self.where(backup_id)
         try:
             yield
         except ClientError as error:
-            code, message = error_code(error), _error_message(error)
-            if code in ACCESS_DENIED_CODES:
-                raise CloudHsmCallError(
-                    f"Access denied: the provider's role needs cloudhsm:{operation} "
-                    f"(on {self.where(backup_id)}). AWS said: {message}",
-                    access_denied=True,
-                    code=code,
-                    aws_message=message,
-                ) from error
-            if code in RETRIED_CODES:
-                raise CloudHsmCallError(
-                    f"CloudHSM {operation} for {self.where(backup_id)} still failed after {MAX_ATTEMPTS + 1} "
-                    f"attempts ({code}): {message}",  # botocore's max_attempts counts the retries
-                    transient=True,
-                    code=code,
-                    aws_message=message,
-                ) from error
+            code = error_code(error)
+            message = str(error.response.get("Error", {}).get("Message", "")).strip()
+            denied, transient = code in ACCESS_DENIED_CODES, code in RETRIED_CODES
+            if denied:
+                text = (
+                    f"Access denied: the provider's role needs cloudhsm:{operation} (on {where}). AWS said: {message}"
+                )
+            elif transient:  # botocore's max_attempts counts the retries
+                text = f"CloudHSM {operation} for {where} still failed after {MAX_ATTEMPTS + 1} attempts ({code})"
+                text += f": {message}"
+            else:
+                text = f"CloudHSM {operation} failed for {where} ({code}): {message}"
             raise CloudHsmCallError(
-                f"CloudHSM {operation} failed for {self.where(backup_id)} ({code}): {message}",
-                code=code,
-                aws_message=message,
+                text, access_denied=denied, transient=transient, code=code, aws_message=message
             ) from error
         except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, BotoConnectionError) as error:
             raise CloudHsmCallError(
@@ -161,7 +151,7 @@ class CloudHsmBackups:
                 transient=True,
             ) from error
         except BotoCoreError as error:
-            raise CloudHsmCallError(f"CloudHSM {operation} failed for {self.where(backup_id)}: {error}") from error
+            raise CloudHsmCallError(f"CloudHSM {operation} failed for {where}: {error}") from error
 
     def describe(self, backup_id: str) -> Backup | None:
         """The backup as CloudHSM reports it now, or None when it does not exist (all pages read)."""

@@ -58,10 +58,8 @@ class Request:
     stack_id: str
     logical_id: str
     request_type: str = "Create"
-    physical_id: str = ""
-    """The event's PhysicalResourceId (Update and Delete)."""
-    old_properties: Mapping[str, Any] | None = None
-    """OldResourceProperties as sent (Update)."""
+    physical_id: str = ""  # the event's PhysicalResourceId (Update and Delete)
+    old_properties: Mapping[str, Any] | None = None  # OldResourceProperties as sent (Update)
 
     @classmethod
     def of(cls, event: Mapping[str, Any]) -> Request:
@@ -86,13 +84,13 @@ class Step:
     memo: Mapping[str, str] = field(default_factory=dict)
 
 
-def _arn_target(physical_id: str) -> tuple[str, str | None] | None:
+def _arn_target(physical_id: str) -> tuple[str, str] | None:
     """(BackupId, Region) of a physical id that is a backup ARN; None for a failed Create's marker or an invented id."""
     parts = physical_id.split(":", 5)
     if len(parts) == 6 and parts[0] == "arn" and parts[2] == "cloudhsm" and parts[5].startswith("backup/"):
         backup_id = parts[5].removeprefix("backup/")
-        if BACKUP_ID_PATTERN.fullmatch(backup_id):
-            return backup_id, parts[3] or None
+        if BACKUP_ID_PATTERN.fullmatch(backup_id) and parts[3]:
+            return backup_id, parts[3]
     return None
 
 
@@ -229,15 +227,13 @@ class BackupLifecycle:
     ) -> None:
         """An Update back to this resource's backup from OldResourceProperties naming another (a failed replacement
         rolled back): the other backup gets the Delete CloudFormation never sends for it (best effort, by I1's rule).
-        Identity is the resolved ARN: a Region written out or removed names the same backup."""
-        if request.request_type != "Update" or request.old_properties is None:
-            return
+        """
         try:
-            old = parse_properties(request.old_properties)
+            old = parse_properties(request.old_properties) if request.request_type == "Update" else None
         except InvalidPropertiesError:
             return
-        same = (old.backup_id, old.region or backups.region) == (props.backup_id, props.region or backups.region)
-        if same or _arn_target(request.physical_id) != (props.backup_id, backups.region):
+        identity = props.identity(backups.region)
+        if old is None or old.identity(backups.region) == identity or _arn_target(request.physical_id) != identity:
             return
         log_event(logger, "update_rollback.cleanup", BackupId=old.backup_id)
         try:

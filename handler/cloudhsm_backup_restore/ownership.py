@@ -79,14 +79,10 @@ def label_of(backup: Backup) -> str:
 class OnDeleteVerdict(Enum):
     """What a resource's Delete may do to the backup, by the record."""
 
-    HONOUR = "honour"
-    """The sole owner: OnDelete decides."""
-    HAND_BACK = "hand_back"
-    """The owner that took the backup over in a rename whose previous resource still exists: it gets it back."""
-    WITHDRAW = "withdraw"
-    """The previous resource of a rename: the new owner keeps it."""
-    RETAIN = "retain"
-    """Not restored or owned by this resource: retained, record untouched."""
+    HONOUR = "honour"  # the sole owner: OnDelete decides
+    HAND_BACK = "hand_back"  # a rename's new logical id, deleted while the previous resource exists: give it back
+    WITHDRAW = "withdraw"  # a rename's previous resource (its cleanup): the new logical id keeps it
+    RETAIN = "retain"  # not restored or owned by this resource: retained, record untouched
 
 
 def verdict_for(me: Resource, tokens: list[str] | None) -> OnDeleteVerdict:
@@ -99,7 +95,7 @@ def verdict_for(me: Resource, tokens: list[str] | None) -> OnDeleteVerdict:
 
 
 class OwnershipRecord:
-    """Reads and writes the record through the backups' client."""
+    """Writes the record through the backups' client."""
 
     def __init__(self, backups: CloudHsmBackups) -> None:
         self.backups = backups

@@ -129,7 +129,8 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
                 return
         missing = _missing_fields(event)
         if missing:
-            self._answer_malformed(event, missing)
+            log_event(logger, "event.malformed", missing=missing)
+            self._answer_failed(event, "Malformed CloudFormation request: missing or invalid " + ", ".join(missing))
             if self._is_poll:
                 self.polling.remove(event)  # a poll it cannot run must not fire again
             return
@@ -157,10 +158,6 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
     def end_wait(self, event: dict[str, Any]) -> None:
         """A Delete ends its resource's wait before it answers (I3); HandOffError when it cannot."""
         self.polling.end(str(event["StackId"]), str(event["LogicalResourceId"]))
-
-    def _answer_malformed(self, event: Any, missing: list[str]) -> None:
-        log_event(logger, "event.malformed", missing=missing)
-        self._answer_failed(event, "Malformed CloudFormation request: missing or invalid " + ", ".join(missing))
 
     def _answer_failed(self, event: Any, reason: str) -> None:
         """Answer FAILED outside crhelper's flow (an event it cannot run), if the event has an https ResponseURL."""
