@@ -232,7 +232,7 @@ def test_consumer_imports_the_exported_token_and_reads_a_dotted_tag() -> None:
 
 def test_packaged_restore_waits_for_the_poll_permissions() -> None:
     resource = load_file("packaged.yaml")["Resources"]["RestoredBackup"]
-    assert resource["DependsOn"] == ["PollInvokePermission", "PollPermissionPolicy"]
+    assert resource["DependsOn"] == ["PollInvokePermission"]
     assert resource["Properties"]["ServiceToken"] == {"Fn::GetAtt": ["Function", "Arn"]}
 
 
