@@ -112,7 +112,7 @@ class RestoreProvider(Construct):
             dead_letter_queue=dead_letter_queue,
         )
         # The provider's own policies, one backup policy, and the headroom for a replacement.
-        fewest = 2 + (vpc is not None) + 1 + REPLACEMENT_HEADROOM
+        fewest = 1 + (vpc is not None) + 1 + REPLACEMENT_HEADROOM
         if isinstance(managed_policies_per_role, bool) or not isinstance(managed_policies_per_role, int):
             raise TypeError(
                 f"RestoreProvider managed_policies_per_role must be an int, got {managed_policies_per_role!r}"

@@ -112,7 +112,7 @@ def test_no_aws_managed_and_no_inline_policies(synthesized: Synthesized) -> None
             if role in body["Properties"]["Roles"]
         ]
         # provider, previous-release clean-up (, network interfaces), the backup policies
-        assert len(attached) == 2 + (stack is not synthesized.main.stack) + len(provider.backup_policies)
+        assert len(attached) == 1 + (stack is not synthesized.main.stack) + len(provider.backup_policies)
         assert "arn:aws:iam::aws:policy" not in str(template)
 
 
