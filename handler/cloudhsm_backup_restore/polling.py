@@ -179,7 +179,7 @@ class PollingHandOff:
         """Park the ResponseURL and schedule polls; on failure undo what was made and raise HandOffError.
 
         A parameter holding this very ResponseURL is a duplicate delivery's: ParkedElsewhereError (stay silent).
-        One holding another is a finished operation's leftover: overwritten.
+        At most HANDOFF_CALLS calls, whichever fails.
         """
         rule = rule_name(provider_id, str(event["StackId"]), str(event["LogicalResourceId"]))
         parameter = response_parameter(provider_id, rule)
@@ -194,7 +194,7 @@ class PollingHandOff:
                     raise
                 if self.response_url(parameter) == event["ResponseURL"]:
                     raise ParkedElsewhereError("another delivery of this request parked the wait") from error
-                ssm.put_parameter(Name=parameter, Value=event["ResponseURL"], Type="SecureString", Overwrite=True)
+                raise  # an earlier wait's parameter that could not be removed: FAILED; the resource's Delete removes it
             made.append("parameter")
             step = "events:PutRule"
             rule_arn = str(

@@ -262,3 +262,29 @@ def test_the_timer_firing_after_the_poll_took_the_answer_answers_once(
     monkeypatch.setattr(app.lifecycle, "_protect", timer_then_protect)
     _poll(world, poll_event, then=_expect_cleanup)
     expect_failed(world.capture.responses(world.last_path), "Execution timed out")
+
+
+def _parked_already(world: World, value: str) -> None:
+    world.ssm.add_client_error("put_parameter", service_error_code="ParameterAlreadyExists")
+    world.ssm.add_response(
+        "get_parameter",
+        {"Parameter": {"Name": PARAMETER, "Type": "SecureString", "Value": value}},
+        {"Name": PARAMETER, "WithDecryption": True},
+    )
+
+
+def test_a_duplicate_delivery_that_finds_its_own_wait_parked_stays_silent(world: World) -> None:
+    # One wait per resource: the parameter holding this very ResponseURL is the first delivery's, whose polls answer.
+    event = world.event("Create")
+    world.describe(backup("PENDING_DELETION"))
+    world.error("restore_backup", "CloudHsmInvalidRequestException", message="Restore already in progress")
+    world.describe(backup("CREATE_IN_PROGRESS"))
+    _parked_already(world, world.last_url)
+    assert world.invoke("Create", timeout=70.0, event=event) == []  # no rule of its own, no second answer
+
+
+def test_a_parameter_left_by_an_earlier_wait_fails_the_hand_off_within_its_budget(world: World) -> None:
+    world.describe(backup("PENDING_DELETION"))
+    world.restored(backup("PENDING_DELETION"))
+    _parked_already(world, "https://example.invalid/an-earlier-request")
+    expect_failed(world.invoke("Create", timeout=70.0), "ssm:PutParameter failed", "ParameterAlreadyExists")
