@@ -36,9 +36,10 @@ def main() -> None:
     """Time the import (and first invocation) and report on stdout."""
     mode = sys.argv[1]
     if mode == "floor":
-        from crhelper import CfnResource
+        import boto3
+        import crhelper  # noqa: F401 - importing it is part of the floor
 
-        CfnResource()  # the bare initialisation: three boto3 clients and crhelper's log set-up
+        boto3.client("cloudhsmv2")  # the one client any handler of this resource needs
         imported = time.perf_counter()
         result = {"import_s": imported - PERF_STARTED, "first_s": None, "done_monotonic": time.monotonic()}
     else:

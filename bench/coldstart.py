@@ -1,5 +1,5 @@
-"""Cold start: a fresh Python process importing the handler and serving its first event, against a bare
-``crhelper.CfnResource()`` initialisation in a fresh process (the floor any crhelper handler pays).
+"""Cold start: a fresh Python process importing the handler and serving its first event, against importing
+crhelper and creating one cloudhsmv2 client in a fresh process (the floor any crhelper handler of this resource pays).
 
 Measured in real time (no modelled clock): the CloudHSM emulator and an HTTPS ResponseURL run in this
 process; each child is ``python -I`` with the repository's virtualenv site-packages (crhelper, boto3).

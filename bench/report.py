@@ -141,7 +141,7 @@ def ratio_table(results: BenchResults, markdown: bool) -> str:
 
 
 def cold_start_table(results: BenchResults, markdown: bool) -> str:
-    """Import (+ first event) of a fresh process: ours against the bare CfnResource() floor."""
+    """Import (+ first event) of a fresh process: ours against the floor (import crhelper, one cloudhsmv2 client)."""
     cold = results.cold_start
     if cold is None:
         return ""
@@ -154,7 +154,7 @@ def cold_start_table(results: BenchResults, markdown: bool) -> str:
     floor = [cold.median("floor", f) for f in ("import_s", "first_s", "total_s", "spawn_to_done_s")]
     rows = [
         ["ours: import app + first Create (READY at once)", *(ms(v) for v in ours)],
-        ["floor: import crhelper + bare CfnResource()", *(ms(v) for v in floor)],
+        ["floor: import crhelper + one cloudhsmv2 client", *(ms(v) for v in floor)],
         ["ours / floor", ratio(ours[0], floor[0]), DASH, ratio(ours[2], floor[2]), ratio(ours[3], floor[3])],
     ]
     return table(headers, rows, markdown)

@@ -36,7 +36,6 @@ from cloudhsm_backup_restore_cdk.grants import (
 from cloudhsm_backup_restore_cdk.provider_policies import (
     base_policy,
     default_dead_letter_queue,
-    legacy_permission_policy,
     network_interface_policy,
     rule_arn_prefix,
 )
@@ -113,7 +112,7 @@ class RestoreProvider(Construct):
             dead_letter_queue=dead_letter_queue,
         )
         # The provider's own policies, one backup policy, and the headroom for a replacement.
-        fewest = 2 + (vpc is not None) + 1 + REPLACEMENT_HEADROOM
+        fewest = 1 + (vpc is not None) + 1 + REPLACEMENT_HEADROOM
         if isinstance(managed_policies_per_role, bool) or not isinstance(managed_policies_per_role, int):
             raise TypeError(
                 f"RestoreProvider managed_policies_per_role must be an int, got {managed_policies_per_role!r}"
@@ -201,8 +200,6 @@ class RestoreProvider(Construct):
             self.network_policy = network_interface_policy(self, self.role, self.function)
             function_resource.node.add_dependency(self.network_policy)
 
-        self.legacy_policy = legacy_permission_policy(self, self.role, self.function)
-        """Transitional: lets the function remove the invoke permission of a wait the previous release began."""
         self.poll_permission = lambda_.CfnPermission(
             self,
             "PollInvokePermission",
@@ -217,7 +214,7 @@ class RestoreProvider(Construct):
             self,
             role=self.role,
             provider_id=self.provider_id,
-            own_policies=2 + (vpc is not None),
+            own_policies=1 + (vpc is not None),
             quota=managed_policies_per_role,
             headroom=REPLACEMENT_HEADROOM,
         )
@@ -231,7 +228,7 @@ class RestoreProvider(Construct):
     @property
     def shared_grants(self) -> list[IConstruct]:
         """What every RestoredBackup of this provider depends on: created before it, deleted after it."""
-        return [self.base_policy, self.legacy_policy, self.poll_permission]
+        return [self.base_policy, self.poll_permission]
 
     def has_room(self, actions: Sequence[str], cost: int, *, key: str | None) -> bool:
         """Whether one more backup fits without exceeding any IAM quota (``key`` None: it needs its own policy)."""

@@ -11,11 +11,6 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from cloudhsm_backup_restore_pipeline.contract import (
     DESCRIBE_ACTIONS,
-    LEGACY_POLL_PARAMETER_ACTIONS,
-    LEGACY_POLL_PERMISSION_ACTIONS,
-    LEGACY_POLL_RULE_ACTIONS,
-    LEGACY_POLL_RULE_PREFIX,
-    LEGACY_RESPONSE_PARAMETER_PREFIX,
     LOG_ACTIONS,
     POLL_PARAMETER_ACTIONS,
     POLL_RULE_ACTIONS,
@@ -56,21 +51,8 @@ def base_policy(scope: Construct, role: iam.IRole, log_group: logs.ILogGroup, pr
     The rule and parameter wildcards carry the provider id (the stack GUID's last 12 hex digits), so two
     providers in one account and region can neither read each other's ResponseURLs nor touch each other's rules.
     """
-    stack = Stack.of(scope)
     rules = rule_arn_prefix(scope, provider_id) + STAR
     parameters = parameter_arn_prefix(scope, provider_id) + STAR
-    legacy_rules = stack.format_arn(
-        service="events",
-        resource="rule",
-        resource_name=LEGACY_POLL_RULE_PREFIX + STAR,
-        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-    )
-    legacy_parameters = stack.format_arn(
-        service="ssm",
-        resource="parameter",
-        resource_name=LEGACY_RESPONSE_PARAMETER_PREFIX.lstrip("/") + STAR,
-        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-    )
     policy = iam.ManagedPolicy(
         scope,
         "ProviderPolicy",
@@ -81,14 +63,6 @@ def base_policy(scope: Construct, role: iam.IRole, log_group: logs.ILogGroup, pr
             iam.PolicyStatement(sid="DescribeBackups", actions=list(DESCRIBE_ACTIONS), resources=[STAR]),
             iam.PolicyStatement(sid="PollingRules", actions=list(POLL_RULE_ACTIONS), resources=[rules]),
             iam.PolicyStatement(sid="PollingResponseUrl", actions=list(POLL_PARAMETER_ACTIONS), resources=[parameters]),
-            iam.PolicyStatement(
-                sid="PreviousReleaseRules", actions=list(LEGACY_POLL_RULE_ACTIONS), resources=[legacy_rules]
-            ),
-            iam.PolicyStatement(
-                sid="PreviousReleaseResponseUrl",
-                actions=list(LEGACY_POLL_PARAMETER_ACTIONS),
-                resources=[legacy_parameters],
-            ),
         ],
     )
     acknowledge_wildcard(
@@ -111,41 +85,7 @@ def base_policy(scope: Construct, role: iam.IRole, log_group: logs.ILogGroup, pr
         "under this provider's own path (its stack's id): another provider in the same account and region cannot "
         "read or overwrite it",
     )
-    acknowledge_wildcard(
-        policy,
-        legacy_rules,
-        "transitional, for one release: removing the EventBridge rules of waits the previous release began "
-        f"(named {LEGACY_POLL_RULE_PREFIX}<LogicalId>-<hex>, so only a prefix can name them); only RemoveTargets "
-        "and DeleteRule, and no rule of the current release matches the prefix",
-    )
-    acknowledge_wildcard(
-        policy,
-        legacy_parameters,
-        "transitional, for one release: reading and deleting the ResponseURL of waits the previous release began "
-        f"(under {LEGACY_RESPONSE_PARAMETER_PREFIX}, named after their generated rule); only GetParameter and "
-        "DeleteParameter, and no parameter of the current release matches the prefix",
-    )
     return policy
-
-
-def legacy_permission_policy(scope: Construct, role: iam.IRole, function: lambda_.IFunction) -> iam.ManagedPolicy:
-    """Transitional: remove the per-wait invoke permission a previous-release wait added to this very function.
-
-    A policy of its own: it names the function, which itself depends on the provider policy.
-    """
-    return iam.ManagedPolicy(
-        scope,
-        "PreviousReleasePermissions",
-        roles=[role],
-        description="cloudhsm-backup-restore provider: clean up previous-release waits (transitional)",
-        statements=[
-            iam.PolicyStatement(
-                sid="PreviousReleaseInvokePermission",
-                actions=list(LEGACY_POLL_PERMISSION_ACTIONS),
-                resources=[function.function_arn],
-            )
-        ],
-    )
 
 
 def network_interface_policy(scope: Construct, role: iam.IRole, function: lambda_.Function) -> iam.ManagedPolicy:

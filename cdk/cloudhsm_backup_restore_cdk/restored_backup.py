@@ -47,7 +47,8 @@ class RestoredBackup(Construct):
             ``OnDelete.RETAIN`` leaves it READY, ``OnDelete.DELETE`` deletes it again (back to PENDING_DELETION).
             The enum, or its name or value in any case ("delete"). Default: ``OnDelete.RETAIN``.
         :param never_expires: True exempts the backup from the cluster's backup retention policy, False
-            removes the exemption. Default: None (the setting is left as it is and not managed).
+            removes the exemption. Default: None (a backup the resource restores is set to True, so the retention
+            policy cannot purge it again; one it finds READY is left as it is).
         :param region: Region of the backup, in the stack's partition; a token must resolve to a region name.
             Default: None (the stack's region).
         :param timeout: How long CloudFormation waits for the restore (the resource's ServiceTimeout),

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 from cloudhsm_backup_restore.attributes import to_attributes
-from cloudhsm_backup_restore.cfn import RestoreResource
 from cloudhsm_backup_restore.errors import BackupRestoreError, clip_reason
-from cloudhsm_backup_restore.lifecycle import BackupLifecycle, Request, Step
+from cloudhsm_backup_restore.lifecycle import BackupLifecycle, Request
 from cloudhsm_backup_restore.logs import log_event
 from cloudhsm_backup_restore.properties import parse_properties
+from cloudhsm_backup_restore.protocol import RestoreResource
 
 if not logging.getLogger().handlers:  # Lambda installs a handler; a plain process has none.
     logging.basicConfig(level=logging.INFO)
@@ -42,74 +42,58 @@ def _guarded(run: Callable[[], str | None]) -> str | None:
         raise BackupRestoreError(clip_reason(f"Unexpected {type(error).__name__}: {error}")) from error
 
 
-def _answer(step: Step) -> str:
-    """The READY backup's attributes become the response's Data; its id the PhysicalResourceId."""
+def _run(event: dict[str, Any], context: Any, *, polling: bool) -> str | None:
+    """Create, Update or a poll: answer READY with the attributes, or hand off (a poll: wait for the next one)."""
+    log_event(logger, "request", RequestType=event["RequestType"], LogicalResourceId=event["LogicalResourceId"])
+    props = parse_properties(event.get("ResourceProperties"))
+    started_at = float(helper.Data.get(WAIT_STARTED_AT) or lifecycle.now()) if polling else lifecycle.now()
+    step = lifecycle.run(
+        props,
+        Request.of(event),
+        started_at=started_at,
+        lambda_left=lambda: context.get_remaining_time_in_millis() / 1000.0,
+        may_act=helper.may_act,
+        handed_off=helper.Data if polling else None,
+    )
     helper.Data.clear()
-    helper.Data.update(to_attributes(step.backup))
-    return step.physical_id
-
-
-def _finish(step: Step, started_at: float, deadline: float) -> str | None:
-    """Answer now with the attributes, or hand the wait to polling until ``deadline`` (CloudFormation's)."""
     if step.ready:
-        return _answer(step)
-    helper.Data.clear()
-    helper.Data.update(step.memo)  # what the polls need to know about this operation's restore
-    helper.Data[WAIT_STARTED_AT] = started_at
-    helper.hand_off(deadline)
+        helper.Data.update(to_attributes(step.backup or {}))
+    elif polling:
+        return None  # crhelper answers nothing; EventBridge invokes again next minute
+    else:
+        helper.Data.update(step.memo, **{WAIT_STARTED_AT: started_at})  # what the polls need to know
+        helper.hand_off(started_at + props.service_timeout)
     return step.physical_id
 
 
-def _restore(event: dict[str, Any], context: Any) -> str | None:
-    log_event(
-        logger,
-        "request",
-        RequestType=event["RequestType"],
-        LogicalResourceId=event["LogicalResourceId"],
-        PhysicalResourceId=event.get("PhysicalResourceId", ""),
-    )
-    props = parse_properties(event.get("ResourceProperties"))
-    started_at = lifecycle.now()
-    step = lifecycle.restore(props, Request.of(event), started_at=started_at, lambda_left=_lambda_left(context))
-    return _finish(step, started_at, started_at + props.service_timeout)
-
-
-def _poll(event: dict[str, Any], context: Any) -> str | None:
-    props = parse_properties(event.get("ResourceProperties"))
-    started_at = float(helper.Data.get(WAIT_STARTED_AT) or lifecycle.now())
-    step = lifecycle.poll(
-        props, Request.of(event), helper.Data, started_at=started_at, lambda_left=_lambda_left(context)
-    )
-    if not step.ready:
-        return None  # crhelper answers nothing; EventBridge invokes again next minute.
-    return _answer(step)
-
-
-@helper.create
-@helper.update
 def restore(event: dict[str, Any], context: Any) -> str | None:
     """Create and Update: restore (or re-check) the backup named by the properties."""
-    return _guarded(lambda: _restore(event, context))
+    return _guarded(lambda: _run(event, context, polling=False))
 
 
-@helper.poll_create
-@helper.poll_update
 def poll(event: dict[str, Any], context: Any) -> str | None:
     """A poll invocation from the EventBridge rule set up by the hand-off."""
-    return _guarded(lambda: _poll(event, context))
+    return _guarded(lambda: _run(event, context, polling=True))
 
 
-@helper.delete
 def delete(event: dict[str, Any], context: Any) -> str | None:
-    """Delete: only the backup's owner honours OnDelete (see release.py)."""
+    """Delete: end the resource's wait, then only the backup's owner honours OnDelete (BackupLifecycle.delete)."""
     physical_id = str(event["PhysicalResourceId"])
     log_event(logger, "request", RequestType="Delete", LogicalResourceId=event["LogicalResourceId"])
 
     def run() -> str:
+        helper.end_wait(event)
         lifecycle.delete(event.get("ResourceProperties"), physical_id, Request.of(event))
         return physical_id
 
     return _guarded(run)
+
+
+helper.create(restore)  # crhelper's decorators, called directly: its untyped API would untype the functions
+helper.update(restore)
+helper.poll_create(poll)
+helper.poll_update(poll)
+helper.delete(delete)
 
 
 def handler(event: dict[str, Any], context: Any) -> None:

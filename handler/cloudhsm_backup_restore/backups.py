@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from functools import cache
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -28,11 +29,12 @@ from cloudhsm_backup_restore.logs import log_event
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudhsmv2 import CloudHSMV2Client
-    from mypy_boto3_cloudhsmv2.type_defs import BackupTypeDef
+    from mypy_boto3_cloudhsmv2.type_defs import BackupTypeDef, TagTypeDef
 
     Backup = BackupTypeDef
+    """A backup as DescribeBackups, RestoreBackup and ModifyBackupAttributes return it (botocore's shape)."""
 else:
-    Backup = dict
+    Backup = TagTypeDef = dict
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,16 +73,51 @@ def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", "Unknown"))
 
 
-def _error_message(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Message", "")).strip()
+IAM_GRACE = (2.0, 4.0, 8.0)
+"""Pauses before retrying an action IAM denied: a per-backup grant created just before the resource (as the CDK
+construct does) can take seconds to propagate."""
 
 
 class CloudHsmBackups:
-    """Backups in one region, reached through an injected CloudHSM v2 client."""
+    """Backups in one region, reached through an injected CloudHSM v2 client.
 
-    def __init__(self, client: CloudHSMV2Client, region: str | None = None) -> None:
+    Every action on a backup is retried after each of ``iam_grace``'s pauses while IAM denies it (a fresh grant
+    propagating); DescribeBackups is not, since its grant comes with the provider.
+    """
+
+    def __init__(
+        self,
+        client: CloudHSMV2Client,
+        region: str | None = None,
+        *,
+        iam_grace: tuple[float, ...] = IAM_GRACE,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.client = client
         self.region = region or client.meta.region_name
+        self.iam_grace = iam_grace
+        self.sleep = sleep
+
+    def _act(self, operation: str, backup_id: str, call: Callable[[], T], **logged: object) -> T:
+        """One action on a backup: logged, translated, and retried while IAM denies it (a fresh grant)."""
+        log_event(logger, operation, BackupId=backup_id, Region=self.region, **logged)
+        for pause in (*self.iam_grace, None):
+            try:
+                with self._translated(operation, backup_id):
+                    return call()
+            except CloudHsmCallError as error:
+                if not error.access_denied or pause is None:
+                    raise
+                log_event(logger, "access_denied.retrying", pause=pause)
+                self.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def arn(self, backup: Backup) -> str:
+        """The backup's ARN, its identity and the resource's PhysicalResourceId (composed if AWS sent none)."""
+        arn = backup.get("BackupArn")
+        if isinstance(arn, str) and arn.startswith("arn:"):
+            return arn
+        return f"arn:{partition_of(self.region)}:cloudhsm:{self.region}::backup/{backup['BackupId']}"
 
     def where(self, backup_id: str) -> str:
         """How errors name a backup: its id and region."""
@@ -89,30 +126,24 @@ class CloudHsmBackups:
     @contextmanager
     def _translated(self, operation: str, backup_id: str) -> Iterator[None]:
         """Turn botocore failures into one-line errors that lead with what failed and what to do."""
+        where = self.where(backup_id)
         try:
             yield
         except ClientError as error:
-            code, message = error_code(error), _error_message(error)
-            if code in ACCESS_DENIED_CODES:
-                raise CloudHsmCallError(
-                    f"Access denied: the provider's role needs cloudhsm:{operation} "
-                    f"(on {self.where(backup_id)}). AWS said: {message}",
-                    access_denied=True,
-                    code=code,
-                    aws_message=message,
-                ) from error
-            if code in RETRIED_CODES:
-                raise CloudHsmCallError(
-                    f"CloudHSM {operation} for {self.where(backup_id)} still failed after {MAX_ATTEMPTS + 1} "
-                    f"attempts ({code}): {message}",  # botocore's max_attempts counts the retries
-                    transient=True,
-                    code=code,
-                    aws_message=message,
-                ) from error
+            code = error_code(error)
+            message = str(error.response.get("Error", {}).get("Message", "")).strip()
+            denied, transient = code in ACCESS_DENIED_CODES, code in RETRIED_CODES
+            if denied:
+                text = (
+                    f"Access denied: the provider's role needs cloudhsm:{operation} (on {where}). AWS said: {message}"
+                )
+            elif transient:  # botocore's max_attempts counts the retries
+                text = f"CloudHSM {operation} for {where} still failed after {MAX_ATTEMPTS + 1} attempts ({code})"
+                text += f": {message}"
+            else:
+                text = f"CloudHSM {operation} failed for {where} ({code}): {message}"
             raise CloudHsmCallError(
-                f"CloudHSM {operation} failed for {self.where(backup_id)} ({code}): {message}",
-                code=code,
-                aws_message=message,
+                text, access_denied=denied, transient=transient, code=code, aws_message=message
             ) from error
         except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, BotoConnectionError) as error:
             raise CloudHsmCallError(
@@ -120,7 +151,7 @@ class CloudHsmBackups:
                 transient=True,
             ) from error
         except BotoCoreError as error:
-            raise CloudHsmCallError(f"CloudHSM {operation} failed for {self.where(backup_id)}: {error}") from error
+            raise CloudHsmCallError(f"CloudHSM {operation} failed for {where}: {error}") from error
 
     def describe(self, backup_id: str) -> Backup | None:
         """The backup as CloudHSM reports it now, or None when it does not exist (all pages read)."""
@@ -151,65 +182,58 @@ class CloudHsmBackups:
 
     def restore(self, backup_id: str) -> Backup:
         """RestoreBackup; a refusal raises CloudHsmCallError with code CloudHsmInvalidRequestException."""
-        log_event(logger, "RestoreBackup", BackupId=backup_id, Region=self.region)
-        with self._translated("RestoreBackup", backup_id):
-            return self.client.restore_backup(BackupId=backup_id)["Backup"]
+        return self._act("RestoreBackup", backup_id, lambda: self.client.restore_backup(BackupId=backup_id)["Backup"])
 
     def delete(self, backup_id: str) -> None:
         """DeleteBackup; a backup already PENDING_DELETION, DELETED or gone counts as deleted."""
-        log_event(logger, "DeleteBackup", BackupId=backup_id, Region=self.region)
         try:
-            with self._translated("DeleteBackup", backup_id):
-                try:
-                    self.client.delete_backup(BackupId=backup_id)
-                except ClientError as error:
-                    if error_code(error) == "CloudHsmResourceNotFoundException":
-                        return
-                    raise
+            self._act("DeleteBackup", backup_id, lambda: self.client.delete_backup(BackupId=backup_id))
         except CloudHsmCallError as error:
+            if error.code == "CloudHsmResourceNotFoundException":
+                return
             try:
                 current = self.describe(backup_id)
             except CloudHsmCallError:
                 raise error from error.__cause__  # the DeleteBackup failure is the one to report
-            if current is None or current.get("BackupState") in (
-                BackupState.PENDING_DELETION,
-                BackupState.DELETED,
-            ):
-                return
-            raise
+            if state_of(current) not in ("", BackupState.PENDING_DELETION, BackupState.DELETED):
+                raise
 
     def set_never_expires(self, backup_id: str, never_expires: bool) -> Backup:
         """ModifyBackupAttributes: exempt the backup from (or return it to) the cluster's retention policy."""
-        log_event(logger, "ModifyBackupAttributes", BackupId=backup_id, NeverExpires=never_expires)
-        with self._translated("ModifyBackupAttributes", backup_id):
-            return self.client.modify_backup_attributes(BackupId=backup_id, NeverExpires=never_expires)["Backup"]
+        return self._act(
+            "ModifyBackupAttributes",
+            backup_id,
+            lambda: self.client.modify_backup_attributes(BackupId=backup_id, NeverExpires=never_expires)["Backup"],
+            NeverExpires=never_expires,
+        )
 
-    def tags(self, backup: Backup) -> list[dict[str, str]]:
-        """The backup's tags: DescribeBackups' TagList, or ListTags when the answer carried none."""
+    def with_tags(self, backup: Backup) -> Backup:
+        """The backup with its TagList: DescribeBackups' own, or ListTags (all pages) when it carried none."""
         if "TagList" in backup:
-            return [{"Key": tag["Key"], "Value": tag["Value"]} for tag in backup.get("TagList") or []]
+            return backup
         backup_id = backup["BackupId"]
-        tags: list[dict[str, str]] = []
-        with self._translated("ListTags", backup_id):
-            kwargs: dict[str, Any] = {"ResourceId": backup_id}
-            while True:
-                page = self.client.list_tags(**kwargs)
-                tags += [{"Key": t["Key"], "Value": t["Value"]} for t in page.get("TagList", [])]
-                if not page.get("NextToken"):
-                    return tags
-                kwargs["NextToken"] = page["NextToken"]
+
+        def list_tags() -> list[TagTypeDef]:
+            page = self.client.list_tags(ResourceId=backup_id)
+            tags = list(page.get("TagList", []))
+            while page.get("NextToken"):
+                page = self.client.list_tags(ResourceId=backup_id, NextToken=page["NextToken"])
+                tags += page.get("TagList", [])
+            return [{"Key": tag["Key"], "Value": tag["Value"]} for tag in tags]
+
+        listed: Backup = {**backup, "TagList": self._act("ListTags", backup_id, list_tags)}
+        return listed
 
     def tag(self, backup_id: str, key: str, value: str) -> None:
         """TagResource: add or overwrite one tag."""
-        log_event(logger, "TagResource", BackupId=backup_id, Key=key, Value=value)
-        with self._translated("TagResource", backup_id):
-            self.client.tag_resource(ResourceId=backup_id, TagList=[{"Key": key, "Value": value}])
+        tags: list[TagTypeDef] = [{"Key": key, "Value": value}]
+        self._act("TagResource", backup_id, lambda: self.client.tag_resource(ResourceId=backup_id, TagList=tags))
 
     def untag(self, backup_id: str, key: str) -> None:
         """UntagResource: remove one tag."""
-        log_event(logger, "UntagResource", BackupId=backup_id, Key=key)
-        with self._translated("UntagResource", backup_id):
-            self.client.untag_resource(ResourceId=backup_id, TagKeyList=[key])
+        self._act(
+            "UntagResource", backup_id, lambda: self.client.untag_resource(ResourceId=backup_id, TagKeyList=[key])
+        )
 
 
 def backups_in(region: str | None) -> CloudHsmBackups:
@@ -217,19 +241,15 @@ def backups_in(region: str | None) -> CloudHsmBackups:
     return CloudHsmBackups(cloudhsm_client(region), region)
 
 
-def granted(call: Callable[[], T], pauses: tuple[float, ...], sleep: Callable[[float], None]) -> T:
-    """Run a CloudHSM action, retrying AccessDenied after each pause while a fresh IAM grant propagates."""
-    for pause in (*pauses, None):
-        try:
-            return call()
-        except CloudHsmCallError as error:
-            if not error.access_denied or pause is None:
-                raise
-            log_event(logger, "access_denied.retrying", pause=pause)
-            sleep(pause)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def state_of(backup: Any) -> str:
+def state_of(backup: Backup | None) -> str:
     """The backup's state, '' when unknown."""
     return str(backup.get("BackupState", "")) if backup else ""
+
+
+def partition_of(region: str) -> str:
+    """The ARN partition of a region (aws-cn for cn-*, aws-us-gov for us-gov-*, else aws)."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"

@@ -62,7 +62,3 @@ class CloudHsmCallError(BackupRestoreError):
 
 class RestoreRefusedError(BackupRestoreError):
     """RestoreBackup was refused while the backup is still PENDING_DELETION: AWS's words are the Reason."""
-
-
-class OwnershipError(BackupRestoreError):
-    """The ownership record could not be written after a restore."""

@@ -1,4 +1,8 @@
-"""What Create, Update and each poll do to a backup, independent of crhelper's plumbing (Delete: ``release``)."""
+"""What Create, Update, each poll and Delete do to a backup, independent of crhelper's plumbing.
+
+The invariants each step serves are in docs/lifecycle.md (I1: who may delete; I2: what SUCCESS promises;
+I3: what a Delete ends; I4: one answer).
+"""
 
 from __future__ import annotations
 
@@ -6,56 +10,68 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from cloudhsm_backup_restore.attributes import as_attribute
 from cloudhsm_backup_restore.backups import (
     INVALID_REQUEST,
+    Backup,
     BackupState,
     CloudHsmBackups,
     backups_in,
-    granted,
     state_of,
 )
-from cloudhsm_backup_restore.claims import claim_restored, settle_ownership
 from cloudhsm_backup_restore.errors import (
     BackupDeletedError,
     BackupNotFoundError,
     BackupRestoreError,
     BackupWaitTimeoutError,
     CloudHsmCallError,
+    InvalidPropertiesError,
     RestoreRefusedError,
 )
 from cloudhsm_backup_restore.logs import log_event
-from cloudhsm_backup_restore.ownership import (
-    OWNER_TAG_KEY,
-    Claimant,
-    claims_in,
-    physical_id_of,
-    tag_value,
-)
-from cloudhsm_backup_restore.properties import OnDelete, RestoreProperties
-from cloudhsm_backup_restore.protection import (
-    MEMO_DELETE_TIMESTAMP,
-    MEMO_RECORD,
-    MEMO_RESTORED,
-    protect,
-    protect_at_once,
-    revive,
-    undo,
-)
-from cloudhsm_backup_restore.release import Request, release
-from cloudhsm_backup_restore.waiting import Verdict, WaitPolicy, verdict, wait_until_ready
+from cloudhsm_backup_restore.ownership import OnDeleteVerdict, OwnershipRecord, Resource, tokens_of, verdict_for
+from cloudhsm_backup_restore.properties import BACKUP_ID_PATTERN, OnDelete, RestoreProperties, parse_properties
+from cloudhsm_backup_restore.waiting import Verdict, WaitPolicy, wait_until_ready
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
-UNKNOWN_STATE: dict[str, Any] = {"BackupState": "UNKNOWN"}
-"""Stands for a backup whose check was skipped (throttled, failed): keep waiting, as for any pending state."""
 
-FAILED_REPLACEMENT_ID = "update-failed-replacement"
-"""Not a backup id: ``release`` then finds the backup by the properties and the ARN the Update would have answered."""
+MEMO_RESTORED = "Restored"
+"""Kept in crhelper's Data across polls: "true" when this operation's own RestoreBackup call succeeded."""
+MEMO_DELETE_TIMESTAMP = "RestoredFromDeleteTimestamp"
+"""The DeleteTimestamp the backup had when this operation restored it: a different one later means someone
+deleted it again (a Delete, the retention policy), which ends the wait."""
+MEMO_RECORD = "OwnershipRecord"
+"""Kept across polls: "deferred" when TagResource refused a backup still restoring (written once READY)."""
+MEMO_KEYS = (MEMO_RESTORED, MEMO_DELETE_TIMESTAMP, MEMO_RECORD)
 
-__all__ = ["BackupLifecycle", "Request", "Step"]
+
+class AnsweredElsewhereError(BackupRestoreError):
+    """This invocation no longer holds the right to answer (another poll took it, or the wait was ended)."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """What identifies the resource a request is about: stack, logical id, the event's physical id."""
+
+    stack_id: str
+    logical_id: str
+    request_type: str = "Create"
+    physical_id: str = ""  # the event's PhysicalResourceId (Update and Delete)
+    old_properties: Mapping[str, Any] | None = None  # OldResourceProperties as sent (Update)
+
+    @classmethod
+    def of(cls, event: Mapping[str, Any]) -> Request:
+        """The request's identity from a CloudFormation event."""
+        old = event.get("OldResourceProperties")
+        return cls(
+            stack_id=str(event.get("StackId", "")),
+            logical_id=str(event.get("LogicalResourceId", "")),
+            request_type=str(event.get("RequestType", "")),
+            physical_id=str(event.get("PhysicalResourceId", "")),
+            old_properties=old if isinstance(old, Mapping) else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -63,9 +79,30 @@ class Step:
     """Where a Create, Update or poll left the backup: READY (answer now) or still on its way (hand off)."""
 
     physical_id: str
-    backup: Any
+    backup: Backup | None
     ready: bool
     memo: Mapping[str, str] = field(default_factory=dict)
+
+
+def _arn_target(physical_id: str) -> tuple[str, str] | None:
+    """(BackupId, Region) of a physical id that is a backup ARN; None for a failed Create's marker or an invented id."""
+    parts = physical_id.split(":", 5)
+    if len(parts) == 6 and parts[0] == "arn" and parts[2] == "cloudhsm" and parts[5].startswith("backup/"):
+        backup_id = parts[5].removeprefix("backup/")
+        if BACKUP_ID_PATTERN.fullmatch(backup_id) and parts[3]:
+            return backup_id, parts[3]
+    return None
+
+
+def _check(backups: CloudHsmBackups, backup_id: str, last_seen: Backup | None) -> Backup | None:
+    """DescribeBackups while waiting; a throttled or failed check is skipped (``last_seen`` stands), not fatal."""
+    try:
+        return backups.describe(backup_id)
+    except CloudHsmCallError as error:
+        if not error.transient:
+            raise
+        log_event(logger, "check.skipped", error=str(error)[:200])
+        return last_seen
 
 
 class BackupLifecycle:
@@ -84,114 +121,85 @@ class BackupLifecycle:
         self.sleep = sleep
         self.policy = policy or WaitPolicy()
 
-    def _granted(self, call: Callable[[], T]) -> T:
-        return granted(call, self.policy.iam_grace, self.sleep)
-
-    def restore(
-        self, props: RestoreProperties, request: Request, *, started_at: float, lambda_left: Callable[[], float]
-    ) -> Step:
-        """Create and Update: bring the backup to READY (restoring it if PENDING_DELETION) and settle who owns it."""
-        backups = self.backups_for(props.region)
-        backup = backups.require(props.backup_id)
-        me = Claimant(request.stack_id, request.logical_id, physical_id_of(backup, backups.region))
-        if request.leftover_of_failed_replacement(props, me.physical_id):
-            self._clean_up_failed_replacement(request)
-        memo: dict[str, str] = {}
-        contended = False
-        try:
-            if state_of(backup) == BackupState.PENDING_DELETION:
-                before = backup
-                backup, restored = self._restore(backups, props, me)
-                contended = not restored  # refused because someone restored it just now: leave its record alone
-                if restored:
-                    memo = {MEMO_RESTORED: "true", MEMO_DELETE_TIMESTAMP: as_attribute(before.get("DeleteTimestamp"))}
-                    backup = self._claim_restored(backups, me, backup, memo)
-                    backup = protect_at_once(backups, props, backup, self._granted)
-            else:
-                log_event(logger, "restore.skipped", BackupId=props.backup_id, BackupState=state_of(backup))
-            return self._wait(
-                backups,
-                props,
-                request,
-                me,
-                backup=backup,
-                memo=memo,
-                started_at=started_at,
-                lambda_left=lambda_left,
-                polling=False,
-                settle=not contended,
-            )
-        except Exception:
-            if memo and props.on_delete is OnDelete.DELETE:
-                undo(backups, props, self._granted, me)
-            raise
-
-    def poll(
+    def run(
         self,
         props: RestoreProperties,
         request: Request,
-        memo: Mapping[str, Any],
         *,
         started_at: float,
         lambda_left: Callable[[], float],
+        may_act: Callable[[], bool],
+        handed_off: Mapping[str, Any] | None = None,
     ) -> Step:
-        """One poll invocation after the hand-off: check, wait a bounded while, report."""
+        """Create or Update (``handed_off`` None), or one poll of a wait handed off with that memo: bring the backup
+        to READY (restoring it if PENDING_DELETION), settle who owns it, or report it still on its way.
+
+        ``may_act()`` says whether this invocation holds the right to answer (a poll takes it); it is asked before
+        any action after the wait and before an undo, so an invocation that lost it acts on nothing (I3).
+        """
         backups = self.backups_for(props.region)
-        backup: Any
+        memo = {key: str(value) for key, value in (handed_off or {}).items() if key in MEMO_KEYS}
+        me = Resource(request.stack_id, request.logical_id, str((handed_off or {}).get("PhysicalResourceId") or ""))
         try:
-            backup = backups.describe(props.backup_id)
-        except CloudHsmCallError as error:
-            if not error.transient:
-                raise
-            log_event(logger, "check.skipped", error=str(error)[:200])  # like any check while waiting
-            backup = UNKNOWN_STATE
-        kept = {key: str(memo[key]) for key in (MEMO_RESTORED, MEMO_DELETE_TIMESTAMP, MEMO_RECORD) if key in memo}
-        me = Claimant(request.stack_id, request.logical_id, self._handed_off_id(props, memo, backups, backup))
-        try:
-            return self._wait(
-                backups,
-                props,
-                request,
-                me,
-                backup=backup,
-                memo=kept,
-                started_at=started_at,
-                lambda_left=lambda_left,
-                polling=True,
-            )
+            backup: Backup | None
+            if handed_off is not None:
+                backup = _check(backups, props.backup_id, {"BackupId": props.backup_id})  # state unknown: wait on
+            else:
+                backup = backups.require(props.backup_id)
+                me = Resource(request.stack_id, request.logical_id, backups.arn(backup))
+                self._delete_rolled_back_replacement(request, props, backups)
+                backup = self._restore_if_deleted(backups, props, me, backup, memo)
+            polling = handed_off is not None
+            return self._wait(backups, props, me, backup, memo, started_at, lambda_left, may_act, polling=polling)
+        except AnsweredElsewhereError:
+            raise
         except Exception:
-            if kept.get(MEMO_RESTORED) == "true" and props.on_delete is OnDelete.DELETE:
-                undo(backups, props, self._granted, me)
+            if MEMO_RESTORED in memo and may_act():
+                self._undo(backups, props, me)
             raise
 
-    @staticmethod
-    def _handed_off_id(props: RestoreProperties, memo: Mapping[str, Any], backups: CloudHsmBackups, backup: Any) -> str:
-        """The poll's physical id: the described backup's ARN, else the id the hand-off answered (kept by crhelper)."""
-        if backup and "BackupId" in backup:
-            return physical_id_of(backup, backups.region)
-        handed_off = str(memo.get("PhysicalResourceId") or "")
-        if handed_off.startswith("arn:"):
-            return handed_off
-        return physical_id_of({"BackupId": props.backup_id}, backups.region)
+    def _restore_if_deleted(
+        self, backups: CloudHsmBackups, props: RestoreProperties, me: Resource, backup: Backup, memo: dict[str, str]
+    ) -> Backup:
+        """RestoreBackup a PENDING_DELETION backup; when this call restored it, record the owner and protect it."""
+        if state_of(backup) != BackupState.PENDING_DELETION:
+            log_event(logger, "restore.skipped", BackupId=props.backup_id, BackupState=state_of(backup))
+            return backup
+        baseline = as_attribute(backup.get("DeleteTimestamp"))
+        backup, restored = self._restore(backups, props, me)
+        if restored:
+            memo.update({MEMO_RESTORED: "true", MEMO_DELETE_TIMESTAMP: baseline})
+            backup = self._record_restorer(backups, me, backup, memo)
+            return self._protect_at_once(backups, props, backup)
+        if state_of(backup) == BackupState.PENDING_DELETION:
+            memo[MEMO_DELETE_TIMESTAMP] = baseline  # another delivery of this resource restores it: wait, never undo
+        return backup
 
-    def _clean_up_failed_replacement(self, request: Request) -> None:
-        """The rolled-back replacement's backup gets the Delete CloudFormation never sends for it (best effort)."""
-        log_event(logger, "update_rollback.cleanup", BackupId=(request.old_backup or ("",))[0])
+    def _restore(self, backups: CloudHsmBackups, props: RestoreProperties, me: Resource) -> tuple[Backup, bool]:
+        """RestoreBackup; (backup, True) only when this call restored it (I1: only then may it undo).
+
+        A refusal because the backup is no longer PENDING_DELETION (restored by another delivery or resource) is
+        (current, False); one of a backup still PENDING_DELETION fails fast in AWS's words, unless the record says
+        another delivery of this very resource restored it (its restore is taking effect: wait for it).
+        """
         try:
-            release(self.backups_for, request.old_properties, FAILED_REPLACEMENT_ID, request, self._granted)
-        except BackupRestoreError as error:
-            log_event(logger, "update_rollback.cleanup_failed", error=str(error)[:200])
+            return backups.restore(props.backup_id), True
+        except CloudHsmCallError as error:
+            if error.code != INVALID_REQUEST:
+                raise
+            current = backups.require(props.backup_id)
+            log_event(logger, "RestoreBackup.refused", BackupId=props.backup_id, BackupState=state_of(current))
+            if state_of(current) != BackupState.PENDING_DELETION or tokens_of(current) == [me.token]:
+                return current, False
+            raise RestoreRefusedError(
+                f"CloudHSM refused to restore backup {backups.where(props.backup_id)}, which is still "
+                f"PENDING_DELETION. AWS said: {error.aws_message or error}"
+            ) from error
 
-    def delete(self, raw_properties: Mapping[str, Any] | None, physical_id: str, request: Request) -> None:
-        """Delete: honour OnDelete only for a backup this resource restored and still owns."""
-        release(self.backups_for, raw_properties, physical_id, request, self._granted)
-
-    # -- restoring and owning ----------------------------------------------------------------------
-
-    def _claim_restored(self, backups: CloudHsmBackups, me: Claimant, backup: Any, memo: dict[str, str]) -> Any:
+    def _record_restorer(self, backups: CloudHsmBackups, me: Resource, backup: Backup, memo: dict[str, str]) -> Backup:
         """Record the owner now; a backup still restoring that refuses tags gets its record once READY."""
         try:
-            return claim_restored(backups, me, backup, self._granted)
+            return OwnershipRecord(backups).record_restorer(backup, me)
         except CloudHsmCallError as error:
             if error.code != INVALID_REQUEST or state_of(backup) == BackupState.READY:
                 raise
@@ -199,76 +207,83 @@ class BackupLifecycle:
             memo[MEMO_RECORD] = "deferred"
             return backup
 
-    def _restore(self, backups: CloudHsmBackups, props: RestoreProperties, me: Claimant) -> tuple[Any, bool]:
-        """RestoreBackup; a refusal fails fast in AWS's words unless a duplicate delivery of ours restored it."""
+    @staticmethod
+    def _protect_at_once(backups: CloudHsmBackups, props: RestoreProperties, backup: Backup) -> Backup:
+        """Right after a restore still under way: NeverExpires before it is READY and can be purged again (CloudHSM
+        User Guide, "Configure backup retention"). A refusal (undocumented either way) defers it to READY."""
+        wanted = True if props.never_expires is None else props.never_expires
+        if state_of(backup) == BackupState.READY or backup.get("NeverExpires") is wanted:
+            return backup
         try:
-            return self._granted(lambda: backups.restore(props.backup_id)), True
+            return backups.set_never_expires(props.backup_id, wanted)
         except CloudHsmCallError as error:
             if error.code != INVALID_REQUEST:
                 raise
-            current = backups.require(props.backup_id)
-            claims = claims_in(tag_value(current, OWNER_TAG_KEY)) or []
-            log_event(logger, "RestoreBackup.refused", BackupId=props.backup_id, BackupState=state_of(current))
-            if claims[:1] == [me.digest]:
-                return current, True  # a duplicate delivery of this very request restored it
-            if state_of(current) != BackupState.PENDING_DELETION:
-                return current, False  # restored meanwhile by someone else: its owner stays the owner
-            raise RestoreRefusedError(
-                f"CloudHSM refused to restore backup {backups.where(props.backup_id)}, which is still "
-                f"PENDING_DELETION. AWS said: {error.aws_message or error}"
-            ) from error
+            log_event(logger, "protection.deferred", BackupId=props.backup_id, BackupState=state_of(backup))
+            return backup
 
-    @staticmethod
-    def _answered_id(props: RestoreProperties, request: Request, me: Claimant, backup: Any) -> str:
-        """The ARN; but a previous-release resource whose record could not be written keeps its bare BackupId,
-        since a new id would bring a cleanup Delete of the old one, which only the record can stop."""
-        legacy = request.physical_id == props.backup_id and request.request_type == "Update"
-        if legacy and me.digest not in (claims_in(tag_value(backup, OWNER_TAG_KEY)) or []):
-            log_event(logger, "ownership.upgrade_deferred", BackupId=props.backup_id, reason="no record written")
-            return request.physical_id
-        return me.physical_id
+    def _delete_rolled_back_replacement(
+        self, request: Request, props: RestoreProperties, backups: CloudHsmBackups
+    ) -> None:
+        """An Update back to this resource's backup from OldResourceProperties naming another (a failed replacement
+        rolled back): the other backup gets the Delete CloudFormation never sends for it (best effort, by I1's rule).
+        """
+        try:
+            old = parse_properties(request.old_properties) if request.request_type == "Update" else None
+        except InvalidPropertiesError:
+            return
+        identity = props.identity(backups.region)
+        if old is None or old.identity(backups.region) == identity or _arn_target(request.physical_id) != identity:
+            return
+        log_event(logger, "update_rollback.cleanup", BackupId=old.backup_id)
+        try:
+            self.delete(request.old_properties, "", request)
+        except BackupRestoreError as error:
+            log_event(logger, "update_rollback.cleanup_failed", error=str(error)[:200])
 
-    # -- waiting -----------------------------------------------------------------------------------
+    # -- waiting -------------------------------------------------------------------------------------
 
-    def _wait(
+    def _wait(  # noqa: PLR0917 - the one private step of run()
         self,
         backups: CloudHsmBackups,
         props: RestoreProperties,
-        request: Request,
-        me: Claimant,
-        *,
-        backup: Any,
+        me: Resource,
+        backup: Backup | None,
         memo: Mapping[str, str],
         started_at: float,
         lambda_left: Callable[[], float],
+        may_act: Callable[[], bool],
+        *,
         polling: bool,
-        settle: bool = True,
     ) -> Step:
         deadline = self.policy.overall_deadline(started_at, props.service_timeout)
-
-        def reclaim(restored_again: Any) -> Any:
-            """Record this resource again on a backup it had to restore again (the deletion may drop tags)."""
-            return claim_restored(backups, me, restored_again, self._granted)
-
         began = self.now()
-        last_seen = revive(backups, props, backup, memo, self._granted, reclaim=reclaim) if backup else backup
+        restored = memo.get(MEMO_RESTORED) == "true"
+        restoring = MEMO_DELETE_TIMESTAMP in memo  # this resource's restore (by this or another delivery)
+        last_seen = backup
 
-        def check() -> Any:
-            """DescribeBackups; a throttled or failed check while waiting is skipped, not fatal."""
+        def check() -> Backup | None:
             nonlocal last_seen
-            try:
-                last_seen = backups.describe(props.backup_id)
-            except CloudHsmCallError as error:
-                if not error.transient:
-                    raise
-                log_event(logger, "check.skipped", error=str(error)[:200])
-            if last_seen:
-                last_seen = revive(backups, props, last_seen, memo, self._granted, reclaim=reclaim)
-            return last_seen
+            found = _check(backups, props.backup_id, last_seen)
+            last_seen = found or last_seen
+            return found
+
+        def judge(seen: Backup | None) -> Verdict:
+            """PENDING_DELETION is worth waiting for only while this operation's own restore takes effect (I2)."""
+            state = state_of(seen)
+            if state == BackupState.READY:
+                return Verdict.SUCCESS
+            if state in (BackupState.CREATE_IN_PROGRESS, ""):
+                return Verdict.RETRY if seen is not None else Verdict.FAILURE
+            if state == BackupState.PENDING_DELETION and restoring and seen is not None:
+                same = as_attribute(seen.get("DeleteTimestamp")) == memo.get(MEMO_DELETE_TIMESTAMP)
+                return Verdict.RETRY if same else Verdict.FAILURE
+            return Verdict.FAILURE
 
         result = wait_until_ready(
             check,
-            current=last_seen,
+            current=backup,
+            judge=judge,
             budget=lambda: self.policy.budget(
                 lambda_left=lambda_left(),
                 overall_left=deadline - self.now(),
@@ -279,27 +294,110 @@ class BackupLifecycle:
             policy=self.policy,
         )
         where = backups.where(props.backup_id)
-        if result.ready:
+        if result.verdict is not Verdict.RETRY and not may_act():
+            raise AnsweredElsewhereError("another poll answered, or the resource's Delete ended the wait")
+        if result.verdict is Verdict.SUCCESS and result.backup is not None:
             log_event(logger, "backup.ready", BackupId=props.backup_id, checks=result.checks)
-            restored = memo.get(MEMO_RESTORED) == "true"
             ready = result.backup
+            if not me.arn:
+                me = Resource(me.stack_id, me.logical_id, backups.arn(ready))
+            record = OwnershipRecord(backups)
             if memo.get(MEMO_RECORD) == "deferred":
-                ready = claim_restored(backups, me, ready, self._granted)
-            ready = protect(backups, props, ready, restored=restored, granted=self._granted, reclaim=reclaim)
-            if not restored and settle:
-                ready = settle_ownership(backups, props, request, me, ready, granted=self._granted)
-            elif not restored:
-                log_event(logger, "backup.adopted", BackupId=props.backup_id, reason="restored concurrently by another")
-            return Step(self._answered_id(props, request, me, ready), ready, True, memo)
-        if verdict(result.backup) is Verdict.FAILURE:
-            if result.backup is None:
-                raise BackupNotFoundError(f"Backup {where} disappeared while waiting for it to become READY")
-            raise BackupDeletedError(f"Backup {where} became DELETED while waiting for it to become READY")
+                ready = record.record_restorer(ready, me)
+            ready = self._protect(backups, props, ready, restored=restored)
+            if not restored:
+                ready = record.settle(ready, me)
+            return Step(me.arn, ready, True, memo)
+        if result.verdict is Verdict.FAILURE:
+            raise self._ended(result.backup, where, restoring)
         if deadline - self.now() < self.policy.poll_interval:
             # The next poll would come after the deadline: answer now rather than after CloudFormation gave up.
             raise BackupWaitTimeoutError(
-                f"Backup {where} is still {state_of(result.backup) or 'unknown'} after waiting "
+                f"Backup {where} is still {state_of(last_seen) or 'unknown'} after waiting "
                 f"{self.now() - started_at:.0f} s; ServiceTimeout is {props.service_timeout} s"
             )
-        log_event(logger, "backup.pending", BackupId=props.backup_id, BackupState=state_of(result.backup))
-        return Step(me.physical_id, result.backup, False, memo)
+        log_event(logger, "backup.pending", BackupId=props.backup_id, BackupState=state_of(last_seen))
+        return Step(me.arn or backups.arn(last_seen or {"BackupId": props.backup_id}), last_seen, False, memo)
+
+    @staticmethod
+    def _ended(seen: Backup | None, where: str, restoring: bool) -> BackupRestoreError:
+        """Why a wait cannot end well (defect 7): gone, DELETED, or deleted (again) by someone else."""
+        if seen is None:
+            return BackupNotFoundError(f"Backup {where} disappeared while waiting for it to become READY")
+        state = state_of(seen)
+        if state == BackupState.PENDING_DELETION and restoring:
+            return BackupDeletedError(
+                f"Backup {where} was deleted again while waiting for it to become READY (a Delete, or the cluster's "
+                "backup retention policy); set NeverExpires true or extend the policy"
+            )
+        if state == BackupState.PENDING_DELETION:
+            return BackupDeletedError(
+                f"Backup {where} is PENDING_DELETION, not restored by this resource: deleted by someone else while "
+                "waiting for it to become READY"
+            )
+        return BackupDeletedError(f"Backup {where} became {state} while waiting for it to become READY")
+
+    @staticmethod
+    def _protect(backups: CloudHsmBackups, props: RestoreProperties, backup: Backup, *, restored: bool) -> Backup:
+        """NeverExpires as asked, or true for a backup this resource restored (the retention-policy race)."""
+        wanted = props.never_expires if props.never_expires is not None else (True if restored else None)
+        if wanted is None or backup.get("NeverExpires") is wanted:
+            return backup
+        protected = backups.set_never_expires(props.backup_id, wanted)
+        if state_of(protected) != BackupState.READY:
+            raise BackupDeletedError(
+                f"Backup {backups.where(props.backup_id)} went back to {state_of(protected)} before it could be "
+                "protected (the cluster's backup retention policy?); set NeverExpires true or extend the policy"
+            )
+        return protected
+
+    @staticmethod
+    def _undo(backups: CloudHsmBackups, props: RestoreProperties, me: Resource) -> None:
+        """This operation restored the backup and failed: back to PENDING_DELETION (OnDelete Delete), unless the
+        record names another owner since (a same-stack rename took it over): a backup in use stays READY."""
+        if props.on_delete is not OnDelete.DELETE:
+            return
+        try:
+            current = backups.describe(props.backup_id)
+            if current is None or state_of(current) in (BackupState.PENDING_DELETION, BackupState.DELETED):
+                return
+            tokens = tokens_of(backups.with_tags(current))
+            if tokens is not None and tokens[:1] != [me.token]:
+                log_event(logger, "failure.restore_kept", BackupId=props.backup_id, reason="owned by another resource")
+                return
+            backups.delete(props.backup_id)
+            log_event(logger, "failure.restore_undone", BackupId=props.backup_id)
+        except BackupRestoreError as error:
+            log_event(logger, "failure.restore_not_undone", BackupId=props.backup_id, error=str(error)[:200])
+
+    # -- Delete --------------------------------------------------------------------------------------
+
+    def delete(self, raw_properties: Mapping[str, Any] | None, physical_id: str, request: Request) -> None:
+        """Delete by the record (I1): the sole owner honours OnDelete; a rename's owner hands the backup back; the
+        rename's previous resource withdraws; any other resource retains. Never blocks a stack on bad input."""
+        try:
+            props = parse_properties(raw_properties)
+        except InvalidPropertiesError as error:
+            log_event(logger, "delete.retained", reason=f"properties invalid, retaining: {error}")
+            return
+        target = _arn_target(physical_id)
+        # A failed Create's marker or an invented id: the Create may have restored the backup before failing; the
+        # record then names it with the ARN it would have answered.
+        backup_id, region = target or (props.backup_id, props.region)
+        backups = self.backups_for(region or props.region)
+        backup = backups.describe(backup_id)
+        if backup is None or state_of(backup) in (BackupState.PENDING_DELETION, BackupState.DELETED):
+            log_event(logger, "delete.nothing_to_do", BackupId=backup_id, BackupState=state_of(backup))
+            return
+        me = Resource(request.stack_id, request.logical_id, physical_id if target else backups.arn(backup))
+        backup = backups.with_tags(backup)
+        tokens = tokens_of(backup)
+        verdict = verdict_for(me, tokens)
+        if verdict is OnDeleteVerdict.RETAIN:
+            log_event(logger, "delete.retained", BackupId=backup_id, reason="not restored or owned by this resource")
+        elif verdict is OnDeleteVerdict.HONOUR and props.on_delete is OnDelete.DELETE:
+            backups.delete(backup_id)
+        else:
+            if verdict is OnDeleteVerdict.HONOUR:
+                log_event(logger, "delete.retained", BackupId=backup_id, reason="OnDelete is Retain")
+            OwnershipRecord(backups).release(backup, me, verdict, tokens or [])

@@ -1,142 +1,154 @@
-"""Who owns a restored backup: the physical id of a resource and the ownership record kept in a backup tag.
+"""Who may delete a restored backup (I1): the ownership record, one backup tag naming the resource that restored it.
 
-The record is one tag, ``cloudhsm-backup-restore:owner``, whose value is a stack of claims: the 12-hex
-digests of the resources that claimed the backup, newest first (``d1+d2``), then, for operators,
-``owner <stack name>/<logical id>`` naming the owner, or ``returned-by <stack name>/<logical id>`` when
-an owner that had taken the backup over handed it back to the claim below it. The first claim owns
-the backup; only the owner's Delete may delete it. A digest covers the StackId, the LogicalResourceId
-and the PhysicalResourceId, so a replacement of the same logical id (a new Region, the upgrade from the
-bare-BackupId physical id) is a different claimant from the resource it replaces.
+The value is ``<owner>[+<previous>] owner <stack name>/<logical id>``. ``<owner>`` is the resource that restored
+the backup, or the new logical id that took it over in a rename within the same stack; ``<previous>`` is the
+resource it took it from, while that one's cleanup Delete (or a rollback Delete of the new one) is still to come.
+Across stacks nothing is ever taken over. Each token is ``<stack digest>.<resource digest>``: the resource digest
+covers the StackId, the LogicalResourceId and the backup's ARN (the PhysicalResourceId), so two property sets
+naming the same ARN are the same resource, and a replacement by another backup or Region is a different one.
 
-Tag values allow letters, digits, spaces and ``_.:/=+-@`` up to 256 characters (botocore cloudhsmv2
-model, shape TagValue), so the format uses ``+`` and a space as separators.
+Tag values allow letters, digits, spaces and ``_.:/=+-@`` up to 256 characters (botocore cloudhsmv2 model, shape
+TagValue), so the format uses ``+`` and a space as separators.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+import logging
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
 
-from cloudhsm_backup_restore.properties import BACKUP_ID_PATTERN
+from cloudhsm_backup_restore.backups import TAG_LIMIT_CODES, Backup, CloudHsmBackups
+from cloudhsm_backup_restore.errors import CloudHsmCallError
+from cloudhsm_backup_restore.logs import log_event
+
+logger = logging.getLogger(__name__)
 
 OWNER_TAG_KEY = "cloudhsm-backup-restore:owner"
 """The project's own prefix: never ``aws:``, which AWS reserves."""
 MAX_TAGS = 50
 """A backup holds at most 50 tags (botocore cloudhsmv2 model, shape TagList max 50)."""
 MAX_TAG_VALUE = 256
-MAX_CLAIMS = 8
-"""Claims kept in the record; the oldest beyond this lose their claim (they then never delete)."""
-DIGEST_LENGTH = 12
-LABEL_SEPARATOR = " "
-CLAIM_SEPARATOR = "+"
 
 
-def partition_of(region: str) -> str:
-    """The ARN partition of a region (aws-cn for cn-*, aws-us-gov for us-gov-*, else aws)."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
-
-
-def physical_id_of(backup: Mapping[str, Any], region: str) -> str:
-    """The PhysicalResourceId: the backup's ARN, unique per backup and region (composed if AWS sent none)."""
-    arn = backup.get("BackupArn")
-    if isinstance(arn, str) and arn.startswith("arn:"):
-        return arn
-    return f"arn:{partition_of(region)}:cloudhsm:{region}::backup/{backup['BackupId']}"
+def _digest(text: str, length: int) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 @dataclass(frozen=True)
-class Target:
-    """The backup a Delete's PhysicalResourceId points at, and which release of the resource answered it."""
-
-    backup_id: str
-    region: str | None
-    legacy: bool
-    """The previous release's physical id: the bare BackupId (no record of who restored it)."""
-
-
-def target_of(physical_id: str) -> Target | None:
-    """The backup named by a physical id (an ARN, or a bare BackupId from the previous release); None otherwise."""
-    if BACKUP_ID_PATTERN.fullmatch(physical_id):
-        return Target(physical_id, None, True)
-    parts = physical_id.split(":", 5)
-    if len(parts) == 6 and parts[0] == "arn" and parts[2] == "cloudhsm" and parts[5].startswith("backup/"):
-        backup_id = parts[5].removeprefix("backup/")
-        if BACKUP_ID_PATTERN.fullmatch(backup_id):
-            return Target(backup_id, parts[3] or None, False)
-    return None
-
-
-@dataclass(frozen=True)
-class Claimant:
-    """One resource (stack, logical id, physical id) as the ownership record names it."""
+class Resource:
+    """One custom resource as the record names it: its stack, its logical id and its backup's ARN."""
 
     stack_id: str
     logical_id: str
-    physical_id: str
+    arn: str
 
     @property
-    def digest(self) -> str:
-        """A short, stable fingerprint of the three ids."""
-        text = "\n".join((self.stack_id, self.logical_id, self.physical_id))
-        return hashlib.sha256(text.encode()).hexdigest()[:DIGEST_LENGTH]
+    def token(self) -> str:
+        """``<stack digest>.<resource digest>``: stable, short, and comparable by stack."""
+        return f"{_digest(self.stack_id, 6)}.{_digest(chr(10).join((self.stack_id, self.logical_id, self.arn)), 10)}"
 
     @property
     def label(self) -> str:
         """``<stack name>/<logical id>`` for operators reading the tag."""
         parts = self.stack_id.split("/")
-        stack = parts[1] if len(parts) > 2 else self.stack_id
-        return f"{stack}/{self.logical_id}"
+        return f"{parts[1] if len(parts) > 2 else self.stack_id}/{self.logical_id}"
+
+    def same_stack(self, token: str) -> bool:
+        """Whether the record token names a resource of this resource's stack."""
+        return token.split(".", 1)[0] == self.token.split(".", 1)[0]
 
 
-def tag_value(backup: Mapping[str, Any] | None, key: str) -> str | None:
-    """The value of tag ``key`` in a Backup's TagList, None when absent."""
-    for tag in (backup or {}).get("TagList") or []:
-        if tag.get("Key") == key:
-            return str(tag.get("Value", ""))
+def tokens_of(backup: Backup | None) -> list[str] | None:
+    """The record's tokens (owner first); None when the backup carries no record."""
+    for tag in backup.get("TagList") or [] if backup else []:
+        if tag.get("Key") == OWNER_TAG_KEY:
+            head = str(tag.get("Value", "")).split(" ", 1)[0]
+            return [token for token in head.split("+") if token]
     return None
 
 
-def claims_in(value: str | None) -> list[str] | None:
-    """The claims of a record (owner first); None when there is no record."""
-    if value is None:
-        return None
-    head = value.split(LABEL_SEPARATOR, 1)[0]
-    return [claim for claim in head.split(CLAIM_SEPARATOR) if claim]
+def label_of(backup: Backup) -> str:
+    """The operator-readable part of the record."""
+    for tag in backup.get("TagList") or []:
+        if tag.get("Key") == OWNER_TAG_KEY:
+            return str(tag.get("Value", "")).partition(" ")[2]
+    return ""
 
 
-def record(claims: Sequence[str], writer: Claimant, verb: str = "owner") -> str:
-    """The tag value for ``claims`` (owner first) and ``<verb> <writer's label>``, within 256 characters."""
-    return relabel(claims, f"{verb} {writer.label}")
+class OnDeleteVerdict(Enum):
+    """What a resource's Delete may do to the backup, by the record."""
+
+    HONOUR = "honour"  # the sole owner: OnDelete decides
+    HAND_BACK = "hand_back"  # a rename's new logical id, deleted while the previous resource exists: give it back
+    WITHDRAW = "withdraw"  # a rename's previous resource (its cleanup): the new logical id keeps it
+    RETAIN = "retain"  # not restored or owned by this resource: retained, record untouched
 
 
-def relabel(claims: Sequence[str], label: str) -> str:
-    """The tag value for ``claims`` (owner first) followed by ``label``, within 256 characters."""
-    head = CLAIM_SEPARATOR.join(list(claims)[:MAX_CLAIMS])
-    return (head + LABEL_SEPARATOR + label)[:MAX_TAG_VALUE]
+def verdict_for(me: Resource, tokens: list[str] | None) -> OnDeleteVerdict:
+    """What ``me``'s Delete may do (I1: only the restorer, or the new logical id of a same-stack rename)."""
+    if not tokens or me.token not in tokens:
+        return OnDeleteVerdict.RETAIN
+    if tokens[0] != me.token:
+        return OnDeleteVerdict.WITHDRAW
+    return OnDeleteVerdict.HAND_BACK if len(tokens) > 1 else OnDeleteVerdict.HONOUR
 
 
-def label_of(value: str) -> str:
-    """The operator-readable part of a record."""
-    return value.split(LABEL_SEPARATOR, 1)[1] if LABEL_SEPARATOR in value else ""
+class OwnershipRecord:
+    """Writes the record through the backups' client."""
 
+    def __init__(self, backups: CloudHsmBackups) -> None:
+        self.backups = backups
 
-def with_record(backup: Mapping[str, Any], value: str | None) -> dict[str, Any]:
-    """A copy of the Backup whose TagList shows the record as written (or removed, for None)."""
-    tags = [dict(t) for t in backup.get("TagList") or [] if t.get("Key") != OWNER_TAG_KEY]
-    if value is not None:
-        tags.append({"Key": OWNER_TAG_KEY, "Value": value})
-    copy = dict(backup)
-    copy["TagList"] = tags
-    return copy
+    def write(self, backup: Backup, tokens: list[str], label: str) -> Backup:
+        """TagResource with the record; a backup with no room for one more tag is left unowned (logged)."""
+        backup_id = backup["BackupId"]
+        tags = backup.get("TagList")
+        if tags is not None and tokens_of(backup) is None and len(tags) >= MAX_TAGS:
+            log_event(logger, "ownership.not_recorded", BackupId=backup_id, reason="50 tags already")
+            return backup
+        value = ("+".join(tokens[:2]) + " " + label)[:MAX_TAG_VALUE]
+        try:
+            self.backups.tag(backup_id, OWNER_TAG_KEY, value)
+        except CloudHsmCallError as error:
+            if error.code not in TAG_LIMIT_CODES:
+                raise
+            log_event(logger, "ownership.not_recorded", BackupId=backup_id, reason=error.aws_message)
+            return backup
+        kept = [tag for tag in backup.get("TagList") or [] if tag.get("Key") != OWNER_TAG_KEY]
+        written: Backup = {**backup, "TagList": [*kept, {"Key": OWNER_TAG_KEY, "Value": value}]}
+        return written
 
+    def record_restorer(self, backup: Backup, me: Resource) -> Backup:
+        """This resource restored the backup: it alone owns it now (older records ended with the deletion)."""
+        if tokens_of(backup) == [me.token]:
+            return backup
+        log_event(logger, "ownership.restored", BackupId=backup["BackupId"], owner=me.label)
+        return self.write(backup, [me.token], "owner " + me.label)
 
-def room_for_record(backup: Mapping[str, Any]) -> bool:
-    """Whether TagResource can add the record: the key is there already, or fewer than 50 tags are."""
-    tags = backup.get("TagList") or []
-    return tag_value(backup, OWNER_TAG_KEY) is not None or len(tags) < MAX_TAGS
+    def settle(self, backup: Backup, me: Resource) -> Backup:
+        """A backup this operation did not restore: keep it, take it over in a same-stack rename, or adopt it
+        without owning it (its Delete will retain it)."""
+        backup = self.backups.with_tags(backup)
+        tokens = tokens_of(backup)
+        if tokens and me.token in tokens:
+            return backup
+        if tokens and me.same_stack(tokens[0]):
+            log_event(logger, "ownership.renamed", BackupId=backup["BackupId"], previous=tokens[0], owner=me.label)
+            return self.write(backup, [me.token, tokens[0]], "owner " + me.label)
+        log_event(logger, "backup.adopted", BackupId=backup["BackupId"], reason="not restored by this resource")
+        return backup
+
+    def release(self, backup: Backup, me: Resource, verdict: OnDeleteVerdict, tokens: list[str]) -> None:
+        """Rewrite the record for a Delete that does not delete: hand back, withdraw, or remove (Retain)."""
+        backup_id = backup["BackupId"]
+        try:
+            if verdict is OnDeleteVerdict.HAND_BACK:
+                self.write(backup, tokens[1:], "returned-by " + me.label)
+            elif verdict is OnDeleteVerdict.WITHDRAW:
+                self.write(backup, tokens[:1], label_of(backup))
+            else:
+                self.backups.untag(backup_id, OWNER_TAG_KEY)
+        except CloudHsmCallError as error:  # a stale record only errs on the side of retaining
+            log_event(logger, "ownership.not_updated", BackupId=backup_id, error=str(error)[:200])
+        log_event(logger, f"ownership.{verdict.value}", BackupId=backup_id)

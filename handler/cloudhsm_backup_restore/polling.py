@@ -1,13 +1,33 @@
-"""Names and poll event format of the polling hand-off: scoped to one provider, valid for any LogicalResourceId."""
+"""The polling hand-off: park the ResponseURL, schedule the poll rule, take the answer, end the wait.
+
+One wait per resource: its EventBridge rule and SSM parameter are named after the provider, the stack and the
+logical id, so a Delete finds and ends the wait of its resource (I3) and a duplicate delivery finds its own.
+Every call has a bounded worst case (HANDOFF_CLIENT_CONFIG, derived from the wait policy's hand-off margin), so
+crhelper's timeout guard never fires on a half-made hand-off.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import logging
 import os
 import re
-import secrets
+import time
+from collections.abc import Callable
+from enum import Enum
 from typing import Any
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cloudhsm_backup_restore.backups import RETRIED_CODES, error_code
+from cloudhsm_backup_restore.errors import BackupRestoreError
+from cloudhsm_backup_restore.logs import log_event
+from cloudhsm_backup_restore.waiting import WaitPolicy
+
+logger = logging.getLogger(__name__)
 
 POLL_RULE_PREFIX = "cloudhsm-poll-"
 """Every EventBridge rule a provider creates starts with this plus its provider id (``poll_rule_prefix``)."""
@@ -20,28 +40,58 @@ PROVIDER_ID_ENV = "CLOUDHSM_RESTORE_PROVIDER_ID"
 the provider's IAM grants and its one deploy-time invoke permission are scoped to it, so two providers in one
 account and region can neither read each other's ResponseURLs nor touch each other's rules."""
 PROVIDER_ID_PATTERN = re.compile(r"[a-z0-9]{1,12}")
-
-LEGACY_POLL_RULE_PREFIX = "cloudhsm-restore-"
-"""Rules of the previous release (poll format 1): ``cloudhsm-restore-<LogicalId>-<hex>``, no provider id."""
-LEGACY_RESPONSE_PARAMETER_PREFIX = RESPONSE_PARAMETER_PREFIX + LEGACY_POLL_RULE_PREFIX
-"""Parameters of the previous release: ``/cloudhsm-restore/<legacy rule name>``; disjoint from every provider's."""
-
-POLL_FORMAT_KEY = "CloudHsmRestorePollFormat"
-"""The poll event's format version. Absent means format 1 (the previous release)."""
-POLL_FORMAT = 2
-"""What this release writes: provider-scoped names, no per-wait Lambda permission, a deadline, a sweep marker."""
-ACCEPTED_POLL_FORMATS = (1, 2)
-"""What this release runs: its own format and the previous release's (a wait begun before an update)."""
 POLL_DEADLINE_KEY = "CloudHsmRestorePollDeadline"
 """Epoch seconds when CloudFormation stops waiting (start + ServiceTimeout): any poll after it only tears down."""
-POLL_SWEEP_KEY = "CloudHsmRestorePollSweep"
-"""Set on a rule whose wait was answered but whose clean-up failed: its next firing only cleans up."""
 RESPONSE_PARAMETER_KEY = "CrHelperResponseParameter"
 """Poll events carry the name of the SSM parameter holding the ResponseURL instead of the URL itself."""
-LEGACY_PERMISSION_KEY = "CrHelperPermission"
-"""Format 1 events name the per-wait Lambda permission statement the previous release added."""
-
 RULE_NAME_LIMIT = 64
+"""EventBridge rule names: at most 64 characters of [.-_A-Za-z0-9]."""
+STACK_DIGEST_LENGTH = 8
+
+POLLING_INTERVAL_MINUTES = 1
+TIMER_MARGIN_SECONDS = 3.0
+"""crhelper's guard answers FAILED this long before the Lambda deadline (crhelper: 0.5 s)."""
+RESPONSE_SOCKET_TIMEOUT = 10.0
+"""Each attempt of crhelper's ResponseURL PUT gives up after this (crhelper sets none)."""
+HANDOFF_CALLS = 5
+"""The longest chain of calls while handing off: PutParameter, PutRule, PutTargets failing, then DeleteRule and
+DeleteParameter undoing the half-made hand-off (the FAILED answer follows)."""
+CONNECT_TIMEOUT = 1.0
+MAX_BACKOFF = 20.0
+"""botocore standard mode: attempt i (0-based) sleeps rand * min(2**i, 20) s when throttled ..."""
+RETRY_AFTER_EXTRA = 5.0
+"""... raised by an x-amz-retry-after header to at most 5 s more (botocore/retries/standard.py)."""
+LAST_CHECK_RESERVE = 15.0
+"""Part of the margin left for what runs between the end of the in-process wait and the hand-off's first call."""
+TRANSIENT_CODES = RETRIED_CODES | {"ThrottledException", "TooManyRequestsException", "InternalServerError"}
+GONE_CODES = ("ResourceNotFoundException", "ParameterNotFound")
+
+
+def call_worst_case(attempts: int, connect_timeout: float, read_timeout: float) -> float:
+    """Seconds one call can take in botocore's standard mode: every attempt times out, every backoff is maximal."""
+    backoffs = sum(min(2.0**i, MAX_BACKOFF) + RETRY_AFTER_EXTRA for i in range(attempts - 1))
+    return attempts * (connect_timeout + read_timeout) + backoffs
+
+
+def handoff_client_settings(margin: float) -> tuple[int, float, float]:
+    """(max_attempts, connect_timeout, read_timeout): the most attempts whose worst case fits the margin."""
+    per_call = (margin - LAST_CHECK_RESERVE - TIMER_MARGIN_SECONDS - RESPONSE_SOCKET_TIMEOUT) / HANDOFF_CALLS
+    for attempts in (4, 3, 2, 1):
+        read = (per_call - call_worst_case(attempts, 0.0, 0.0)) / attempts - CONNECT_TIMEOUT
+        if read >= 1.0:
+            return attempts, CONNECT_TIMEOUT, int(read * 10) / 10
+    raise ValueError(f"a hand-off margin of {margin} s leaves no time for {HANDOFF_CALLS} calls")
+
+
+HANDOFF_ATTEMPTS, HANDOFF_CONNECT_TIMEOUT, HANDOFF_READ_TIMEOUT = handoff_client_settings(WaitPolicy().handoff_margin)
+HANDOFF_WORST_CASE = HANDOFF_CALLS * call_worst_case(HANDOFF_ATTEMPTS, HANDOFF_CONNECT_TIMEOUT, HANDOFF_READ_TIMEOUT)
+"""What the hand-off's calls can take at worst; a hand-off starts only with this much Lambda time left."""
+HANDOFF_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": HANDOFF_ATTEMPTS},  # max_attempts would not count the first
+    connect_timeout=HANDOFF_CONNECT_TIMEOUT,
+    read_timeout=HANDOFF_READ_TIMEOUT,
+)
+"""SSM and EventBridge clients (crhelper's default 60 s timeouts would overrun the margin)."""
 
 
 def poll_rule_prefix(provider_id: str) -> str:
@@ -60,19 +110,17 @@ def configured_provider_id() -> str | None:
     return value if PROVIDER_ID_PATTERN.fullmatch(value) else None
 
 
-def _short(logical_id: str, room: int) -> str:
-    """The LogicalResourceId cut to ``room`` characters, with a hash when cut so names stay distinct."""
-    if len(logical_id) <= room:
-        return logical_id
-    digest = hashlib.sha256(logical_id.encode()).hexdigest()[:8]
-    return logical_id[: room - 9] + "-" + digest
+def _digest(text: str, length: int) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
-def rule_name(provider_id: str, logical_id: str) -> str:
-    """A unique EventBridge rule name under the provider's prefix (at most 64 characters, [.-_A-Za-z0-9])."""
+def rule_name(provider_id: str, stack_id: str, logical_id: str) -> str:
+    """The one poll rule of a resource: provider prefix, the logical id (cut, with a hash, to fit), stack digest."""
     prefix = poll_rule_prefix(provider_id)
-    suffix = "-" + secrets.token_hex(4)
-    return prefix + _short(logical_id, RULE_NAME_LIMIT - len(prefix) - len(suffix)) + suffix
+    suffix = "-" + _digest(stack_id, STACK_DIGEST_LENGTH)
+    room = RULE_NAME_LIMIT - len(prefix) - len(suffix)
+    short = logical_id if len(logical_id) <= room else logical_id[: room - 9] + "-" + _digest(logical_id, 8)
+    return prefix + short + suffix
 
 
 def response_parameter(provider_id: str, rule: str) -> str:
@@ -80,24 +128,213 @@ def response_parameter(provider_id: str, rule: str) -> str:
     return response_parameter_prefix(provider_id) + rule
 
 
-def rule_of(rule_arn: str) -> str:
-    """The rule name in an EventBridge rule ARN (``arn:...:rule/<name>``)."""
-    return rule_arn.rsplit("/", 1)[-1]
-
-
-def poll_format(event: dict[str, Any]) -> int:
-    """The poll event's format version: 1 when unmarked (the previous release), -1 when unreadable."""
-    value = event.get(POLL_FORMAT_KEY, 1)
-    return value if isinstance(value, int) and not isinstance(value, bool) else -1
-
-
 def poll_deadline(event: dict[str, Any]) -> float | None:
-    """When CloudFormation stops waiting for this poll's resource; format 1 events derive it from their data."""
-    if POLL_DEADLINE_KEY in event:
-        with contextlib.suppress(TypeError, ValueError):
-            return float(event[POLL_DEADLINE_KEY])
-        return None
-    with contextlib.suppress(AttributeError, KeyError, TypeError, ValueError):
-        started = float(event["CrHelperData"]["WaitStartedAt"])
-        return started + float(event.get("ResourceProperties", {}).get("ServiceTimeout") or 3600)
+    """When CloudFormation stops waiting for this poll's resource (None when the event does not say)."""
+    with contextlib.suppress(KeyError, TypeError, ValueError):
+        return float(event[POLL_DEADLINE_KEY])
     return None
+
+
+def is_transient(error: Exception) -> bool:
+    """Throttling, a server error or an unreachable endpoint: the next firing may succeed."""
+    if isinstance(error, ClientError):
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return error_code(error) in TRANSIENT_CODES or status >= 500
+    return isinstance(error, BotoCoreError)
+
+
+class HandOffError(BackupRestoreError):
+    """The wait could not be handed off to EventBridge polling, or a Delete could not end it (answers FAILED)."""
+
+
+class ParkedElsewhereError(BackupRestoreError):
+    """Another delivery of the same request already parked this wait: that delivery's polls answer."""
+
+
+class Answer(Enum):
+    """Who answers a finished wait: the poll that deleted the parked ResponseURL."""
+
+    OURS = "ours"
+    TAKEN = "taken"
+    """Another poll deleted it first (it answered), or the resource's Delete ended the wait: stay silent."""
+    UNKNOWN = "unknown"
+    """The deletion failed: answer anyway (two identical answers are harmless, none is not)."""
+
+
+class PollingHandOff:
+    """The SSM parameter, EventBridge rule and target of one resource's wait; clients made on demand."""
+
+    def __init__(self, client_for: Callable[[str], Any], now: Callable[[], float] = time.time) -> None:
+        self.client_for = client_for
+        self.now = now
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        """The client for ``service`` (events, ssm), created once."""
+        if service not in self._clients:
+            self._clients[service] = self.client_for(service)
+        return self._clients[service]
+
+    def start(self, event: dict[str, Any], *, function_name: str, provider_id: str, deadline: float) -> None:
+        """Park the ResponseURL and schedule polls; on failure undo what was made and raise HandOffError.
+
+        A parameter holding this very ResponseURL is a duplicate delivery's: ParkedElsewhereError (stay silent).
+        At most HANDOFF_CALLS calls, whichever fails.
+        """
+        rule = rule_name(provider_id, str(event["StackId"]), str(event["LogicalResourceId"]))
+        parameter = response_parameter(provider_id, rule)
+        ssm, events = self.client("ssm"), self.client("events")
+        made: list[str] = []
+        step = "ssm:PutParameter"
+        try:
+            try:
+                ssm.put_parameter(Name=parameter, Value=event["ResponseURL"], Type="SecureString", Overwrite=False)
+            except ClientError as error:
+                if error_code(error) != "ParameterAlreadyExists":
+                    raise
+                if self.response_url(parameter) == event["ResponseURL"]:
+                    raise ParkedElsewhereError("another delivery of this request parked the wait") from error
+                raise  # an earlier wait's parameter that could not be removed: FAILED; the resource's Delete removes it
+            made.append("parameter")
+            step = "events:PutRule"
+            rule_arn = str(
+                events.put_rule(
+                    Name=rule,
+                    ScheduleExpression=f"rate({POLLING_INTERVAL_MINUTES} minute)",
+                    State="ENABLED",
+                    Description="cloudhsm-backup-restore poll; stale after "
+                    + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(deadline)),
+                )["RuleArn"]
+            )
+            made.append("rule")
+            event.update(
+                {
+                    "CrHelperRule": rule_arn,
+                    RESPONSE_PARAMETER_KEY: parameter,
+                    POLL_DEADLINE_KEY: deadline,
+                }
+            )
+            step = "events:PutTargets"
+            self._put_target(event, function_name)
+        except (ClientError, BotoCoreError) as error:
+            # A PutTargets that timed out may still have added the target: then DeleteRule fails, the rule fires,
+            # and that poll, finding the parameter gone, removes target and rule (``admit``).
+            if "rule" in made:
+                _quietly("events:DeleteRule", events.delete_rule, Name=rule)
+            if "parameter" in made:
+                _quietly("ssm:DeleteParameter", ssm.delete_parameter, Name=parameter)
+            for key in ("CrHelperRule", RESPONSE_PARAMETER_KEY, POLL_DEADLINE_KEY):
+                event.pop(key, None)
+            raise HandOffError(f"Could not hand the wait off to EventBridge polling: {step} failed: {error}") from error
+        log_event(logger, "polling.started", Rule=rule, Deadline=deadline)
+
+    def _put_target(self, event: dict[str, Any], function_name: str) -> None:
+        """The rule's one target: this function, with the event minus the ResponseURL (a secret) as Input."""
+        rule_arn = str(event["CrHelperRule"])
+        _, partition, _, region, account, _ = rule_arn.split(":", 5)
+        target_input = {key: value for key, value in event.items() if key != "ResponseURL"}
+        answer = self.client("events").put_targets(
+            Rule=rule_arn.rsplit("/", 1)[-1],
+            Targets=[
+                {
+                    "Id": "1",
+                    "Arn": f"arn:{partition}:lambda:{region}:{account}:function:{function_name}",
+                    "Input": json.dumps(target_input),
+                }
+            ],
+        )
+        _raise_failed_entry(answer, "PutTargets")
+
+    def response_url(self, parameter: str) -> str:
+        """The parked ResponseURL; raises the SSM error (ParameterNotFound: the wait was answered or ended)."""
+        found = self.client("ssm").get_parameter(Name=parameter, WithDecryption=True)
+        return str(found["Parameter"]["Value"])
+
+    def admit(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """The poll event with its ResponseURL read back; None when this poll stops here (after tearing down):
+        past the deadline, a wait already answered or ended, or a ResponseURL that cannot be read."""
+        deadline = poll_deadline(event)
+        if deadline is not None and self.now() >= deadline:
+            log_event(logger, "polling.past_deadline", Deadline=deadline)  # CloudFormation stopped waiting
+            self.remove(event)
+            return None
+        try:
+            url = self.response_url(str(event.get(RESPONSE_PARAMETER_KEY)))
+        except (ClientError, BotoCoreError) as error:
+            if isinstance(error, ClientError) and error_code(error) == "ParameterNotFound":
+                log_event(logger, "polling.ended_elsewhere", reason="response parameter already removed")
+                self.remove(event, parameter=False)
+            elif is_transient(error):
+                log_event(logger, "polling.response_url_unreadable", retry="next firing", error=str(error)[:200])
+            else:
+                log_event(logger, "polling.stopped_unanswerable", error=str(error)[:200])
+                self.remove(event)
+            return None
+        return dict(event, ResponseURL=url)
+
+    def take_answer(self, event: dict[str, Any]) -> Answer:
+        """Delete the parked ResponseURL: exactly one poll succeeds, and that poll acts and answers."""
+        try:
+            self.client("ssm").delete_parameter(Name=str(event[RESPONSE_PARAMETER_KEY]))
+        except (ClientError, BotoCoreError) as error:
+            if isinstance(error, ClientError) and error_code(error) == "ParameterNotFound":
+                log_event(logger, "polling.answered_elsewhere")
+                return Answer.TAKEN
+            log_event(logger, "polling.take_answer_failed", error=str(error)[:200])
+            return Answer.UNKNOWN
+        return Answer.OURS
+
+    def remove(self, event: dict[str, Any], *, parameter: bool = True) -> bool:
+        """Stop the polls of a poll event's wait: the parked ResponseURL (unless ``parameter`` is False), the target,
+        then the rule (EventBridge refuses to delete a rule with targets). Gone counts as done; what fails stays
+        for the next firing or the resource's Delete. True when all is gone."""
+        rule = str(event.get("CrHelperRule") or "").rsplit("/", 1)[-1]
+        name = str(event.get(RESPONSE_PARAMETER_KEY) or "")
+        return self._remove(rule, name if parameter else "")
+
+    def end(self, stack_id: str, logical_id: str) -> None:
+        """A Delete ends its resource's wait, if any (I3): parameter, target and rule; HandOffError if it cannot."""
+        provider_id = configured_provider_id()
+        if provider_id is None:
+            return  # this provider never hands off, so no wait of its exists
+        rule = rule_name(provider_id, stack_id, logical_id)
+        if not self._remove(rule, response_parameter(provider_id, rule)):
+            raise HandOffError(f"Could not end this resource's polling (rule {rule}); retry the deletion")
+
+    def _remove(self, rule: str, parameter: str) -> bool:
+        events = self.client("events")
+
+        def remove_targets() -> None:
+            # RemoveTargets "can partially fail if too many requests are made at the same time", reporting
+            # FailedEntryCount (EventBridge API reference, RemoveTargets).
+            _raise_failed_entry(events.remove_targets(Rule=rule, Ids=["1"]), "RemoveTargets")
+
+        done = not parameter or _quietly("ssm:DeleteParameter", self.client("ssm").delete_parameter, Name=parameter)
+        if rule and _quietly("events:RemoveTargets", remove_targets):
+            done = _quietly("events:DeleteRule", events.delete_rule, Name=rule) and done
+        else:
+            done = not rule and done
+        log_event(logger, "polling.stopped" if done else "polling.stop_incomplete", Rule=rule)
+        return done
+
+
+def _raise_failed_entry(answer: dict[str, Any], operation: str) -> None:
+    if answer.get("FailedEntryCount"):
+        entry = (answer.get("FailedEntries") or [{}])[0]
+        code, message = str(entry.get("ErrorCode", "FailedEntry")), str(entry.get("ErrorMessage", ""))
+        raise ClientError({"Error": {"Code": code, "Message": message}}, operation)
+
+
+def _quietly(what: str, action: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+    """Clean-up that must not turn an answer into FAILED; gone already counts as done. True when done."""
+    try:
+        action(*args, **kwargs)
+    except ClientError as error:
+        if error_code(error) in GONE_CODES:
+            return True
+        log_event(logger, "polling.cleanup_failed", call=what, error=str(error)[:200])
+        return False
+    except BotoCoreError as error:
+        log_event(logger, "polling.cleanup_failed", call=what, error=str(error)[:200])
+        return False
+    return True

@@ -40,9 +40,10 @@ class RestoreProperties:
     region: str | None = None
     service_timeout: int = DEFAULT_SERVICE_TIMEOUT
 
-    def identity(self) -> tuple[str, str | None]:
-        """What names the backup: a change here is a replacement."""
-        return (self.backup_id, self.region)
+    def identity(self, default_region: str) -> tuple[str, str]:
+        """What names the backup, as its ARN does: (BackupId, Region or the function's). A change is a replacement;
+        a Region written out or removed is not."""
+        return (self.backup_id, self.region or default_region)
 
 
 def _shown(value: Any) -> str:

@@ -1,4 +1,4 @@
-"""The wait-until-READY policy: acceptors as data, capped backoff, and budgets for hand-off and deadline."""
+"""The wait-until-READY policy: capped backoff, and budgets for hand-off and deadline; the caller judges states."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING
 
-from cloudhsm_backup_restore.backups import BackupState, state_of
+if TYPE_CHECKING:
+    from cloudhsm_backup_restore.backups import Backup
 
 
 class Verdict(Enum):
@@ -17,16 +18,6 @@ class Verdict(Enum):
     SUCCESS = "success"
     FAILURE = "failure"
     RETRY = "retry"
-
-
-ACCEPTORS: dict[str, Verdict] = {
-    BackupState.READY: Verdict.SUCCESS,
-    BackupState.CREATE_IN_PROGRESS: Verdict.RETRY,
-    # While a restore is taking effect the backup may still report PENDING_DELETION.
-    BackupState.PENDING_DELETION: Verdict.RETRY,
-    BackupState.DELETED: Verdict.FAILURE,
-    "": Verdict.FAILURE,  # the backup disappeared
-}
 
 
 @dataclass(frozen=True)
@@ -44,9 +35,6 @@ class WaitPolicy:
     """Longest in-process wait of a poll invocation, so EventBridge's next firing never overlaps it."""
     poll_interval: float = 60.0
     """crhelper's polling schedule: rate(1 minute)."""
-    iam_grace: tuple[float, ...] = (2.0, 4.0, 8.0)
-    """Pauses before retrying an action IAM denied: a per-backup grant created just before the resource
-    (as the CDK construct does) can take seconds to propagate."""
     deadline_margin: float = 0.10
     """Share of ServiceTimeout (10 s to 60 s) kept back to report FAILED before CloudFormation gives up."""
 
@@ -70,42 +58,35 @@ class WaitPolicy:
 
 @dataclass(frozen=True)
 class WaitResult:
-    """Where the wait ended: READY, or still pending when the budget ran out."""
+    """Where the wait ended: READY (SUCCESS), a state that cannot end well (FAILURE), or pending (RETRY)."""
 
-    backup: Any
-    ready: bool
+    backup: Backup | None
+    verdict: Verdict
     checks: int
     waited: float
 
 
-def verdict(backup: Any) -> Verdict:
-    """The acceptor matching the backup's current state."""
-    return ACCEPTORS.get(state_of(backup), Verdict.RETRY)
-
-
 def wait_until_ready(
-    describe: Callable[[], Any],
+    describe: Callable[[], Backup | None],
     *,
-    current: Any,
+    current: Backup | None,
+    judge: Callable[[Backup | None], Verdict],
     budget: Callable[[], float],
     sleep: Callable[[float], None],
     policy: WaitPolicy,
 ) -> WaitResult:
-    """Describe until READY or a FAILURE state, or until sleeping again would overrun ``budget()``.
+    """Describe until ``judge`` says SUCCESS or FAILURE, or until sleeping again would overrun ``budget()``.
 
     ``current`` is the backup as last seen (e.g. RestoreBackup's response): READY there costs no call.
-    A FAILURE state is returned as not ready with the backup (None when gone); callers raise.
     """
     backup, waited = current, 0.0
     for checks, delay in enumerate(policy.delays()):
-        outcome = verdict(backup)
-        if outcome is Verdict.SUCCESS:
-            return WaitResult(backup, True, checks, waited)
-        if outcome is Verdict.FAILURE:
-            return WaitResult(backup, False, checks, waited)
+        outcome = judge(backup)
+        if outcome is not Verdict.RETRY:
+            return WaitResult(backup, outcome, checks, waited)
         left = budget()
         if left <= 0:
-            return WaitResult(backup, False, checks, waited)
+            return WaitResult(backup, Verdict.RETRY, checks, waited)
         pause = min(delay, left)
         sleep(pause)
         waited += pause

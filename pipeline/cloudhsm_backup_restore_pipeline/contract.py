@@ -7,8 +7,6 @@ from typing import Any
 from cloudhsm_backup_restore.attributes import ATTRIBUTE_NAMES
 from cloudhsm_backup_restore.ownership import OWNER_TAG_KEY
 from cloudhsm_backup_restore.polling import (
-    LEGACY_POLL_RULE_PREFIX,
-    LEGACY_RESPONSE_PARAMETER_PREFIX,
     POLL_RULE_PREFIX,
     PROVIDER_ID_ENV,
     RESPONSE_PARAMETER_PREFIX,
@@ -46,8 +44,8 @@ DESCRIBE_ACTIONS = ("cloudhsm:DescribeBackups",)
 Reference, AWS CloudHSM: https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudhsm.html)."""
 RESTORE_ACTIONS = ("cloudhsm:RestoreBackup",)
 OWNERSHIP_ACTIONS = ("cloudhsm:TagResource", "cloudhsm:UntagResource", "cloudhsm:ListTags")
-"""The ownership record, a tag on the backup (OWNER_TAG_KEY): TagResource on restore, take-over and hand-back,
-UntagResource when the owner's Delete retains the backup, ListTags when DescribeBackups carries no TagList. All
+"""The ownership record, a tag on the backup (OWNER_TAG_KEY): TagResource on restore, a same-stack rename and the
+hand-back, UntagResource when the owner's Delete retains the backup, ListTags when DescribeBackups carries none. All
 three take the backup ARN as resource (Service Authorization Reference, resource type ``backup``)."""
 NEVER_EXPIRES_ACTIONS = ("cloudhsm:ModifyBackupAttributes",)
 """Every configuration: a restored backup is exempted from the retention policy unless NeverExpires is false."""
@@ -61,20 +59,10 @@ POLL_INVOKE_PRINCIPAL = "events.amazonaws.com"
 """The one lambda:InvokeFunction permission granted at deploy time names this principal and, as SourceArn,
 poll_source_arn_pattern(...): the handler makes no Lambda policy edits for its own waits."""
 
-LEGACY_POLL_RULE_ACTIONS = ("events:RemoveTargets", "events:DeleteRule")
-"""Transitional (one release), on arn:...:rule/<LEGACY_POLL_RULE_PREFIX>*: clean up a wait the previous release
-began (poll format 1, rules cloudhsm-restore-<LogicalId>-<hex>). No provider-scoped rule matches that pattern."""
-LEGACY_POLL_PARAMETER_ACTIONS = ("ssm:GetParameter", "ssm:DeleteParameter")
-"""Transitional, on arn:...:parameter<LEGACY_RESPONSE_PARAMETER_PREFIX>*: read and remove a previous-release
-wait's ResponseURL so that it is answered. No provider-scoped parameter matches that pattern."""
-LEGACY_POLL_PERMISSION_ACTIONS = ("lambda:RemovePermission",)
-"""Transitional, on the provider function itself: remove the per-wait statement the previous release added."""
-
 VPC_ENDPOINT_SERVICES: tuple[tuple[str, str, str], ...] = (
     ("cloudhsmv2", "cloudhsmv2", "interface endpoint: every CloudHSM backup call"),
     ("events", "events", "interface endpoint: the polling hand-off's EventBridge rule"),
     ("ssm", "ssm", "interface endpoint: the ResponseURL parked during a hand-off"),
-    ("lambda", "lambda", "interface endpoint: removing a previous-release wait's permission (transitional)"),
     ("s3", "s3", "gateway endpoint: CloudFormation's ResponseURL is a presigned S3 URL"),
 )
 """(boto3 client the handler creates, VPC endpoint service com.amazonaws.<region>.<name>, why): what a function
@@ -133,11 +121,6 @@ __all__ = [
     "EVENT_INVOKE_MAX_RETRY_ATTEMPTS",
     "HANDLER",
     "LAMBDA_TIMEOUT_SECONDS",
-    "LEGACY_POLL_PARAMETER_ACTIONS",
-    "LEGACY_POLL_PERMISSION_ACTIONS",
-    "LEGACY_POLL_RULE_ACTIONS",
-    "LEGACY_POLL_RULE_PREFIX",
-    "LEGACY_RESPONSE_PARAMETER_PREFIX",
     "LOG_ACTIONS",
     "LOG_RETENTION_DAYS",
     "MEMORY_MB",

@@ -177,7 +177,20 @@ def _stage_distribution(dest: Path, name: str, version: str, origin: str) -> Non
         if keep:
             source = Path(str(distribution.locate_file(file)))
             _check_hash(source, relative.as_posix(), hashes.get(relative.as_posix()))
-            _copy(source, dest.joinpath(*relative.parts))
+            if relative.name == "METADATA" and relative.parts[0].endswith(".dist-info"):
+                _write_core_metadata(distribution, dest.joinpath(*relative.parts))
+            else:
+                _copy(source, dest.joinpath(*relative.parts))
+
+
+def _write_core_metadata(distribution: importlib.metadata.Distribution, target: Path) -> None:
+    """METADATA without the long description (crhelper's README, 2.9 KB zipped): what importlib.metadata reads at
+    run time (Name, Version) and the licence fields stay."""
+    kept = ("Metadata-Version", "Name", "Version", "License", "License-File", "Requires-Dist", "Requires-Python")
+    lines = [f"{key}: {value}" for key in kept for value in distribution.metadata.get_all(key) or []]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    target.chmod(FILE_MODE)
 
 
 def stage_lambda_code(dest: Path, handler_dir: Path | None = None) -> Path:

@@ -87,16 +87,16 @@ def test_overflow_provider_takes_backups_beyond_one_roles_quota() -> None:
     for provider in (stack.node.find_child(PROVIDER_ID), stack.node.find_child(PROVIDER_ID + "2")):
         assert isinstance(provider, RestoreProvider)
         # The provider policy, the previous-release clean-up, the backup policies, and one slot kept free.
-        assert 2 + len(provider.backup_policies) <= provider.settings["managed_policies_per_role"] - 1
+        assert 1 + len(provider.backup_policies) <= provider.settings["managed_policies_per_role"] - 1
     assert backups[0].provider is not backups[-1].provider
 
 
 def test_a_given_provider_that_is_full_is_a_clear_error() -> None:
     stack = Stack(App(), "Full")
-    provider = RestoreProvider(stack, "Provider", managed_policies_per_role=4)
+    provider = RestoreProvider(stack, "Provider", managed_policies_per_role=3)
     parameters = [Fn.ref(f"P{n}") for n in range(2)]
     RestoredBackup(stack, "First", backup_id=parameters[0], provider=provider)
-    with pytest.raises(ValueError, match=r"RestoreProvider Full/Provider is full: its role would need more than 4"):
+    with pytest.raises(ValueError, match=r"RestoreProvider Full/Provider is full: its role would need more than 3"):
         RestoredBackup(stack, "Second", backup_id=parameters[1], provider=provider)
 
 

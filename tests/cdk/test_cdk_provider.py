@@ -9,11 +9,6 @@ from cloudhsm_backup_restore_pipeline.contract import (
     DESCRIBE_ACTIONS,
     HANDLER,
     LAMBDA_TIMEOUT_SECONDS,
-    LEGACY_POLL_PARAMETER_ACTIONS,
-    LEGACY_POLL_PERMISSION_ACTIONS,
-    LEGACY_POLL_RULE_ACTIONS,
-    LEGACY_POLL_RULE_PREFIX,
-    LEGACY_RESPONSE_PARAMETER_PREFIX,
     LOG_RETENTION_DAYS,
     MEMORY_MB,
     POLL_INVOKE_PRINCIPAL,
@@ -117,7 +112,7 @@ def test_no_aws_managed_and_no_inline_policies(synthesized: Synthesized) -> None
             if role in body["Properties"]["Roles"]
         ]
         # provider, previous-release clean-up (, network interfaces), the backup policies
-        assert len(attached) == 2 + (stack is not synthesized.main.stack) + len(provider.backup_policies)
+        assert len(attached) == 1 + (stack is not synthesized.main.stack) + len(provider.backup_policies)
         assert "arn:aws:iam::aws:policy" not in str(template)
 
 
@@ -147,17 +142,6 @@ def test_provider_policy_holds_logs_describe_and_own_polling_grants(synthesized:
         ),
         "DeadLetterQueue": (["sqs:SendMessage"], [f"${{{dead_letter_queue}.Arn}}"]),
         "Tracing": (["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"]),
-        "PreviousReleaseRules": (
-            sorted(LEGACY_POLL_RULE_ACTIONS),
-            [f"arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{LEGACY_POLL_RULE_PREFIX}*"],
-        ),
-        "PreviousReleaseResponseUrl": (
-            sorted(LEGACY_POLL_PARAMETER_ACTIONS),
-            [
-                "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/"
-                f"{LEGACY_RESPONSE_PARAMETER_PREFIX.lstrip('/')}*"
-            ],
-        ),
         "PollingResponseUrl": (
             sorted(POLL_PARAMETER_ACTIONS),
             [
@@ -186,15 +170,7 @@ def test_one_invoke_permission_at_deploy_time_and_no_run_time_permission_grant(s
         "SourceArn": f"arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{poll_rule_prefix(provider_id)}*",
     }
     lambda_grants = [s for s in all_statements(template) if any(a.startswith("lambda:") for a in as_list(s["Action"]))]
-    # Only the transitional clean-up of a previous-release wait, on the function itself: never AddPermission.
-    assert lambda_grants == [
-        {
-            "Sid": "PreviousReleaseInvokePermission",
-            "Action": LEGACY_POLL_PERMISSION_ACTIONS[0],
-            "Effect": "Allow",
-            "Resource": f"${{{function}.Arn}}",
-        }
-    ]
+    assert lambda_grants == []  # the role edits no Lambda policy: never AddPermission or RemovePermission
 
 
 def test_provider_id_is_the_contracts_expression(synthesized: Synthesized) -> None:
@@ -223,7 +199,6 @@ def test_grants_exist_before_create_and_outlive_delete(synthesized: Synthesized)
     template = synthesized.json(main.stack)
     shared = [
         logical_id(main.stack, provider.base_policy),
-        logical_id(main.stack, provider.legacy_policy),
         logical_id(main.stack, provider.poll_permission),
     ]
     for backup in (main.plain, main.delete, main.keep):

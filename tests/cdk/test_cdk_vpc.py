@@ -128,7 +128,7 @@ def test_placement_is_set_once_on_the_provider_and_shared(synthesized: Synthesiz
         ({"tracing": "Active"}, TypeError, r"tracing must be a lambda.Tracing, got str"),
         ({"log_group_encryption_key": "arn:aws:kms:..."}, TypeError, r"log_group_encryption_key must be a kms.IKey"),
         ({"dead_letter_queue": "queue"}, TypeError, r"dead_letter_queue must be an sqs.IQueue"),
-        ({"managed_policies_per_role": 21}, ValueError, r"managed_policies_per_role must be an int from 4 to 20"),
+        ({"managed_policies_per_role": 21}, ValueError, r"managed_policies_per_role must be an int from 3 to 20"),
     ],
 )
 def test_provider_options_are_checked_naming_the_option(

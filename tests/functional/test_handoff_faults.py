@@ -8,15 +8,14 @@ behind after the deadline: no rule, target, parked parameter or per-wait permiss
 
 from __future__ import annotations
 
-import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from cloudhsm_offline.cfn.lambda_runtime import DEFAULT_HANDLER
 from cloudhsm_offline.cfn.providers import add_provider
-from cloudhsm_offline.cfn.world import HANDLER_DIR, OfflineWorld
+from cloudhsm_offline.cfn.world import OfflineWorld
 
-from tests.functional.conftest import FIXTURE_HANDLERS, WorldFactory, assert_clean
+from tests.functional.conftest import WorldFactory, assert_clean
 
 BACKUP = "backup-abcdefghijk"
 OTHER = "backup-zyxwvutsrqp"
@@ -70,7 +69,9 @@ def test_ssm_denied_at_a_poll_stops_the_polling_and_leaves_nothing(make_world: W
     assert_clean(world)
 
 
-def test_a_delete_rule_that_fails_past_retries_is_swept_by_the_next_firing(make_world: WorldFactory) -> None:
+def test_a_delete_rule_that_fails_past_retries_leaves_a_silent_rule_the_delete_removes(
+    make_world: WorldFactory,
+) -> None:
     world = make_world(restore_seconds=150, **HANDOFF)
     world.emulator.add_backup(BACKUP)
     bridge = world.eventbridge
@@ -78,67 +79,14 @@ def test_a_delete_rule_that_fails_past_retries_is_swept_by_the_next_firing(make_
     bridge.faults.fail_next(2, "DeleteRule")  # both attempts of the answering poll's DeleteRule
 
     outcome = world.simulator.create("Restored", {"BackupId": BACKUP})
-    _quiet(world)
-
     assert outcome.ok, outcome.summary()
     assert len(outcome.responses) == 1
-    assert _statuses(world, "DeleteRule") == [500, 500, 200]
-    assert bridge.count("PutTargets") == 2  # the hand-off's target, then the sweep-only one
+    assert _statuses(world, "DeleteRule") == [500, 500]
     assert bridge.count("AddPermission") == 0  # no run-time Lambda policy edits
-    assert_clean(world)
-
-
-def test_a_provider_update_during_a_previous_release_wait_answers_once_and_cleans_up(
-    make_world: WorldFactory,
-) -> None:
-    world = make_world(
-        restore_seconds=150, code_dir=FIXTURE_HANDLERS, handler="previous_release.handler", layer_packages=(), **HANDOFF
-    )
-    world.emulator.add_backup(BACKUP)
-    # The previous release hands off (poll format 1); the provider is updated to this release before any poll.
-    _on_call(
-        world,
-        "PutTargets",
-        lambda: world.function.update(code_dir=HANDLER_DIR, handler=DEFAULT_HANDLER, layer_packages=("crhelper",)),
-    )
-
-    outcome = world.simulator.create("Restored", {"BackupId": BACKUP})
+    # A target-less rule never fires; the resource's Delete ends its wait by name (I3).
+    assert world.simulator.delete("Restored").ok
+    assert _statuses(world, "DeleteRule") == [500, 500, 200]
     _quiet(world)
-
-    assert outcome.ok, outcome.summary()
-    assert outcome.data["BackupState"] == "READY"
-    assert len(outcome.responses) == 1
-    bridge = world.eventbridge
-    assert bridge is not None
-    assert bridge.count("AddPermission") == 1  # by the previous release
-    assert bridge.count("RemovePermission") == 1  # by this one: its statement is gone with its rule and parameter
-    assert all(record.event.get("CrHelperPoll") for record in world.function.records[1:])
-    assert_clean(world)
-
-
-def test_a_poll_of_a_format_this_release_does_not_run_answers_failed_saying_why(make_world: WorldFactory) -> None:
-    world = make_world(restore_seconds=600, **HANDOFF)
-    world.emulator.add_backup(BACKUP)
-    bridge = world.eventbridge
-    assert bridge is not None
-
-    def as_if_written_by_a_newer_release() -> None:
-        events = bridge.client("events")
-        [rule] = [r["Name"] for r in events.list_rules()["Rules"] if r["Name"].startswith("cloudhsm-poll-")]
-        [target] = events.list_targets_by_rule(Rule=rule)["Targets"]
-        newer = dict(json.loads(target["Input"]), CloudHsmRestorePollFormat=3)
-        events.put_targets(Rule=rule, Targets=[{"Id": target["Id"], "Arn": target["Arn"], "Input": json.dumps(newer)}])
-
-    _on_call(world, "PutTargets", as_if_written_by_a_newer_release)
-
-    outcome = world.simulator.create("Restored", {"BackupId": BACKUP}, rollback=False)
-    _quiet(world)
-
-    assert outcome.status == "FAILED"
-    assert "poll event has format 3" in outcome.reason
-    assert "this release runs formats 1, 2" in outcome.reason
-    assert len(outcome.responses) == 1
-    assert bridge.count("DeleteRule") == 1
     assert_clean(world)
 
 
@@ -200,3 +148,33 @@ def test_a_dozen_concurrent_hand_offs_on_one_provider_each_answer_once(make_worl
     assert world.eventbridge.count("PutRule") == len(ids)
     assert world.eventbridge.count("AddPermission") == 0
     assert_clean(world)
+
+
+def test_a_delete_during_a_parked_wait_ends_the_wait_before_it_answers(make_world: WorldFactory) -> None:
+    # Issue 15, defect 2: CloudFormation cancels a Create handed off to polling and sends its Delete. The Delete
+    # ends the wait (rule, target, parameter) before answering; nothing acts on the backup for the resource later.
+    world = make_world(restore_seconds=600, **HANDOFF)
+    world.emulator.add_backup(BACKUP)
+    bridge = world.eventbridge
+    assert bridge is not None
+    parked = threading.Event()
+    _on_call(world, "PutTargets", parked.set)
+    props = {"BackupId": BACKUP, "OnDelete": "Delete"}
+    with ThreadPoolExecutor(1) as pool:
+        create = pool.submit(world.simulator.create, "Restored", props, service_timeout=900, rollback=False)
+        assert parked.wait(30.0)
+        arn = f"arn:aws:cloudhsm:us-east-1:123456789012:backup/{BACKUP}"
+        deleted = world.simulator.delete("Restored", props, physical_id=arn)
+        assert deleted.ok, deleted.summary()
+        assert bridge.active_rules() == []
+        assert bridge.leftovers() == []
+        acted = {op: world.emulator.count(op) for op in ("RestoreBackup", "TagResource", "ModifyBackupAttributes")}
+        assert create.result(60.0).responses == []  # the cancelled Create is never answered
+    _quiet(world)
+    assert acted["RestoreBackup"] == 1
+    assert {op: world.emulator.count(op) for op in acted} == acted
+    assert [
+        f
+        for f in bridge.firings
+        if f.invocation is not None and f.modelled > deleted.event_sent + deleted.elapsed_modelled
+    ] == []

@@ -128,19 +128,40 @@ def test_two_resources_in_one_stack_never_both_own(make_world: Any) -> None:
     assert state(world) == "PENDING_DELETION"
 
 
-def test_two_stacks_take_over_and_hand_back(make_world: Any) -> None:
+def test_across_stacks_nothing_is_inherited_so_the_adopter_never_deletes(make_world: Any) -> None:
+    # Issue 15, defect 4: stack 1 restores B (Retain); stack 2 names B with OnDelete Delete and finds it READY.
     world = make_world()
     world.emulator.add_backup(BACKUP)
     other = second_stack(world)
-    assert world.simulator.create("Restored", DELETE).ok
-    taken = other.create("Restored", DELETE)
-    assert taken.ok, taken.summary()
-    assert str(owner_record(world)).endswith(" owner other-stack/Restored")
-    assert other.delete("Restored").ok  # hands it back to the first stack's resource
+    assert world.simulator.create("Restored", {"BackupId": BACKUP}).ok
+    adopted = other.create("Restored", DELETE)
+    assert adopted.ok, adopted.summary()
+    assert str(owner_record(world)).endswith(" owner offline-stack/Restored")  # stack 2 took nothing over
+    assert world.simulator.delete("Restored").ok  # the owner's Retain: kept, and the record withdrawn
+    assert other.delete("Restored").ok  # the adopter never restored it: it may not delete it
     assert state(world) == "READY"
-    assert str(owner_record(world)).endswith(" returned-by other-stack/Restored")
-    assert world.simulator.delete("Restored").ok
-    assert state(world) == "PENDING_DELETION"
+    assert world.emulator.count("DeleteBackup") == 0
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [({}, {"Region": "us-east-1"}), ({"Region": "us-east-1"}, {})],
+    ids=["written-out", "removed"],
+)
+def test_writing_out_or_removing_the_region_is_the_same_backup(
+    make_world: Any, before: dict[str, str], after: dict[str, str]
+) -> None:
+    # Issue 15, defect 1: identity is the resolved ARN, whatever the properties spell.
+    world = make_world()
+    world.emulator.add_backup(BACKUP)
+    assert world.simulator.create("Restored", {**DELETE, **before}).ok
+    updated = world.simulator.update("Restored", {**DELETE, **after})
+    assert updated.all_ok, updated.summary()
+    assert updated.physical_resource_id == ARN
+    assert updated.cleanup is None
+    assert state(world) == "READY"
+    assert world.emulator.count("DeleteBackup") == 0
+    assert world.emulator.count("RestoreBackup") == 1
 
 
 def test_a_backup_with_fifty_tags_restores_unowned_and_is_retained(make_world: Any) -> None:
@@ -156,21 +177,7 @@ def test_a_backup_with_fifty_tags_restores_unowned_and_is_retained(make_world: A
     assert state(world) == "READY"
 
 
-# -- rule 2: changing the physical id form (upgrade) and replacement ---------------------------------
-
-
-def test_upgrade_from_bare_backup_id_keeps_the_backup_through_the_cleanup_delete(make_world: Any) -> None:
-    world = make_world()
-    world.emulator.add_backup(BACKUP, state="READY")  # restored by the previous release, no record
-    sim = world.simulator
-    updated = sim.update("Restored", DELETE, old_properties=DELETE, physical_id=BACKUP)
-    assert updated.all_ok, updated.summary()
-    assert updated.physical_resource_id == ARN
-    assert updated.cleanup is not None
-    assert updated.cleanup.event["PhysicalResourceId"] == BACKUP
-    assert state(world) == "READY"  # the old id's Delete left what the new id owns
-    assert sim.delete("Restored").ok
-    assert state(world) == "PENDING_DELETION"
+# -- rule 2: replacement ---------------------------------
 
 
 def test_replacement_by_a_new_backup_deletes_the_old_one_it_owned(make_world: Any) -> None:

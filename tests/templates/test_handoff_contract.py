@@ -24,15 +24,9 @@ def grants_of(provider_id: str) -> list[str]:
     ]
 
 
-LEGACY_GRANTS = [
-    ACCOUNT_RULES + contract.LEGACY_POLL_RULE_PREFIX + "*",
-    ACCOUNT_PARAMETERS + contract.LEGACY_RESPONSE_PARAMETER_PREFIX + "*",
-]
-
-
 def made_by(provider_id: str, logical_id: str) -> list[str]:
     """The ARNs of the rule and the parameter one hand-off of ``provider_id`` creates."""
-    rule = polling.rule_name(provider_id, logical_id)
+    rule = polling.rule_name(provider_id, "arn:aws:cloudformation:us-east-1:123456789012:stack/s/1-2-3-4-5", logical_id)
     return [ACCOUNT_RULES + rule, ACCOUNT_PARAMETERS + polling.response_parameter(provider_id, rule)]
 
 
@@ -45,16 +39,6 @@ def test_two_providers_in_one_account_cannot_reach_each_others_rules_or_paramete
         assert fnmatchcase(own_parameter, grants_of(own)[1])
         for arn in (own_rule, own_parameter):
             assert not any(fnmatchcase(arn, pattern) for pattern in grants_of(other)), (arn, other)
-            assert not any(fnmatchcase(arn, pattern) for pattern in LEGACY_GRANTS), arn  # transitional grants
-
-
-def test_previous_release_names_match_only_the_transitional_grants() -> None:
-    legacy_rule = "cloudhsm-restore-Restored-1a2b3c4d"
-    rule_arn = ACCOUNT_RULES + legacy_rule
-    parameter_arn = ACCOUNT_PARAMETERS + "/cloudhsm-restore/" + legacy_rule
-    assert fnmatchcase(rule_arn, LEGACY_GRANTS[0])
-    assert fnmatchcase(parameter_arn, LEGACY_GRANTS[1])
-    assert not any(fnmatchcase(arn, p) for arn in (rule_arn, parameter_arn) for p in grants_of("0a1b2c3d4e5f"))
 
 
 def _clients_created_by_the_handler() -> set[str]:

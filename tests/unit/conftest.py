@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -40,6 +39,7 @@ _CAPTURE = ResponseCapture(_CA_PATH)  # before the handler import: crhelper read
 
 from cloudhsm_backup_restore import app, polling  # noqa: E402
 from cloudhsm_backup_restore.backups import CloudHsmBackups, cloudhsm_client  # noqa: E402
+from cloudhsm_backup_restore.ownership import Resource  # noqa: E402
 from cloudhsm_backup_restore.polling import PROVIDER_ID_ENV  # noqa: E402
 
 BACKUP_ID = "backup-abcdefghijk"
@@ -47,12 +47,12 @@ OTHER_BACKUP_ID = "backup-zyxwvutsrqp"
 BACKUP_ARN = f"arn:aws:cloudhsm:us-east-1:123456789012:backup/{BACKUP_ID}"
 OWNER_KEY = "cloudhsm-backup-restore:owner"
 PROVIDER_ID = "0a1b2c3d4e5f"
-RULE = f"cloudhsm-poll-{PROVIDER_ID}-RestoredBackup-abababab"
-"""The poll rule of a hand-off for LogicalResourceId RestoredBackup (the world fixture fixes the random part)."""
+STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/unit/0f0e0d0c-0000-1111-2222-333344445555"
+RULE = polling.rule_name(PROVIDER_ID, STACK_ID, "RestoredBackup")
+"""The one poll rule of the resource RestoredBackup in the unit stack."""
 RULE_ARN = f"arn:aws:events:us-east-1:123456789012:rule/{RULE}"
 PARAMETER = f"/cloudhsm-restore/{PROVIDER_ID}/{RULE}"
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:cloudhsm-backup-restore"
-STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/unit/0f0e0d0c-0000-1111-2222-333344445555"
 
 
 class FakeClock:
@@ -186,11 +186,24 @@ class World:
         event.update(overrides)
         return event
 
+    def no_wait(self) -> None:
+        """A Delete first ends its resource's wait: here there is none (parameter, target and rule not found)."""
+        self.ssm.add_client_error("delete_parameter", service_error_code="ParameterNotFound", expected_params=None)
+        self.events.add_client_error("remove_targets", service_error_code="ResourceNotFoundException")
+        self.events.add_client_error("delete_rule", service_error_code="ResourceNotFoundException")
+
     def invoke(self, request_type: str, timeout: float = 300.0, **overrides: Any) -> list[dict[str, Any]]:
-        """Run the real handler on one event; return every body PUT to its ResponseURL."""
+        """Run the real handler on one event (a Delete finding no wait to end); return every body PUT to its URL."""
         event = overrides.pop("event", None) or self.event(request_type, **overrides)
+        if event["RequestType"] == "Delete":
+            self.no_wait()
         app.handler(event, FakeContext(self.clock, timeout=timeout))
         return self.capture.responses(self.last_path)
+
+
+def record_of(*resources: Resource, verb: str = "owner") -> str:
+    """The ownership record naming ``resources`` (owner first), labelled with the first."""
+    return "+".join(r.token for r in resources) + f" {verb} {resources[0].label}"
 
 
 def expect_success(responses: list[dict[str, Any]], physical_id: str = BACKUP_ARN) -> dict[str, Any]:
@@ -228,11 +241,13 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         Stubber(polling_clients["ssm"]) as ssm,
     ):
         monkeypatch.setenv(PROVIDER_ID_ENV, PROVIDER_ID)
-        monkeypatch.setattr(polling, "secrets", SimpleNamespace(token_hex=lambda n: "ab" * n))  # see RULE
         monkeypatch.setattr(app.helper.polling, "_clients", polling_clients)
         monkeypatch.setattr(app.helper.polling, "now", clock.now)
-        monkeypatch.setattr(app.helper.polling, "sleep", clock.sleep)
-        monkeypatch.setattr(app.lifecycle, "backups_for", lambda region: CloudHsmBackups(client, region or "us-east-1"))
+        monkeypatch.setattr(
+            app.lifecycle,
+            "backups_for",
+            lambda region: CloudHsmBackups(client, region or "us-east-1", sleep=clock.sleep),
+        )
         monkeypatch.setattr(app.lifecycle, "now", clock.now)
         monkeypatch.setattr(app.lifecycle, "sleep", clock.sleep)
         yield World(cloudhsm, events, lambda_, ssm, clock, _CAPTURE)

@@ -95,10 +95,10 @@ def test_restore_refused_while_still_pending_deletion_fails_fast_in_aws_words(wo
 
 def test_restore_refused_during_a_duplicate_delivery_of_the_restoring_request_waits(world: World) -> None:
     # The first delivery restored (and recorded this very resource as owner); its restore is still taking effect.
-    from cloudhsm_backup_restore.ownership import Claimant, record
+    from cloudhsm_backup_restore.ownership import Resource
 
-    me = Claimant(STACK_ID, "RestoredBackup", BACKUP_ARN)
-    owned = [{"Key": OWNER_KEY, "Value": record([me.digest], me)}]
+    me = Resource(STACK_ID, "RestoredBackup", BACKUP_ARN)
+    owned = [{"Key": OWNER_KEY, "Value": f"{me.token} owner unit/RestoredBackup"}]
     world.describe(backup("PENDING_DELETION"))
     world.error("restore_backup", "CloudHsmInvalidRequestException", message="Restore already in progress")
     world.describe(backup("PENDING_DELETION", TagList=owned, NeverExpires=True))  # protected by the first, too
@@ -264,7 +264,7 @@ def test_long_restore_hands_off_to_polling_and_a_poll_answers(world: World) -> N
     logical_id = "L" * 255
     world.describe(backup("PENDING_DELETION"))
     world.restored(backup("PENDING_DELETION"))
-    rule = polling.rule_name(PROVIDER_ID, logical_id)  # the world fixture fixes its random part
+    rule = polling.rule_name(PROVIDER_ID, STACK_ID, logical_id)
     _expect_handoff(world, rule)
     targets = _capture_put_targets(world)
     stored: list[dict[str, Any]] = []
@@ -296,7 +296,6 @@ def test_long_restore_hands_off_to_polling_and_a_poll_answers(world: World) -> N
             "Overwrite": False,
         }
     ]
-    assert poll_event["CloudHsmRestorePollFormat"] == 2
     assert "CrHelperPermission" not in poll_event  # no per-wait Lambda permission
 
     world.describe(backup("READY"))
@@ -344,9 +343,8 @@ def test_poll_past_the_overall_deadline_fails_with_last_state_and_time_waited(wo
 def test_a_duplicate_poll_that_loses_the_claim_stays_silent(world: World) -> None:
     poll_event = _handed_off(world)
 
-    # Another poll already answered: its DeleteParameter (the claim) succeeded, so this one's finds nothing.
+    # Another poll already answered: its DeleteParameter succeeded, so this one's finds nothing and acts on nothing.
     world.describe(backup("READY"))
-    world.protect()
 
     def already_cleaned(world: World) -> None:
         world.ssm.add_client_error("delete_parameter", service_error_code="ParameterNotFound")
@@ -385,12 +383,12 @@ def test_timeout_guard_fires_three_seconds_before_the_deadline(world: World) -> 
         raise AssertionError("stop here")
 
     world.describe(backup("READY"))
-    original = app.lifecycle.restore
+    original = app.lifecycle.run
     try:
-        app.lifecycle.restore = remember_remaining  # type: ignore[method-assign]
+        app.lifecycle.run = remember_remaining  # type: ignore[method-assign]
         expect_failed(world.invoke("Create", timeout=100.0), "Unexpected AssertionError: stop here")
     finally:
-        app.lifecycle.restore = original  # type: ignore[method-assign]
+        app.lifecycle.run = original  # type: ignore[method-assign]
         world.cloudhsm._queue.clear()
     assert seen == [97.0]
 
@@ -432,13 +430,13 @@ def test_a_poll_that_finds_the_response_parameter_gone_stays_silent(world: World
     assert world.capture.responses(world.last_path) == []
 
 
-def test_a_restore_refused_because_another_resource_restored_it_just_now_takes_nothing_over(world: World) -> None:
-    from cloudhsm_backup_restore.ownership import Claimant, record
+def test_a_restore_refused_because_another_stack_restored_it_just_now_takes_nothing_over(world: World) -> None:
+    from cloudhsm_backup_restore.ownership import Resource
 
-    other = Claimant(STACK_ID, "AnotherResource", BACKUP_ARN)
-    owned = [{"Key": OWNER_KEY, "Value": record([other.digest], other)}]
+    other = Resource(STACK_ID.replace("unit/", "other/"), "AnotherResource", BACKUP_ARN)
+    owned = [{"Key": OWNER_KEY, "Value": f"{other.token} owner other/AnotherResource"}]
     world.describe(backup("PENDING_DELETION"))
     world.error("restore_backup", "CloudHsmInvalidRequestException", message="Backup is not in PENDING_DELETION")
     world.describe(backup("READY", TagList=owned))
-    body = expect_success(world.invoke("Create"))  # no TagResource stubbed: the record is left as it is
+    body = expect_success(world.invoke("Create"))  # no TagResource stubbed: across stacks nothing is taken over
     assert body["Data"]["NeverExpires"] == "false"

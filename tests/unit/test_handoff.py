@@ -15,15 +15,12 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.retries import standard
-from botocore.stub import ANY
-from cloudhsm_backup_restore import app, handoff, handoff_budget
-from cloudhsm_backup_restore.handoff_cleanup import CLEANUP_PAUSES
-from cloudhsm_backup_restore.polling import POLL_FORMAT_KEY, PROVIDER_ID_ENV
+from cloudhsm_backup_restore import app, polling
+from cloudhsm_backup_restore.polling import PROVIDER_ID_ENV
 from cloudhsm_backup_restore.waiting import WaitPolicy
 
 from tests.unit.conftest import (
     BACKUP_ID,
-    FUNCTION_ARN,
     PARAMETER,
     RULE,
     FakeContext,
@@ -79,12 +76,11 @@ def test_any_poll_past_the_deadline_only_tears_down(world: World) -> None:
 
 
 def test_past_the_deadline_a_parameter_that_cannot_be_deleted_still_stops_the_rule(world: World) -> None:
-    """No sweep may fire after the deadline: the rule goes even when the parked ResponseURL stays (denied)."""
+    """The rule goes even when the parked ResponseURL stays (denied): the resource's Delete removes it later."""
     poll_event = _handed_off(world, ResourceProperties={"BackupId": BACKUP_ID, "ServiceTimeout": "600"})
     world.clock.t += 601
-    for _ in range(1 + len(CLEANUP_PAUSES)):  # the first attempt and each retry the invocation makes
-        world.ssm.add_client_error("delete_parameter", service_error_code="AccessDeniedException")
-    _stop_rule(world)  # before the fix: no RemoveTargets/DeleteRule, so the rule fired every minute, forever
+    world.ssm.add_client_error("delete_parameter", service_error_code="AccessDeniedException")
+    _stop_rule(world)
     assert _invoke(world, poll_event) == []
 
 
@@ -95,56 +91,35 @@ def test_the_response_parameter_gone_means_answered_elsewhere_and_stops_the_rule
     assert _invoke(world, poll_event) == []
 
 
-def test_a_claim_that_fails_answers_and_leaves_a_sweep_for_the_next_firing(world: World) -> None:
+def test_taking_the_answer_that_fails_still_answers_and_retries_the_removal(world: World) -> None:
     poll_event = _handed_off(world)
     world.describe(backup("READY"))
     world.protect()
-    sweep: list[dict[str, Any]] = []
 
-    def claim_fails(world: World) -> None:
+    def take_fails(world: World) -> None:
         world.ssm.add_client_error("delete_parameter", service_error_code="InternalServerError", http_status_code=500)
-        world.events.add_response("put_targets", {"FailedEntryCount": 0}, {"Rule": RULE, "Targets": ANY})
-        app.helper.polling.client("events").meta.events.register(
-            "provide-client-params.events.PutTargets", lambda params, **_: sweep.append(params)
-        )
+        world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})  # the tear-down's second try
+        _stop_rule(world)
 
-    _poll(world, poll_event, then=claim_fails)
+    _poll(world, poll_event, then=take_fails)
     expect_success(world.capture.responses(world.last_path))
-    swept = json.loads(sweep[0]["Targets"][0]["Input"])
-    assert swept["CloudHsmRestorePollSweep"] is True
-    assert sweep[0]["Targets"][0]["Arn"] == FUNCTION_ARN
-    assert "ResponseURL" not in swept
-
-    # The sweep firing removes the parameter, then the rule, and answers nothing.
-    world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})
-    _stop_rule(world)
-    app.handler(swept, FakeContext(world.clock))
-    assert len(world.capture.responses(world.last_path)) == 1
 
 
-def test_a_delete_rule_that_fails_is_retried_by_a_sweep_firing(world: World) -> None:
+def test_a_delete_rule_that_fails_is_retried_by_the_next_firing(world: World) -> None:
     poll_event = _handed_off(world)
     world.describe(backup("READY"))
     world.protect()
-    sweep: list[dict[str, Any]] = []
 
     def delete_rule_fails(world: World) -> None:
         world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})
         world.events.add_response("remove_targets", {"FailedEntryCount": 0}, {"Rule": RULE, "Ids": ["1"]})
         world.events.add_client_error("delete_rule", service_error_code="InternalException", http_status_code=500)
-        # A target-less rule would never fire again: it gets a sweep-only target instead.
-        world.events.add_response("put_targets", {"FailedEntryCount": 0}, {"Rule": RULE, "Targets": ANY})
-        app.helper.polling.client("events").meta.events.register(
-            "provide-client-params.events.PutTargets", lambda params, **_: sweep.append(params)
-        )
 
     _poll(world, poll_event, then=delete_rule_fails)
     expect_success(world.capture.responses(world.last_path))
-    swept = json.loads(sweep[0]["Targets"][0]["Input"])
-    world.ssm.add_client_error("delete_parameter", service_error_code="ParameterNotFound")  # already claimed
-    _stop_rule(world)
-    app.handler(swept, FakeContext(world.clock))
-    assert len(world.capture.responses(world.last_path)) == 1
+    # A target-less rule never fires; the resource's Delete removes it (PollingHandOff.end) by its name.
+    world.describe(backup("READY"))
+    expect_success(world.invoke("Delete"))
 
 
 @pytest.mark.parametrize("partial", [False, True])
@@ -171,59 +146,7 @@ def test_a_remove_targets_that_fails_leaves_the_target_for_its_next_firing(world
     assert len(world.capture.responses(world.last_path)) == 1
 
 
-def test_past_the_deadline_clean_up_is_retried_in_the_invocation_not_swept(world: World) -> None:
-    poll_event = _handed_off(world, ResourceProperties={"BackupId": BACKUP_ID, "ServiceTimeout": "600"})
-    world.clock.t += 601  # no later firing may retry what fails now: this invocation retries, then gives up
-    world.ssm.add_client_error("delete_parameter", service_error_code="InternalServerError", http_status_code=500)
-    world.ssm.add_client_error("delete_parameter", service_error_code="InternalServerError", http_status_code=500)
-    world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})
-    world.events.add_response("remove_targets", {"FailedEntryCount": 0}, {"Rule": RULE, "Ids": ["1"]})
-    for _ in range(5):
-        world.events.add_client_error("delete_rule", service_error_code="InternalException", http_status_code=500)
-    assert _invoke(world, poll_event) == []  # and no PutTargets: nothing may fire after the deadline
-    assert world.clock.sleeps == [2.0, 4.0, 2.0, 4.0, 8.0, 16.0]  # on the injected clock, never for real
-
-
 # -- rule 4: upgrades mid-wait ---------------------------------------------------------------------
-
-
-def test_a_poll_event_of_an_unknown_format_answers_failed_saying_why(world: World) -> None:
-    poll_event = dict(_handed_off(world), **{POLL_FORMAT_KEY: 3})
-    _poll(world, poll_event, then=_expect_cleanup)
-    body = expect_failed(world.capture.responses(world.last_path), "poll event has format 3", "runs formats 1, 2")
-    assert body["PhysicalResourceId"].startswith("create-failed-")
-
-
-def test_a_previous_release_poll_is_run_and_cleans_up_its_own_permission(world: World) -> None:
-    legacy_rule = "cloudhsm-restore-RestoredBackup-1a2b3c4d"
-    legacy_parameter = f"/cloudhsm-restore/{legacy_rule}"
-    poll_event = _handed_off(world)
-    for key in (POLL_FORMAT_KEY, "CloudHsmRestorePollDeadline"):
-        del poll_event[key]  # format 1: what the previous release put in its targets
-    poll_event.update(
-        CrHelperRule=f"arn:aws:events:us-east-1:123456789012:rule/{legacy_rule}",
-        CrHelperPermission="cloudhsm-restore-RestoredBackup-5e6f7a8b",
-        CrHelperResponseParameter=legacy_parameter,
-    )
-    world.ssm.add_response(
-        "get_parameter",
-        {"Parameter": {"Name": legacy_parameter, "Type": "SecureString", "Value": world.last_url}},
-        {"Name": legacy_parameter, "WithDecryption": True},
-    )
-    world.describe(backup("READY"))
-    world.protect()
-    world.ssm.add_response("delete_parameter", {}, {"Name": legacy_parameter})
-    world.lambda_.add_response(
-        "remove_permission",
-        {},
-        {"FunctionName": "cloudhsm-backup-restore", "StatementId": "cloudhsm-restore-RestoredBackup-5e6f7a8b"},
-    )
-    world.events.add_response("remove_targets", {"FailedEntryCount": 0}, {"Rule": legacy_rule, "Ids": ["1"]})
-    world.events.add_response("delete_rule", {}, {"Name": legacy_rule})
-    expect_success(_invoke(world, poll_event))
-
-
-# -- rule 2 and 3: no run-time policy edits, provider-scoped names ------------------------------------
 
 
 def test_a_provider_without_its_id_refuses_to_hand_off_naming_the_variable(
@@ -255,15 +178,15 @@ def test_too_little_lambda_time_left_for_a_hand_off_answers_failed_instead(world
 
 def test_the_client_settings_are_derived_from_the_margin_and_fit_it() -> None:
     margin = WaitPolicy().handoff_margin
-    attempts, connect, read = handoff.handoff_client_settings(margin)
+    attempts, connect, read = polling.handoff_client_settings(margin)
     assert attempts >= 2  # throttling is retried at least once
-    worst = handoff.HANDOFF_CALLS * handoff.call_worst_case(attempts, connect, read)
-    reserve = handoff_budget.LAST_CHECK_RESERVE + handoff.TIMER_MARGIN_SECONDS + handoff.RESPONSE_SOCKET_TIMEOUT
+    worst = polling.HANDOFF_CALLS * polling.call_worst_case(attempts, connect, read)
+    reserve = polling.LAST_CHECK_RESERVE + polling.TIMER_MARGIN_SECONDS + polling.RESPONSE_SOCKET_TIMEOUT
     assert worst + reserve <= margin
-    assert handoff.HANDOFF_CLIENT_CONFIG.read_timeout == read
-    assert handoff.HANDOFF_CLIENT_CONFIG.retries == {"mode": "standard", "total_max_attempts": attempts}
+    assert polling.HANDOFF_CLIENT_CONFIG.read_timeout == read
+    assert polling.HANDOFF_CLIENT_CONFIG.retries == {"mode": "standard", "total_max_attempts": attempts}
     with pytest.raises(ValueError, match="no time"):
-        handoff.handoff_client_settings(20.0)
+        polling.handoff_client_settings(20.0)
 
 
 class _Body(io.BytesIO):
@@ -283,8 +206,8 @@ def test_the_worst_case_hand_off_fits_the_margin_on_an_injected_clock(
     def throttled(request: Any, event_name: str, **_: Any) -> AWSResponse:
         operation = event_name.rsplit(".", 1)[-1]
         attempts[operation] = attempts.get(operation, 0) + 1
-        world.clock.t += handoff.HANDOFF_CONNECT_TIMEOUT + handoff.HANDOFF_READ_TIMEOUT
-        if operation in succeed and attempts[operation] == handoff.HANDOFF_ATTEMPTS:
+        world.clock.t += polling.HANDOFF_CONNECT_TIMEOUT + polling.HANDOFF_READ_TIMEOUT
+        if operation in succeed and attempts[operation] == polling.HANDOFF_ATTEMPTS:
             body = (
                 {"Version": 1}
                 if operation == "PutParameter"
@@ -296,7 +219,7 @@ def test_the_worst_case_hand_off_fits_the_margin_on_an_injected_clock(
 
     clients = {}
     for service in ("events", "ssm", "lambda"):
-        clients[service] = boto3.client(service, region_name="us-east-1", config=handoff.HANDOFF_CLIENT_CONFIG)
+        clients[service] = boto3.client(service, region_name="us-east-1", config=polling.HANDOFF_CLIENT_CONFIG)
         clients[service].meta.events.register("before-send", throttled)
     monkeypatch.setattr(app.helper.polling, "_clients", clients)
     world.describe(backup("PENDING_DELETION"))
@@ -305,10 +228,10 @@ def test_the_worst_case_hand_off_fits_the_margin_on_an_injected_clock(
     body = expect_failed(world.invoke("Create", timeout=70.0), "events:PutTargets failed", "ThrottlingException")
     spent = world.clock.now() - began
     assert attempts == dict.fromkeys(
-        ("PutParameter", "PutRule", "PutTargets", "DeleteRule", "DeleteParameter"), handoff.HANDOFF_ATTEMPTS
+        ("PutParameter", "PutRule", "PutTargets", "DeleteRule", "DeleteParameter"), polling.HANDOFF_ATTEMPTS
     )
-    assert spent == pytest.approx(handoff.HANDOFF_WORST_CASE)
-    assert spent + handoff.TIMER_MARGIN_SECONDS <= 70.0  # crhelper's timer (70 s - 3 s) never saw it
+    assert spent == pytest.approx(polling.HANDOFF_WORST_CASE)
+    assert spent + polling.TIMER_MARGIN_SECONDS <= 70.0  # crhelper's timer (70 s - 3 s) never saw it
     assert body["PhysicalResourceId"].startswith("create-failed-")
 
 
@@ -324,53 +247,44 @@ def test_a_poll_event_missing_fields_answers_failed_and_stops_the_polling(world:
     expect_failed(world.capture.responses(world.last_path), "Malformed CloudFormation request", "StackId")
 
 
-def test_the_timer_firing_during_a_poll_claims_before_it_answers(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    poll_event = _handed_off(world)
-    original = app.lifecycle.poll
-
-    def poll_while_timer_fires(*args: Any, **kwargs: Any) -> Any:
-        app.helper._timeout()  # crhelper's guard fires while the poll still checks the backup
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(app.lifecycle, "poll", poll_while_timer_fires)
-    world.describe(backup("READY"))
-    world.protect()
-
-    def timer_then_poll(world: World) -> None:
-        world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})  # the timer's claim
-        _stop_rule(world)
-        world.ssm.add_client_error("delete_parameter", service_error_code="ParameterNotFound")  # the poll's
-        world.events.add_client_error("remove_targets", service_error_code="ResourceNotFoundException")
-        world.events.add_client_error("delete_rule", service_error_code="ResourceNotFoundException")
-
-    _poll(world, poll_event, then=timer_then_poll)
-    expect_failed(world.capture.responses(world.last_path), "Execution timed out")
-
-
-def test_the_timer_firing_after_the_poll_claimed_still_yields_one_answer(
+def test_the_timer_firing_after_the_poll_took_the_answer_answers_once(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     poll_event = _handed_off(world)
     world.describe(backup("READY"))
     world.protect()
-    real_claim = app.helper.polling.claim
-    fired: list[bool] = []
+    original = app.lifecycle._protect
 
-    def claim_then_timer(event: dict[str, Any]) -> Any:
-        claim = real_claim(event)
-        if not fired:
-            fired.append(True)
-            app.helper._timeout()  # the guard fires right after the poll's own claim succeeded
-        return claim
+    def timer_then_protect(*args: Any, **kwargs: Any) -> Any:
+        app.helper._timeout()  # the guard fires after the poll took the answer: it answers, the poll does not
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(app.helper.polling, "claim", claim_then_timer)
+    monkeypatch.setattr(app.lifecycle, "_protect", timer_then_protect)
+    _poll(world, poll_event, then=_expect_cleanup)
+    expect_failed(world.capture.responses(world.last_path), "Execution timed out")
 
-    def poll_then_timer(world: World) -> None:
-        world.ssm.add_response("delete_parameter", {}, {"Name": PARAMETER})  # the poll's claim
-        world.ssm.add_client_error("delete_parameter", service_error_code="ParameterNotFound")  # the timer's
-        _stop_rule(world)  # the timer stops the polling ...
-        world.events.add_client_error("remove_targets", service_error_code="ResourceNotFoundException")
-        world.events.add_client_error("delete_rule", service_error_code="ResourceNotFoundException")  # ... the poll
 
-    _poll(world, poll_event, then=poll_then_timer)
-    expect_failed(world.capture.responses(world.last_path), "Execution timed out")  # not zero answers
+def _parked_already(world: World, value: str) -> None:
+    world.ssm.add_client_error("put_parameter", service_error_code="ParameterAlreadyExists")
+    world.ssm.add_response(
+        "get_parameter",
+        {"Parameter": {"Name": PARAMETER, "Type": "SecureString", "Value": value}},
+        {"Name": PARAMETER, "WithDecryption": True},
+    )
+
+
+def test_a_duplicate_delivery_that_finds_its_own_wait_parked_stays_silent(world: World) -> None:
+    # One wait per resource: the parameter holding this very ResponseURL is the first delivery's, whose polls answer.
+    event = world.event("Create")
+    world.describe(backup("PENDING_DELETION"))
+    world.error("restore_backup", "CloudHsmInvalidRequestException", message="Restore already in progress")
+    world.describe(backup("CREATE_IN_PROGRESS"))
+    _parked_already(world, world.last_url)
+    assert world.invoke("Create", timeout=70.0, event=event) == []  # no rule of its own, no second answer
+
+
+def test_a_parameter_left_by_an_earlier_wait_fails_the_hand_off_within_its_budget(world: World) -> None:
+    world.describe(backup("PENDING_DELETION"))
+    world.restored(backup("PENDING_DELETION"))
+    _parked_already(world, "https://example.invalid/an-earlier-request")
+    expect_failed(world.invoke("Create", timeout=70.0), "ssm:PutParameter failed", "ParameterAlreadyExists")

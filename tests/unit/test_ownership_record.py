@@ -1,80 +1,140 @@
-"""The ownership record and the physical id, as pure functions (no I/O)."""
+"""The ownership record and the physical id, as pure functions (no I/O), and I1 as a property."""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
+from cloudhsm_backup_restore.backups import CloudHsmBackups
+from cloudhsm_backup_restore.lifecycle import BackupLifecycle, Request
 from cloudhsm_backup_restore.ownership import (
-    MAX_CLAIMS,
-    MAX_TAG_VALUE,
     OWNER_TAG_KEY,
-    Claimant,
-    Target,
-    claims_in,
-    label_of,
-    physical_id_of,
-    record,
-    room_for_record,
-    target_of,
+    OnDeleteVerdict,
+    OwnershipRecord,
+    Resource,
+    tokens_of,
+    verdict_for,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 STACK = "arn:aws:cloudformation:us-east-1:123456789012:stack/my-stack/0f0e0d0c-0000-1111-2222-333344445555"
+OTHER_STACK = STACK.replace("my-stack/0f0e", "other/1f0e")
 BACKUP = "backup-abcdefghijk"
+ARN = f"arn:aws:cloudhsm:us-east-1:123456789012:backup/{BACKUP}"
+
+
+class FakeClient:
+    """Just enough of a CloudHSM client for CloudHsmBackups to name its region."""
+
+    class meta:  # noqa: N801 - mirrors botocore's client.meta
+        region_name = "us-east-1"
 
 
 @pytest.mark.parametrize(
     ("region", "partition"), [("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov"), ("eu-west-1", "aws")]
 )
 def test_a_composed_physical_id_uses_the_region_partition(region: str, partition: str) -> None:
-    assert physical_id_of({"BackupId": BACKUP}, region) == f"arn:{partition}:cloudhsm:{region}::backup/{BACKUP}"
+    backups = CloudHsmBackups(FakeClient(), region)  # type: ignore[arg-type]
+    assert backups.arn({"BackupId": BACKUP}) == f"arn:{partition}:cloudhsm:{region}::backup/{BACKUP}"
 
 
 def test_the_physical_id_is_the_backup_arn_aws_reports() -> None:
     arn = f"arn:aws-cn:cloudhsm:cn-north-1:111122223333:backup/{BACKUP}"
-    assert physical_id_of({"BackupId": BACKUP, "BackupArn": arn}, "cn-north-1") == arn
+    assert CloudHsmBackups(FakeClient(), "cn-north-1").arn({"BackupId": BACKUP, "BackupArn": arn}) == arn  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(
-    ("physical_id", "target"),
-    [
-        (BACKUP, Target(BACKUP, None, True)),
-        (f"arn:aws:cloudhsm:eu-west-1:123456789012:backup/{BACKUP}", Target(BACKUP, "eu-west-1", False)),
-        (f"arn:aws-us-gov:cloudhsm:us-gov-west-1::backup/{BACKUP}", Target(BACKUP, "us-gov-west-1", False)),
-        ("create-failed-1234", None),
-        ("arn:aws:cloudhsm:eu-west-1:123456789012:cluster/cluster-abcdefghijk", None),
-    ],
-)
-def test_delete_understands_both_physical_id_forms_and_markers(physical_id: str, target: Target | None) -> None:
-    assert target_of(physical_id) == target
-
-
-def test_claimants_differ_by_stack_logical_id_and_physical_id() -> None:
-    arn = f"arn:aws:cloudhsm:us-east-1:123456789012:backup/{BACKUP}"
-    base = Claimant(STACK, "Restored", arn)
+def test_resources_differ_by_stack_logical_id_and_arn_and_know_their_stack() -> None:
+    base = Resource(STACK, "Restored", ARN)
     others = [
-        Claimant(STACK.replace("0f0e", "1f0e"), "Restored", arn),
-        Claimant(STACK, "Renamed", arn),
-        Claimant(STACK, "Restored", BACKUP),
+        Resource(OTHER_STACK, "Restored", ARN),
+        Resource(STACK, "Renamed", ARN),
+        Resource(STACK, "Restored", ARN.replace("us-east-1", "eu-west-1")),
     ]
-    assert len({base.digest, *(o.digest for o in others)}) == 4
+    assert len({base.token, *(o.token for o in others)}) == 4
     assert base.label == "my-stack/Restored"
+    assert base.same_stack(others[1].token)
+    assert not base.same_stack(others[0].token)
 
 
-def test_the_record_is_a_claim_stack_owner_first_within_tag_limits() -> None:
-    me = Claimant(STACK, "R" * 255, BACKUP)
-    claims = [f"{i:012x}" for i in range(MAX_CLAIMS + 3)]
-    value = record(claims, me)
-    assert len(value) <= MAX_TAG_VALUE
-    assert claims_in(value) == claims[:MAX_CLAIMS]
-    assert label_of(record(["abc"], me, "returned-by")).startswith("returned-by my-stack/")
-    assert claims_in(None) is None
-    import re
+def test_the_record_keeps_an_owner_and_at_most_one_previous_within_tag_limits() -> None:
+    me, old = Resource(STACK, "R" * 255, ARN), Resource(STACK, "Old", ARN)
+    written: list[str] = []
 
-    assert re.fullmatch(r"[\w\s.:/=+\-@]*", value)  # botocore's TagValue pattern
+    class Tagging:
+        def tag(self, backup_id: str, key: str, value: str) -> None:
+            written.append(value)
+
+    backup = OwnershipRecord(Tagging()).write(
+        {"BackupId": BACKUP, "TagList": []}, [me.token, old.token, "x"], "owner " + me.label
+    )  # type: ignore[arg-type]
+    assert len(written[0]) <= 256
+    assert tokens_of(backup) == [me.token, old.token]
+    assert re.fullmatch(r"[\w\s.:/=+\-@]*", written[0])  # botocore's TagValue pattern
     assert re.fullmatch(r"[\w\s.:/=+\-@]*", OWNER_TAG_KEY)
+    assert tokens_of({"BackupId": BACKUP, "TagList": []}) is None
 
 
-def test_room_for_the_record() -> None:
-    fifty = [{"Key": f"k{i}", "Value": "v"} for i in range(50)]
-    assert not room_for_record({"TagList": fifty})
-    assert room_for_record({"TagList": [*fifty[:49], {"Key": OWNER_TAG_KEY, "Value": "x"}]})
-    assert room_for_record({"TagList": fifty[:49]})
+def test_delete_verdicts() -> None:
+    me, new = Resource(STACK, "A", ARN), Resource(STACK, "B", ARN)
+    assert verdict_for(me, None) is OnDeleteVerdict.RETAIN
+    assert verdict_for(me, [me.token]) is OnDeleteVerdict.HONOUR
+    assert verdict_for(me, [me.token, new.token]) is OnDeleteVerdict.HAND_BACK
+    assert verdict_for(me, [new.token, me.token]) is OnDeleteVerdict.WITHDRAW
+    assert verdict_for(me, [new.token]) is OnDeleteVerdict.RETAIN
+
+
+STACKS = (STACK, OTHER_STACK)
+PHYSICAL_IDS = (ARN, "create-failed-1", ARN.replace("us-east-1", "eu-west-1"))
+resources = st.builds(Resource, st.sampled_from(STACKS), st.sampled_from(("A", "B")), st.sampled_from(PHYSICAL_IDS))
+
+
+class FakeBackups:
+    """Records the calls a Delete makes; the backup is READY with the given tags."""
+
+    region = "us-east-1"
+
+    def __init__(self, tags: list[dict[str, str]]) -> None:
+        self.backup: dict[str, Any] = {"BackupId": BACKUP, "BackupArn": ARN, "BackupState": "READY", "TagList": tags}
+        self.calls: list[str] = []
+
+    def describe(self, backup_id: str) -> dict[str, Any]:
+        return self.backup
+
+    def with_tags(self, backup: Any) -> Any:
+        return backup
+
+    def arn(self, backup: Any) -> str:
+        return ARN
+
+    def tag(self, backup_id: str, key: str, value: str) -> None:
+        self.calls.append("TagResource")
+
+    def untag(self, backup_id: str, key: str) -> None:
+        self.calls.append("UntagResource")
+
+    def delete(self, backup_id: str) -> None:
+        self.calls.append("DeleteBackup")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    recorded=st.one_of(st.none(), st.lists(resources, min_size=1, max_size=2, unique=True)),
+    stack=st.sampled_from(STACKS),
+    logical=st.sampled_from(("A", "B")),
+    physical=st.sampled_from(PHYSICAL_IDS),
+    on_delete=st.sampled_from(("Retain", "Delete")),
+)
+def test_i1_only_the_sole_owner_deletes(
+    recorded: list[Resource] | None, stack: str, logical: str, physical: str, on_delete: str
+) -> None:
+    tags = [] if recorded is None else [{"Key": OWNER_TAG_KEY, "Value": "+".join(r.token for r in recorded) + " x"}]
+    fake = FakeBackups(tags)
+    lifecycle = BackupLifecycle(lambda region: fake)  # type: ignore[arg-type,return-value]
+    request = Request(stack_id=stack, logical_id=logical, request_type="Delete", physical_id=physical)
+    lifecycle.delete({"BackupId": BACKUP, "OnDelete": on_delete}, physical, request)
+
+    me = Resource(stack, logical, ARN if physical == "create-failed-1" else physical)
+    sole_owner = recorded is not None and [r.token for r in recorded] == [me.token]
+    assert ("DeleteBackup" in fake.calls) == (on_delete == "Delete" and sole_owner)

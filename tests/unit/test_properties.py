@@ -67,6 +67,7 @@ def test_unknown_property_is_named_with_a_suggestion_and_the_valid_list() -> Non
 
 
 def test_identity_is_what_makes_an_update_a_replacement() -> None:
-    base = parse_properties({"BackupId": BACKUP_ID})
-    assert base.identity() == parse_properties({"BackupId": BACKUP_ID, "OnDelete": "Delete"}).identity()
-    assert base.identity() != parse_properties({"BackupId": BACKUP_ID, "Region": "eu-west-1"}).identity()
+    base = parse_properties({"BackupId": BACKUP_ID}).identity("us-east-1")
+    assert base == parse_properties({"BackupId": BACKUP_ID, "OnDelete": "Delete"}).identity("us-east-1")
+    assert base == parse_properties({"BackupId": BACKUP_ID, "Region": "us-east-1"}).identity("us-east-1")
+    assert base != parse_properties({"BackupId": BACKUP_ID, "Region": "eu-west-1"}).identity("us-east-1")

@@ -1,28 +1,23 @@
-"""Rule 3 of issue 9 with a stubbed CloudHSM: a restored backup stays restored (NeverExpires, restore again)."""
+"""A restored backup stays restored (NeverExpires at once), and a failure undoes only its own restore."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
-from cloudhsm_backup_restore.ownership import Claimant, record
 
 from tests.unit.conftest import (
-    BACKUP_ARN,
     BACKUP_ID,
     OWNER_KEY,
-    STACK_ID,
     World,
     backup,
     expect_failed,
     expect_success,
 )
-from tests.unit.test_create import _expect_cleanup, _handed_off, _poll
-
-ME = Claimant(STACK_ID, "RestoredBackup", BACKUP_ARN)
+from tests.unit.test_create import _handed_off, _poll
 
 
-def test_a_backup_purged_between_restore_and_protection_is_restored_again(world: World) -> None:
+def test_a_backup_purged_between_restore_and_protection_fails_saying_so_without_restoring_again(
+    world: World,
+) -> None:
     world.describe(backup("PENDING_DELETION"))
     world.restored(backup("READY"))
     # The retention policy purged it again before NeverExpires took effect: ModifyBackupAttributes says so.
@@ -31,28 +26,13 @@ def test_a_backup_purged_between_restore_and_protection_is_restored_again(world:
         {"Backup": backup("PENDING_DELETION", NeverExpires=True)},
         {"BackupId": BACKUP_ID, "NeverExpires": True},
     )
-    world.restore(backup("READY", NeverExpires=True))
-    world.tag()  # its tags may have gone with the deletion: the owner is recorded again
-    body = expect_success(world.invoke("Create"))
-    assert body["Data"]["BackupState"] == "READY"
-    assert body["Data"]["NeverExpires"] == "true"
-
-
-def test_protection_refused_because_purged_meanwhile_restores_and_protects_again(world: World) -> None:
-    world.describe(backup("PENDING_DELETION"))
-    world.restored(backup("READY"))
-    world.error("modify_backup_attributes", "CloudHsmInvalidRequestException", message="Backup is PENDING_DELETION")
-    world.describe(backup("PENDING_DELETION"))
-    world.restore(backup("READY", TagList=[{"Key": OWNER_KEY, "Value": record([ME.digest], ME)}]))
-    world.protect()  # the record survived the deletion: no TagResource
-    expect_success(world.invoke("Create"))
+    expect_failed(world.invoke("Create"), "went back to PENDING_DELETION", "retention policy")
 
 
 def test_a_refused_protection_of_a_ready_backup_fails_and_undoes_the_restore(world: World) -> None:
     world.describe(backup("PENDING_DELETION"))
     world.restored(backup("READY"))
     world.error("modify_backup_attributes", "CloudHsmInvalidRequestException", message="not allowed")
-    world.describe(backup("READY"))
     world.describe(backup("READY"))  # the undo re-reads the record: no other resource claims the backup
     world.cloudhsm.add_response("delete_backup", {"Backup": backup("PENDING_DELETION")}, {"BackupId": BACKUP_ID})
     expect_failed(
@@ -61,31 +41,16 @@ def test_a_refused_protection_of_a_ready_backup_fails_and_undoes_the_restore(wor
 
 
 def test_a_failed_restore_is_not_undone_once_another_resource_took_the_backup_over(world: World) -> None:
-    """Between the restore and the failure another stack's resource claimed the READY backup: it stays READY."""
+    """Between the restore and the failure a same-stack rename took the READY backup over: it stays READY."""
     world.describe(backup("PENDING_DELETION"))
     world.restored(backup("READY"))
     world.error("modify_backup_attributes", "CloudHsmInvalidRequestException", message="not allowed")
-    world.describe(backup("READY"))
     taken_over = [{"Key": OWNER_KEY, "Value": "0123456789ab+fedcba987654 owner other/Other"}]
     world.describe(backup("READY", TagList=taken_over))
     expect_failed(
         world.invoke("Create", ResourceProperties={"BackupId": BACKUP_ID, "OnDelete": "Delete"}), "not allowed"
     )
     world.cloudhsm.assert_no_pending_responses()  # and no DeleteBackup was made: the Stubber would refuse it
-
-
-def test_a_poll_restores_again_a_backup_deleted_again_after_this_resource_restored_it(world: World) -> None:
-    poll_event = _handed_off(world)
-    assert poll_event["CrHelperData"]["Restored"] == "true"
-    assert poll_event["CrHelperData"]["RestoredFromDeleteTimestamp"] == "2026-11-20T00:00:00Z"
-    # The slow restore finished, then the backup was purged again: a new DeleteTimestamp.
-    world.describe(backup("PENDING_DELETION", DeleteTimestamp=datetime(2026, 12, 30, tzinfo=UTC)))
-    world.restore(backup("READY"))
-    world.tag()
-    world.protect()
-    _poll(world, poll_event, then=_expect_cleanup)
-    body = expect_success(world.capture.responses(world.last_path))
-    assert body["Data"]["BackupState"] == "READY"
 
 
 def test_a_poll_does_not_restore_again_while_its_own_restore_is_under_way(world: World) -> None:

@@ -33,13 +33,13 @@ def test_event_without_response_url_is_logged_not_raised(world: World) -> None:
 def test_timer_firing_mid_request_still_yields_exactly_one_response(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = app.lifecycle.restore
+    original = app.lifecycle.run
 
     def restore_while_timer_fires(*args: Any, **kwargs: Any) -> Any:
         app.helper._timeout()  # crhelper's guard fires (remaining time - 0.5 s) while the call runs
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(app.lifecycle, "restore", restore_while_timer_fires)
+    monkeypatch.setattr(app.lifecycle, "run", restore_while_timer_fires)
     world.describe(backup("READY"))
     body = expect_failed(world.invoke("Create"), "Execution timed out")
     assert body["PhysicalResourceId"].startswith("create-failed-")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from cloudhsm_backup_restore.waiting import WaitPolicy, wait_until_ready
+from cloudhsm_backup_restore.waiting import Verdict, WaitPolicy, wait_until_ready
 
 
 def test_backoff_grows_and_is_capped_at_a_few_seconds() -> None:
@@ -49,11 +49,12 @@ def test_wait_stops_when_sleeping_again_would_overrun_the_budget() -> None:
     result = wait_until_ready(
         describe,
         current={"BackupState": "PENDING_DELETION"},
+        judge=lambda b: Verdict.SUCCESS if b and b.get("BackupState") == "READY" else Verdict.RETRY,
         budget=lambda: 12.0 - now[0],
         sleep=sleep,
         policy=WaitPolicy(),
     )
-    assert not result.ready
+    assert result.verdict is Verdict.RETRY
     assert result.waited == 12.0
     assert now[0] == 12.0
     assert checks == [1.0, 2.5, 4.75, 8.125, 12.0]
@@ -64,7 +65,12 @@ def test_ready_at_first_sight_costs_no_call() -> None:
         raise AssertionError("no call expected")
 
     result = wait_until_ready(
-        describe, current={"BackupState": "READY"}, budget=lambda: 100.0, sleep=lambda s: None, policy=WaitPolicy()
+        describe,
+        current={"BackupState": "READY"},
+        judge=lambda b: Verdict.SUCCESS,
+        budget=lambda: 100.0,
+        sleep=lambda s: None,
+        policy=WaitPolicy(),
     )
-    assert result.ready
+    assert result.verdict is Verdict.SUCCESS
     assert result.checks == 0

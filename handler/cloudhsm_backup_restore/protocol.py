@@ -6,8 +6,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import boto3
 from crhelper import CfnResource
@@ -15,20 +14,18 @@ from crhelper.resource_helper import FAILED
 
 from cloudhsm_backup_restore.attributes import fit_response
 from cloudhsm_backup_restore.errors import clip_reason
-from cloudhsm_backup_restore.handoff import (
+from cloudhsm_backup_restore.logs import log_event
+from cloudhsm_backup_restore.polling import (
     HANDOFF_CLIENT_CONFIG,
     HANDOFF_WORST_CASE,
     POLLING_INTERVAL_MINUTES,
+    PROVIDER_ID_ENV,
     RESPONSE_SOCKET_TIMEOUT,
     TIMER_MARGIN_SECONDS,
-    Claim,
+    Answer,
     HandOffError,
+    ParkedElsewhereError,
     PollingHandOff,
-)
-from cloudhsm_backup_restore.logs import log_event
-from cloudhsm_backup_restore.polling import (
-    PROVIDER_ID_ENV,
-    RESPONSE_PARAMETER_KEY,
     configured_provider_id,
 )
 
@@ -54,7 +51,6 @@ def _missing_fields(event: Any) -> list[str]:
     return missing
 
 
-RequestFunction = Callable[[dict[str, Any], Any], str | None]
 _CfnResourceBase: Any = CfnResource  # crhelper's stubs omit the private hooks overridden here
 
 
@@ -69,9 +65,12 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
     - no Lambda policy edits at run time: one invoke permission for the provider's rule prefix is granted at
       deploy time (crhelper adds and removes a statement per wait: 20 KB ceiling, 409 conflicts, leaks);
     - the ResponseURL never sits in an EventBridge target: an SSM SecureString holds it during a hand-off;
-    - overlapping or duplicate polls answer once: the poll whose DeleteParameter succeeds answers;
-    - every poll that cannot go on stops the polling (answering FAILED when it can read the ResponseURL), and
-      no poll runs past the resource's deadline (crhelper polls forever);
+    - overlapping or duplicate polls answer once: the poll whose DeleteParameter succeeds acts and answers, and
+      a duplicate delivery that finds its ResponseURL parked already stays silent;
+    - a poll's timeout guard answers only if the poll already took the answer: otherwise the parked ResponseURL
+      stays for the next firing (a guard that deletes it and is then killed would leave CloudFormation waiting);
+    - every poll that cannot go on stops the polling, and no poll runs past the resource's deadline (crhelper
+      polls forever);
     - bounded hand-off calls (HANDOFF_CLIENT_CONFIG; crhelper's clients wait 60 s per attempt);
     - exactly one response per invocation, even when crhelper's timeout timer fires too;
     - a response that is always matchable: non-empty PhysicalResourceId, ids copied, Reason clipped at
@@ -86,7 +85,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         self._handoff = False
         self._handoff_deadline = 0.0
         self._answered_elsewhere = False
-        self._claims = 0
+        self._taken: Answer | None = None
         self._is_poll = False
         super().__init__(
             json_logging=True,
@@ -112,27 +111,6 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         self._timer.daemon = True
         self._timer.start()
 
-    # Typed pass-throughs to crhelper's decorators (its stubs are untyped through the Any base).
-    def create(self, func: RequestFunction) -> RequestFunction:
-        """Register the Create function."""
-        return cast(RequestFunction, super().create(func))
-
-    def update(self, func: RequestFunction) -> RequestFunction:
-        """Register the Update function."""
-        return cast(RequestFunction, super().update(func))
-
-    def delete(self, func: RequestFunction) -> RequestFunction:
-        """Register the Delete function."""
-        return cast(RequestFunction, super().delete(func))
-
-    def poll_create(self, func: RequestFunction) -> RequestFunction:
-        """Register the function each Create poll invocation runs."""
-        return cast(RequestFunction, super().poll_create(func))
-
-    def poll_update(self, func: RequestFunction) -> RequestFunction:
-        """Register the function each Update poll invocation runs."""
-        return cast(RequestFunction, super().poll_update(func))
-
     def hand_off(self, deadline: float) -> None:
         """Keep waiting through EventBridge polling until ``deadline`` (epoch s: when CloudFormation gives up)."""
         self._handoff = True
@@ -141,26 +119,45 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
     def __call__(self, event: Any, context: Any) -> None:
         with self._send_lock:
             self._sent = False
-            self._claims = 0
+            self._taken = None
         self._handoff = False
         self._answered_elsewhere = False
         self._is_poll = isinstance(event, dict) and "CrHelperPoll" in event  # crhelper adds the key mid-hand-off
-        self.polling.time_left = lambda: context.get_remaining_time_in_millis() / 1000.0
         if self._is_poll:
-            event = self.polling.admit(event, context.function_name, self._answer_failed)
+            event = self.polling.admit(event)
             if event is None:
                 return
         missing = _missing_fields(event)
         if missing:
-            self._answer_malformed(event, missing)
+            log_event(logger, "event.malformed", missing=missing)
+            self._answer_failed(event, "Malformed CloudFormation request: missing or invalid " + ", ".join(missing))
             if self._is_poll:
-                self.polling.tear_down(event, context.function_name)  # a poll it cannot run must not fire again
+                self.polling.remove(event)  # a poll it cannot run must not fire again
             return
         super().__call__(event, context)
 
-    def _answer_malformed(self, event: Any, missing: list[str]) -> None:
-        log_event(logger, "event.malformed", missing=missing)
-        self._answer_failed(event, "Malformed CloudFormation request: missing or invalid " + ", ".join(missing))
+    def may_act(self) -> bool:
+        """Whether this invocation still holds the right to answer (a poll takes it first): only then may it act."""
+        if self._is_poll:
+            return self.take_answer()
+        with self._send_lock:
+            return not self._sent
+
+    def take_answer(self) -> bool:
+        """A poll takes the right to answer once (deleting the parked ResponseURL); False when another has it."""
+        with self._send_lock:
+            taken = self._taken
+        if taken is None:
+            taken = self.polling.take_answer(self._event)
+            with self._send_lock:
+                self._taken = taken
+            if taken is Answer.TAKEN:
+                self._answered_elsewhere = True
+        return taken is not Answer.TAKEN
+
+    def end_wait(self, event: dict[str, Any]) -> None:
+        """A Delete ends its resource's wait before it answers (I3); HandOffError when it cannot."""
+        self.polling.end(str(event["StackId"]), str(event["LogicalResourceId"]))
 
     def _answer_failed(self, event: Any, reason: str) -> None:
         """Answer FAILED outside crhelper's flow (an event it cannot run), if the event has an https ResponseURL."""
@@ -182,27 +179,14 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         self._send()
 
     def _timeout(self) -> None:
-        """crhelper's guard; a poll claims the answer first (so no other poll answers again), then stops polling."""
-        if not self._is_poll:
-            super()._timeout()
-            return
-        claim = self._claim()
+        """crhelper's guard; in a poll only once the poll took the answer (else the next firing answers)."""
+        if self._is_poll:
+            with self._send_lock:
+                taken = self._taken
+            if taken in (None, Answer.TAKEN):
+                log_event(logger, "timeout.left_to_next_firing")
+                return
         super()._timeout()
-        parked = bool(self._event.get(RESPONSE_PARAMETER_KEY))
-        self.polling.stop(
-            self._event, parameter_left=claim is Claim.UNKNOWN and parked, function_name=self._context.function_name
-        )
-
-    def _claim(self) -> Claim:
-        """Claim the answer; lost to *another* poll only if no other claim ran in this invocation (the timer's
-        and the poll's own claim may race: then one of them sends, and ``_sent`` suppresses the other)."""
-        with self._send_lock:
-            self._claims += 1
-            alone = self._claims == 1
-        claim = self.polling.claim(self._event)
-        if claim is Claim.LOST and alone:
-            self._answered_elsewhere = True
-        return claim
 
     def _poll_enabled(self) -> bool:
         return self._handoff or self._is_poll
@@ -226,28 +210,29 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
             )
         self._event["CrHelperData"] = self.Data
         self._event["CrHelperPoll"] = True
-        self.polling.start(
-            self._event,
-            function_name=self._context.function_name,
-            provider_id=provider_id,
-            deadline=self._handoff_deadline,
-        )
+        try:
+            self.polling.start(
+                self._event,
+                function_name=self._context.function_name,
+                provider_id=provider_id,
+                deadline=self._handoff_deadline,
+            )
+        except ParkedElsewhereError:
+            log_event(logger, "polling.parked_elsewhere", reason="a duplicate delivery of this request waits")
+            self._answered_elsewhere = True
 
     def _remove_polling(self) -> None:
-        """A finished poll claims the answer (deletes the parked ResponseURL), then stops the polling."""
+        """A finished poll takes the answer (if it has not yet), then stops the polling."""
         if self._is_poll:
-            claim = self._claim()
-            parked = bool(self._event.get(RESPONSE_PARAMETER_KEY))
-            self.polling.stop(
-                self._event, parameter_left=claim is Claim.UNKNOWN and parked, function_name=self._context.function_name
-            )
+            # An UNKNOWN take tries the parked ResponseURL once more; a TAKEN one leaves it to its taker.
+            self.polling.remove(self._event, parameter=self.take_answer() and self._taken is Answer.UNKNOWN)
         self._event.pop("CrHelperData", None)
         self.Data.pop("PhysicalResourceId", None)
 
     def _send(self, status: str | None = None, reason: str = "", send_response: Any = None) -> None:
         with self._send_lock:
             if self._sent or self._answered_elsewhere:
-                reason = "another poll answered" if self._answered_elsewhere else "already answered in this invocation"
+                reason = "answered elsewhere" if self._answered_elsewhere else "already answered in this invocation"
                 log_event(logger, "response.suppressed", reason=reason)
                 return
             self._sent = True

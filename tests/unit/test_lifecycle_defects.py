@@ -1,0 +1,97 @@
+"""Issue 15's defects, each pinned by a Stubber-exact sequence: what the handler must not call is not stubbed.
+
+GIVEN the calls CloudHSM, SSM and EventBridge answer, WHEN one invocation runs, THEN it answers once and
+makes no call outside the stubbed ones (a DeleteBackup, RestoreBackup or clean-up the rules forbid would meet
+an empty Stubber and turn the answer into an "Unexpected" FAILED).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from cloudhsm_backup_restore import app
+
+from tests.unit.conftest import (
+    OWNER_KEY,
+    PARAMETER,
+    STACK_ID,
+    World,
+    backup,
+    expect_failed,
+    expect_success,
+)
+from tests.unit.test_create import _expect_cleanup, _handed_off, _poll
+
+ME = hashlib.sha256("\n".join((STACK_ID, "RestoredBackup", backup()["BackupArn"])).encode()).hexdigest()[:12]
+"""The digest the previous ownership record gave this resource: a record naming it made D2 count as restorer."""
+
+
+def test_a_duplicate_whose_own_restore_was_refused_never_undoes(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    # Defect 3: D1 restored and answered; D2's RestoreBackup is refused and its later ModifyBackupAttributes
+    # denied. D2 did not restore the backup, so it answers FAILED and leaves it READY: no DeleteBackup.
+    world.describe(backup("PENDING_DELETION"))
+    world.error("restore_backup", "CloudHsmInvalidRequestException", message="Backup is not pending deletion")
+    recorded = [{"Key": OWNER_KEY, "Value": f"{ME} owner unit/RestoredBackup"}]
+    world.describe(backup("READY", TagList=recorded))
+    for _ in range(4):  # the first attempt and the IAM-grace retries
+        world.error("modify_backup_attributes", "CloudHsmAccessDeniedException")
+    props = {"BackupId": backup()["BackupId"], "OnDelete": "Delete", "NeverExpires": "true"}
+    body = expect_failed(world.invoke("Create", ResourceProperties=props), "cloudhsm:ModifyBackupAttributes")
+    assert "Unexpected" not in body["Reason"]
+    assert "restore_not_undone" not in caplog.text  # no undo was even tried (the Stubber has no DeleteBackup)
+    assert "restore_undone" not in caplog.text
+
+
+def test_a_backup_deleted_by_someone_else_while_waiting_ends_the_wait_at_once(world: World) -> None:
+    # Defect 7: PENDING_DELETION without this resource having restored it is not worth waiting for.
+    world.describe(backup("CREATE_IN_PROGRESS"))
+    world.describe(backup("PENDING_DELETION"))
+    expect_failed(world.invoke("Create"), "PENDING_DELETION", "not restored by this resource")
+    assert len(world.clock.sleeps) == 1
+
+
+def test_a_backup_this_resource_restored_deleted_again_while_waiting_fails_without_restoring_again(
+    world: World,
+) -> None:
+    # Defect 7 (and 2): a new DeleteTimestamp means someone deleted it again (a Delete, the retention policy):
+    # the wait ends with FAILED; no second RestoreBackup.
+    world.describe(backup("PENDING_DELETION"))
+    world.restored(backup("PENDING_DELETION"))
+    again = backup("PENDING_DELETION", DeleteTimestamp=datetime(2026, 12, 1, tzinfo=UTC))
+    world.describe(again)
+    expect_failed(world.invoke("Create"), "deleted again")
+
+
+def test_a_poll_that_sees_the_backup_deleted_again_does_not_restore_it(world: World) -> None:
+    # Defect 2: the Delete of a parked wait deleted the backup; the next poll must not call RestoreBackup.
+    poll_event = _handed_off(world)
+    world.describe(backup("PENDING_DELETION", DeleteTimestamp=datetime(2026, 12, 1, tzinfo=UTC)))
+
+    def finish(world: World) -> None:
+        _expect_cleanup(world)
+
+    _poll(world, poll_event, then=finish)
+    expect_failed(world.capture.responses(world.last_path), "deleted again")
+
+
+def test_the_timer_of_a_poll_neither_answers_nor_removes_the_parked_response_url(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Defect 5: a poll's guard that deletes the parameter can be killed before its answer lands; then no later
+    # poll can answer. The guard of a poll leaves the wait to the poll itself (or to the next firing).
+    poll_event = _handed_off(world)
+    original = app.lifecycle.backups_for
+
+    def backups_while_timer_fires(region: str | None) -> Any:
+        app.helper._timeout()  # crhelper's guard fires while the poll still checks the backup
+        return original(region)
+
+    monkeypatch.setattr(app.lifecycle, "backups_for", backups_while_timer_fires)
+    world.describe(backup("READY"))
+    world.protect()
+    _poll(world, poll_event, then=_expect_cleanup)
+    expect_success(world.capture.responses(world.last_path))
+    assert PARAMETER  # the one DeleteParameter is the answering poll's own (stubbed by _expect_cleanup)
