@@ -1,8 +1,8 @@
 """Wrong parameter values fail the provider deploy before anything is created, with a message saying what was expected.
 
 CloudFormation checks a parameter against its AllowedPattern before it creates anything; for a CommaDelimitedList
-"the pattern must match each value in the list" (CloudFormation template reference, Parameters, AllowedPattern).
-moto does not check patterns, so this applies them as CloudFormation documents it.
+"the pattern must match each value in the list", and "each member string is space trimmed" (CloudFormation
+template reference, Parameters). moto does not check patterns, so this applies them as CloudFormation documents.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ LISTS = sorted(name for name, spec in PARAMETERS.items() if spec["Type"] == "Com
 def accepted(name: str, value: str) -> bool:
     """Whether CloudFormation accepts ``value`` for parameter ``name`` (each list entry matched, like it does)."""
     spec = PARAMETERS[name]
-    values = value.split(",") if spec["Type"] == "CommaDelimitedList" else [value]
+    values = [v.strip() for v in value.split(",")] if spec["Type"] == "CommaDelimitedList" else [value]
     return all(re.fullmatch(str(spec["AllowedPattern"]), entry) for entry in values)
 
 
@@ -55,8 +55,8 @@ def test_backup_arns_accepted(value: str) -> None:
     "value",
     [
         "backup-abcdefghijk",  # an id, not an ARN: IAM would fail the role only after other resources exist
-        "arn:aws:cloudhsm:eu-west-1:111122223333:backup/backup-abcdefghijk, arn:aws:cloudhsm:eu-west-1:"
-        "111122223333:backup/backup-lmnopqrstuv",  # a space after the comma is part of the second value
+        "arn:aws:cloudhsm:eu-west-1:111122223333:backup/backup-abcdefghijk arn:aws:cloudhsm:eu-west-1:"
+        "111122223333:backup/backup-lmnopqrstuv",  # separated by a space, not a comma: one value
         "arn:aws:cloudhsm:eu-west-1:111122223333:cluster/cluster-abcdefghijk",
         "arn:aws:cloudhsm:eu-west-1:1111:backup/backup-abcdefghijk",
         "arn:aws:cloudhsm:eu-west-1:111122223333:backup/backup-abc",
