@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from typing import Any
 
@@ -68,21 +69,57 @@ def test_event_invoke_config_matches_contract() -> None:
 
 
 CONSTRUCT_OPTIONS = {
-    # parameter: (the RestoreProvider prop it stands for, its default in the template)
-    "SubnetIds": ("vpc / vpc_subnets", ""),
-    "SecurityGroupIds": ("security_groups", ""),
-    "LogRetentionInDays": ("log_retention", contract.LOG_RETENTION_DAYS),
-    "LogGroupEncryptionKey": ("log_group_encryption_key", ""),
-    "ReservedConcurrentExecutions": ("reserved_concurrent_executions", ""),
-    "Tracing": ("tracing", "Active"),
-    "DeadLetterQueue": ("dead_letter_queue", ""),
+    # parameter: the RestoreProvider props it stands for (a template takes ids where the construct takes objects)
+    "SubnetIds": ("vpc", "vpc_subnets"),
+    "SecurityGroupIds": ("security_groups",),
+    "LogRetentionInDays": ("log_retention",),
+    "LogGroupEncryptionKey": ("log_group_encryption_key",),
+    "ReservedConcurrentExecutions": ("reserved_concurrent_executions",),
+    "Tracing": ("tracing",),
+    "DeadLetterQueue": ("dead_letter_queue",),
 }
+NOT_TEMPLATE_OPTIONS = {"managed_policies_per_role"}
+"""The CDK role holds one managed policy per group of backups; the template's role takes BackupArns inline."""
 
 
-@pytest.mark.parametrize("parameter", sorted(CONSTRUCT_OPTIONS))
-def test_provider_offers_the_constructs_options_with_its_defaults(parameter: str) -> None:
-    _, default = CONSTRUCT_OPTIONS[parameter]
-    assert load_file("provider.yaml")["Parameters"][parameter]["Default"] == default
+def provider_defaults() -> dict[str, Any]:
+    """RestoreProvider's keyword options and their defaults, read from the construct itself."""
+    from cloudhsm_backup_restore_cdk import RestoreProvider
+
+    signature = inspect.signature(RestoreProvider.__init__)
+    return {n: p.default for n, p in signature.parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def cfn_tracing_mode(member: Any) -> str:
+    """aws_lambda.Tracing.PASS_THROUGH -> PassThrough, the TracingConfig Mode (and Disabled: no TracingConfig)."""
+    return "".join(word.title() for word in member.value.split("_"))
+
+
+def test_provider_parameters_are_the_constructs_options() -> None:
+    defaults = provider_defaults()
+    mapped = {prop for props in CONSTRUCT_OPTIONS.values() for prop in props}
+    assert mapped | NOT_TEMPLATE_OPTIONS == set(defaults)
+    parameters = load_file("provider.yaml")["Parameters"]
+    for parameter, props in CONSTRUCT_OPTIONS.items():
+        if all(defaults[prop] is None for prop in props):
+            assert parameters[parameter]["Default"] == "", parameter
+
+
+def test_provider_tracing_and_log_retention_defaults_are_the_constructs() -> None:
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_lambda as lambda_
+    from aws_cdk import aws_logs as logs
+    from aws_cdk.assertions import Template
+
+    defaults = provider_defaults()
+    parameters = load_file("provider.yaml")["Parameters"]
+    assert parameters["Tracing"]["Default"] == cfn_tracing_mode(defaults["tracing"])
+    assert parameters["Tracing"]["AllowedValues"] == [cfn_tracing_mode(m) for m in lambda_.Tracing]
+    stack = Stack(App(), "Retention")
+    logs.LogGroup(stack, "LogGroup", retention=defaults["log_retention"])
+    [log_group] = Template.from_stack(stack).find_resources("AWS::Logs::LogGroup").values()
+    assert parameters["LogRetentionInDays"]["Default"] == log_group["Properties"]["RetentionInDays"]
+    assert log_group["Properties"]["RetentionInDays"] == contract.LOG_RETENTION_DAYS
 
 
 def test_defaults_resolve_to_the_constructs_function() -> None:

@@ -89,6 +89,7 @@ def test_aws_commands_parse_with_the_real_cli(tmp_path: Path) -> None:
         "BUCKET": "my-artifacts-bucket",
         "BACKUP_ARNS": "arn:aws:cloudhsm:eu-west-1:111122223333:backup/backup-abcdefghijk",
         "KEY": "cloudhsm-backup-restore/0.zip",
+        "LOG_GROUP": "cloudhsm-backup-restore-provider-LogGroup-0",  # troubleshooting: the stack's output
     }
     pipeline_page = (ROOT / "docs" / "pipeline.md").read_text(encoding="utf-8")
     documented = all_commands() + [c for b in readme.blocks("bash", pipeline_page) for c in readme.commands(b)]
