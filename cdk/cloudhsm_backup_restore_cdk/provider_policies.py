@@ -1,4 +1,4 @@
-"""The provider's own customer managed policies (everything but the per-backup grants), each wildcard acknowledged."""
+"""The provider's own customer managed policy (everything but the per-backup grants), each wildcard acknowledged."""
 
 from __future__ import annotations
 
@@ -11,11 +11,6 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from cloudhsm_backup_restore_pipeline.contract import (
     DESCRIBE_ACTIONS,
-    LEGACY_POLL_PARAMETER_ACTIONS,
-    LEGACY_POLL_PERMISSION_ACTIONS,
-    LEGACY_POLL_RULE_ACTIONS,
-    LEGACY_POLL_RULE_PREFIX,
-    LEGACY_RESPONSE_PARAMETER_PREFIX,
     LOG_ACTIONS,
     POLL_PARAMETER_ACTIONS,
     POLL_RULE_ACTIONS,
@@ -25,6 +20,7 @@ from cloudhsm_backup_restore_pipeline.contract import (
 )
 from constructs import Construct
 
+from cloudhsm_backup_restore_cdk.grants import owned_backups_arn, owned_backups_statement
 from cloudhsm_backup_restore_cdk.nag import acknowledge, acknowledge_wildcard
 
 STAR = "*"
@@ -51,26 +47,14 @@ def parameter_arn_prefix(scope: Construct, provider_id: str) -> str:
 
 
 def base_policy(scope: Construct, role: iam.IRole, log_group: logs.ILogGroup, provider_id: str) -> iam.ManagedPolicy:
-    """Logs, DescribeBackups, and the polling hand-off's rules and parameters, scoped to this provider's id.
+    """Logs, DescribeBackups, the owned backups, and the polling hand-off's rules and parameters (this provider's).
 
     The rule and parameter wildcards carry the provider id (the stack GUID's last 12 hex digits), so two
     providers in one account and region can neither read each other's ResponseURLs nor touch each other's rules.
+    Its content does not depend on the backups, so no edit of the backups changes it.
     """
-    stack = Stack.of(scope)
     rules = rule_arn_prefix(scope, provider_id) + STAR
     parameters = parameter_arn_prefix(scope, provider_id) + STAR
-    legacy_rules = stack.format_arn(
-        service="events",
-        resource="rule",
-        resource_name=LEGACY_POLL_RULE_PREFIX + STAR,
-        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-    )
-    legacy_parameters = stack.format_arn(
-        service="ssm",
-        resource="parameter",
-        resource_name=LEGACY_RESPONSE_PARAMETER_PREFIX.lstrip("/") + STAR,
-        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-    )
     policy = iam.ManagedPolicy(
         scope,
         "ProviderPolicy",
@@ -79,16 +63,9 @@ def base_policy(scope: Construct, role: iam.IRole, log_group: logs.ILogGroup, pr
         statements=[
             iam.PolicyStatement(sid="WriteOwnLogs", actions=list(LOG_ACTIONS), resources=[log_group.log_group_arn]),
             iam.PolicyStatement(sid="DescribeBackups", actions=list(DESCRIBE_ACTIONS), resources=[STAR]),
+            owned_backups_statement(scope),
             iam.PolicyStatement(sid="PollingRules", actions=list(POLL_RULE_ACTIONS), resources=[rules]),
             iam.PolicyStatement(sid="PollingResponseUrl", actions=list(POLL_PARAMETER_ACTIONS), resources=[parameters]),
-            iam.PolicyStatement(
-                sid="PreviousReleaseRules", actions=list(LEGACY_POLL_RULE_ACTIONS), resources=[legacy_rules]
-            ),
-            iam.PolicyStatement(
-                sid="PreviousReleaseResponseUrl",
-                actions=list(LEGACY_POLL_PARAMETER_ACTIONS),
-                resources=[legacy_parameters],
-            ),
         ],
     )
     acknowledge_wildcard(
@@ -96,6 +73,13 @@ def base_policy(scope: Construct, role: iam.IRole, log_group: logs.ILogGroup, pr
         STAR,
         f"{', '.join(DESCRIBE_ACTIONS)} (and X-Ray's PutTraceSegments/PutTelemetryRecords when tracing is on) have "
         "no resource-level permissions: IAM only accepts Resource '*' for them",
+    )
+    acknowledge_wildcard(
+        policy,
+        owned_backups_arn(scope),
+        "only backups carrying this project's ownership tag (condition aws:ResourceTag), which the provider "
+        "writes on restore: the Delete of a backup removed from the template runs after its ARN left the "
+        "per-backup policies, which are updated in place so that no edit can exceed IAM's quotas",
     )
     acknowledge_wildcard(
         policy,
@@ -111,46 +95,12 @@ def base_policy(scope: Construct, role: iam.IRole, log_group: logs.ILogGroup, pr
         "under this provider's own path (its stack's id): another provider in the same account and region cannot "
         "read or overwrite it",
     )
-    acknowledge_wildcard(
-        policy,
-        legacy_rules,
-        "transitional, for one release: removing the EventBridge rules of waits the previous release began "
-        f"(named {LEGACY_POLL_RULE_PREFIX}<LogicalId>-<hex>, so only a prefix can name them); only RemoveTargets "
-        "and DeleteRule, and no rule of the current release matches the prefix",
-    )
-    acknowledge_wildcard(
-        policy,
-        legacy_parameters,
-        "transitional, for one release: reading and deleting the ResponseURL of waits the previous release began "
-        f"(under {LEGACY_RESPONSE_PARAMETER_PREFIX}, named after their generated rule); only GetParameter and "
-        "DeleteParameter, and no parameter of the current release matches the prefix",
-    )
     return policy
 
 
-def legacy_permission_policy(scope: Construct, role: iam.IRole, function: lambda_.IFunction) -> iam.ManagedPolicy:
-    """Transitional: remove the per-wait invoke permission a previous-release wait added to this very function.
-
-    A policy of its own: it names the function, which itself depends on the provider policy.
-    """
-    return iam.ManagedPolicy(
-        scope,
-        "PreviousReleasePermissions",
-        roles=[role],
-        description="cloudhsm-backup-restore provider: clean up previous-release waits (transitional)",
-        statements=[
-            iam.PolicyStatement(
-                sid="PreviousReleaseInvokePermission",
-                actions=list(LEGACY_POLL_PERMISSION_ACTIONS),
-                resources=[function.function_arn],
-            )
-        ],
-    )
-
-
-def network_interface_policy(scope: Construct, role: iam.IRole, function: lambda_.Function) -> iam.ManagedPolicy:
+def add_network_interface_statements(policy: iam.ManagedPolicy, function: lambda_.Function) -> None:
     """The EC2 permissions Lambda uses for a VPC function's network interfaces, scoped to its own subnets and groups."""
-    stack = Stack.of(scope)
+    stack = Stack.of(policy)
 
     def ec2_arn(resource: str, name: str) -> str:
         return stack.format_arn(
@@ -161,38 +111,26 @@ def network_interface_policy(scope: Construct, role: iam.IRole, function: lambda
     placement = cast(
         lambda_.CfnFunction.VpcConfigProperty, cast(lambda_.CfnFunction, function.node.default_child).vpc_config
     )
-    policy = iam.ManagedPolicy(
-        scope,
-        "NetworkInterfaces",
-        roles=[role],
-        description="cloudhsm-backup-restore provider: network interfaces of the VPC function",
-        statements=[
-            iam.PolicyStatement(
-                sid="DescribeNetworkInterfaces",
-                actions=[action for action in VPC_ENI_ACTIONS if ":Describe" in action],
-                resources=[STAR],
-            ),
-            iam.PolicyStatement(
-                sid="CreateNetworkInterfacesInOwnSubnetsAndGroups",
-                actions=["ec2:CreateNetworkInterface"],
-                resources=[
-                    interfaces,
-                    *(ec2_arn("subnet", subnet_id) for subnet_id in placement.subnet_ids or []),
-                    *(ec2_arn("security-group", group_id) for group_id in placement.security_group_ids or []),
-                ],
-            ),
-            iam.PolicyStatement(
-                sid="ManageNetworkInterfaces",
-                actions=[a for a in VPC_ENI_ACTIONS if ":Describe" not in a and ":Create" not in a],
-                resources=[interfaces],
-            ),
-        ],
-    )
-    acknowledge_wildcard(
-        policy,
-        STAR,
-        "ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets have no resource-level permissions: IAM only "
-        "accepts Resource '*' for them",
+    policy.add_statements(
+        iam.PolicyStatement(
+            sid="DescribeNetworkInterfaces",
+            actions=[action for action in VPC_ENI_ACTIONS if ":Describe" in action],
+            resources=[STAR],
+        ),
+        iam.PolicyStatement(
+            sid="CreateNetworkInterfacesInOwnSubnetsAndGroups",
+            actions=["ec2:CreateNetworkInterface"],
+            resources=[
+                interfaces,
+                *(ec2_arn("subnet", subnet_id) for subnet_id in placement.subnet_ids or []),
+                *(ec2_arn("security-group", group_id) for group_id in placement.security_group_ids or []),
+            ],
+        ),
+        iam.PolicyStatement(
+            sid="ManageNetworkInterfaces",
+            actions=[a for a in VPC_ENI_ACTIONS if ":Describe" not in a and ":Create" not in a],
+            resources=[interfaces],
+        ),
     )
     acknowledge_wildcard(
         policy,
@@ -201,7 +139,6 @@ def network_interface_policy(scope: Construct, role: iam.IRole, function: lambda
         "limited to network interfaces in this account and region, created only in the function's own subnets "
         "and security groups",
     )
-    return policy
 
 
 def default_dead_letter_queue(scope: Construct) -> sqs.Queue:

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App, CfnParameter, Duration, Stack
+from aws_cdk import App, CfnParameter, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Template
-from cloudhsm_backup_restore_cdk import OnDelete, RestoredBackup, RestoreProvider
+from cloudhsm_backup_restore_cdk import RestoredBackup, RestoreProvider
 
 CLI_CONTEXT: dict[str, Any] = {
     "aws:cdk:enable-path-metadata": True,
@@ -34,7 +34,7 @@ class Main:
     plain: RestoredBackup
     """Defaults: Retain, NeverExpires unmanaged, the stack's region, 60 minutes."""
     delete: RestoredBackup
-    """OnDelete.DELETE, never_expires=True, region eu-west-1, 5 minutes."""
+    """RemovalPolicy.DESTROY (OnDelete Delete), never_expires=True, region eu-west-1, 5 minutes."""
     keep: RestoredBackup
     """never_expires=False, 1 second (the shortest timeout)."""
 
@@ -91,12 +91,12 @@ def build_main(app: App) -> Main:
             stack,
             "Delete",
             backup_id=DELETE_ID,
-            on_delete=OnDelete.DELETE,
+            removal_policy=RemovalPolicy.DESTROY,
             never_expires=True,
             region="eu-west-1",
-            timeout=Duration.minutes(5),
+            service_timeout=Duration.minutes(5),
         ),
-        keep=RestoredBackup(stack, "Keep", backup_id=KEEP_ID, never_expires=False, timeout=Duration.seconds(1)),
+        keep=RestoredBackup(stack, "Keep", backup_id=KEEP_ID, never_expires=False, service_timeout=Duration.seconds(1)),
     )
 
 
@@ -200,7 +200,7 @@ def as_list(value: Any) -> list[Any]:
 
 def resources(template: Mapping[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     """Resources of one Type, by logical id."""
-    return {name: body for name, body in template["Resources"].items() if body["Type"] == kind}
+    return {name: body for name, body in template.get("Resources", {}).items() if body["Type"] == kind}
 
 
 def statements(template: Mapping[str, Any], logical: str) -> list[dict[str, Any]]:

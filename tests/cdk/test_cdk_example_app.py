@@ -116,7 +116,7 @@ def test_outputs_every_attribute(example: ModuleType, tmp_path: Path) -> None:
 
 
 def test_options_from_context(example: ModuleType, tmp_path: Path) -> None:
-    context = {"backup_id": PLAIN_ID, "on_delete": "delete", "never_expires": "true", "region": "eu-west-1"}
+    context = {"backup_id": PLAIN_ID, "removal_policy": "destroy", "never_expires": "true", "region": "eu-west-1"}
     stack = example.build(App(outdir=str(tmp_path), context=context))
     Template.from_stack(stack).has_resource_properties(
         RESOURCE_TYPE, {"OnDelete": "Delete", "NeverExpires": "true", "Region": "eu-west-1"}
@@ -131,7 +131,7 @@ def test_missing_backup_id_is_a_clear_error(example: ModuleType) -> None:
 @pytest.mark.parametrize(
     ("context", "message"),
     [
-        ({"on_delete": "Destroy"}, "Context on_delete must be Retain or Delete"),
+        ({"removal_policy": "Delete"}, "Context removal_policy must be retain or destroy"),
         ({"never_expires": "yes"}, "Context never_expires must be true or false"),
         ({"backup_id": "backup-1"}, "backup_id must match"),
     ],
