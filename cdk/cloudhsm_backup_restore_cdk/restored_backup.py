@@ -234,7 +234,7 @@ class _DeletionRuns:
         options = self._backup.resource.cfn_options
         policies = {"DeletionPolicy": options.deletion_policy, "UpdateReplacePolicy": options.update_replace_policy}
         changed = [
-            f"{name}: {value.value}"
+            f"{name} {value.value.title().replace('_', '')}"
             for name, value in policies.items()
             if value not in (None, CfnDeletionPolicy.DELETE)
         ]
