@@ -110,6 +110,19 @@ class RestoreProvider(Construct):
 
     The role holds only customer managed policies: ``policy`` (everything but the backups, including what is
     granted to ``function`` or ``role``) and up to nine backup policies, all updated in place by a stack update.
+
+    Example::
+
+        import aws_cdk as cdk
+        from aws_cdk import aws_logs as logs
+        from cloudhsm_backup_restore_cdk import RestoredBackup, RestoreProvider
+
+        app = cdk.App()
+        stack = cdk.Stack(app, "Restores", env=cdk.Environment(account="111122223333", region="eu-west-1"))
+        provider = RestoreProvider(stack, "Provider", log_retention=logs.RetentionDays.ONE_YEAR)
+        backup = RestoredBackup(stack, "Backup", backup_id="backup-abcdefghijk")  # uses ``provider``
+        assert backup.provider is provider
+        app.synth()
     """
 
     def __init__(

@@ -33,6 +33,19 @@ class RestoredBackup(Construct):
     Not an aws-cdk-lib ``Resource``: its deletion behaviour is ``removal_policy``, carried out by the provider's
     Delete; a CloudFormation ``DeletionPolicy: Retain`` (``apply_removal_policy``) would skip that Delete.
     The CloudFormation resource is ``backup.resource`` (also ``backup.node.default_child``).
+
+    Example::
+
+        import aws_cdk as cdk
+        from cloudhsm_backup_restore_cdk import RestoredBackup
+
+        app = cdk.App()
+        stack = cdk.Stack(app, "Restores", env=cdk.Environment(account="111122223333", region="eu-west-1"))
+        backup = RestoredBackup(
+            stack, "Backup", backup_id="backup-abcdefghijk", removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        cdk.CfnOutput(stack, "State", value=backup.backup_state)
+        app.synth()
     """
 
     def __init__(
