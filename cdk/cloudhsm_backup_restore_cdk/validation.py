@@ -124,6 +124,11 @@ def check_tag_key(key: object) -> str:
     return key
 
 
+def _given(**options: Any) -> str:
+    """The names of the options that are set (not None), joined with "and"; "" when none is."""
+    return " and ".join(name for name, value in options.items() if value is not None)
+
+
 def check_provider_options(
     *,
     role: Any,
@@ -154,21 +159,16 @@ def check_provider_options(
         raise _type_error(owner, "log_removal_policy", "a RemovalPolicy or None", log_removal_policy)
     if log_group_encryption_key is not None and not _is_construct_with(log_group_encryption_key, "key_arn"):
         raise _type_error(owner, "log_group_encryption_key", "a kms.IKey or None", log_group_encryption_key)
-    if log_group is not None:
-        given = [
-            name
-            for name, value in (
-                ("log_retention", log_retention),
-                ("log_removal_policy", log_removal_policy),
-                ("log_group_encryption_key", log_group_encryption_key),
-            )
-            if value is not None
-        ]
-        if given:
-            raise ValueError(
-                f"{owner} {' and '.join(given)} configure a new log group: set them on the log_group you pass, "
-                "or leave log_group out"
-            )
+    if log_group is not None and (
+        given := _given(
+            log_retention=log_retention,
+            log_removal_policy=log_removal_policy,
+            log_group_encryption_key=log_group_encryption_key,
+        )
+    ):
+        raise ValueError(
+            f"{owner} {given} configure a new log group: set them on the log_group you pass, or leave log_group out"
+        )
     if vpc is not None and not _is_construct_with(vpc, "vpc_id", "select_subnets"):
         raise _type_error(owner, "vpc", "an ec2.IVpc (e.g. ec2.Vpc.from_lookup(...)) or None", vpc)
     if vpc_subnets is not None and not hasattr(vpc_subnets, "subnet_type"):
@@ -180,18 +180,12 @@ def check_provider_options(
         raise _type_error(owner, "security_groups", "a list of ec2.ISecurityGroup or None", security_groups)
     if not isinstance(allow_public_subnet, bool):
         raise _type_error(owner, "allow_public_subnet", "a bool", allow_public_subnet)
-    if vpc is None:
-        given = [
-            name
-            for name, value in (
-                ("vpc_subnets", vpc_subnets),
-                ("security_groups", security_groups),
-                ("allow_public_subnet", allow_public_subnet),
-            )
-            if value
-        ]
-        if given:
-            raise ValueError(f"{owner} {' and '.join(given)} need vpc: pass the VPC too, or leave them out")
+    if vpc is None and (
+        given := _given(
+            vpc_subnets=vpc_subnets, security_groups=security_groups, allow_public_subnet=allow_public_subnet or None
+        )
+    ):
+        raise ValueError(f"{owner} {given} need vpc: pass the VPC too, or leave them out")
     concurrency = reserved_concurrent_executions
     if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)):
         raise _type_error(owner, "reserved_concurrent_executions", "an int or None", concurrency)

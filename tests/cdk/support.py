@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aws_cdk import App, CfnParameter, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Template
@@ -220,3 +225,26 @@ def all_statements(template: Mapping[str, Any]) -> list[dict[str, Any]]:
         for name in resources(template, kind):
             found += statements(template, name)
     return found
+
+
+def cdk_cli(project: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """``npx --offline aws-cdk <arguments>`` in ``project``, the virtualenv's python3 first on PATH; skips the test
+    when npm's cache has no CLI (``npx --offline`` cannot fetch it)."""
+    if shutil.which("npx") is None:
+        pytest.skip("npx is not installed")
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "CDK_CONTEXT_JSON")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    probe = subprocess.run(
+        ["npx", "--offline", "--yes", "aws-cdk", "--version"], capture_output=True, text=True, check=False, timeout=120
+    )
+    if probe.returncode != 0:
+        pytest.skip("the aws-cdk CLI is not in npm's cache (npx --offline cannot run it)")
+    return subprocess.run(
+        ["npx", "--offline", "--yes", "aws-cdk", *arguments],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )

@@ -7,8 +7,6 @@ stack's default provider, their own log group, and the warnings ``cdk synth`` mu
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -27,8 +25,7 @@ from cloudhsm_backup_restore_cdk.provider import SECOND_PROVIDER_WARNING
 from cloudhsm_backup_restore_cdk.restored_backup import DUPLICATE_BACKUP_WARNING, RETAINED_WARNING
 
 from tests.cdk.matrix import recommended_flags
-from tests.cdk.support import KEEP_ID, PLAIN_ID, all_statements, as_list, logical_id, resources
-from tests.cdk.test_cdk_example_app import _cached_cdk_cli
+from tests.cdk.support import KEEP_ID, PLAIN_ID, all_statements, as_list, cdk_cli, logical_id, resources
 
 ENV = Environment(account="111122223333", region="eu-west-1")
 PARAMETER_ARN = "arn:aws:ssm:eu-west-1:111122223333:parameter/hsm"
@@ -236,19 +233,8 @@ def cdk_init_project(tmp_path: Path, source: str) -> Path:
 
 @pytest.mark.slow
 def test_cdk_synth_prints_the_warnings(tmp_path: Path) -> None:
-    if not _cached_cdk_cli():
-        pytest.skip("the aws-cdk CLI is not in npm's cache (npx --offline cannot run it)")
     project = cdk_init_project(tmp_path, APP.format(plain=PLAIN_ID))
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "CDK_CONTEXT_JSON")}
-    result = subprocess.run(
-        ["npx", "--offline", "--yes", "aws-cdk", "synth", "--quiet", "-o", str(tmp_path / "out")],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    result = cdk_cli(project, "synth", "--quiet", "-o", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     printed = result.stderr
     assert "   Forgot/Restores " in printed
