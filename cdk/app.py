@@ -3,7 +3,7 @@
 
     cd cdk && npx aws-cdk synth -c backup_id=backup-abcdefghijk
 
-Optional context: ``on_delete`` (Retain | Delete), ``never_expires`` (true | false), ``region``.
+Optional context: ``removal_policy`` (retain | destroy), ``never_expires`` (true | false), ``region``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ for _package_root in ("cdk", "handler", "pipeline"):
     if (_CHECKOUT / _package_root).is_dir() and str(_CHECKOUT / _package_root) not in sys.path:
         sys.path.append(str(_CHECKOUT / _package_root))
 
-from aws_cdk import App, CfnOutput, Environment, Stack  # noqa: E402
-from cloudhsm_backup_restore_cdk import OnDelete, RestoredBackup  # noqa: E402
+from aws_cdk import App, CfnOutput, Environment, RemovalPolicy, Stack  # noqa: E402
+from cloudhsm_backup_restore_cdk import RestoredBackup  # noqa: E402
 from cloudhsm_backup_restore_cdk.restored_backup import ATTRIBUTE_PROPERTIES  # noqa: E402
 from constructs import Construct  # noqa: E402
 
@@ -39,14 +39,14 @@ def _flag(value: object, name: str) -> bool | None:
     raise ValueError(f"Context {name} must be true or false, got {value!r}")
 
 
-def _on_delete(value: object) -> OnDelete:
-    """The ``on_delete`` context value (Retain or Delete, any case; Retain when absent)."""
+def _removal_policy(value: object) -> RemovalPolicy:
+    """The ``removal_policy`` context value (retain or destroy, any case; retain when absent)."""
     if value is None:
-        return OnDelete.RETAIN
-    for choice in OnDelete:
+        return RemovalPolicy.RETAIN
+    for choice in (RemovalPolicy.RETAIN, RemovalPolicy.DESTROY):
         if isinstance(value, str) and value.lower() == choice.value.lower():
             return choice
-    raise ValueError(f"Context on_delete must be Retain or Delete, got {value!r}")
+    raise ValueError(f"Context removal_policy must be retain or destroy, got {value!r}")
 
 
 class RestoredBackupExample(Stack):
@@ -58,14 +58,19 @@ class RestoredBackupExample(Stack):
         construct_id: str,
         *,
         backup_id: str,
-        on_delete: OnDelete = OnDelete.RETAIN,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         never_expires: bool | None = None,
         region: str | None = None,
         env: Environment | None = None,
     ) -> None:
         super().__init__(scope, construct_id, env=env, description="Restores a deleted CloudHSM backup")
         backup = RestoredBackup(
-            self, "Backup", backup_id=backup_id, on_delete=on_delete, never_expires=never_expires, region=region
+            self,
+            "Backup",
+            backup_id=backup_id,
+            removal_policy=removal_policy,
+            never_expires=never_expires,
+            region=region,
         )
         for prop, attribute in ATTRIBUTE_PROPERTIES.items():
             CfnOutput(self, attribute, value=getattr(backup, prop), description=f"The backup's {attribute}")
@@ -83,7 +88,7 @@ def build(app: App) -> RestoredBackupExample:
         app,
         STACK_NAME,
         backup_id=str(backup_id),
-        on_delete=_on_delete(app.node.try_get_context("on_delete")),
+        removal_policy=_removal_policy(app.node.try_get_context("removal_policy")),
         never_expires=_flag(app.node.try_get_context("never_expires"), "never_expires"),
         region=app.node.try_get_context("region") or None,
         env=Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")),

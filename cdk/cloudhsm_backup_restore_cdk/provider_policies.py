@@ -1,4 +1,4 @@
-"""The provider's own customer managed policies (everything but the per-backup grants), each wildcard acknowledged."""
+"""The provider's own customer managed policy (everything but the per-backup grants), each wildcard acknowledged."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from cloudhsm_backup_restore_pipeline.contract import (
 )
 from constructs import Construct
 
+from cloudhsm_backup_restore_cdk.grants import owned_backups_arn, owned_backups_statement
 from cloudhsm_backup_restore_cdk.nag import acknowledge, acknowledge_wildcard
 
 STAR = "*"
@@ -46,10 +47,11 @@ def parameter_arn_prefix(scope: Construct, provider_id: str) -> str:
 
 
 def base_policy(scope: Construct, role: iam.IRole, log_group: logs.ILogGroup, provider_id: str) -> iam.ManagedPolicy:
-    """Logs, DescribeBackups, and the polling hand-off's rules and parameters, scoped to this provider's id.
+    """Logs, DescribeBackups, the owned backups, and the polling hand-off's rules and parameters (this provider's).
 
     The rule and parameter wildcards carry the provider id (the stack GUID's last 12 hex digits), so two
     providers in one account and region can neither read each other's ResponseURLs nor touch each other's rules.
+    Its content does not depend on the backups, so no edit of the backups changes it.
     """
     rules = rule_arn_prefix(scope, provider_id) + STAR
     parameters = parameter_arn_prefix(scope, provider_id) + STAR
@@ -61,6 +63,7 @@ def base_policy(scope: Construct, role: iam.IRole, log_group: logs.ILogGroup, pr
         statements=[
             iam.PolicyStatement(sid="WriteOwnLogs", actions=list(LOG_ACTIONS), resources=[log_group.log_group_arn]),
             iam.PolicyStatement(sid="DescribeBackups", actions=list(DESCRIBE_ACTIONS), resources=[STAR]),
+            owned_backups_statement(scope),
             iam.PolicyStatement(sid="PollingRules", actions=list(POLL_RULE_ACTIONS), resources=[rules]),
             iam.PolicyStatement(sid="PollingResponseUrl", actions=list(POLL_PARAMETER_ACTIONS), resources=[parameters]),
         ],
@@ -70,6 +73,13 @@ def base_policy(scope: Construct, role: iam.IRole, log_group: logs.ILogGroup, pr
         STAR,
         f"{', '.join(DESCRIBE_ACTIONS)} (and X-Ray's PutTraceSegments/PutTelemetryRecords when tracing is on) have "
         "no resource-level permissions: IAM only accepts Resource '*' for them",
+    )
+    acknowledge_wildcard(
+        policy,
+        owned_backups_arn(scope),
+        "only backups carrying this project's ownership tag (condition aws:ResourceTag), which the provider "
+        "writes on restore: the Delete of a backup removed from the template runs after its ARN left the "
+        "per-backup policies, which are updated in place so that no edit can exceed IAM's quotas",
     )
     acknowledge_wildcard(
         policy,
@@ -88,9 +98,9 @@ def base_policy(scope: Construct, role: iam.IRole, log_group: logs.ILogGroup, pr
     return policy
 
 
-def network_interface_policy(scope: Construct, role: iam.IRole, function: lambda_.Function) -> iam.ManagedPolicy:
+def add_network_interface_statements(policy: iam.ManagedPolicy, function: lambda_.Function) -> None:
     """The EC2 permissions Lambda uses for a VPC function's network interfaces, scoped to its own subnets and groups."""
-    stack = Stack.of(scope)
+    stack = Stack.of(policy)
 
     def ec2_arn(resource: str, name: str) -> str:
         return stack.format_arn(
@@ -101,38 +111,26 @@ def network_interface_policy(scope: Construct, role: iam.IRole, function: lambda
     placement = cast(
         lambda_.CfnFunction.VpcConfigProperty, cast(lambda_.CfnFunction, function.node.default_child).vpc_config
     )
-    policy = iam.ManagedPolicy(
-        scope,
-        "NetworkInterfaces",
-        roles=[role],
-        description="cloudhsm-backup-restore provider: network interfaces of the VPC function",
-        statements=[
-            iam.PolicyStatement(
-                sid="DescribeNetworkInterfaces",
-                actions=[action for action in VPC_ENI_ACTIONS if ":Describe" in action],
-                resources=[STAR],
-            ),
-            iam.PolicyStatement(
-                sid="CreateNetworkInterfacesInOwnSubnetsAndGroups",
-                actions=["ec2:CreateNetworkInterface"],
-                resources=[
-                    interfaces,
-                    *(ec2_arn("subnet", subnet_id) for subnet_id in placement.subnet_ids or []),
-                    *(ec2_arn("security-group", group_id) for group_id in placement.security_group_ids or []),
-                ],
-            ),
-            iam.PolicyStatement(
-                sid="ManageNetworkInterfaces",
-                actions=[a for a in VPC_ENI_ACTIONS if ":Describe" not in a and ":Create" not in a],
-                resources=[interfaces],
-            ),
-        ],
-    )
-    acknowledge_wildcard(
-        policy,
-        STAR,
-        "ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets have no resource-level permissions: IAM only "
-        "accepts Resource '*' for them",
+    policy.add_statements(
+        iam.PolicyStatement(
+            sid="DescribeNetworkInterfaces",
+            actions=[action for action in VPC_ENI_ACTIONS if ":Describe" in action],
+            resources=[STAR],
+        ),
+        iam.PolicyStatement(
+            sid="CreateNetworkInterfacesInOwnSubnetsAndGroups",
+            actions=["ec2:CreateNetworkInterface"],
+            resources=[
+                interfaces,
+                *(ec2_arn("subnet", subnet_id) for subnet_id in placement.subnet_ids or []),
+                *(ec2_arn("security-group", group_id) for group_id in placement.security_group_ids or []),
+            ],
+        ),
+        iam.PolicyStatement(
+            sid="ManageNetworkInterfaces",
+            actions=[a for a in VPC_ENI_ACTIONS if ":Describe" not in a and ":Create" not in a],
+            resources=[interfaces],
+        ),
     )
     acknowledge_wildcard(
         policy,
@@ -141,7 +139,6 @@ def network_interface_policy(scope: Construct, role: iam.IRole, function: lambda
         "limited to network interfaces in this account and region, created only in the function's own subnets "
         "and security groups",
     )
-    return policy
 
 
 def default_dead_letter_queue(scope: Construct) -> sqs.Queue:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from aws_cdk import Duration, Stack, Token
+from aws_cdk import Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk.region_info import RegionInfo
@@ -42,18 +42,19 @@ def check_backup_id(backup_id: object) -> str:
     return backup_id
 
 
-def check_on_delete(on_delete: object) -> OnDelete:
-    """OnDelete, or its name or value as a string in any case ("delete", "DELETE", "Delete")."""
-    if isinstance(on_delete, OnDelete):
-        return on_delete
-    if isinstance(on_delete, str):
-        for choice in OnDelete:
-            if on_delete.lower() in (choice.name.lower(), choice.value.lower()):
-                return choice
-    choices = ", ".join(f"OnDelete.{choice.name}" for choice in OnDelete)
-    names = " or ".join(f'"{choice.value}"' for choice in OnDelete)
-    message = f"RestoredBackup on_delete must be one of {choices} (or {names} in any case), got {_shown(on_delete)}"
-    if not isinstance(on_delete, str):
+REMOVAL_POLICY_ON_DELETE = {RemovalPolicy.RETAIN: OnDelete.RETAIN, RemovalPolicy.DESTROY: OnDelete.DELETE}
+"""RestoredBackup removal_policy -> the handler's OnDelete: what the resource's Delete does to the backup."""
+
+
+def check_removal_policy(removal_policy: object) -> OnDelete:
+    """RemovalPolicy.RETAIN (the backup stays READY) or RemovalPolicy.DESTROY (it is deleted again)."""
+    if isinstance(removal_policy, RemovalPolicy) and removal_policy in REMOVAL_POLICY_ON_DELETE:
+        return REMOVAL_POLICY_ON_DELETE[removal_policy]
+    message = (
+        "RestoredBackup removal_policy must be RemovalPolicy.RETAIN (the backup stays READY) or "
+        f"RemovalPolicy.DESTROY (it is deleted again, back to PENDING_DELETION), got {_shown(removal_policy)}"
+    )
+    if not isinstance(removal_policy, RemovalPolicy):
         raise TypeError(message)
     raise ValueError(message)
 
@@ -75,7 +76,8 @@ def check_region(scope: Construct, region: object) -> str | None:
         )
     if Token.is_unresolved(region):
         return region
-    if not REGION_PATTERN.fullmatch(region):
+    known = {info.name for info in RegionInfo.regions}
+    if region not in known and not REGION_PATTERN.fullmatch(region):
         raise ValueError(
             f"RestoredBackup region must be an AWS region name like eu-west-1 (or None for the stack's region), "
             f"got {region!r}"
@@ -92,22 +94,24 @@ def check_region(scope: Construct, region: object) -> str | None:
     return region
 
 
-def check_timeout(timeout: object) -> Duration:
+def check_service_timeout(timeout: object) -> Duration:
     """A Duration of 1 second to 60 minutes in whole seconds (or a token Duration)."""
     if not isinstance(timeout, Duration):
-        raise _type_error("RestoredBackup", "timeout", "a Duration (e.g. Duration.minutes(30))", timeout)
+        raise _type_error("RestoredBackup", "service_timeout", "a Duration (e.g. Duration.minutes(30))", timeout)
     if timeout.is_unresolved():
         return timeout
     seconds = timeout.to_seconds(integral=False)
     if seconds < 1:
-        raise ValueError(f"RestoredBackup timeout must be at least 1 second, got {timeout.to_human_string()}")
+        raise ValueError(f"RestoredBackup service_timeout must be at least 1 second, got {timeout.to_human_string()}")
     if seconds > MAX_SERVICE_TIMEOUT:
         raise ValueError(
-            f"RestoredBackup timeout must be at most {MAX_SERVICE_TIMEOUT // 60} minutes (CloudFormation's "
+            f"RestoredBackup service_timeout must be at most {MAX_SERVICE_TIMEOUT // 60} minutes (CloudFormation's "
             f"limit for a custom resource), got {timeout.to_human_string()}"
         )
     if seconds != int(seconds):
-        raise ValueError(f"RestoredBackup timeout must be a whole number of seconds, got {timeout.to_human_string()}")
+        raise ValueError(
+            f"RestoredBackup service_timeout must be a whole number of seconds, got {timeout.to_human_string()}"
+        )
     return timeout
 
 
@@ -120,19 +124,51 @@ def check_tag_key(key: object) -> str:
     return key
 
 
+def _given(**options: Any) -> str:
+    """The names of the options that are set (not None), joined with "and"; "" when none is."""
+    return " and ".join(name for name, value in options.items() if value is not None)
+
+
 def check_provider_options(
     *,
+    role: Any,
+    function_name: Any,
+    log_group: Any,
+    log_retention: Any,
+    log_removal_policy: Any,
+    log_group_encryption_key: Any,
     vpc: Any,
     vpc_subnets: Any,
     security_groups: Sequence[Any] | None,
-    log_retention: Any,
-    log_group_encryption_key: Any,
+    allow_public_subnet: Any,
     reserved_concurrent_executions: Any,
     tracing: Any,
     dead_letter_queue: Any,
 ) -> None:
-    """Types of RestoreProvider's options, and vpc_subnets/security_groups only with vpc."""
+    """Types of RestoreProvider's options; options that only apply to a new log group or to a VPC."""
     owner = "RestoreProvider"
+    if role is not None and not _is_construct_with(role, "role_arn", "grant_principal"):
+        raise _type_error(owner, "role", "an iam.IRole or None", role)
+    if function_name is not None and not isinstance(function_name, str):
+        raise _type_error(owner, "function_name", "a str or None", function_name)
+    if log_group is not None and not _is_construct_with(log_group, "log_group_arn"):
+        raise _type_error(owner, "log_group", "a logs.ILogGroup or None", log_group)
+    if log_retention is not None and not isinstance(log_retention, logs.RetentionDays):
+        raise _type_error(owner, "log_retention", "a logs.RetentionDays or None", log_retention)
+    if log_removal_policy is not None and not isinstance(log_removal_policy, RemovalPolicy):
+        raise _type_error(owner, "log_removal_policy", "a RemovalPolicy or None", log_removal_policy)
+    if log_group_encryption_key is not None and not _is_construct_with(log_group_encryption_key, "key_arn"):
+        raise _type_error(owner, "log_group_encryption_key", "a kms.IKey or None", log_group_encryption_key)
+    if log_group is not None and (
+        given := _given(
+            log_retention=log_retention,
+            log_removal_policy=log_removal_policy,
+            log_group_encryption_key=log_group_encryption_key,
+        )
+    ):
+        raise ValueError(
+            f"{owner} {given} configure a new log group: set them on the log_group you pass, or leave log_group out"
+        )
     if vpc is not None and not _is_construct_with(vpc, "vpc_id", "select_subnets"):
         raise _type_error(owner, "vpc", "an ec2.IVpc (e.g. ec2.Vpc.from_lookup(...)) or None", vpc)
     if vpc_subnets is not None and not hasattr(vpc_subnets, "subnet_type"):
@@ -142,16 +178,14 @@ def check_provider_options(
         or not all(_is_construct_with(group, "security_group_id") for group in security_groups)
     ):
         raise _type_error(owner, "security_groups", "a list of ec2.ISecurityGroup or None", security_groups)
-    if vpc is None:
-        given = [name for name, value in (("vpc_subnets", vpc_subnets), ("security_groups", security_groups)) if value]
-        if given:
-            raise ValueError(f"{owner} {' and '.join(given)} need vpc: pass the VPC too, or leave them out")
-    if not isinstance(log_retention, logs.RetentionDays):
-        raise _type_error(owner, "log_retention", "a logs.RetentionDays", log_retention)
-    if log_retention is logs.RetentionDays.INFINITE:
-        raise ValueError(f"{owner} log_retention must be finite (logs are retained after the stack is deleted)")
-    if log_group_encryption_key is not None and not _is_construct_with(log_group_encryption_key, "key_arn"):
-        raise _type_error(owner, "log_group_encryption_key", "a kms.IKey or None", log_group_encryption_key)
+    if not isinstance(allow_public_subnet, bool):
+        raise _type_error(owner, "allow_public_subnet", "a bool", allow_public_subnet)
+    if vpc is None and (
+        given := _given(
+            vpc_subnets=vpc_subnets, security_groups=security_groups, allow_public_subnet=allow_public_subnet or None
+        )
+    ):
+        raise ValueError(f"{owner} {given} need vpc: pass the VPC too, or leave them out")
     concurrency = reserved_concurrent_executions
     if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)):
         raise _type_error(owner, "reserved_concurrent_executions", "an int or None", concurrency)

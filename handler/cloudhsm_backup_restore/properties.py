@@ -11,7 +11,7 @@ from typing import Any
 from cloudhsm_backup_restore.errors import InvalidPropertiesError
 
 BACKUP_ID_PATTERN = re.compile(r"backup-[2-7a-zA-Z]{11,16}")
-REGION_PATTERN = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+REGION_PATTERN = re.compile(r"[a-z]{2,4}(-[a-z]+)+-\d{1,2}")
 DEFAULT_SERVICE_TIMEOUT = 3600
 MAX_SERVICE_TIMEOUT = 3600
 

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk
-from aws_cdk import App, Environment, NestedStack, Stack, Stage
+from aws_cdk import App, Environment, NestedStack, RemovalPolicy, Stack, Stage
 from aws_cdk import aws_ec2 as ec2
-from cloudhsm_backup_restore_cdk import OnDelete, RestoredBackup, RestoreProvider
+from cloudhsm_backup_restore_cdk import RestoredBackup, RestoreProvider
 from cloudhsm_backup_restore_cdk.grants import (
-    DEFAULT_MANAGED_POLICIES_PER_ROLE,
     LONGEST_REGION,
+    MANAGED_POLICIES_PER_ROLE,
     MANAGED_POLICY_CHARACTERS,
     ROLE_INLINE_CHARACTERS,
 )
@@ -90,7 +90,7 @@ def build(app: App, shape: Shape) -> Stack:
             holder,
             f"Backup{number}",
             backup_id=backup_id(number),
-            on_delete=OnDelete.DELETE if number % 2 else OnDelete.RETAIN,
+            removal_policy=RemovalPolicy.DESTROY if number % 2 else RemovalPolicy.RETAIN,
             never_expires=True if number % 3 == 0 else None,
             provider=provider,
         )
@@ -177,8 +177,8 @@ class RoleQuota:
         found = []
         if self.inline_characters > ROLE_INLINE_CHARACTERS:
             found.append(f"{self.role}: inline policies {self.inline_characters} > {ROLE_INLINE_CHARACTERS}")
-        if self.managed_policies > DEFAULT_MANAGED_POLICIES_PER_ROLE:
-            found.append(f"{self.role}: {self.managed_policies} managed policies > {DEFAULT_MANAGED_POLICIES_PER_ROLE}")
+        if self.managed_policies > MANAGED_POLICIES_PER_ROLE:
+            found.append(f"{self.role}: {self.managed_policies} managed policies > {MANAGED_POLICIES_PER_ROLE}")
         if self.largest_managed_policy > MANAGED_POLICY_CHARACTERS:
             found.append(f"{self.role}: managed policy {self.largest_managed_policy} > {MANAGED_POLICY_CHARACTERS}")
         return found

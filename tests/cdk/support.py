@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App, CfnParameter, Duration, Stack
+import pytest
+from aws_cdk import App, CfnParameter, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Template
-from cloudhsm_backup_restore_cdk import OnDelete, RestoredBackup, RestoreProvider
+from cloudhsm_backup_restore_cdk import RestoredBackup, RestoreProvider
 
 CLI_CONTEXT: dict[str, Any] = {
     "aws:cdk:enable-path-metadata": True,
@@ -34,7 +39,7 @@ class Main:
     plain: RestoredBackup
     """Defaults: Retain, NeverExpires unmanaged, the stack's region, 60 minutes."""
     delete: RestoredBackup
-    """OnDelete.DELETE, never_expires=True, region eu-west-1, 5 minutes."""
+    """RemovalPolicy.DESTROY (OnDelete Delete), never_expires=True, region eu-west-1, 5 minutes."""
     keep: RestoredBackup
     """never_expires=False, 1 second (the shortest timeout)."""
 
@@ -91,12 +96,12 @@ def build_main(app: App) -> Main:
             stack,
             "Delete",
             backup_id=DELETE_ID,
-            on_delete=OnDelete.DELETE,
+            removal_policy=RemovalPolicy.DESTROY,
             never_expires=True,
             region="eu-west-1",
-            timeout=Duration.minutes(5),
+            service_timeout=Duration.minutes(5),
         ),
-        keep=RestoredBackup(stack, "Keep", backup_id=KEEP_ID, never_expires=False, timeout=Duration.seconds(1)),
+        keep=RestoredBackup(stack, "Keep", backup_id=KEEP_ID, never_expires=False, service_timeout=Duration.seconds(1)),
     )
 
 
@@ -200,7 +205,7 @@ def as_list(value: Any) -> list[Any]:
 
 def resources(template: Mapping[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     """Resources of one Type, by logical id."""
-    return {name: body for name, body in template["Resources"].items() if body["Type"] == kind}
+    return {name: body for name, body in template.get("Resources", {}).items() if body["Type"] == kind}
 
 
 def statements(template: Mapping[str, Any], logical: str) -> list[dict[str, Any]]:
@@ -220,3 +225,26 @@ def all_statements(template: Mapping[str, Any]) -> list[dict[str, Any]]:
         for name in resources(template, kind):
             found += statements(template, name)
     return found
+
+
+def cdk_cli(project: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """``npx --offline aws-cdk <arguments>`` in ``project``, the virtualenv's python3 first on PATH; skips the test
+    when npm's cache has no CLI (``npx --offline`` cannot fetch it)."""
+    if shutil.which("npx") is None:
+        pytest.skip("npx is not installed")
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "CDK_CONTEXT_JSON")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    probe = subprocess.run(
+        ["npx", "--offline", "--yes", "aws-cdk", "--version"], capture_output=True, text=True, check=False, timeout=120
+    )
+    if probe.returncode != 0:
+        pytest.skip("the aws-cdk CLI is not in npm's cache (npx --offline cannot run it)")
+    return subprocess.run(
+        ["npx", "--offline", "--yes", "aws-cdk", *arguments],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )

@@ -5,7 +5,7 @@ Two apps are synthesized once per session (jsii synth is slow on 2 cores): one w
 every feature flag ``cdk init`` writes (partition literals among them). Each holds the full cross product env x
 VPC x Stage x NestedStack at 1 backup, and the large counts on a few shapes. 500 RestoredBackups cannot share one
 template (CloudFormation and CDK allow 500 resources per template), so 500 is a stack plus its NestedStack of
-250 each, and 450 (agnostic env, the longest ARNs) fill one provider's role to its default quota.
+250 each, and 450 (agnostic env, the longest ARNs) come close to CloudFormation's resource limit.
 """
 
 from __future__ import annotations
@@ -129,16 +129,16 @@ def test_every_iam_quota_holds_in_every_template(app_name: str, request: pytest.
         measured += [(path.name, quota) for quota in role_quotas(template)]
     assert [problem for _, quota in measured for problem in quota.problems()] == []
     # The big stacks really were measured: 100 backups already need more than one backup policy.
-    assert max(quota.managed_policies for _, quota in measured) >= 4
+    assert max(quota.managed_policies for _, quota in measured) >= 3
 
 
 @pytest.mark.slow
 def test_the_largest_stack_is_packed_near_the_limits(default_app: Synthesized) -> None:
-    """450 backups, worst-case ARN lengths: the policies are full, not one per backup, and one slot stays free."""
+    """450 backups, worst-case ARN lengths: the policies are full (first-fit), not one per backup."""
     template = json.loads((default_app.outdir / f"{FULL_STACK}.template.json").read_text(encoding="utf-8"))
     (quota,) = list(role_quotas(template))
     assert quota.inline_characters == 0
-    assert quota.managed_policies == 9  # the provider's two + 7 backup policies: one of the default 10 kept free
+    assert quota.managed_policies == 8  # the provider's own + 7 backup policies, of the default 10
     assert 5500 < quota.largest_managed_policy <= 6144
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from cloudhsm_backup_restore_cdk.restored_backup import ATTRIBUTE_PROPERTIES
 from cloudhsm_backup_restore_pipeline.contract import RESOURCE_TYPE
 
 from tests.cdk.matrix import recommended_flags
-from tests.cdk.support import CLI_CONTEXT, PLAIN_ID, Synthesized, logical_id
+from tests.cdk.support import CLI_CONTEXT, PLAIN_ID, Synthesized, cdk_cli, logical_id
 
 CDK_DIR = Path(__file__).resolve().parents[2] / "cdk"
 APP = CDK_DIR / "app.py"
@@ -58,43 +57,10 @@ def test_example_app_is_nag_clean_with_the_cdk_json_flags(tmp_path: Path, exampl
     assert report["pluginReports"] == []
 
 
-def _cached_cdk_cli() -> bool:
-    """Whether ``npx --offline aws-cdk`` can run without the network (the CLI is in npm's cache)."""
-    if shutil.which("npx") is None:
-        return False
-    probe = subprocess.run(
-        ["npx", "--offline", "--yes", "aws-cdk", "--version"], capture_output=True, text=True, check=False, timeout=120
-    )
-    return probe.returncode == 0
-
-
 @pytest.mark.slow
 def test_npx_aws_cdk_synth_works_offline(tmp_path: Path) -> None:
     """What the README tells users to run, with the virtualenv's python3 first on PATH."""
-    if not _cached_cdk_cli():
-        pytest.skip("the aws-cdk CLI is not in npm's cache (npx --offline cannot run it)")
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "CDK_CONTEXT_JSON")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    result = subprocess.run(
-        [
-            "npx",
-            "--offline",
-            "--yes",
-            "aws-cdk",
-            "synth",
-            "--quiet",
-            "-o",
-            str(tmp_path),
-            "-c",
-            f"backup_id={PLAIN_ID}",
-        ],
-        cwd=CDK_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    result = cdk_cli(CDK_DIR, "synth", "--quiet", "-o", str(tmp_path), "-c", f"backup_id={PLAIN_ID}")
     assert result.returncode == 0, result.stderr
     template = json.loads((tmp_path / "RestoredBackupExample.template.json").read_text(encoding="utf-8"))
     assert [
@@ -116,7 +82,7 @@ def test_outputs_every_attribute(example: ModuleType, tmp_path: Path) -> None:
 
 
 def test_options_from_context(example: ModuleType, tmp_path: Path) -> None:
-    context = {"backup_id": PLAIN_ID, "on_delete": "delete", "never_expires": "true", "region": "eu-west-1"}
+    context = {"backup_id": PLAIN_ID, "removal_policy": "destroy", "never_expires": "true", "region": "eu-west-1"}
     stack = example.build(App(outdir=str(tmp_path), context=context))
     Template.from_stack(stack).has_resource_properties(
         RESOURCE_TYPE, {"OnDelete": "Delete", "NeverExpires": "true", "Region": "eu-west-1"}
@@ -131,7 +97,7 @@ def test_missing_backup_id_is_a_clear_error(example: ModuleType) -> None:
 @pytest.mark.parametrize(
     ("context", "message"),
     [
-        ({"on_delete": "Destroy"}, "Context on_delete must be Retain or Delete"),
+        ({"removal_policy": "Delete"}, "Context removal_policy must be retain or destroy"),
         ({"never_expires": "yes"}, "Context never_expires must be true or false"),
         ({"backup_id": "backup-1"}, "backup_id must match"),
     ],

@@ -8,7 +8,6 @@ import pytest
 from aws_cdk import App, Environment, Fn, NestedStack, Stack, Stage, Validations
 from cloudhsm_backup_restore_cdk import RestoredBackup, RestoreProvider
 from cloudhsm_backup_restore_cdk.nag import flatten_cfn_reference, wildcard_finding
-from cloudhsm_backup_restore_cdk.provider import PROVIDER_ID
 
 from tests.cdk.matrix import EXPLICIT, backup_id
 
@@ -26,10 +25,7 @@ def _acknowledged(construct: Any) -> set[str]:
 
 def _provider(stack_factory: Any) -> RestoreProvider:
     stack = stack_factory()
-    RestoredBackup(stack, "Backup", backup_id=backup_id(1))
-    provider = stack.node.find_child(PROVIDER_ID)
-    assert isinstance(provider, RestoreProvider)
-    return provider
+    return RestoredBackup(stack, "Backup", backup_id=backup_id(1)).provider
 
 
 SHAPES = {
@@ -54,7 +50,7 @@ SHAPES = {
 def test_rule_wildcard_id_follows_the_rendering(shape: str) -> None:
     factory, prefix = SHAPES[shape]
     provider = _provider(factory)
-    ids = _acknowledged(provider.base_policy)
+    ids = _acknowledged(provider.policy)
     (rules,) = [i for i in ids if ":events:" in i and "cloudhsm-poll-" in i]
     assert rules.startswith(f"AwsSolutions-IAM5[Resource::{prefix}cloudhsm-poll-")
     assert rules.endswith("-*]")
@@ -78,26 +74,26 @@ def test_finding_of_a_token_resource_is_rendered_like_the_policy() -> None:
     assert wildcard_finding(stack, resource) == "Resource::arn:<AWS::Partition>:ssm:eu-west-1:parameter/x*"
 
 
-def test_overflow_provider_takes_backups_beyond_one_roles_quota() -> None:
-    """The default provider never exceeds its role's managed policy quota: the next backups go to a second one."""
+def test_one_provider_holds_the_most_backups_a_stack_can_hold() -> None:
+    """490 backups (CloudFormation's 500 resources per stack, less the provider's) fit one role: no second provider."""
     stack = Stack(App(), "Many")
-    backups = [RestoredBackup(stack, f"B{n}", backup_id=backup_id(n)) for n in range(600)]
-    providers = {backup.provider.node.id for backup in backups}
-    assert providers == {PROVIDER_ID, PROVIDER_ID + "2"}
-    for provider in (stack.node.find_child(PROVIDER_ID), stack.node.find_child(PROVIDER_ID + "2")):
-        assert isinstance(provider, RestoreProvider)
-        # The provider policy, the previous-release clean-up, the backup policies, and one slot kept free.
-        assert 1 + len(provider.backup_policies) <= provider.settings["managed_policies_per_role"] - 1
-    assert backups[0].provider is not backups[-1].provider
+    backups = [RestoredBackup(stack, f"B{n}", backup_id=backup_id(n)) for n in range(490)]
+    assert {backup.provider for backup in backups} == {backups[0].provider}
+    # The provider policy and the backup policies, within the default quota of 10.
+    assert 1 + len(backups[0].provider.backup_policies) <= 10
 
 
-def test_a_given_provider_that_is_full_is_a_clear_error() -> None:
+def _fill(stack: Stack, provider: RestoreProvider) -> None:
+    for number in range(1000):
+        RestoredBackup(stack, f"B{number}", backup_id=Fn.ref(f"P{number}"), provider=provider)
+
+
+def test_a_provider_that_is_full_is_a_clear_error() -> None:
     stack = Stack(App(), "Full")
-    provider = RestoreProvider(stack, "Provider", managed_policies_per_role=3)
-    parameters = [Fn.ref(f"P{n}") for n in range(2)]
-    RestoredBackup(stack, "First", backup_id=parameters[0], provider=provider)
-    with pytest.raises(ValueError, match=r"RestoreProvider Full/Provider is full: its role would need more than 3"):
-        RestoredBackup(stack, "Second", backup_id=parameters[1], provider=provider)
+    provider = RestoreProvider(stack, "Provider")
+    with pytest.raises(ValueError, match=r"Full/Provider has no room for another backup: its 9 backup policies"):
+        _fill(stack, provider)
+    assert len(provider.backup_policies) == 9
 
 
 @pytest.mark.parametrize("shape", ["agnostic", "explicit", "partition-literals"])
@@ -107,7 +103,7 @@ def test_cdk_nag_2_reads_the_same_acknowledgments_from_template_metadata(shape: 
     report nothing on these stacks, and report every IAM5 finding without this metadata.)"""
     factory, _ = SHAPES[shape]
     provider = _provider(factory)
-    for construct in (provider.base_policy, provider.dead_letter_queue):
+    for construct in (provider.policy, provider.dead_letter_queue):
         v3 = _acknowledged(construct)
         resource = construct.node.default_child
         assert resource is not None

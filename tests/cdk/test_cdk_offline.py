@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from aws_cdk import App, CfnOutput, Stack
-from cloudhsm_backup_restore_cdk import OnDelete, RestoredBackup
+from aws_cdk import App, CfnOutput, RemovalPolicy, Stack
+from cloudhsm_backup_restore_cdk import RestoredBackup
 from cloudhsm_offline.cfn.stack import StackRunner
 from cloudhsm_offline.cfn.world import OfflineWorld
 
@@ -20,7 +20,7 @@ def test_synthesized_asset_restores_and_deletes_for_real(tmp_path: Path) -> None
     app = App(outdir=str(tmp_path / "cdk.out"))
     stack = Stack(app, "Offline")
     kept = RestoredBackup(stack, "Kept", backup_id=KEEP)
-    dropped = RestoredBackup(stack, "Dropped", backup_id=DROP, on_delete=OnDelete.DELETE, never_expires=True)
+    dropped = RestoredBackup(stack, "Dropped", backup_id=DROP, removal_policy=RemovalPolicy.DESTROY, never_expires=True)
     CfnOutput(stack, "KeptState", value=kept.backup_state)
     CfnOutput(stack, "KeptTeam", value=kept.get_tag("Team"))
     CfnOutput(stack, "DroppedNeverExpires", value=dropped.never_expires)

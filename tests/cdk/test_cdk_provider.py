@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from aws_cdk.assertions import Annotations, Match
-from cloudhsm_backup_restore_cdk import PROVIDER_ID, RestoreProvider
+from cloudhsm_backup_restore_cdk import RestoreProvider
+from cloudhsm_backup_restore_cdk.grants import OWNED_BACKUP_ACTIONS
 from cloudhsm_backup_restore_pipeline.contract import (
     ARCHITECTURE,
     DESCRIBE_ACTIONS,
+    EVENT_INVOKE_MAX_EVENT_AGE_SECONDS,
+    EVENT_INVOKE_MAX_RETRY_ATTEMPTS,
     HANDLER,
     LAMBDA_TIMEOUT_SECONDS,
     LOG_RETENTION_DAYS,
     MEMORY_MB,
+    OWNER_TAG_KEY,
     POLL_INVOKE_PRINCIPAL,
     POLL_PARAMETER_ACTIONS,
     POLL_RULE_ACTIONS,
@@ -50,7 +54,27 @@ def test_lambda_settings_come_from_the_contract(synthesized: Synthesized) -> Non
         },
     )
     assert (RUNTIME, ARCHITECTURE, HANDLER) == ("python3.14", "arm64", "cloudhsm_backup_restore.app.handler")
-    assert function.node.path == f"Main/{PROVIDER_ID}/Function"
+    assert function.node.path == "Main/CloudHsmBackupRestoreProvider/Function"
+
+
+def test_event_invoke_config_never_retries_and_drops_events_past_the_longest_service_timeout(
+    synthesized: Synthesized,
+) -> None:
+    """The contract's AWS::Lambda::EventInvokeConfig, on the function's unqualified ARN ($LATEST)."""
+    main = synthesized.main
+    for stack in (main.stack, synthesized.vpcs.default_stack, synthesized.tokens.stack):
+        template = synthesized.template(stack)
+        template.resource_count_is("AWS::Lambda::EventInvokeConfig", 1)
+    synthesized.template(main.stack).has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig",
+        {
+            "FunctionName": {"Ref": logical_id(main.stack, main.plain.provider.function)},
+            "Qualifier": "$LATEST",
+            "MaximumRetryAttempts": EVENT_INVOKE_MAX_RETRY_ATTEMPTS,
+            "MaximumEventAgeInSeconds": EVENT_INVOKE_MAX_EVENT_AGE_SECONDS,
+        },
+    )
+    assert (EVENT_INVOKE_MAX_RETRY_ATTEMPTS, EVENT_INVOKE_MAX_EVENT_AGE_SECONDS) == (0, 3600)
 
 
 def test_one_provider_per_stack_however_many_backups(synthesized: Synthesized) -> None:
@@ -111,8 +135,8 @@ def test_no_aws_managed_and_no_inline_policies(synthesized: Synthesized) -> None
             for body in resources(template, "AWS::IAM::ManagedPolicy").values()
             if role in body["Properties"]["Roles"]
         ]
-        # provider, previous-release clean-up (, network interfaces), the backup policies
-        assert len(attached) == 1 + (stack is not synthesized.main.stack) + len(provider.backup_policies)
+        # the provider policy (with the network interfaces of a VPC function), the backup policies
+        assert len(attached) == 1 + len(provider.backup_policies)
         assert "arn:aws:iam::aws:policy" not in str(template)
 
 
@@ -123,33 +147,39 @@ def test_provider_policy_holds_logs_describe_and_own_polling_grants(synthesized:
     assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
         {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}}
     ]
-    policy = logical_id(main.stack, main.plain.provider.base_policy)
-    granted = {
-        statement["Sid"]: (sorted(as_list(statement["Action"])), as_list(statement["Resource"]))
+    policy = logical_id(main.stack, main.plain.provider.policy)
+    granted = [
+        (statement.get("Sid"), sorted(as_list(statement["Action"])), as_list(statement["Resource"]))
         for statement in statements(template, policy)
-    }
+    ]
     log_group = logical_id(main.stack, main.plain.provider.log_group)
     dead_letter_queue = logical_id(main.stack, main.plain.provider.dead_letter_queue)
     provider_id = render({"Fn::Join": ["", [PROVIDER_ID_EXPRESSION]]})
-    assert granted == {
-        "WriteOwnLogs": (["logs:CreateLogStream", "logs:PutLogEvents"], [f"${{{log_group}.Arn}}"]),
-        "DescribeBackups": (sorted(DESCRIBE_ACTIONS), ["*"]),
-        "PollingRules": (
+    assert granted == [
+        ("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [f"${{{log_group}.Arn}}"]),
+        ("DescribeBackups", sorted(DESCRIBE_ACTIONS), ["*"]),
+        ("OwnedBackups", sorted(OWNED_BACKUP_ACTIONS), ["arn:${AWS::Partition}:cloudhsm:*:${AWS::AccountId}:backup/*"]),
+        (
+            "PollingRules",
             sorted(POLL_RULE_ACTIONS),
             [
                 f"arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{poll_rule_prefix(provider_id)}*"
             ],
         ),
-        "DeadLetterQueue": (["sqs:SendMessage"], [f"${{{dead_letter_queue}.Arn}}"]),
-        "Tracing": (["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"]),
-        "PollingResponseUrl": (
+        (
+            "PollingResponseUrl",
             sorted(POLL_PARAMETER_ACTIONS),
             [
                 "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/"
                 f"{response_parameter_prefix(provider_id).lstrip('/')}*"
             ],
         ),
-    }
+        # aws-cdk-lib's own grants for the function's dead-letter queue and tracing, routed here.
+        (None, ["sqs:SendMessage"], [f"${{{dead_letter_queue}.Arn}}"]),
+        (None, ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], ["*"]),
+    ]
+    (owned,) = [s for s in statements(template, policy) if s.get("Sid") == "OwnedBackups"]
+    assert owned["Condition"] == {"Null": {f"aws:ResourceTag/{OWNER_TAG_KEY}": "false"}}
     assert template["Resources"][policy]["Properties"]["Roles"] == [
         {"Ref": logical_id(main.stack, main.plain.provider.role)}
     ]
@@ -170,7 +200,7 @@ def test_one_invoke_permission_at_deploy_time_and_no_run_time_permission_grant(s
         "SourceArn": f"arn:${{AWS::Partition}}:events:${{AWS::Region}}:${{AWS::AccountId}}:rule/{poll_rule_prefix(provider_id)}*",
     }
     lambda_grants = [s for s in all_statements(template) if any(a.startswith("lambda:") for a in as_list(s["Action"]))]
-    assert lambda_grants == []  # the role edits no Lambda policy: never AddPermission or RemovePermission
+    assert lambda_grants == []
 
 
 def test_provider_id_is_the_contracts_expression(synthesized: Synthesized) -> None:
@@ -186,27 +216,30 @@ def test_no_wildcard_actions_and_star_only_where_iam_has_no_resource_level_permi
         for statement in all_statements(synthesized.json(stack)):
             assert all("*" not in action for action in as_list(statement["Action"]))
             if "*" in as_list(statement["Resource"]):
-                assert as_list(statement["Action"]) in (
+                assert sorted(as_list(statement["Action"])) in (
                     list(DESCRIBE_ACTIONS),
-                    ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                    ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
                 )
 
 
 def test_grants_exist_before_create_and_outlive_delete(synthesized: Synthesized) -> None:
-    """Each custom resource depends on its backup policy, the provider policy and the invoke permission."""
+    """Each custom resource depends on the backup policy holding its grant, the provider policy and the invoke
+    permission (three backups fit one backup policy)."""
     main = synthesized.main
     provider = main.plain.provider
     template = synthesized.json(main.stack)
+    (backup_policy,) = provider.backup_policies
     shared = [
-        logical_id(main.stack, provider.base_policy),
+        logical_id(main.stack, backup_policy),
+        logical_id(main.stack, provider.policy),
         logical_id(main.stack, provider.poll_permission),
     ]
     for backup in (main.plain, main.delete, main.keep):
         body = template["Resources"][logical_id(main.stack, backup.resource)]
-        assert sorted(body["DependsOn"]) == sorted([logical_id(main.stack, backup.policy), *shared])
+        assert sorted(body["DependsOn"]) == sorted(shared)
     function = template["Resources"][logical_id(main.stack, provider.function)]
-    # Lambda checks the role when it creates the function; the Role GetAtt already orders it after the role.
-    assert function["DependsOn"] == [logical_id(main.stack, provider.base_policy)]
+    # Lambda checks the role's permissions (dead-letter queue, VPC) when it creates the function.
+    assert sorted(function["DependsOn"]) == sorted(logical_id(main.stack, p) for p in (provider.policy, provider.role))
 
 
 def test_default_dead_letter_queue_is_encrypted_and_tls_only(synthesized: Synthesized) -> None:

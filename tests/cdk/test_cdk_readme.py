@@ -1,24 +1,82 @@
-"""The README's CDK section says what synthesizes: the props, the acknowledgments, the VPC endpoints."""
+"""docs/cdk.md (the README's CDK internals moved there) says what synthesizes: every Python block on the page and
+in the construct's docstrings runs, the option tables are the signatures, the acknowledgment counts are the
+construct's."""
 
 from __future__ import annotations
 
 import inspect
 import re
+import textwrap
 from pathlib import Path
 
+import pytest
 from aws_cdk import App, Stack, Validations
 from aws_cdk import aws_ec2 as ec2
 from cloudhsm_backup_restore_cdk import RestoredBackup, RestoreProvider
+from cloudhsm_backup_restore_cdk import provider as provider_module
+from cloudhsm_backup_restore_cdk import restored_backup as restored_backup_module
 from cloudhsm_backup_restore_pipeline.contract import VPC_ENDPOINT_SERVICES
 
 from tests.cdk.matrix import backup_id
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "cdk.md"
 
 
-def _cdk_section() -> str:
-    text = README.read_text(encoding="utf-8")
-    return text[text.index("\n## CDK\n") : text.index("\n## Deploy with CloudFormation")]
+def _page() -> str:
+    return DOCS.read_text(encoding="utf-8")
+
+
+def _python_blocks(text: str) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```", text, flags=re.M | re.S)
+
+
+def _docstring_blocks() -> list[tuple[str, str]]:
+    """(owner, code) of every reST literal block (``Example::``) in the construct's docstrings."""
+    found = []
+    for owner in (RestoredBackup, RestoreProvider, restored_backup_module, provider_module):
+        for name, member in [(owner.__name__, owner), *inspect.getmembers(owner)]:
+            doc = inspect.getdoc(member) if (member is owner or inspect.isfunction(member)) else None
+            for block in re.findall(r"::\n\n((?:[ ]{4}.*\n|\n)+)", (doc or "") + "\n"):
+                found.append((f"{owner.__name__}.{name}", textwrap.dedent(block)))
+    return found
+
+
+def _run(code: str, where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run ``code`` as written; it must synthesize its ``app``."""
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": "__docs__"}
+    exec(compile(code, where, "exec"), namespace)
+    app = namespace["app"]
+    assert isinstance(app, App)
+    assert (Path(app.outdir) / "manifest.json").is_file()
+
+
+DOC_BLOCKS = _python_blocks(_page())
+DOCSTRING_BLOCKS = _docstring_blocks()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("code", DOC_BLOCKS, ids=[f"docs-block-{n}" for n in range(len(DOC_BLOCKS))])
+def test_every_python_block_of_the_page_runs(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _run(code, str(DOCS), tmp_path, monkeypatch)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("owner", "code"), DOCSTRING_BLOCKS, ids=[owner for owner, _ in DOCSTRING_BLOCKS])
+def test_every_docstring_example_runs(owner: str, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _run(code, owner, tmp_path, monkeypatch)
+
+
+def test_the_blocks_are_found() -> None:
+    assert len(DOC_BLOCKS) >= 5
+    assert {owner.split(".")[0] for owner, _ in DOCSTRING_BLOCKS} >= {"RestoredBackup", "RestoreProvider"}
+
+
+def test_no_block_uses_a_condition_on_an_attribute() -> None:
+    """Defect 1: CloudFormation allows no Fn::GetAtt in a Condition; the page documents only what deploys."""
+    for code in DOC_BLOCKS + [code for _, code in DOCSTRING_BLOCKS]:
+        assert "condition_equals" not in code
+    assert "condition_equals" not in _page()
 
 
 def _table_options(section: str, heading: str) -> list[str]:
@@ -32,14 +90,13 @@ def _keyword_options(function: object) -> list[str]:
 
 
 def test_option_tables_list_every_option_in_order() -> None:
-    section = _cdk_section()
-    assert _table_options(section, "`RestoredBackup` options:") == _keyword_options(RestoredBackup.__init__)
-    assert _table_options(section, "`RestoreProvider` options") == _keyword_options(RestoreProvider.__init__)
+    page = _page()
+    assert _table_options(page, "`RestoredBackup` options:") == _keyword_options(RestoredBackup.__init__)
+    assert _table_options(page, "`RestoreProvider` options") == _keyword_options(RestoreProvider.__init__)
 
 
 def test_vpc_endpoints_named_are_the_contracts() -> None:
-    section = _cdk_section()
-    (row,) = [line for line in section.splitlines() if line.startswith("| `vpc` |")]
+    (row,) = [line for line in _page().splitlines() if line.startswith("| `vpc` |")]
     assert re.findall(r"`(\w+)`", row.split("|")[3]) == [name for _, name, _ in VPC_ENDPOINT_SERVICES]
 
 
@@ -52,17 +109,18 @@ def _acknowledged(construct: object) -> list[str]:
     return found
 
 
-def test_acknowledgment_counts_are_the_readmes() -> None:
-    """Five IAM5 per provider, two more with a VPC, and the dead-letter queue's redrive rule; nothing else."""
-    section = _cdk_section()
-    assert "five `AwsSolutions-IAM5`" in section
-    assert "two more with `vpc`" in section
+def test_acknowledgment_counts_are_the_pages() -> None:
+    """Four IAM5 per provider, one more with a VPC, the queue's redrive rule and the invoke config's destination."""
+    page = _page()
+    assert "four `AwsSolutions-IAM5`" in page
+    assert "one more with `vpc`" in page
     stack = Stack(App(), "Counted")
     plain = RestoredBackup(stack, "Plain", backup_id=backup_id(1)).provider
     in_vpc = RestoreProvider(stack, "InVpc", vpc=ec2.Vpc(stack, "Vpc", max_azs=1))
-    for provider, iam5 in ((plain, 5), (in_vpc, 7)):
+    for provider, iam5 in ((plain, 4), (in_vpc, 5)):
         acknowledged = _acknowledged(provider)
         assert sum(rule.startswith("AwsSolutions-IAM5[") for rule in acknowledged) == iam5
-        assert [rule for rule in acknowledged if not rule.startswith("AwsSolutions-IAM5[")] == [
-            "Serverless-SQSRedrivePolicy"
+        assert sorted(rule for rule in acknowledged if not rule.startswith("AwsSolutions-IAM5[")) == [
+            "Serverless-LambdaAsyncFailureDestination",
+            "Serverless-SQSRedrivePolicy",
         ]

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aws_cdk import App, Duration, Environment, Stack, Token
+from aws_cdk import App, Duration, Environment, RemovalPolicy, Stack, Token
 from aws_cdk.assertions import Match, Template
 from cloudhsm_backup_restore.attributes import ATTRIBUTE_NAMES
 from cloudhsm_backup_restore.properties import VALID_PROPERTIES, OnDelete, parse_properties
-from cloudhsm_backup_restore_cdk import OnDelete as ExportedOnDelete
 from cloudhsm_backup_restore_cdk import RestoredBackup, RestoreProvider
 from cloudhsm_backup_restore_cdk.restored_backup import ATTRIBUTE_PROPERTIES
 from cloudhsm_backup_restore_pipeline.contract import RESOURCE_TYPE, backup_actions
@@ -38,9 +37,28 @@ def _properties(synthesized: Synthesized, stack: Stack, backup: RestoredBackup) 
     return properties
 
 
-def test_on_delete_is_the_handlers_enum() -> None:
-    assert ExportedOnDelete is OnDelete
-    assert (OnDelete.RETAIN.value, OnDelete.DELETE.value) == ("Retain", "Delete")
+def test_removal_policy_maps_to_the_handlers_on_delete() -> None:
+    stack = _stack()
+    retain = RestoredBackup(stack, "Retain", backup_id=PLAIN_ID)
+    destroy = RestoredBackup(stack, "Destroy", backup_id=KEEP_ID, removal_policy=RemovalPolicy.DESTROY)
+    assert (retain.on_delete, destroy.on_delete) == (OnDelete.RETAIN, OnDelete.DELETE)
+    template = Template.from_stack(stack).to_json()
+    for backup, on_delete in ((retain, "Retain"), (destroy, "Delete")):
+        body = template["Resources"][logical_id(stack, backup.resource)]
+        # The handler's Delete carries out removal_policy, so CloudFormation must send it.
+        assert (body["Properties"]["OnDelete"], body["DeletionPolicy"], body["UpdateReplacePolicy"]) == (
+            on_delete,
+            "Delete",
+            "Delete",
+        )
+
+
+def test_the_cloudformation_resource_is_one_hop_away() -> None:
+    stack = _stack()
+    backup = RestoredBackup(stack, "Backup", backup_id=PLAIN_ID)
+    assert backup.node.default_child is backup.resource
+    backup.resource.add_property_override("Extra", "x")
+    Template.from_stack(stack).has_resource_properties(RESOURCE_TYPE, {"Extra": "x"})
 
 
 def test_default_properties(synthesized: Synthesized) -> None:
@@ -178,12 +196,14 @@ def test_each_backup_is_granted_only_its_actions_on_its_own_arn(
     main = synthesized.main
     backup = getattr(main, backup_name)
     template = synthesized.json(main.stack)
-    policy = logical_id(main.stack, backup.policy)
+    (holder,) = backup.provider.backup_policies
+    policy = logical_id(main.stack, holder)
     assert template["Resources"][policy]["Type"] == "AWS::IAM::ManagedPolicy"
     arn = BACKUP_ARN.format(region=region, backup_id=backup_id)
     granted = [s for name in resources(template, "AWS::IAM::ManagedPolicy") for s in _grant_of(template, name, arn)]
     assert [(as_list(s["Action"]), s["Effect"]) for s in granted] == [(actions, "Allow")]
     assert _grant_of(template, policy, arn)  # in the policy the resource depends on
+    assert policy in template["Resources"][logical_id(main.stack, backup.resource)]["DependsOn"]
     assert template["Resources"][policy]["Properties"]["Roles"] == [
         {"Ref": logical_id(main.stack, main.plain.provider.role)}
     ]
@@ -193,14 +213,10 @@ def test_backups_with_the_same_actions_share_one_statement() -> None:
     """Statements are merged per action set: one statement per distinct set in each policy, never one per backup."""
     stack = _stack()
     for number in range(40):
-        on_delete = OnDelete.DELETE if number % 2 else OnDelete.RETAIN
-        RestoredBackup(stack, f"B{number}", backup_id=backup_id(number), on_delete=on_delete)
+        removal_policy = RemovalPolicy.DESTROY if number % 2 else RemovalPolicy.RETAIN
+        backup = RestoredBackup(stack, f"B{number}", backup_id=backup_id(number), removal_policy=removal_policy)
     template = Template.from_stack(stack).to_json()
-    policies = [
-        name
-        for name, body in resources(template, "AWS::IAM::ManagedPolicy").items()
-        if "ManagedPolicyName" in body["Properties"]
-    ]
+    policies = [logical_id(stack, policy) for policy in backup.provider.backup_policies]
     action_sets = {
         name: [tuple(as_list(statement["Action"])) for statement in statements(template, name)] for name in policies
     }
@@ -213,11 +229,13 @@ def test_backups_with_the_same_actions_share_one_statement() -> None:
     assert sum(len(sets) for sets in action_sets.values()) <= 2 * len(policies)
 
 
-def test_delete_backup_only_with_on_delete_delete(synthesized: Synthesized) -> None:
+def test_delete_backup_only_with_destroy_or_on_a_backup_carrying_the_owner_tag(synthesized: Synthesized) -> None:
     main = synthesized.main
     template = synthesized.json(main.stack)
-    all_actions = [str(s["Action"]) for s in all_statements(template)]
-    assert sum("cloudhsm:DeleteBackup" in actions for actions in all_actions) == 1
+    deleting = [s for s in all_statements(template) if "cloudhsm:DeleteBackup" in as_list(s["Action"])]
+    by_arn, owned = [s for s in deleting if "Condition" not in s], [s for s in deleting if "Condition" in s]
+    assert [as_list(s["Resource"]) for s in by_arn] == [[BACKUP_ARN.format(region="eu-west-1", backup_id=DELETE_ID)]]
+    assert [s["Sid"] for s in owned] == ["OwnedBackups"]
 
 
 def test_tokens_pass_validation_and_reach_properties_and_policy(synthesized: Synthesized) -> None:
@@ -228,7 +246,8 @@ def test_tokens_pass_validation_and_reach_properties_and_policy(synthesized: Syn
     region_parameter = logical_id(tokens.stack, tokens.region)
     assert properties["BackupId"] == {"Ref": backup_parameter}
     assert properties["Region"] == {"Ref": region_parameter}
-    (statement,) = statements(template, logical_id(tokens.stack, tokens.backup.policy))
+    (policy,) = tokens.backup.provider.backup_policies
+    (statement,) = statements(template, logical_id(tokens.stack, policy))
     assert statement["Resource"] == BACKUP_ARN.format(
         region=f"${{{region_parameter}}}", backup_id=f"${{{backup_parameter}}}"
     )
@@ -264,17 +283,17 @@ def test_invalid_backup_id_is_rejected(backup_id: str) -> None:
 @pytest.mark.parametrize(
     ("timeout", "message"),
     [
-        (Duration.minutes(61), "timeout must be at most 60 minutes"),
-        (Duration.seconds(3601), "timeout must be at most 60 minutes"),
-        (Duration.hours(2), "timeout must be at most 60 minutes"),
-        (Duration.seconds(0), "timeout must be at least 1 second"),
-        (Duration.millis(999), "timeout must be at least 1 second"),
-        (Duration.millis(1500), "timeout must be a whole number of seconds"),
+        (Duration.minutes(61), "service_timeout must be at most 60 minutes"),
+        (Duration.seconds(3601), "service_timeout must be at most 60 minutes"),
+        (Duration.hours(2), "service_timeout must be at most 60 minutes"),
+        (Duration.seconds(0), "service_timeout must be at least 1 second"),
+        (Duration.millis(999), "service_timeout must be at least 1 second"),
+        (Duration.millis(1500), "service_timeout must be a whole number of seconds"),
     ],
 )
-def test_invalid_timeout_is_rejected(timeout: Duration, message: str) -> None:
+def test_invalid_service_timeout_is_rejected(timeout: Duration, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        RestoredBackup(_stack(), "Backup", backup_id=PLAIN_ID, timeout=timeout)
+        RestoredBackup(_stack(), "Backup", backup_id=PLAIN_ID, service_timeout=timeout)
 
 
 @pytest.mark.parametrize("region", ["", "eu-west", "EU-WEST-1", "euwest1", "eu-west-1 ", "moon-base-1a"])
@@ -283,26 +302,10 @@ def test_invalid_region_is_rejected(region: str) -> None:
         RestoredBackup(_stack(), "Backup", backup_id=PLAIN_ID, region=region)
 
 
-def test_invalid_on_delete_is_rejected() -> None:
-    with pytest.raises(ValueError, match=r"on_delete must be one of OnDelete.RETAIN, OnDelete.DELETE"):
-        RestoredBackup(_stack(), "Backup", backup_id=PLAIN_ID, on_delete="Destroy")
-
-
-@pytest.mark.parametrize(
-    ("given", "expected"),
-    [
-        ("Delete", "Delete"),
-        ("delete", "Delete"),
-        ("DELETE", "Delete"),
-        ("rEtAiN", "Retain"),
-        (OnDelete.DELETE, "Delete"),
-    ],
-)
-def test_on_delete_accepts_the_enum_or_its_name_in_any_case(given: Any, expected: str) -> None:
-    stack = _stack()
-    backup = RestoredBackup(stack, "Backup", backup_id=PLAIN_ID, on_delete=given)
-    assert backup.on_delete is OnDelete(expected)
-    Template.from_stack(stack).has_resource_properties(RESOURCE_TYPE, {"OnDelete": expected})
+@pytest.mark.parametrize("given", [RemovalPolicy.SNAPSHOT, RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE])
+def test_removal_policies_without_a_meaning_for_a_backup_are_rejected(given: RemovalPolicy) -> None:
+    with pytest.raises(ValueError, match=r"removal_policy must be RemovalPolicy.RETAIN .* or RemovalPolicy.DESTROY"):
+        RestoredBackup(_stack(), "Backup", backup_id=PLAIN_ID, removal_policy=given)
 
 
 @pytest.mark.parametrize(
@@ -311,16 +314,16 @@ def test_on_delete_accepts_the_enum_or_its_name_in_any_case(given: Any, expected
         ({"backup_id": None}, TypeError, r"RestoredBackup backup_id must be a str .*, got NoneType None"),
         ({"backup_id": 12}, TypeError, r"RestoredBackup backup_id must be a str .*, got int 12"),
         (
-            {"timeout": 300},
+            {"service_timeout": 300},
             TypeError,
-            r"RestoredBackup timeout must be a Duration \(e.g. Duration.minutes\(30\)\), got int 300",
+            r"RestoredBackup service_timeout must be a Duration \(e.g. Duration.minutes\(30\)\), got int 300",
         ),
         (
             {"never_expires": "true"},
             TypeError,
             r"never_expires must be a bool \(True or False\) or None, got str 'true'",
         ),
-        ({"on_delete": 1}, TypeError, r"on_delete must be one of OnDelete.RETAIN, OnDelete.DELETE .*, got int 1"),
+        ({"removal_policy": "Delete"}, TypeError, r"removal_policy must be RemovalPolicy.RETAIN .*, got str 'Delete'"),
         ({"region": 1}, TypeError, r"region must be a str .*, got int 1"),
         ({"provider": "p"}, TypeError, r"provider must be a RestoreProvider or None, got str"),
     ],
@@ -339,6 +342,25 @@ def test_region_outside_the_stacks_partition_is_rejected() -> None:
     ):
         RestoredBackup(stack, "Backup", backup_id=PLAIN_ID, region="eu-west-1")
     RestoredBackup(stack, "Same", backup_id=PLAIN_ID, region="cn-northwest-1")  # same partition: fine
+
+
+@pytest.mark.parametrize(("region", "partition"), [("eusc-de-east-1", "aws-eusc"), ("us-isob-east-1", "aws-iso-b")])
+def test_every_region_aws_cdk_lib_knows_is_accepted(region: str, partition: str) -> None:
+    """Defect 5: eusc-de-east-1 (partition aws-eusc) was refused by a pattern that wanted two letters first."""
+    literals = {"@aws-cdk/core:enablePartitionLiterals": True}
+    stack = Stack(App(context=literals), "Sovereign", env=Environment(account="111122223333", region=region))
+    backup = RestoredBackup(stack, "Backup", backup_id=PLAIN_ID, region=region)
+    assert stack.resolve(stack.partition) == partition
+    parsed = parse_properties({"ServiceToken": "arn:x", "BackupId": PLAIN_ID, "Region": region})
+    assert parsed.region == region
+    assert (
+        Template.from_stack(stack).to_json()["Resources"][logical_id(stack, backup.resource)]["Properties"]["Region"]
+        == region
+    )
+    with pytest.raises(
+        ValueError, match=rf"region eu-west-1 is in partition aws, but stack Sovereign deploys to {region}"
+    ):
+        RestoredBackup(stack, "Elsewhere", backup_id=PLAIN_ID, region="eu-west-1")
 
 
 def test_tag_keys_longer_than_128_characters_are_rejected() -> None:

@@ -1,8 +1,8 @@
 """Stack updates of a synthesized app, run under the offline CloudFormation simulator: a token backup id replaced by
 a parameter update, and a renamed construct. IAM is not emulated offline, so each grant's lifetime is proven from
-the synthesized template and CloudFormation's documented update order: a resource whose immutable property
-(``ManagedPolicyName``) changes is replaced, the replacement created in the update phase and the old one deleted in
-the cleanup phase after the resources that depend on it (reverse dependency order)."""
+the synthesized template and CloudFormation's documented update order: the backup policies are updated in place in
+the update phase (no ``ManagedPolicyName``, so never replaced), and the replaced resource's Delete runs in the
+cleanup phase, covered by the provider policy's ``OwnedBackups`` statement (any backup carrying the owner tag)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, CfnParameter, Stack
-from cloudhsm_backup_restore_cdk import OnDelete, RestoredBackup
-from cloudhsm_backup_restore_pipeline.contract import DELETE_ACTIONS, RESOURCE_TYPE
+from aws_cdk import App, CfnParameter, RemovalPolicy, Stack
+from cloudhsm_backup_restore_cdk import RestoredBackup
+from cloudhsm_backup_restore_pipeline.contract import DELETE_ACTIONS, OWNER_TAG_KEY, RESOURCE_TYPE
 from cloudhsm_offline.cfn.stack import StackRunner
 from cloudhsm_offline.cfn.world import OfflineWorld
 
@@ -33,11 +33,12 @@ def _synth(tmp_path: Path, build: Any) -> tuple[Stack, Any, dict[str, Any], Path
     return stack, built, json.loads(path.read_text(encoding="utf-8")), path
 
 
-def _policy_at(template: dict[str, Any], logical: str, parameters: dict[str, str]) -> tuple[str, list[Any]]:
-    """A managed policy's name and statements as CloudFormation resolves them with ``parameters``."""
+def _policy_at(template: dict[str, Any], logical: str, parameters: dict[str, str]) -> list[Any]:
+    """A managed policy's statements as CloudFormation resolves them with ``parameters``."""
     properties = template["Resources"][logical]["Properties"]
-    name = evaluate(properties["ManagedPolicyName"], parameters)
-    return name, evaluate(properties["PolicyDocument"]["Statement"], parameters)
+    assert "ManagedPolicyName" not in properties  # so never replaced: updated in place
+    statements: list[Any] = evaluate(properties["PolicyDocument"]["Statement"], parameters)
+    return statements
 
 
 def _deletable(statements: list[Any]) -> set[str]:
@@ -45,7 +46,7 @@ def _deletable(statements: list[Any]) -> set[str]:
     return {
         arn.rsplit("/", 1)[1]
         for statement in statements
-        if set(DELETE_ACTIONS) <= set(as_list(statement["Action"]))
+        if set(DELETE_ACTIONS) <= set(as_list(statement["Action"])) and "Condition" not in statement
         for arn in as_list(statement["Resource"])
     }
 
@@ -54,21 +55,28 @@ def _deletable(statements: list[Any]) -> set[str]:
 def test_token_backup_id_replaced_by_a_parameter_update_keeps_its_delete_grant_until_cleanup(tmp_path: Path) -> None:
     def build(stack: Stack) -> tuple[CfnParameter, RestoredBackup]:
         parameter = CfnParameter(stack, "BackupId", allowed_pattern="backup-[2-7a-zA-Z]{11,16}")
-        backup = RestoredBackup(stack, "Backup", backup_id=parameter.value_as_string, on_delete=OnDelete.DELETE)
+        backup = RestoredBackup(
+            stack, "Backup", backup_id=parameter.value_as_string, removal_policy=RemovalPolicy.DESTROY
+        )
         return parameter, backup
 
     stack, (parameter, backup), template, path = _synth(tmp_path, build)
     name = logical_id(stack, parameter)
-    policy = logical_id(stack, backup.policy)
+    (slot,) = backup.provider.backup_policies
+    policy = logical_id(stack, slot)
     resource = logical_id(stack, backup.resource)
 
-    # The template: the backup's policy is named after the parameter's value, so a new value replaces it ...
-    old_name, old_statements = _policy_at(template, policy, {name: OLD})
-    new_name, new_statements = _policy_at(template, policy, {name: NEW})
-    assert old_name != new_name
+    # The template: the backup policy is updated in place to the new value before the custom resource's Update ...
+    old_statements = _policy_at(template, policy, {name: OLD})
+    new_statements = _policy_at(template, policy, {name: NEW})
     assert (_deletable(old_statements), _deletable(new_statements)) == ({OLD}, {NEW})
-    # ... and the custom resource depends on it: the old resource is deleted in cleanup before the old policy.
     assert policy in template["Resources"][resource]["DependsOn"]
+    # ... and the cleanup Delete of OLD, whose ARN has left it, is granted by the owner tag the handler wrote on OLD.
+    provider_policy = logical_id(stack, backup.provider.policy)
+    assert provider_policy in template["Resources"][resource]["DependsOn"]
+    (owned,) = [s for s in _policy_at(template, provider_policy, {}) if s.get("Sid") == "OwnedBackups"]
+    assert set(DELETE_ACTIONS) <= set(as_list(owned["Action"]))
+    assert owned["Condition"] == {"Null": {f"aws:ResourceTag/{OWNER_TAG_KEY}": "false"}}
 
     # The simulator: CloudFormation's Update, then the cleanup Delete of the old backup.
     with OfflineWorld(speed=20.0, code_dir=backup.provider.staged_code_dir, restore_seconds=1) as world:
@@ -87,26 +95,27 @@ def test_token_backup_id_replaced_by_a_parameter_update_keeps_its_delete_grant_u
         assert cleanup.status == "SUCCESS", cleanup.reason
         assert world.emulator.backup(NEW)["BackupState"] == "READY"
         assert world.emulator.backup(OLD)["BackupState"] == "PENDING_DELETION"
+        assert any(tag["Key"] == OWNER_TAG_KEY for tag in world.emulator.backup(NEW).get("TagList", []))
         assert world.verify() == []
 
 
-def _policies(tmp_path: Path, name: str, ids: dict[int, str]) -> dict[str, str]:
-    """Backup policy logical id -> its properties as JSON, for RestoredBackups B<number> with ``ids``."""
+def _policies(tmp_path: Path, name: str, ids: dict[int, str]) -> dict[str, dict[str, Any]]:
+    """Managed policy logical id -> its properties, for RestoredBackups B<number> with ``ids``."""
     app = App(outdir=str(tmp_path / name))
     stack = Stack(app, "Many")
     for number, value in ids.items():
         RestoredBackup(stack, f"B{number}", backup_id=value)
     template = app.synth().get_stack_by_name("Many").template
     return {
-        logical: json.dumps(body["Properties"])
+        logical: body["Properties"]
         for logical, body in template["Resources"].items()
-        if body["Type"] == "AWS::IAM::ManagedPolicy" and "ManagedPolicyName" in body["Properties"]
+        if body["Type"] == "AWS::IAM::ManagedPolicy"
     }
 
 
 @pytest.mark.parametrize("change", ["edit", "remove", "add"])
-def test_changing_one_literal_backup_replaces_only_its_own_policy(tmp_path: Path, change: str) -> None:
-    """A backup's policy is placed by its construct path, so one change never moves the others (150 backups)."""
+def test_changing_one_literal_backup_replaces_no_policy(tmp_path: Path, change: str) -> None:
+    """Any change is an in-place update: same logical ids, no ManagedPolicyName, the same Description (150 backups)."""
     ids = {number: backup_id(number) for number in range(150)}
     before = _policies(tmp_path, "before", ids)
     if change == "edit":
@@ -116,13 +125,13 @@ def test_changing_one_literal_backup_replaces_only_its_own_policy(tmp_path: Path
     else:
         ids[150] = backup_id(150)
     after = _policies(tmp_path, "after", ids)
-    assert len(before) >= 2  # 150 backups need more than one policy
-    changed = {logical for logical in before.keys() | after.keys() if before.get(logical) != after.get(logical)}
-    assert len(changed) == 1  # exactly one policy replaced (a new ManagedPolicyName); the others untouched
-    (logical,) = changed
-    if logical in before and logical in after:
-        old_name = json.loads(before[logical])["ManagedPolicyName"]
-        assert json.loads(after[logical])["ManagedPolicyName"] != old_name
+    assert len(before) >= 3  # the provider policy and more than one backup policy
+    assert before.keys() == after.keys()
+    for logical in before:
+        for replacing in ("ManagedPolicyName", "Path", "Description"):
+            assert before[logical].get(replacing) == after[logical].get(replacing)
+        assert "ManagedPolicyName" not in after[logical]
+    assert any(before[logical] != after[logical] for logical in before)
 
 
 @pytest.mark.slow
@@ -135,7 +144,7 @@ def test_renamed_construct_leaves_the_backup_ready_and_owned_by_the_new_resource
         out = tmp_path / construct_id
         app = App(outdir=str(out))
         stack = Stack(app, "Renamed")
-        backup = RestoredBackup(stack, construct_id, backup_id=keep, on_delete=OnDelete.DELETE)
+        backup = RestoredBackup(stack, construct_id, backup_id=keep, removal_policy=RemovalPolicy.DESTROY)
         app.synth()
         return logical_id(stack, backup.resource), out / "Renamed.template.json", backup
 

@@ -53,11 +53,11 @@ SEED = {
 }
 CDK_APP = """
 import aws_cdk as cdk
-from cloudhsm_backup_restore_cdk import OnDelete, RestoredBackup
+from cloudhsm_backup_restore_cdk import RestoredBackup
 
 app = cdk.App(outdir="cdk.out")
 stack = cdk.Stack(app, "Restore", env=cdk.Environment(account="111122223333", region="eu-west-1"))
-backup = RestoredBackup(stack, "Backup", backup_id="backup-abcdefghijk", on_delete=OnDelete.DELETE)
+backup = RestoredBackup(stack, "Backup", backup_id="backup-abcdefghijk", removal_policy=cdk.RemovalPolicy.DESTROY)
 cdk.CfnOutput(stack, "Arn", value=backup.backup_arn)
 app.synth()
 """
