@@ -117,7 +117,8 @@ class CloudHsmBackups:
         arn = backup.get("BackupArn")
         if isinstance(arn, str) and arn.startswith("arn:"):
             return arn
-        return f"arn:{partition_of(self.region)}:cloudhsm:{self.region}::backup/{backup['BackupId']}"
+        # botocore's endpoint data knows every partition (aws-cn, aws-us-gov, aws-eusc, the iso ones...).
+        return f"arn:{self.client.meta.partition}:cloudhsm:{self.region}::backup/{backup['BackupId']}"
 
     def where(self, backup_id: str) -> str:
         """How errors name a backup: its id and region."""
@@ -244,12 +245,3 @@ def backups_in(region: str | None) -> CloudHsmBackups:
 def state_of(backup: Backup | None) -> str:
     """The backup's state, '' when unknown."""
     return str(backup.get("BackupState", "")) if backup else ""
-
-
-def partition_of(region: str) -> str:
-    """The ARN partition of a region (aws-cn for cn-*, aws-us-gov for us-gov-*, else aws)."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"

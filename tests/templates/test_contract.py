@@ -78,16 +78,23 @@ CONSTRUCT_OPTIONS = {
     "Tracing": ("tracing",),
     "DeadLetterQueue": ("dead_letter_queue",),
 }
-NOT_TEMPLATE_OPTIONS = {"managed_policies_per_role"}
-"""The CDK role holds one managed policy per group of backups; the template's role takes BackupArns inline."""
+NOT_TEMPLATE_OPTIONS = {"role", "function_name", "log_group", "log_removal_policy", "allow_public_subnet"}
+"""Construct objects with no template parameter: the template always creates its own role, function and log
+group (a stack that brings its own uses the CDK construct); its log group keeps CloudFormation's default
+DeletionPolicy; a public subnet is the caller's choice of SubnetIds, which the template does not inspect."""
 
 
 def provider_defaults() -> dict[str, Any]:
     """RestoreProvider's keyword options and their defaults, read from the construct itself."""
     from cloudhsm_backup_restore_cdk import RestoreProvider
 
+    from cloudhsm_backup_restore_cdk.provider import DEFAULT_LOG_RETENTION
+
     signature = inspect.signature(RestoreProvider.__init__)
-    return {n: p.default for n, p in signature.parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    defaults = {n: p.default for n, p in signature.parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    # None means "the construct's default" for log_retention (so that INFINITE stays expressible).
+    assert defaults["log_retention"] is None
+    return defaults | {"log_retention": DEFAULT_LOG_RETENTION}
 
 
 def cfn_tracing_mode(member: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import boto3
 import pytest
 from cloudhsm_backup_restore.backups import CloudHsmBackups
 from cloudhsm_backup_restore.lifecycle import BackupLifecycle, Request
@@ -25,24 +26,29 @@ BACKUP = "backup-abcdefghijk"
 ARN = f"arn:aws:cloudhsm:us-east-1:123456789012:backup/{BACKUP}"
 
 
-class FakeClient:
-    """Just enough of a CloudHSM client for CloudHsmBackups to name its region."""
-
-    class meta:  # noqa: N801 - mirrors botocore's client.meta
-        region_name = "us-east-1"
+def client(region: str) -> Any:
+    """A real cloudhsmv2 client (composing an ARN makes no call): its partition comes from botocore's data."""
+    return boto3.client("cloudhsmv2", region_name=region, aws_access_key_id="x", aws_secret_access_key="x")
 
 
 @pytest.mark.parametrize(
-    ("region", "partition"), [("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov"), ("eu-west-1", "aws")]
+    ("region", "partition"),
+    [
+        ("cn-north-1", "aws-cn"),
+        ("us-gov-west-1", "aws-us-gov"),
+        ("eu-west-1", "aws"),
+        ("eusc-de-east-1", "aws-eusc"),
+        ("us-isob-east-1", "aws-iso-b"),
+    ],
 )
 def test_a_composed_physical_id_uses_the_region_partition(region: str, partition: str) -> None:
-    backups = CloudHsmBackups(FakeClient(), region)  # type: ignore[arg-type]
+    backups = CloudHsmBackups(client(region), region)
     assert backups.arn({"BackupId": BACKUP}) == f"arn:{partition}:cloudhsm:{region}::backup/{BACKUP}"
 
 
 def test_the_physical_id_is_the_backup_arn_aws_reports() -> None:
     arn = f"arn:aws-cn:cloudhsm:cn-north-1:111122223333:backup/{BACKUP}"
-    assert CloudHsmBackups(FakeClient(), "cn-north-1").arn({"BackupId": BACKUP, "BackupArn": arn}) == arn  # type: ignore[arg-type]
+    assert CloudHsmBackups(client("cn-north-1"), "cn-north-1").arn({"BackupId": BACKUP, "BackupArn": arn}) == arn
 
 
 def test_resources_differ_by_stack_logical_id_and_arn_and_know_their_stack() -> None:
