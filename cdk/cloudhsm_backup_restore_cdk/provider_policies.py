@@ -108,6 +108,7 @@ def add_network_interface_statements(policy: iam.ManagedPolicy, function: lambda
         )
 
     interfaces = ec2_arn("network-interface", STAR)
+    every_ec2_resource = ec2_arn(STAR, STAR)
     placement = cast(
         lambda_.CfnFunction.VpcConfigProperty, cast(lambda_.CfnFunction, function.node.default_child).vpc_config
     )
@@ -126,11 +127,22 @@ def add_network_interface_statements(policy: iam.ManagedPolicy, function: lambda
                 *(ec2_arn("security-group", group_id) for group_id in placement.security_group_ids or []),
             ],
         ),
+        # The Lambda Developer Guide ("Giving Lambda functions access to resources in an Amazon VPC"): for
+        # ec2:DeleteNetworkInterface "either specify a unique resource ID, or include all resource IDs"
+        # (its example: arn:aws:ec2:<region>:<account>:*/*), else the function may not reach the VPC; the
+        # interfaces' ids are unknown in advance. cfn-templates/provider.yaml grants the same.
         iam.PolicyStatement(
             sid="ManageNetworkInterfaces",
             actions=[a for a in VPC_ENI_ACTIONS if ":Describe" not in a and ":Create" not in a],
-            resources=[interfaces],
+            resources=[every_ec2_resource],
         ),
+    )
+    acknowledge_wildcard(
+        policy,
+        every_ec2_resource,
+        "The Lambda Developer Guide requires a specific id or all resource ids for DeleteNetworkInterface (and "
+        "Assign/UnassignPrivateIpAddresses); the ids of the interfaces Lambda creates are unknown in advance. "
+        "Limited to this account and region",
     )
     acknowledge_wildcard(
         policy,

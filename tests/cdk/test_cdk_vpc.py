@@ -63,7 +63,7 @@ def test_network_interface_grants_are_scoped_to_own_subnets_and_groups(synthesiz
         ),
         "ManageNetworkInterfaces": (
             ["ec2:AssignPrivateIpAddresses", "ec2:DeleteNetworkInterface", "ec2:UnassignPrivateIpAddresses"],
-            [INTERFACES],
+            [_arn("*", "*")],
         ),
     }
     function = template["Resources"][logical_id(stack, provider.function)]

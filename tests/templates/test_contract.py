@@ -87,7 +87,6 @@ DeletionPolicy; a public subnet is the caller's choice of SubnetIds, which the t
 def provider_defaults() -> dict[str, Any]:
     """RestoreProvider's keyword options and their defaults, read from the construct itself."""
     from cloudhsm_backup_restore_cdk import RestoreProvider
-
     from cloudhsm_backup_restore_cdk.provider import DEFAULT_LOG_RETENTION
 
     signature = inspect.signature(RestoreProvider.__init__)
