@@ -27,10 +27,6 @@ helper = RestoreResource()
 lifecycle = BackupLifecycle()
 
 
-def _lambda_left(context: Any) -> Callable[[], float]:
-    return lambda: context.get_remaining_time_in_millis() / 1000.0
-
-
 def _guarded(run: Callable[[], str | None]) -> str | None:
     """Run a lifecycle step; any failure becomes one clear Reason, key fact first."""
     try:
@@ -82,7 +78,7 @@ def delete(event: dict[str, Any], context: Any) -> str | None:
     log_event(logger, "request", RequestType="Delete", LogicalResourceId=event["LogicalResourceId"])
 
     def run() -> str:
-        helper.end_wait(event)
+        helper.polling.end(str(event["StackId"]), str(event["LogicalResourceId"]))  # I3: before it answers
         lifecycle.delete(event.get("ResourceProperties"), physical_id, Request.of(event))
         return physical_id
 

@@ -79,19 +79,8 @@ def fit_response(body: dict[str, Any], limit: int = RESPONSE_LIMIT_BYTES) -> dic
         for key, value in data.items()
         if not key.startswith(TAG_ATTRIBUTE_PREFIX) and key not in (TAG_LIST_ATTRIBUTE, TAGS_TRUNCATED_ATTRIBUTE)
     }
-
-    def fits(count: int) -> dict[str, Any] | None:
+    for count in range(len(tags) - 1, 0, -1):  # at most 50 tags (botocore cloudhsmv2 model, shape TagList)
         candidate = dict(body, Data=_with_tags(core, tags[:count], len(tags)))
-        return candidate if body_size(candidate) <= limit else None
-
-    # Binary search for the largest number of leading tags that still fits.
-    low, high = 0, len(tags)
-    best = fits(0) or dict(body, Data=_with_tags(core, [], len(tags)))
-    while low < high:
-        middle = (low + high + 1) // 2
-        candidate = fits(middle)
-        if candidate is None:
-            high = middle - 1
-        else:
-            low, best = middle, candidate
-    return best
+        if body_size(candidate) <= limit:
+            return candidate
+    return dict(body, Data=_with_tags(core, [], len(tags)))

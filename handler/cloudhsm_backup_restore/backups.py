@@ -79,11 +79,8 @@ construct does) can take seconds to propagate."""
 
 
 class CloudHsmBackups:
-    """Backups in one region, reached through an injected CloudHSM v2 client.
-
-    Every action on a backup is retried after each of ``iam_grace``'s pauses while IAM denies it (a fresh grant
-    propagating); DescribeBackups is not, since its grant comes with the provider.
-    """
+    """Backups in one region, reached through an injected CloudHSM v2 client. Actions on a backup are retried while
+    IAM denies them (``_act``); DescribeBackups is not, since its grant comes with the provider."""
 
     def __init__(
         self,
@@ -134,16 +131,13 @@ class CloudHsmBackups:
             message = str(error.response.get("Error", {}).get("Message", "")).strip()
             denied, transient = code in ACCESS_DENIED_CODES, code in RETRIED_CODES
             if denied:
-                text = (
-                    f"Access denied: the provider's role needs cloudhsm:{operation} (on {where}). AWS said: {message}"
-                )
+                text = f"Access denied: the provider's role needs cloudhsm:{operation} (on {where}). AWS said"
             elif transient:  # botocore's max_attempts counts the retries
                 text = f"CloudHSM {operation} for {where} still failed after {MAX_ATTEMPTS + 1} attempts ({code})"
-                text += f": {message}"
             else:
-                text = f"CloudHSM {operation} failed for {where} ({code}): {message}"
+                text = f"CloudHSM {operation} failed for {where} ({code})"
             raise CloudHsmCallError(
-                text, access_denied=denied, transient=transient, code=code, aws_message=message
+                f"{text}: {message}", access_denied=denied, transient=transient, code=code, aws_message=message
             ) from error
         except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, BotoConnectionError) as error:
             raise CloudHsmCallError(

@@ -38,7 +38,9 @@ class BackupWaitTimeoutError(BackupRestoreError):
 
 
 class CloudHsmCallError(BackupRestoreError):
-    """A CloudHSM API call failed; the message names the operation and what to do."""
+    """A CloudHSM API call failed; the message names the operation and what to do. ``code`` is AWS's error code ('' when
+    no answer came), ``aws_message`` AWS's own words, ``transient`` throttling, internal failure or an unreachable
+    endpoint (worth trying later), ``access_denied`` IAM said no (final, unless a fresh grant is propagating)."""
 
     def __init__(
         self,
@@ -51,13 +53,9 @@ class CloudHsmCallError(BackupRestoreError):
     ) -> None:
         super().__init__(message)
         self.code = code
-        """The AWS error code ('' when the call never got an answer)."""
         self.aws_message = aws_message
-        """AWS's own words, for a Reason that quotes them."""
         self.transient = transient
-        """Throttling, internal failure or an unreachable endpoint: worth trying again later."""
         self.access_denied = access_denied
-        """IAM said no: final, unless the grant was created seconds ago and has not propagated yet."""
 
 
 class RestoreRefusedError(BackupRestoreError):

@@ -161,40 +161,34 @@ class BackupLifecycle:
     def _restore_if_deleted(
         self, backups: CloudHsmBackups, props: RestoreProperties, me: Resource, backup: Backup, memo: dict[str, str]
     ) -> Backup:
-        """RestoreBackup a PENDING_DELETION backup; when this call restored it, record the owner and protect it."""
+        """RestoreBackup a PENDING_DELETION backup. Only when this call restored it does it record the owner, protect
+        it and gain the right to undo (I1). A refusal of a backup no longer PENDING_DELETION (another delivery or
+        resource restored it) goes on as found; of one still PENDING_DELETION it fails in AWS's words, unless the
+        record names this resource (another delivery's restore is taking effect: wait for it, never undo)."""
         if state_of(backup) != BackupState.PENDING_DELETION:
             log_event(logger, "restore.skipped", BackupId=props.backup_id, BackupState=state_of(backup))
             return backup
         baseline = as_attribute(backup.get("DeleteTimestamp"))
-        backup, restored = self._restore(backups, props, me)
-        if restored:
-            memo.update({MEMO_RESTORED: "true", MEMO_DELETE_TIMESTAMP: baseline})
-            backup = self._record_restorer(backups, me, backup, memo)
-            return self._protect_at_once(backups, props, backup)
-        if state_of(backup) == BackupState.PENDING_DELETION:
-            memo[MEMO_DELETE_TIMESTAMP] = baseline  # another delivery of this resource restores it: wait, never undo
-        return backup
-
-    def _restore(self, backups: CloudHsmBackups, props: RestoreProperties, me: Resource) -> tuple[Backup, bool]:
-        """RestoreBackup; (backup, True) only when this call restored it (I1: only then may it undo).
-
-        A refusal because the backup is no longer PENDING_DELETION (restored by another delivery or resource) is
-        (current, False); one of a backup still PENDING_DELETION fails fast in AWS's words, unless the record says
-        another delivery of this very resource restored it (its restore is taking effect: wait for it).
-        """
         try:
-            return backups.restore(props.backup_id), True
+            backup = backups.restore(props.backup_id)
         except CloudHsmCallError as error:
             if error.code != INVALID_REQUEST:
                 raise
-            current = backups.require(props.backup_id)
-            log_event(logger, "RestoreBackup.refused", BackupId=props.backup_id, BackupState=state_of(current))
-            if state_of(current) != BackupState.PENDING_DELETION or tokens_of(current) == [me.token]:
-                return current, False
-            raise RestoreRefusedError(
-                f"CloudHSM refused to restore backup {backups.where(props.backup_id)}, which is still "
-                f"PENDING_DELETION. AWS said: {error.aws_message or error}"
-            ) from error
+            backup = backups.require(props.backup_id)
+            log_event(logger, "RestoreBackup.refused", BackupId=props.backup_id, BackupState=state_of(backup))
+            if state_of(backup) != BackupState.PENDING_DELETION:
+                return backup
+            if tokens_of(backup) != [me.token]:
+                raise RestoreRefusedError(
+                    f"CloudHSM refused to restore backup {backups.where(props.backup_id)}, which is still "
+                    f"PENDING_DELETION. AWS said: {error.aws_message or error}"
+                ) from error
+            memo[MEMO_DELETE_TIMESTAMP] = baseline
+            return backup
+        memo.update({MEMO_RESTORED: "true", MEMO_DELETE_TIMESTAMP: baseline})
+        backup = self._record_restorer(backups, me, backup, memo)
+        ready = state_of(backup) == BackupState.READY
+        return backup if ready else self._protect(backups, props, backup, restored=True)  # before any wait
 
     def _record_restorer(self, backups: CloudHsmBackups, me: Resource, backup: Backup, memo: dict[str, str]) -> Backup:
         """Record the owner now; a backup still restoring that refuses tags gets its record once READY."""
@@ -205,21 +199,6 @@ class BackupLifecycle:
                 raise
             log_event(logger, "ownership.deferred", BackupId=backup["BackupId"], BackupState=state_of(backup))
             memo[MEMO_RECORD] = "deferred"
-            return backup
-
-    @staticmethod
-    def _protect_at_once(backups: CloudHsmBackups, props: RestoreProperties, backup: Backup) -> Backup:
-        """Right after a restore still under way: NeverExpires before it is READY and can be purged again (CloudHSM
-        User Guide, "Configure backup retention"). A refusal (undocumented either way) defers it to READY."""
-        wanted = True if props.never_expires is None else props.never_expires
-        if state_of(backup) == BackupState.READY or backup.get("NeverExpires") is wanted:
-            return backup
-        try:
-            return backups.set_never_expires(props.backup_id, wanted)
-        except CloudHsmCallError as error:
-            if error.code != INVALID_REQUEST:
-                raise
-            log_event(logger, "protection.deferred", BackupId=props.backup_id, BackupState=state_of(backup))
             return backup
 
     def _delete_rolled_back_replacement(
@@ -339,12 +318,21 @@ class BackupLifecycle:
 
     @staticmethod
     def _protect(backups: CloudHsmBackups, props: RestoreProperties, backup: Backup, *, restored: bool) -> Backup:
-        """NeverExpires as asked, or true for a backup this resource restored (the retention-policy race)."""
+        """NeverExpires as asked, or true for a backup this resource restored: the retention policy would purge a
+        restored old backup again (CloudHSM User Guide, "Configure backup retention"). Set at once after the restore,
+        before any wait; a backup still restoring that refuses it (undocumented either way) gets it once READY."""
         wanted = props.never_expires if props.never_expires is not None else (True if restored else None)
         if wanted is None or backup.get("NeverExpires") is wanted:
             return backup
-        protected = backups.set_never_expires(props.backup_id, wanted)
-        if state_of(protected) != BackupState.READY:
+        ready = state_of(backup) == BackupState.READY
+        try:
+            protected = backups.set_never_expires(props.backup_id, wanted)
+        except CloudHsmCallError as error:
+            if ready or error.code != INVALID_REQUEST:
+                raise
+            log_event(logger, "protection.deferred", BackupId=props.backup_id, BackupState=state_of(backup))
+            return backup
+        if ready and state_of(protected) != BackupState.READY:
             raise BackupDeletedError(
                 f"Backup {backups.where(props.backup_id)} went back to {state_of(protected)} before it could be "
                 "protected (the cluster's backup retention policy?); set NeverExpires true or extend the policy"

@@ -59,21 +59,16 @@ class Resource:
         return token.split(".", 1)[0] == self.token.split(".", 1)[0]
 
 
+def _record(backup: Backup | None) -> str | None:
+    """The record tag's value; None when the backup carries none."""
+    tags = backup.get("TagList") or [] if backup else []
+    return next((str(tag.get("Value", "")) for tag in tags if tag.get("Key") == OWNER_TAG_KEY), None)
+
+
 def tokens_of(backup: Backup | None) -> list[str] | None:
     """The record's tokens (owner first); None when the backup carries no record."""
-    for tag in backup.get("TagList") or [] if backup else []:
-        if tag.get("Key") == OWNER_TAG_KEY:
-            head = str(tag.get("Value", "")).split(" ", 1)[0]
-            return [token for token in head.split("+") if token]
-    return None
-
-
-def label_of(backup: Backup) -> str:
-    """The operator-readable part of the record."""
-    for tag in backup.get("TagList") or []:
-        if tag.get("Key") == OWNER_TAG_KEY:
-            return str(tag.get("Value", "")).partition(" ")[2]
-    return ""
+    record = _record(backup)
+    return None if record is None else [token for token in record.split(" ", 1)[0].split("+") if token]
 
 
 class OnDeleteVerdict(Enum):
@@ -146,7 +141,7 @@ class OwnershipRecord:
             if verdict is OnDeleteVerdict.HAND_BACK:
                 self.write(backup, tokens[1:], "returned-by " + me.label)
             elif verdict is OnDeleteVerdict.WITHDRAW:
-                self.write(backup, tokens[:1], label_of(backup))
+                self.write(backup, tokens[:1], (_record(backup) or "").partition(" ")[2])
             else:
                 self.backups.untag(backup_id, OWNER_TAG_KEY)
         except CloudHsmCallError as error:  # a stale record only errs on the side of retaining

@@ -8,7 +8,6 @@ crhelper's timeout guard never fires on a half-made hand-off.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -35,10 +34,8 @@ RESPONSE_PARAMETER_PREFIX = "/cloudhsm-restore/"
 """While a wait is handed off, the ResponseURL waits in an SSM SecureString under this prefix plus the provider id,
 not in the EventBridge target's Input (readable with events:ListTargetsByRule and recorded by CloudTrail)."""
 PROVIDER_ID_ENV = "CLOUDHSM_RESTORE_PROVIDER_ID"
-"""Environment variable set at deploy time to an id unique to one provider (CDK and the templates: the last
-12 hex digits of the stack's GUID, see contract.provider_id_expression). Rule and parameter names carry it, and
-the provider's IAM grants and its one deploy-time invoke permission are scoped to it, so two providers in one
-account and region can neither read each other's ResponseURLs nor touch each other's rules."""
+"""Set at deploy time to an id unique to one provider (contract.provider_id_expression); rule and parameter names,
+the IAM grants and the one invoke permission carry it, so two providers never touch each other's waits."""
 PROVIDER_ID_PATTERN = re.compile(r"[a-z0-9]{1,12}")
 POLL_DEADLINE_KEY = "CloudHsmRestorePollDeadline"
 """Epoch seconds when CloudFormation stops waiting (start + ServiceTimeout): any poll after it only tears down."""
@@ -128,13 +125,6 @@ def response_parameter(provider_id: str, rule: str) -> str:
     return response_parameter_prefix(provider_id) + rule
 
 
-def poll_deadline(event: dict[str, Any]) -> float | None:
-    """When CloudFormation stops waiting for this poll's resource (None when the event does not say)."""
-    with contextlib.suppress(KeyError, TypeError, ValueError):
-        return float(event[POLL_DEADLINE_KEY])
-    return None
-
-
 def is_transient(error: Exception) -> bool:
     """Throttling, a server error or an unreachable endpoint: the next firing may succeed."""
     if isinstance(error, ClientError):
@@ -152,13 +142,12 @@ class ParkedElsewhereError(BackupRestoreError):
 
 
 class Answer(Enum):
-    """Who answers a finished wait: the poll that deleted the parked ResponseURL."""
+    """Who answers a finished wait: the poll that deleted the parked ResponseURL (OURS). TAKEN: another poll or the
+    resource's Delete deleted it (stay silent). UNKNOWN: the deletion failed (answer: two answers beat none)."""
 
     OURS = "ours"
     TAKEN = "taken"
-    """Another poll deleted it first (it answered), or the resource's Delete ended the wait: stay silent."""
     UNKNOWN = "unknown"
-    """The deletion failed: answer anyway (two identical answers are harmless, none is not)."""
 
 
 class PollingHandOff:
@@ -170,16 +159,13 @@ class PollingHandOff:
         self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
-        """The client for ``service`` (events, ssm), created once."""
         if service not in self._clients:
             self._clients[service] = self.client_for(service)
         return self._clients[service]
 
     def start(self, event: dict[str, Any], *, function_name: str, provider_id: str, deadline: float) -> None:
-        """Park the ResponseURL and schedule polls; on failure undo what was made and raise HandOffError.
-
-        A parameter holding this very ResponseURL is a duplicate delivery's: ParkedElsewhereError (stay silent).
-        At most HANDOFF_CALLS calls, whichever fails.
+        """Park the ResponseURL and schedule polls (at most HANDOFF_CALLS calls); on failure undo what was made and
+        raise HandOffError. A parameter holding this very ResponseURL is a duplicate delivery's: ParkedElsewhereError.
         """
         rule = rule_name(provider_id, str(event["StackId"]), str(event["LogicalResourceId"]))
         parameter = response_parameter(provider_id, rule)
@@ -207,13 +193,7 @@ class PollingHandOff:
                 )["RuleArn"]
             )
             made.append("rule")
-            event.update(
-                {
-                    "CrHelperRule": rule_arn,
-                    RESPONSE_PARAMETER_KEY: parameter,
-                    POLL_DEADLINE_KEY: deadline,
-                }
-            )
+            event.update({"CrHelperRule": rule_arn, RESPONSE_PARAMETER_KEY: parameter, POLL_DEADLINE_KEY: deadline})
             step = "events:PutTargets"
             self._put_target(event, function_name)
         except (ClientError, BotoCoreError) as error:
@@ -253,8 +233,8 @@ class PollingHandOff:
     def admit(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """The poll event with its ResponseURL read back; None when this poll stops here (after tearing down):
         past the deadline, a wait already answered or ended, or a ResponseURL that cannot be read."""
-        deadline = poll_deadline(event)
-        if deadline is not None and self.now() >= deadline:
+        deadline = event.get(POLL_DEADLINE_KEY)
+        if isinstance(deadline, int | float) and self.now() >= deadline:
             log_event(logger, "polling.past_deadline", Deadline=deadline)  # CloudFormation stopped waiting
             self.remove(event)
             return None

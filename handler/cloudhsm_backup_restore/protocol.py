@@ -55,29 +55,11 @@ _CfnResourceBase: Any = CfnResource  # crhelper's stubs omit the private hooks o
 
 
 class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
-    """CfnResource made safe for CloudFormation; keeps crhelper's decorators, Data and init_failure.
-
-    Overrides, each for a documented crhelper hazard:
-    - INFO-level JSON logs (DEBUG logs the raw event and the presigned ResponseURL);
-    - no sleep on Delete (crhelper sleeps up to 120 s);
-    - polling only when the handler asks to hand off, so a READY backup answers in one invocation;
-    - provider-scoped EventBridge rule and SSM parameter names that fit any LogicalResourceId;
-    - no Lambda policy edits at run time: one invoke permission for the provider's rule prefix is granted at
-      deploy time (crhelper adds and removes a statement per wait: 20 KB ceiling, 409 conflicts, leaks);
-    - the ResponseURL never sits in an EventBridge target: an SSM SecureString holds it during a hand-off;
-    - overlapping or duplicate polls answer once: the poll whose DeleteParameter succeeds acts and answers, and
-      a duplicate delivery that finds its ResponseURL parked already stays silent;
-    - a poll's timeout guard answers only if the poll already took the answer: otherwise the parked ResponseURL
-      stays for the next firing (a guard that deletes it and is then killed would leave CloudFormation waiting);
-    - every poll that cannot go on stops the polling, and no poll runs past the resource's deadline (crhelper
-      polls forever);
-    - bounded hand-off calls (HANDOFF_CLIENT_CONFIG; crhelper's clients wait 60 s per attempt);
-    - exactly one response per invocation, even when crhelper's timeout timer fires too;
-    - a response that is always matchable: non-empty PhysicalResourceId, ids copied, Reason clipped at
-      the tail (the head says what failed), body fitted to 4096 bytes;
-    - a malformed event gets a FAILED response (when it carries a ResponseURL), never a stale one;
-    - the ResponseURL's TLS is verified against AWS_CA_BUNDLE when set, as boto3 does.
-    """
+    """crhelper's CfnResource with its hazards overridden (docs/handoff.md): INFO-level JSON logs that never hold the
+    ResponseURL, no sleep on Delete, polling only when the lifecycle hands off, provider-scoped rule and parameter
+    names, no Lambda policy edits at run time, bounded hand-off calls, one answer per invocation and per wait (the
+    right to answer, docs/lifecycle.md), a response that always matches (non-empty id, Reason clipped at the tail,
+    4096 bytes), FAILED for a malformed event, TLS verified against AWS_CA_BUNDLE."""
 
     def __init__(self) -> None:
         self._send_lock = threading.Lock()
@@ -154,10 +136,6 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
             if taken is Answer.TAKEN:
                 self._answered_elsewhere = True
         return taken is not Answer.TAKEN
-
-    def end_wait(self, event: dict[str, Any]) -> None:
-        """A Delete ends its resource's wait before it answers (I3); HandOffError when it cannot."""
-        self.polling.end(str(event["StackId"]), str(event["LogicalResourceId"]))
 
     def _answer_failed(self, event: Any, reason: str) -> None:
         """Answer FAILED outside crhelper's flow (an event it cannot run), if the event has an https ResponseURL."""
