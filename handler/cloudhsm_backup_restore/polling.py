@@ -163,10 +163,21 @@ class PollingHandOff:
             self._clients[service] = self.client_for(service)
         return self._clients[service]
 
-    def start(self, event: dict[str, Any], *, function_name: str, provider_id: str, deadline: float) -> None:
+    def start(self, event: dict[str, Any], *, function_name: str, lambda_left: float, deadline: float) -> None:
         """Park the ResponseURL and schedule polls (at most HANDOFF_CALLS calls); on failure undo what was made and
         raise HandOffError. A parameter holding this very ResponseURL is a duplicate delivery's: ParkedElsewhereError.
         """
+        provider_id = configured_provider_id()
+        if provider_id is None:
+            raise HandOffError(
+                f"Cannot hand the wait off to polling: environment variable {PROVIDER_ID_ENV} is unset or not "
+                "1-12 lowercase letters and digits; deploy the provider from the current template or construct"
+            )
+        if lambda_left < HANDOFF_WORST_CASE + TIMER_MARGIN_SECONDS:  # a half-made hand-off would answer nothing
+            raise HandOffError(
+                f"Cannot hand the wait off to polling: {lambda_left:.0f} s of Lambda time left, a hand-off may need "
+                f"{HANDOFF_WORST_CASE + TIMER_MARGIN_SECONDS:.0f} s"
+            )
         rule = rule_name(provider_id, str(event["StackId"]), str(event["LogicalResourceId"]))
         parameter = response_parameter(provider_id, rule)
         ssm, events = self.client("ssm"), self.client("events")

@@ -17,16 +17,12 @@ from cloudhsm_backup_restore.errors import clip_reason
 from cloudhsm_backup_restore.logs import log_event
 from cloudhsm_backup_restore.polling import (
     HANDOFF_CLIENT_CONFIG,
-    HANDOFF_WORST_CASE,
     POLLING_INTERVAL_MINUTES,
-    PROVIDER_ID_ENV,
     RESPONSE_SOCKET_TIMEOUT,
     TIMER_MARGIN_SECONDS,
     Answer,
-    HandOffError,
     ParkedElsewhereError,
     PollingHandOff,
-    configured_provider_id,
 )
 
 logger = logging.getLogger(__name__)
@@ -146,11 +142,8 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
             return
         self._event = fields
         self._response_url = url
-        self.RequestType = str(fields.get("RequestType", ""))
-        self.StackId = str(fields.get("StackId", ""))
-        self.RequestId = str(fields.get("RequestId", ""))
-        self.LogicalResourceId = str(fields.get("LogicalResourceId", ""))
-        self.PhysicalResourceId = str(fields.get("PhysicalResourceId", ""))
+        for name in ("RequestType", "StackId", "RequestId", "LogicalResourceId", "PhysicalResourceId"):
+            setattr(self, name, str(fields.get(name, "")))
         self.Data: dict[str, Any] = {}
         self.Status = FAILED
         self.Reason = reason
@@ -174,25 +167,13 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
 
     def _setup_polling(self) -> None:
         """Hand off (crhelper's step, made bounded and provider-scoped); HandOffError answers FAILED."""
-        provider_id = configured_provider_id()
-        if provider_id is None:
-            raise HandOffError(
-                f"Cannot hand the wait off to polling: environment variable {PROVIDER_ID_ENV} is unset or not "
-                "1-12 lowercase letters and digits; deploy the provider from the current template or construct"
-            )
-        left = self._context.get_remaining_time_in_millis() / 1000.0
-        if left < HANDOFF_WORST_CASE + TIMER_MARGIN_SECONDS:
-            raise HandOffError(
-                f"Cannot hand the wait off to polling: {left:.0f} s of Lambda time left, a hand-off may need "
-                f"{HANDOFF_WORST_CASE + TIMER_MARGIN_SECONDS:.0f} s"
-            )
         self._event["CrHelperData"] = self.Data
         self._event["CrHelperPoll"] = True
         try:
             self.polling.start(
                 self._event,
                 function_name=self._context.function_name,
-                provider_id=provider_id,
+                lambda_left=self._context.get_remaining_time_in_millis() / 1000.0,
                 deadline=self._handoff_deadline,
             )
         except ParkedElsewhereError:
