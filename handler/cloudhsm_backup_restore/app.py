@@ -27,20 +27,29 @@ helper = RestoreResource()
 lifecycle = BackupLifecycle()
 
 
-def _guarded(run: Callable[[], str | None]) -> str | None:
-    """Run a lifecycle step; any failure becomes one clear Reason, key fact first."""
-    try:
-        return run()
-    except BackupRestoreError:
-        raise
-    except Exception as error:
-        logger.exception('{"action": "unexpected_error"}')
-        raise BackupRestoreError(clip_reason(f"Unexpected {type(error).__name__}: {error}")) from error
+LifecycleStep = Callable[[dict[str, Any], Any], str | None]
 
 
-def _run(event: dict[str, Any], context: Any, *, polling: bool) -> str | None:
-    """Create, Update or a poll: answer READY with the attributes, or hand off (a poll: wait for the next one)."""
+def _one_reason(step: LifecycleStep) -> LifecycleStep:
+    """Any failure of a lifecycle step becomes one clear Reason, key fact first."""
+
+    def guarded(event: dict[str, Any], context: Any) -> str | None:
+        try:
+            return step(event, context)
+        except BackupRestoreError:
+            raise
+        except Exception as error:
+            logger.exception('{"action": "unexpected_error"}')
+            raise BackupRestoreError(clip_reason(f"Unexpected {type(error).__name__}: {error}")) from error
+
+    return guarded
+
+
+@_one_reason
+def restore(event: dict[str, Any], context: Any) -> str | None:
+    """Create, Update and each poll of a wait handed off: answer READY with the attributes, or keep waiting."""
     log_event(logger, "request", RequestType=event["RequestType"], LogicalResourceId=event["LogicalResourceId"])
+    polling = "CrHelperPoll" in event  # crhelper marks the events its poll rule sends
     props = parse_properties(event.get("ResourceProperties"))
     started_at = float(helper.Data.get(WAIT_STARTED_AT) or lifecycle.now()) if polling else lifecycle.now()
     step = lifecycle.run(
@@ -62,33 +71,19 @@ def _run(event: dict[str, Any], context: Any, *, polling: bool) -> str | None:
     return step.physical_id
 
 
-def restore(event: dict[str, Any], context: Any) -> str | None:
-    """Create and Update: restore (or re-check) the backup named by the properties."""
-    return _guarded(lambda: _run(event, context, polling=False))
-
-
-def poll(event: dict[str, Any], context: Any) -> str | None:
-    """A poll invocation from the EventBridge rule set up by the hand-off."""
-    return _guarded(lambda: _run(event, context, polling=True))
-
-
+@_one_reason
 def delete(event: dict[str, Any], context: Any) -> str | None:
-    """Delete: end the resource's wait, then only the backup's owner honours OnDelete (BackupLifecycle.delete)."""
-    physical_id = str(event["PhysicalResourceId"])
+    """Delete: end the resource's wait (I3: before it answers), then only the backup's owner honours OnDelete."""
     log_event(logger, "request", RequestType="Delete", LogicalResourceId=event["LogicalResourceId"])
-
-    def run() -> str:
-        helper.polling.end(str(event["StackId"]), str(event["LogicalResourceId"]))  # I3: before it answers
-        lifecycle.delete(event.get("ResourceProperties"), physical_id, Request.of(event))
-        return physical_id
-
-    return _guarded(run)
+    helper.polling.end(str(event["StackId"]), str(event["LogicalResourceId"]))
+    lifecycle.delete(event.get("ResourceProperties"), str(event["PhysicalResourceId"]), Request.of(event))
+    return str(event["PhysicalResourceId"])
 
 
 helper.create(restore)  # crhelper's decorators, called directly: its untyped API would untype the functions
 helper.update(restore)
-helper.poll_create(poll)
-helper.poll_update(poll)
+helper.poll_create(restore)
+helper.poll_update(restore)
 helper.delete(delete)
 
 

@@ -24,7 +24,7 @@ from botocore.exceptions import (
 )
 
 from cloudhsm_backup_restore import __version__
-from cloudhsm_backup_restore.errors import BackupDeletedError, BackupNotFoundError, CloudHsmCallError
+from cloudhsm_backup_restore.errors import BackupRestoreError, CloudHsmCallError
 from cloudhsm_backup_restore.logs import log_event
 
 if TYPE_CHECKING:
@@ -166,9 +166,9 @@ class CloudHsmBackups:
         """The backup, which must exist and must not be DELETED."""
         backup = self.describe(backup_id)
         if backup is None:
-            raise BackupNotFoundError(f"Backup {self.where(backup_id)} was not found: check BackupId and Region")
+            raise BackupRestoreError(f"Backup {self.where(backup_id)} was not found: check BackupId and Region")
         if backup.get("BackupState") == BackupState.DELETED:
-            raise BackupDeletedError(
+            raise BackupRestoreError(
                 f"Backup {self.where(backup_id)} is DELETED: its 7-day restore window has passed "
                 "and it cannot be restored"
             )
@@ -213,7 +213,7 @@ class CloudHsmBackups:
             while page.get("NextToken"):
                 page = self.client.list_tags(ResourceId=backup_id, NextToken=page["NextToken"])
                 tags += page.get("TagList", [])
-            return [{"Key": tag["Key"], "Value": tag["Value"]} for tag in tags]
+            return tags
 
         listed: Backup = {**backup, "TagList": self._act("ListTags", backup_id, list_tags)}
         return listed

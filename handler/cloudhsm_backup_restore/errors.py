@@ -25,18 +25,6 @@ class InvalidPropertiesError(BackupRestoreError):
     """ResourceProperties do not satisfy the resource's contract."""
 
 
-class BackupNotFoundError(BackupRestoreError):
-    """No backup with this id exists in the region."""
-
-
-class BackupDeletedError(BackupRestoreError):
-    """The backup is DELETED (past its 7-day restore window) and cannot be restored."""
-
-
-class BackupWaitTimeoutError(BackupRestoreError):
-    """The backup did not reach READY before the overall deadline."""
-
-
 class CloudHsmCallError(BackupRestoreError):
     """A CloudHSM API call failed; the message names the operation and what to do. ``code`` is AWS's error code ('' when
     no answer came), ``aws_message`` AWS's own words, ``transient`` throttling, internal failure or an unreachable
@@ -56,7 +44,3 @@ class CloudHsmCallError(BackupRestoreError):
         self.aws_message = aws_message
         self.transient = transient
         self.access_denied = access_denied
-
-
-class RestoreRefusedError(BackupRestoreError):
-    """RestoreBackup was refused while the backup is still PENDING_DELETION: AWS's words are the Reason."""

@@ -22,13 +22,9 @@ from cloudhsm_backup_restore.backups import (
     state_of,
 )
 from cloudhsm_backup_restore.errors import (
-    BackupDeletedError,
-    BackupNotFoundError,
     BackupRestoreError,
-    BackupWaitTimeoutError,
     CloudHsmCallError,
     InvalidPropertiesError,
-    RestoreRefusedError,
 )
 from cloudhsm_backup_restore.logs import log_event
 from cloudhsm_backup_restore.ownership import OnDeleteVerdict, OwnershipRecord, Resource, tokens_of, verdict_for
@@ -179,7 +175,7 @@ class BackupLifecycle:
             if state_of(backup) != BackupState.PENDING_DELETION:
                 return backup
             if tokens_of(backup) != [me.token]:
-                raise RestoreRefusedError(
+                raise BackupRestoreError(
                     f"CloudHSM refused to restore backup {backups.where(props.backup_id)}, which is still "
                     f"PENDING_DELETION. AWS said: {error.aws_message or error}"
                 ) from error
@@ -291,7 +287,7 @@ class BackupLifecycle:
             raise self._ended(result.backup, where, restoring)
         if deadline - self.now() < self.policy.poll_interval:
             # The next poll would come after the deadline: answer now rather than after CloudFormation gave up.
-            raise BackupWaitTimeoutError(
+            raise BackupRestoreError(
                 f"Backup {where} is still {state_of(last_seen) or 'unknown'} after waiting "
                 f"{self.now() - started_at:.0f} s; ServiceTimeout is {props.service_timeout} s"
             )
@@ -302,19 +298,19 @@ class BackupLifecycle:
     def _ended(seen: Backup | None, where: str, restoring: bool) -> BackupRestoreError:
         """Why a wait cannot end well (defect 7): gone, DELETED, or deleted (again) by someone else."""
         if seen is None:
-            return BackupNotFoundError(f"Backup {where} disappeared while waiting for it to become READY")
+            return BackupRestoreError(f"Backup {where} disappeared while waiting for it to become READY")
         state = state_of(seen)
         if state == BackupState.PENDING_DELETION and restoring:
-            return BackupDeletedError(
+            return BackupRestoreError(
                 f"Backup {where} was deleted again while waiting for it to become READY (a Delete, or the cluster's "
                 "backup retention policy); set NeverExpires true or extend the policy"
             )
         if state == BackupState.PENDING_DELETION:
-            return BackupDeletedError(
+            return BackupRestoreError(
                 f"Backup {where} is PENDING_DELETION, not restored by this resource: deleted by someone else while "
                 "waiting for it to become READY"
             )
-        return BackupDeletedError(f"Backup {where} became {state} while waiting for it to become READY")
+        return BackupRestoreError(f"Backup {where} became {state} while waiting for it to become READY")
 
     @staticmethod
     def _protect(backups: CloudHsmBackups, props: RestoreProperties, backup: Backup, *, restored: bool) -> Backup:
@@ -333,7 +329,7 @@ class BackupLifecycle:
             log_event(logger, "protection.deferred", BackupId=props.backup_id, BackupState=state_of(backup))
             return backup
         if ready and state_of(protected) != BackupState.READY:
-            raise BackupDeletedError(
+            raise BackupRestoreError(
                 f"Backup {backups.where(props.backup_id)} went back to {state_of(protected)} before it could be "
                 "protected (the cluster's backup retention policy?); set NeverExpires true or extend the policy"
             )

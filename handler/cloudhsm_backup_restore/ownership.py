@@ -1,14 +1,8 @@
-"""Who may delete a restored backup (I1): the ownership record, one backup tag naming the resource that restored it.
+"""Who may delete a restored backup (I1): the ownership record, one backup tag (docs/lifecycle.md).
 
-The value is ``<owner>[+<previous>] owner <stack name>/<logical id>``. ``<owner>`` is the resource that restored
-the backup, or the new logical id that took it over in a rename within the same stack; ``<previous>`` is the
-resource it took it from, while that one's cleanup Delete (or a rollback Delete of the new one) is still to come.
-Across stacks nothing is ever taken over. Each token is ``<stack digest>.<resource digest>``: the resource digest
-covers the StackId, the LogicalResourceId and the backup's ARN (the PhysicalResourceId), so two property sets
-naming the same ARN are the same resource, and a replacement by another backup or Region is a different one.
-
-Tag values allow letters, digits, spaces and ``_.:/=+-@`` up to 256 characters (botocore cloudhsmv2 model, shape
-TagValue), so the format uses ``+`` and a space as separators.
+Its value is ``<owner>[+<previous>] owner <stack name>/<logical id>``; each token is ``<stack digest>.<digest of
+stack, logical id and the backup's ARN>``, so two property sets naming the same ARN are the same resource. Tag values
+allow letters, digits, spaces and ``_.:/=+-@`` up to 256 characters (botocore cloudhsmv2 model, shape TagValue).
 """
 
 from __future__ import annotations

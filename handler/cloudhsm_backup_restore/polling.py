@@ -133,10 +133,6 @@ def is_transient(error: Exception) -> bool:
     return isinstance(error, BotoCoreError)
 
 
-class HandOffError(BackupRestoreError):
-    """The wait could not be handed off to EventBridge polling, or a Delete could not end it (answers FAILED)."""
-
-
 class ParkedElsewhereError(BackupRestoreError):
     """Another delivery of the same request already parked this wait: that delivery's polls answer."""
 
@@ -164,17 +160,16 @@ class PollingHandOff:
         return self._clients[service]
 
     def start(self, event: dict[str, Any], *, function_name: str, lambda_left: float, deadline: float) -> None:
-        """Park the ResponseURL and schedule polls (at most HANDOFF_CALLS calls); on failure undo what was made and
-        raise HandOffError. A parameter holding this very ResponseURL is a duplicate delivery's: ParkedElsewhereError.
-        """
+        """Park the ResponseURL and schedule polls (at most HANDOFF_CALLS calls); a failure undoes what was made and
+        answers FAILED. A parameter holding this very ResponseURL is a duplicate delivery's: ParkedElsewhereError."""
         provider_id = configured_provider_id()
         if provider_id is None:
-            raise HandOffError(
+            raise BackupRestoreError(
                 f"Cannot hand the wait off to polling: environment variable {PROVIDER_ID_ENV} is unset or not "
                 "1-12 lowercase letters and digits; deploy the provider from the current template or construct"
             )
         if lambda_left < HANDOFF_WORST_CASE + TIMER_MARGIN_SECONDS:  # a half-made hand-off would answer nothing
-            raise HandOffError(
+            raise BackupRestoreError(
                 f"Cannot hand the wait off to polling: {lambda_left:.0f} s of Lambda time left, a hand-off may need "
                 f"{HANDOFF_WORST_CASE + TIMER_MARGIN_SECONDS:.0f} s"
             )
@@ -216,7 +211,9 @@ class PollingHandOff:
                 _quietly("ssm:DeleteParameter", ssm.delete_parameter, Name=parameter)
             for key in ("CrHelperRule", RESPONSE_PARAMETER_KEY, POLL_DEADLINE_KEY):
                 event.pop(key, None)
-            raise HandOffError(f"Could not hand the wait off to EventBridge polling: {step} failed: {error}") from error
+            raise BackupRestoreError(
+                f"Could not hand the wait off to EventBridge polling: {step} failed: {error}"
+            ) from error
         log_event(logger, "polling.started", Rule=rule, Deadline=deadline)
 
     def _put_target(self, event: dict[str, Any], function_name: str) -> None:
@@ -290,7 +287,7 @@ class PollingHandOff:
             return  # this provider never hands off, so no wait of its exists
         rule = rule_name(provider_id, stack_id, logical_id)
         if not self._remove(rule, response_parameter(provider_id, rule)):
-            raise HandOffError(f"Could not end this resource's polling (rule {rule}); retry the deletion")
+            raise BackupRestoreError(f"Could not end this resource's polling (rule {rule}); retry the deletion")
 
     def _remove(self, rule: str, parameter: str) -> bool:
         events = self.client("events")

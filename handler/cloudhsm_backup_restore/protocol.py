@@ -166,7 +166,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         """crhelper sleeps here on every Delete to let logs flush; Lambda flushes them anyway."""
 
     def _setup_polling(self) -> None:
-        """Hand off (crhelper's step, made bounded and provider-scoped); HandOffError answers FAILED."""
+        """Hand off (crhelper's step, made bounded and provider-scoped); a failure answers FAILED."""
         self._event["CrHelperData"] = self.Data
         self._event["CrHelperPoll"] = True
         try:
