@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cloudhsm_backup_restore.attributes import to_attributes
-from cloudhsm_backup_restore.errors import BackupRestoreError, clip_reason
+from cloudhsm_backup_restore.errors import BackupRestoreError
 from cloudhsm_backup_restore.lifecycle import BackupLifecycle, Request
 from cloudhsm_backup_restore.logs import log_event
 from cloudhsm_backup_restore.properties import parse_properties
@@ -40,7 +40,7 @@ def _one_reason(step: LifecycleStep) -> LifecycleStep:
             raise
         except Exception as error:
             logger.exception('{"action": "unexpected_error"}')
-            raise BackupRestoreError(clip_reason(f"Unexpected {type(error).__name__}: {error}")) from error
+            raise BackupRestoreError(f"Unexpected {type(error).__name__}: {error}") from error
 
     return guarded
 

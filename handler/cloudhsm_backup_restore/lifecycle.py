@@ -128,11 +128,8 @@ class BackupLifecycle:
         handed_off: Mapping[str, Any] | None = None,
     ) -> Step:
         """Create or Update (``handed_off`` None), or one poll of a wait handed off with that memo: bring the backup
-        to READY (restoring it if PENDING_DELETION), settle who owns it, or report it still on its way.
-
-        ``may_act()`` says whether this invocation holds the right to answer (a poll takes it); it is asked before
-        any action after the wait and before an undo, so an invocation that lost it acts on nothing (I3).
-        """
+        to READY (restoring it if PENDING_DELETION), settle who owns it, or report it still on its way. ``may_act()``
+        (the right to answer; a poll takes it) is asked before acting after the wait and before an undo (I3)."""
         backups = self.backups_for(props.region)
         memo = {key: str(value) for key, value in (handed_off or {}).items() if key in MEMO_KEYS}
         me = Resource(request.stack_id, request.logical_id, str((handed_off or {}).get("PhysicalResourceId") or ""))

@@ -201,7 +201,13 @@ class PollingHandOff:
             made.append("rule")
             event.update({"CrHelperRule": rule_arn, RESPONSE_PARAMETER_KEY: parameter, POLL_DEADLINE_KEY: deadline})
             step = "events:PutTargets"
-            self._put_target(event, function_name)
+            _, partition, _, region, account, _ = rule_arn.split(":", 5)
+            target = {  # this function, with the event minus the ResponseURL (a secret) as Input
+                "Id": "1",
+                "Arn": f"arn:{partition}:lambda:{region}:{account}:function:{function_name}",
+                "Input": json.dumps({key: value for key, value in event.items() if key != "ResponseURL"}),
+            }
+            _raise_failed_entry(events.put_targets(Rule=rule, Targets=[target]), "PutTargets")
         except (ClientError, BotoCoreError) as error:
             # A PutTargets that timed out may still have added the target: then DeleteRule fails, the rule fires,
             # and that poll, finding the parameter gone, removes target and rule (``admit``).
@@ -215,23 +221,6 @@ class PollingHandOff:
                 f"Could not hand the wait off to EventBridge polling: {step} failed: {error}"
             ) from error
         log_event(logger, "polling.started", Rule=rule, Deadline=deadline)
-
-    def _put_target(self, event: dict[str, Any], function_name: str) -> None:
-        """The rule's one target: this function, with the event minus the ResponseURL (a secret) as Input."""
-        rule_arn = str(event["CrHelperRule"])
-        _, partition, _, region, account, _ = rule_arn.split(":", 5)
-        target_input = {key: value for key, value in event.items() if key != "ResponseURL"}
-        answer = self.client("events").put_targets(
-            Rule=rule_arn.rsplit("/", 1)[-1],
-            Targets=[
-                {
-                    "Id": "1",
-                    "Arn": f"arn:{partition}:lambda:{region}:{account}:function:{function_name}",
-                    "Input": json.dumps(target_input),
-                }
-            ],
-        )
-        _raise_failed_entry(answer, "PutTargets")
 
     def response_url(self, parameter: str) -> str:
         """The parked ResponseURL; raises the SSM error (ParameterNotFound: the wait was answered or ended)."""

@@ -70,7 +70,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
             log_level="INFO",
             boto_level="WARNING",
             polling_interval=POLLING_INTERVAL_MINUTES,
-            sleep_on_delete=0,
+            sleep_on_delete=0,  # crhelper sleeps up to 120 s on every Delete to let logs flush
             ssl_verify=os.environ.get("AWS_CA_BUNDLE") or None,
         )
         for name in ("botocore", "boto3", "urllib3"):
@@ -161,9 +161,6 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
 
     def _poll_enabled(self) -> bool:
         return self._handoff or self._is_poll
-
-    def _wait_for_cwlogs(self, sleep: Any = None) -> None:
-        """crhelper sleeps here on every Delete to let logs flush; Lambda flushes them anyway."""
 
     def _setup_polling(self) -> None:
         """Hand off (crhelper's step, made bounded and provider-scoped); a failure answers FAILED."""
