@@ -1,7 +1,4 @@
-"""The Lambda entry point: crhelper wiring for Create, Update, Delete and the polling hand-off.
-
-Handler string: ``cloudhsm_backup_restore.app.handler``.
-"""
+"""The Lambda entry point (``cloudhsm_backup_restore.app.handler``): crhelper wiring for each request and poll."""
 
 from __future__ import annotations
 
@@ -11,6 +8,7 @@ from typing import Any
 
 from cloudhsm_backup_restore.attributes import to_attributes
 from cloudhsm_backup_restore.errors import BackupRestoreError
+from cloudhsm_backup_restore.event import CloudFormationEvent
 from cloudhsm_backup_restore.lifecycle import BackupLifecycle, Request
 from cloudhsm_backup_restore.logs import log_event
 from cloudhsm_backup_restore.properties import parse_properties
@@ -27,13 +25,13 @@ helper = RestoreResource()
 lifecycle = BackupLifecycle()
 
 
-LifecycleStep = Callable[[dict[str, Any], Any], str | None]
+LifecycleStep = Callable[[CloudFormationEvent, Any], str | None]
 
 
 def _one_reason(step: LifecycleStep) -> LifecycleStep:
     """Any failure of a lifecycle step becomes one clear Reason, key fact first."""
 
-    def guarded(event: dict[str, Any], context: Any) -> str | None:
+    def guarded(event: CloudFormationEvent, context: Any) -> str | None:
         try:
             return step(event, context)
         except BackupRestoreError:
@@ -46,7 +44,7 @@ def _one_reason(step: LifecycleStep) -> LifecycleStep:
 
 
 @_one_reason
-def restore(event: dict[str, Any], context: Any) -> str | None:
+def restore(event: CloudFormationEvent, context: Any) -> str | None:
     """Create, Update and each poll of a wait handed off: answer READY with the attributes, or keep waiting."""
     log_event(logger, "request", RequestType=event["RequestType"], LogicalResourceId=event["LogicalResourceId"])
     polling = "CrHelperPoll" in event  # crhelper marks the events its poll rule sends
@@ -72,7 +70,7 @@ def restore(event: dict[str, Any], context: Any) -> str | None:
 
 
 @_one_reason
-def delete(event: dict[str, Any], context: Any) -> str | None:
+def delete(event: CloudFormationEvent, context: Any) -> str | None:
     """Delete: end the resource's wait (I3: before it answers), then only the backup's owner honours OnDelete."""
     log_event(logger, "request", RequestType="Delete", LogicalResourceId=event["LogicalResourceId"])
     helper.polling.end(str(event["StackId"]), str(event["LogicalResourceId"]))
@@ -87,6 +85,6 @@ helper.poll_update(restore)
 helper.delete(delete)
 
 
-def handler(event: dict[str, Any], context: Any) -> None:
+def handler(event: object, context: Any) -> None:
     """Lambda entry point."""
     helper(event, context)

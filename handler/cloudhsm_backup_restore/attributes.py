@@ -52,14 +52,10 @@ def _with_tags(core: Mapping[str, str], tags: list[dict[str, str]], total: int) 
     return data
 
 
-def _tags(backup: Mapping[str, Any]) -> list[dict[str, str]]:
-    return [{"Key": str(tag.get("Key", "")), "Value": str(tag.get("Value", ""))} for tag in backup.get("TagList") or []]
-
-
 def to_attributes(backup: Mapping[str, Any]) -> dict[str, str]:
     """Every Backup attribute as a string, plus TagList (compact JSON) and one Tag.<Key> per tag."""
     core = {name: as_attribute(backup.get(name)) for name in ATTRIBUTE_NAMES}
-    tags = _tags(backup)
+    tags = [{"Key": str(tag.get("Key", "")), "Value": str(tag.get("Value", ""))} for tag in backup.get("TagList") or []]
     return _with_tags(core, tags, len(tags))
 
 

@@ -215,8 +215,7 @@ class CloudHsmBackups:
                 tags += page.get("TagList", [])
             return tags
 
-        listed: Backup = {**backup, "TagList": self._act("ListTags", backup_id, list_tags)}
-        return listed
+        return {**backup, "TagList": self._act("ListTags", backup_id, list_tags)}
 
     def tag(self, backup_id: str, key: str, value: str) -> None:
         """TagResource: add or overwrite one tag."""

@@ -1,7 +1,6 @@
 """What Create, Update, each poll and Delete do to a backup, independent of crhelper's plumbing.
 
-The invariants each step serves are in docs/lifecycle.md (I1: who may delete; I2: what SUCCESS promises;
-I3: what a Delete ends; I4: one answer).
+The invariants each step serves (I1-I4) are in docs/lifecycle.md.
 """
 
 from __future__ import annotations
@@ -9,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cloudhsm_backup_restore.attributes import as_attribute
@@ -26,6 +25,7 @@ from cloudhsm_backup_restore.errors import (
     CloudHsmCallError,
     InvalidPropertiesError,
 )
+from cloudhsm_backup_restore.event import CloudFormationEvent
 from cloudhsm_backup_restore.logs import log_event
 from cloudhsm_backup_restore.ownership import OnDeleteVerdict, OwnershipRecord, Resource, tokens_of, verdict_for
 from cloudhsm_backup_restore.properties import BACKUP_ID_PATTERN, OnDelete, RestoreProperties, parse_properties
@@ -36,8 +36,7 @@ logger = logging.getLogger(__name__)
 MEMO_RESTORED = "Restored"
 """Kept in crhelper's Data across polls: "true" when this operation's own RestoreBackup call succeeded."""
 MEMO_DELETE_TIMESTAMP = "RestoredFromDeleteTimestamp"
-"""The DeleteTimestamp the backup had when this operation restored it: a different one later means someone
-deleted it again (a Delete, the retention policy), which ends the wait."""
+"""The DeleteTimestamp the backup had when this operation restored it: a later different one ends the wait."""
 MEMO_RECORD = "OwnershipRecord"
 """Kept across polls: "deferred" when TagResource refused a backup still restoring (written once READY)."""
 MEMO_KEYS = (MEMO_RESTORED, MEMO_DELETE_TIMESTAMP, MEMO_RECORD)
@@ -53,18 +52,16 @@ class Request:
 
     stack_id: str
     logical_id: str
-    request_type: str = "Create"
     physical_id: str = ""  # the event's PhysicalResourceId (Update and Delete)
     old_properties: Mapping[str, Any] | None = None  # OldResourceProperties as sent (Update)
 
     @classmethod
-    def of(cls, event: Mapping[str, Any]) -> Request:
+    def of(cls, event: CloudFormationEvent) -> Request:
         """The request's identity from a CloudFormation event."""
         old = event.get("OldResourceProperties")
         return cls(
             stack_id=str(event.get("StackId", "")),
             logical_id=str(event.get("LogicalResourceId", "")),
-            request_type=str(event.get("RequestType", "")),
             physical_id=str(event.get("PhysicalResourceId", "")),
             old_properties=old if isinstance(old, Mapping) else None,
         )
@@ -77,7 +74,7 @@ class Step:
     physical_id: str
     backup: Backup | None
     ready: bool
-    memo: Mapping[str, str] = field(default_factory=dict)
+    memo: Mapping[str, str]
 
 
 def _arn_target(physical_id: str) -> tuple[str, str] | None:
@@ -201,7 +198,7 @@ class BackupLifecycle:
         rolled back): the other backup gets the Delete CloudFormation never sends for it (best effort, by I1's rule).
         """
         try:
-            old = parse_properties(request.old_properties) if request.request_type == "Update" else None
+            old = None if request.old_properties is None else parse_properties(request.old_properties)  # Update only
         except InvalidPropertiesError:
             return
         identity = props.identity(backups.region)

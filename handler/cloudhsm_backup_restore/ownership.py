@@ -105,8 +105,7 @@ class OwnershipRecord:
             log_event(logger, "ownership.not_recorded", BackupId=backup_id, reason=error.aws_message)
             return backup
         kept = [tag for tag in backup.get("TagList") or [] if tag.get("Key") != OWNER_TAG_KEY]
-        written: Backup = {**backup, "TagList": [*kept, {"Key": OWNER_TAG_KEY, "Value": value}]}
-        return written
+        return {**backup, "TagList": [*kept, {"Key": OWNER_TAG_KEY, "Value": value}]}
 
     def record_restorer(self, backup: Backup, me: Resource) -> Backup:
         """This resource restored the backup: it alone owns it now (older records ended with the deletion)."""

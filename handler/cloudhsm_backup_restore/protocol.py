@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 import threading
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from crhelper import CfnResource
@@ -14,10 +14,10 @@ from crhelper.resource_helper import FAILED
 
 from cloudhsm_backup_restore.attributes import fit_response
 from cloudhsm_backup_restore.errors import clip_reason
+from cloudhsm_backup_restore.event import CloudFormationEvent
 from cloudhsm_backup_restore.logs import log_event
 from cloudhsm_backup_restore.polling import (
     HANDOFF_CLIENT_CONFIG,
-    POLLING_INTERVAL_MINUTES,
     RESPONSE_SOCKET_TIMEOUT,
     TIMER_MARGIN_SECONDS,
     Answer,
@@ -36,7 +36,7 @@ def failed_create_id(request_id: str) -> str:
     return f"create-failed-{request_id or 'unknown'}"
 
 
-def _missing_fields(event: Any) -> list[str]:
+def _missing_fields(event: object) -> list[str]:
     if not isinstance(event, dict):
         return list(REQUIRED_EVENT_FIELDS)
     missing = [name for name in REQUIRED_EVENT_FIELDS if not isinstance(event.get(name), str) or not event[name]]
@@ -57,6 +57,8 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
     right to answer, docs/lifecycle.md), a response that always matches (non-empty id, Reason clipped at the tail,
     4096 bytes), FAILED for a malformed event, TLS verified against AWS_CA_BUNDLE."""
 
+    _event: CloudFormationEvent
+
     def __init__(self) -> None:
         self._send_lock = threading.Lock()
         self._sent = False
@@ -69,12 +71,9 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
             json_logging=True,
             log_level="INFO",
             boto_level="WARNING",
-            polling_interval=POLLING_INTERVAL_MINUTES,
             sleep_on_delete=0,  # crhelper sleeps up to 120 s on every Delete to let logs flush
             ssl_verify=os.environ.get("AWS_CA_BUNDLE") or None,
         )
-        for name in ("botocore", "boto3", "urllib3"):
-            logging.getLogger(name).setLevel(logging.WARNING)
         self.polling = PollingHandOff(self._aws_client)
 
     def _aws_client(self, service: str) -> Any:
@@ -94,7 +93,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         self._handoff = True
         self._handoff_deadline = deadline
 
-    def __call__(self, event: Any, context: Any) -> None:
+    def __call__(self, event: object, context: Any) -> None:
         with self._send_lock:
             self._sent = False
             self._taken = None
@@ -102,15 +101,16 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         self._answered_elsewhere = False
         self._is_poll = isinstance(event, dict) and "CrHelperPoll" in event  # crhelper adds the key mid-hand-off
         if self._is_poll:
-            event = self.polling.admit(event)
-            if event is None:
+            admitted = self.polling.admit(cast(CloudFormationEvent, event))
+            if admitted is None:
                 return
+            event = admitted
         missing = _missing_fields(event)
         if missing:
             log_event(logger, "event.malformed", missing=missing)
             self._answer_failed(event, "Malformed CloudFormation request: missing or invalid " + ", ".join(missing))
             if self._is_poll:
-                self.polling.remove(event)  # a poll it cannot run must not fire again
+                self.polling.remove(cast(CloudFormationEvent, event))  # a poll it cannot run must not fire again
             return
         super().__call__(event, context)
 
@@ -133,14 +133,14 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
                 self._answered_elsewhere = True
         return taken is not Answer.TAKEN
 
-    def _answer_failed(self, event: Any, reason: str) -> None:
+    def _answer_failed(self, event: object, reason: str) -> None:
         """Answer FAILED outside crhelper's flow (an event it cannot run), if the event has an https ResponseURL."""
         fields = event if isinstance(event, dict) else {}
         url = fields.get("ResponseURL")
         if not isinstance(url, str) or not url.startswith("https://"):
             logger.error('{"action": "event.unanswerable", "reason": "no https ResponseURL"}')
             return
-        self._event = fields
+        self._event = cast(CloudFormationEvent, fields)
         self._response_url = url
         for name in ("RequestType", "StackId", "RequestId", "LogicalResourceId", "PhysicalResourceId"):
             setattr(self, name, str(fields.get(name, "")))
@@ -207,17 +207,9 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
             self.PhysicalResourceId = event_id or failed_create_id(self.RequestId)
         if failed or self.RequestType == "Delete":
             self.Data = {}
+        fields = ("Status", "StackId", "RequestId", "LogicalResourceId", "Reason", "Data", "NoEcho")  # crhelper's body
         body = fit_response(
-            {
-                "Status": self.Status,
-                "PhysicalResourceId": str(self.PhysicalResourceId),
-                "StackId": self.StackId,
-                "RequestId": self.RequestId,
-                "LogicalResourceId": self.LogicalResourceId,
-                "Reason": self.Reason,
-                "Data": self.Data,
-                "NoEcho": self.NoEcho,
-            }
+            {name: getattr(self, name) for name in fields} | {"PhysicalResourceId": str(self.PhysicalResourceId)}
         )
         self.Data = body["Data"]
         log_event(

@@ -37,7 +37,6 @@ class WaitPolicy:
     """Share of ServiceTimeout (10 s to 60 s) kept back to report FAILED before CloudFormation gives up."""
 
     def delays(self) -> Iterator[float]:
-        """first_delay, growing by multiplier, capped at max_delay."""
         for attempt in itertools.count():
             yield min(self.max_delay, self.first_delay * self.multiplier**attempt)
 
