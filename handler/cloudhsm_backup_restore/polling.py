@@ -268,7 +268,7 @@ class PollingHandOff:
         return self._remove(rule, name if parameter else "")
 
     def end(self, stack_id: str, logical_id: str) -> None:
-        """A Delete ends its resource's wait, if any (I3): parameter, target and rule; HandOffError if it cannot."""
+        """A Delete ends its resource's wait, if any (I3): parameter, target and rule; raises if it cannot."""
         provider_id = configured_provider_id()
         if provider_id is None:
             return  # this provider never hands off, so no wait of its exists
