@@ -1,7 +1,4 @@
-"""The Lambda entry point: crhelper wiring for Create, Update, Delete and the polling hand-off.
-
-Handler string: ``cloudhsm_backup_restore.app.handler``.
-"""
+"""The Lambda entry point (``cloudhsm_backup_restore.app.handler``): crhelper wiring for each request and poll."""
 
 from __future__ import annotations
 
@@ -10,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from cloudhsm_backup_restore.attributes import to_attributes
-from cloudhsm_backup_restore.errors import BackupRestoreError, clip_reason
+from cloudhsm_backup_restore.errors import BackupRestoreError
+from cloudhsm_backup_restore.event import CloudFormationEvent
 from cloudhsm_backup_restore.lifecycle import BackupLifecycle, Request
 from cloudhsm_backup_restore.logs import log_event
 from cloudhsm_backup_restore.properties import parse_properties
@@ -27,24 +25,29 @@ helper = RestoreResource()
 lifecycle = BackupLifecycle()
 
 
-def _lambda_left(context: Any) -> Callable[[], float]:
-    return lambda: context.get_remaining_time_in_millis() / 1000.0
+LifecycleStep = Callable[[CloudFormationEvent, Any], str | None]
 
 
-def _guarded(run: Callable[[], str | None]) -> str | None:
-    """Run a lifecycle step; any failure becomes one clear Reason, key fact first."""
-    try:
-        return run()
-    except BackupRestoreError:
-        raise
-    except Exception as error:
-        logger.exception('{"action": "unexpected_error"}')
-        raise BackupRestoreError(clip_reason(f"Unexpected {type(error).__name__}: {error}")) from error
+def _one_reason(step: LifecycleStep) -> LifecycleStep:
+    """Any failure of a lifecycle step becomes one clear Reason, key fact first."""
+
+    def guarded(event: CloudFormationEvent, context: Any) -> str | None:
+        try:
+            return step(event, context)
+        except BackupRestoreError:
+            raise
+        except Exception as error:
+            logger.exception('{"action": "unexpected_error"}')
+            raise BackupRestoreError(f"Unexpected {type(error).__name__}: {error}") from error
+
+    return guarded
 
 
-def _run(event: dict[str, Any], context: Any, *, polling: bool) -> str | None:
-    """Create, Update or a poll: answer READY with the attributes, or hand off (a poll: wait for the next one)."""
+@_one_reason
+def restore(event: CloudFormationEvent, context: Any) -> str | None:
+    """Create, Update and each poll of a wait handed off: answer READY with the attributes, or keep waiting."""
     log_event(logger, "request", RequestType=event["RequestType"], LogicalResourceId=event["LogicalResourceId"])
+    polling = "CrHelperPoll" in event  # crhelper marks the events its poll rule sends
     props = parse_properties(event.get("ResourceProperties"))
     started_at = float(helper.Data.get(WAIT_STARTED_AT) or lifecycle.now()) if polling else lifecycle.now()
     step = lifecycle.run(
@@ -66,36 +69,22 @@ def _run(event: dict[str, Any], context: Any, *, polling: bool) -> str | None:
     return step.physical_id
 
 
-def restore(event: dict[str, Any], context: Any) -> str | None:
-    """Create and Update: restore (or re-check) the backup named by the properties."""
-    return _guarded(lambda: _run(event, context, polling=False))
-
-
-def poll(event: dict[str, Any], context: Any) -> str | None:
-    """A poll invocation from the EventBridge rule set up by the hand-off."""
-    return _guarded(lambda: _run(event, context, polling=True))
-
-
-def delete(event: dict[str, Any], context: Any) -> str | None:
-    """Delete: end the resource's wait, then only the backup's owner honours OnDelete (BackupLifecycle.delete)."""
-    physical_id = str(event["PhysicalResourceId"])
+@_one_reason
+def delete(event: CloudFormationEvent, context: Any) -> str | None:
+    """Delete: end the resource's wait (I3: before it answers), then only the backup's owner honours OnDelete."""
     log_event(logger, "request", RequestType="Delete", LogicalResourceId=event["LogicalResourceId"])
-
-    def run() -> str:
-        helper.end_wait(event)
-        lifecycle.delete(event.get("ResourceProperties"), physical_id, Request.of(event))
-        return physical_id
-
-    return _guarded(run)
+    helper.polling.end(str(event["StackId"]), str(event["LogicalResourceId"]))
+    lifecycle.delete(event.get("ResourceProperties"), str(event["PhysicalResourceId"]), Request.of(event))
+    return str(event["PhysicalResourceId"])
 
 
 helper.create(restore)  # crhelper's decorators, called directly: its untyped API would untype the functions
 helper.update(restore)
-helper.poll_create(poll)
-helper.poll_update(poll)
+helper.poll_create(restore)
+helper.poll_update(restore)
 helper.delete(delete)
 
 
-def handler(event: dict[str, Any], context: Any) -> None:
+def handler(event: object, context: Any) -> None:
     """Lambda entry point."""
     helper(event, context)

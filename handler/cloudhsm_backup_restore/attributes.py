@@ -52,14 +52,10 @@ def _with_tags(core: Mapping[str, str], tags: list[dict[str, str]], total: int) 
     return data
 
 
-def _tags(backup: Mapping[str, Any]) -> list[dict[str, str]]:
-    return [{"Key": str(tag.get("Key", "")), "Value": str(tag.get("Value", ""))} for tag in backup.get("TagList") or []]
-
-
 def to_attributes(backup: Mapping[str, Any]) -> dict[str, str]:
     """Every Backup attribute as a string, plus TagList (compact JSON) and one Tag.<Key> per tag."""
     core = {name: as_attribute(backup.get(name)) for name in ATTRIBUTE_NAMES}
-    tags = _tags(backup)
+    tags = [{"Key": str(tag.get("Key", "")), "Value": str(tag.get("Value", ""))} for tag in backup.get("TagList") or []]
     return _with_tags(core, tags, len(tags))
 
 
@@ -79,19 +75,8 @@ def fit_response(body: dict[str, Any], limit: int = RESPONSE_LIMIT_BYTES) -> dic
         for key, value in data.items()
         if not key.startswith(TAG_ATTRIBUTE_PREFIX) and key not in (TAG_LIST_ATTRIBUTE, TAGS_TRUNCATED_ATTRIBUTE)
     }
-
-    def fits(count: int) -> dict[str, Any] | None:
+    for count in range(len(tags) - 1, 0, -1):  # at most 50 tags (botocore cloudhsmv2 model, shape TagList)
         candidate = dict(body, Data=_with_tags(core, tags[:count], len(tags)))
-        return candidate if body_size(candidate) <= limit else None
-
-    # Binary search for the largest number of leading tags that still fits.
-    low, high = 0, len(tags)
-    best = fits(0) or dict(body, Data=_with_tags(core, [], len(tags)))
-    while low < high:
-        middle = (low + high + 1) // 2
-        candidate = fits(middle)
-        if candidate is None:
-            high = middle - 1
-        else:
-            low, best = middle, candidate
-    return best
+        if body_size(candidate) <= limit:
+            return candidate
+    return dict(body, Data=_with_tags(core, [], len(tags)))

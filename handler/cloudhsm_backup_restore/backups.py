@@ -24,7 +24,7 @@ from botocore.exceptions import (
 )
 
 from cloudhsm_backup_restore import __version__
-from cloudhsm_backup_restore.errors import BackupDeletedError, BackupNotFoundError, CloudHsmCallError
+from cloudhsm_backup_restore.errors import BackupRestoreError, CloudHsmCallError
 from cloudhsm_backup_restore.logs import log_event
 
 if TYPE_CHECKING:
@@ -79,11 +79,8 @@ construct does) can take seconds to propagate."""
 
 
 class CloudHsmBackups:
-    """Backups in one region, reached through an injected CloudHSM v2 client.
-
-    Every action on a backup is retried after each of ``iam_grace``'s pauses while IAM denies it (a fresh grant
-    propagating); DescribeBackups is not, since its grant comes with the provider.
-    """
+    """Backups in one region, reached through an injected CloudHSM v2 client. Actions on a backup are retried while
+    IAM denies them (``_act``); DescribeBackups is not, since its grant comes with the provider."""
 
     def __init__(
         self,
@@ -135,16 +132,13 @@ class CloudHsmBackups:
             message = str(error.response.get("Error", {}).get("Message", "")).strip()
             denied, transient = code in ACCESS_DENIED_CODES, code in RETRIED_CODES
             if denied:
-                text = (
-                    f"Access denied: the provider's role needs cloudhsm:{operation} (on {where}). AWS said: {message}"
-                )
+                text = f"Access denied: the provider's role needs cloudhsm:{operation} (on {where}). AWS said"
             elif transient:  # botocore's max_attempts counts the retries
                 text = f"CloudHSM {operation} for {where} still failed after {MAX_ATTEMPTS + 1} attempts ({code})"
-                text += f": {message}"
             else:
-                text = f"CloudHSM {operation} failed for {where} ({code}): {message}"
+                text = f"CloudHSM {operation} failed for {where} ({code})"
             raise CloudHsmCallError(
-                text, access_denied=denied, transient=transient, code=code, aws_message=message
+                f"{text}: {message}", access_denied=denied, transient=transient, code=code, aws_message=message
             ) from error
         except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, BotoConnectionError) as error:
             raise CloudHsmCallError(
@@ -173,9 +167,9 @@ class CloudHsmBackups:
         """The backup, which must exist and must not be DELETED."""
         backup = self.describe(backup_id)
         if backup is None:
-            raise BackupNotFoundError(f"Backup {self.where(backup_id)} was not found: check BackupId and Region")
+            raise BackupRestoreError(f"Backup {self.where(backup_id)} was not found: check BackupId and Region")
         if backup.get("BackupState") == BackupState.DELETED:
-            raise BackupDeletedError(
+            raise BackupRestoreError(
                 f"Backup {self.where(backup_id)} is DELETED: its 7-day restore window has passed "
                 "and it cannot be restored"
             )
@@ -220,10 +214,9 @@ class CloudHsmBackups:
             while page.get("NextToken"):
                 page = self.client.list_tags(ResourceId=backup_id, NextToken=page["NextToken"])
                 tags += page.get("TagList", [])
-            return [{"Key": tag["Key"], "Value": tag["Value"]} for tag in tags]
+            return tags
 
-        listed: Backup = {**backup, "TagList": self._act("ListTags", backup_id, list_tags)}
-        return listed
+        return {**backup, "TagList": self._act("ListTags", backup_id, list_tags)}
 
     def tag(self, backup_id: str, key: str, value: str) -> None:
         """TagResource: add or overwrite one tag."""

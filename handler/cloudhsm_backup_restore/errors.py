@@ -25,20 +25,10 @@ class InvalidPropertiesError(BackupRestoreError):
     """ResourceProperties do not satisfy the resource's contract."""
 
 
-class BackupNotFoundError(BackupRestoreError):
-    """No backup with this id exists in the region."""
-
-
-class BackupDeletedError(BackupRestoreError):
-    """The backup is DELETED (past its 7-day restore window) and cannot be restored."""
-
-
-class BackupWaitTimeoutError(BackupRestoreError):
-    """The backup did not reach READY before the overall deadline."""
-
-
 class CloudHsmCallError(BackupRestoreError):
-    """A CloudHSM API call failed; the message names the operation and what to do."""
+    """A CloudHSM API call failed; the message names the operation and what to do. ``code`` is AWS's error code ('' when
+    no answer came), ``aws_message`` AWS's own words, ``transient`` throttling, internal failure or an unreachable
+    endpoint (worth trying later), ``access_denied`` IAM said no (final, unless a fresh grant is propagating)."""
 
     def __init__(
         self,
@@ -51,14 +41,6 @@ class CloudHsmCallError(BackupRestoreError):
     ) -> None:
         super().__init__(message)
         self.code = code
-        """The AWS error code ('' when the call never got an answer)."""
         self.aws_message = aws_message
-        """AWS's own words, for a Reason that quotes them."""
         self.transient = transient
-        """Throttling, internal failure or an unreachable endpoint: worth trying again later."""
         self.access_denied = access_denied
-        """IAM said no: final, unless the grant was created seconds ago and has not propagated yet."""
-
-
-class RestoreRefusedError(BackupRestoreError):
-    """RestoreBackup was refused while the backup is still PENDING_DELETION: AWS's words are the Reason."""

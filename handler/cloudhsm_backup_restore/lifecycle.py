@@ -1,7 +1,6 @@
 """What Create, Update, each poll and Delete do to a backup, independent of crhelper's plumbing.
 
-The invariants each step serves are in docs/lifecycle.md (I1: who may delete; I2: what SUCCESS promises;
-I3: what a Delete ends; I4: one answer).
+The invariants each step serves (I1-I4) are in docs/lifecycle.md.
 """
 
 from __future__ import annotations
@@ -9,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cloudhsm_backup_restore.attributes import as_attribute
@@ -22,14 +21,11 @@ from cloudhsm_backup_restore.backups import (
     state_of,
 )
 from cloudhsm_backup_restore.errors import (
-    BackupDeletedError,
-    BackupNotFoundError,
     BackupRestoreError,
-    BackupWaitTimeoutError,
     CloudHsmCallError,
     InvalidPropertiesError,
-    RestoreRefusedError,
 )
+from cloudhsm_backup_restore.event import CloudFormationEvent
 from cloudhsm_backup_restore.logs import log_event
 from cloudhsm_backup_restore.ownership import OnDeleteVerdict, OwnershipRecord, Resource, tokens_of, verdict_for
 from cloudhsm_backup_restore.properties import BACKUP_ID_PATTERN, OnDelete, RestoreProperties, parse_properties
@@ -40,8 +36,7 @@ logger = logging.getLogger(__name__)
 MEMO_RESTORED = "Restored"
 """Kept in crhelper's Data across polls: "true" when this operation's own RestoreBackup call succeeded."""
 MEMO_DELETE_TIMESTAMP = "RestoredFromDeleteTimestamp"
-"""The DeleteTimestamp the backup had when this operation restored it: a different one later means someone
-deleted it again (a Delete, the retention policy), which ends the wait."""
+"""The DeleteTimestamp the backup had when this operation restored it: a later different one ends the wait."""
 MEMO_RECORD = "OwnershipRecord"
 """Kept across polls: "deferred" when TagResource refused a backup still restoring (written once READY)."""
 MEMO_KEYS = (MEMO_RESTORED, MEMO_DELETE_TIMESTAMP, MEMO_RECORD)
@@ -57,18 +52,16 @@ class Request:
 
     stack_id: str
     logical_id: str
-    request_type: str = "Create"
     physical_id: str = ""  # the event's PhysicalResourceId (Update and Delete)
     old_properties: Mapping[str, Any] | None = None  # OldResourceProperties as sent (Update)
 
     @classmethod
-    def of(cls, event: Mapping[str, Any]) -> Request:
+    def of(cls, event: CloudFormationEvent) -> Request:
         """The request's identity from a CloudFormation event."""
         old = event.get("OldResourceProperties")
         return cls(
             stack_id=str(event.get("StackId", "")),
             logical_id=str(event.get("LogicalResourceId", "")),
-            request_type=str(event.get("RequestType", "")),
             physical_id=str(event.get("PhysicalResourceId", "")),
             old_properties=old if isinstance(old, Mapping) else None,
         )
@@ -81,7 +74,7 @@ class Step:
     physical_id: str
     backup: Backup | None
     ready: bool
-    memo: Mapping[str, str] = field(default_factory=dict)
+    memo: Mapping[str, str]
 
 
 def _arn_target(physical_id: str) -> tuple[str, str] | None:
@@ -132,11 +125,8 @@ class BackupLifecycle:
         handed_off: Mapping[str, Any] | None = None,
     ) -> Step:
         """Create or Update (``handed_off`` None), or one poll of a wait handed off with that memo: bring the backup
-        to READY (restoring it if PENDING_DELETION), settle who owns it, or report it still on its way.
-
-        ``may_act()`` says whether this invocation holds the right to answer (a poll takes it); it is asked before
-        any action after the wait and before an undo, so an invocation that lost it acts on nothing (I3).
-        """
+        to READY (restoring it if PENDING_DELETION), settle who owns it, or report it still on its way. ``may_act()``
+        (the right to answer; a poll takes it) is asked before acting after the wait and before an undo (I3)."""
         backups = self.backups_for(props.region)
         memo = {key: str(value) for key, value in (handed_off or {}).items() if key in MEMO_KEYS}
         me = Resource(request.stack_id, request.logical_id, str((handed_off or {}).get("PhysicalResourceId") or ""))
@@ -161,40 +151,34 @@ class BackupLifecycle:
     def _restore_if_deleted(
         self, backups: CloudHsmBackups, props: RestoreProperties, me: Resource, backup: Backup, memo: dict[str, str]
     ) -> Backup:
-        """RestoreBackup a PENDING_DELETION backup; when this call restored it, record the owner and protect it."""
+        """RestoreBackup a PENDING_DELETION backup. Only when this call restored it does it record the owner, protect
+        it and gain the right to undo (I1). A refusal of a backup no longer PENDING_DELETION (another delivery or
+        resource restored it) goes on as found; of one still PENDING_DELETION it fails in AWS's words, unless the
+        record names this resource (another delivery's restore is taking effect: wait for it, never undo)."""
         if state_of(backup) != BackupState.PENDING_DELETION:
             log_event(logger, "restore.skipped", BackupId=props.backup_id, BackupState=state_of(backup))
             return backup
         baseline = as_attribute(backup.get("DeleteTimestamp"))
-        backup, restored = self._restore(backups, props, me)
-        if restored:
-            memo.update({MEMO_RESTORED: "true", MEMO_DELETE_TIMESTAMP: baseline})
-            backup = self._record_restorer(backups, me, backup, memo)
-            return self._protect_at_once(backups, props, backup)
-        if state_of(backup) == BackupState.PENDING_DELETION:
-            memo[MEMO_DELETE_TIMESTAMP] = baseline  # another delivery of this resource restores it: wait, never undo
-        return backup
-
-    def _restore(self, backups: CloudHsmBackups, props: RestoreProperties, me: Resource) -> tuple[Backup, bool]:
-        """RestoreBackup; (backup, True) only when this call restored it (I1: only then may it undo).
-
-        A refusal because the backup is no longer PENDING_DELETION (restored by another delivery or resource) is
-        (current, False); one of a backup still PENDING_DELETION fails fast in AWS's words, unless the record says
-        another delivery of this very resource restored it (its restore is taking effect: wait for it).
-        """
         try:
-            return backups.restore(props.backup_id), True
+            backup = backups.restore(props.backup_id)
         except CloudHsmCallError as error:
             if error.code != INVALID_REQUEST:
                 raise
-            current = backups.require(props.backup_id)
-            log_event(logger, "RestoreBackup.refused", BackupId=props.backup_id, BackupState=state_of(current))
-            if state_of(current) != BackupState.PENDING_DELETION or tokens_of(current) == [me.token]:
-                return current, False
-            raise RestoreRefusedError(
-                f"CloudHSM refused to restore backup {backups.where(props.backup_id)}, which is still "
-                f"PENDING_DELETION. AWS said: {error.aws_message or error}"
-            ) from error
+            backup = backups.require(props.backup_id)
+            log_event(logger, "RestoreBackup.refused", BackupId=props.backup_id, BackupState=state_of(backup))
+            if state_of(backup) != BackupState.PENDING_DELETION:
+                return backup
+            if tokens_of(backup) != [me.token]:
+                raise BackupRestoreError(
+                    f"CloudHSM refused to restore backup {backups.where(props.backup_id)}, which is still "
+                    f"PENDING_DELETION. AWS said: {error.aws_message or error}"
+                ) from error
+            memo[MEMO_DELETE_TIMESTAMP] = baseline
+            return backup
+        memo.update({MEMO_RESTORED: "true", MEMO_DELETE_TIMESTAMP: baseline})
+        backup = self._record_restorer(backups, me, backup, memo)
+        ready = state_of(backup) == BackupState.READY
+        return backup if ready else self._protect(backups, props, backup, restored=True)  # before any wait
 
     def _record_restorer(self, backups: CloudHsmBackups, me: Resource, backup: Backup, memo: dict[str, str]) -> Backup:
         """Record the owner now; a backup still restoring that refuses tags gets its record once READY."""
@@ -207,21 +191,6 @@ class BackupLifecycle:
             memo[MEMO_RECORD] = "deferred"
             return backup
 
-    @staticmethod
-    def _protect_at_once(backups: CloudHsmBackups, props: RestoreProperties, backup: Backup) -> Backup:
-        """Right after a restore still under way: NeverExpires before it is READY and can be purged again (CloudHSM
-        User Guide, "Configure backup retention"). A refusal (undocumented either way) defers it to READY."""
-        wanted = True if props.never_expires is None else props.never_expires
-        if state_of(backup) == BackupState.READY or backup.get("NeverExpires") is wanted:
-            return backup
-        try:
-            return backups.set_never_expires(props.backup_id, wanted)
-        except CloudHsmCallError as error:
-            if error.code != INVALID_REQUEST:
-                raise
-            log_event(logger, "protection.deferred", BackupId=props.backup_id, BackupState=state_of(backup))
-            return backup
-
     def _delete_rolled_back_replacement(
         self, request: Request, props: RestoreProperties, backups: CloudHsmBackups
     ) -> None:
@@ -229,7 +198,7 @@ class BackupLifecycle:
         rolled back): the other backup gets the Delete CloudFormation never sends for it (best effort, by I1's rule).
         """
         try:
-            old = parse_properties(request.old_properties) if request.request_type == "Update" else None
+            old = None if request.old_properties is None else parse_properties(request.old_properties)  # Update only
         except InvalidPropertiesError:
             return
         identity = props.identity(backups.region)
@@ -312,7 +281,7 @@ class BackupLifecycle:
             raise self._ended(result.backup, where, restoring)
         if deadline - self.now() < self.policy.poll_interval:
             # The next poll would come after the deadline: answer now rather than after CloudFormation gave up.
-            raise BackupWaitTimeoutError(
+            raise BackupRestoreError(
                 f"Backup {where} is still {state_of(last_seen) or 'unknown'} after waiting "
                 f"{self.now() - started_at:.0f} s; ServiceTimeout is {props.service_timeout} s"
             )
@@ -323,29 +292,38 @@ class BackupLifecycle:
     def _ended(seen: Backup | None, where: str, restoring: bool) -> BackupRestoreError:
         """Why a wait cannot end well (defect 7): gone, DELETED, or deleted (again) by someone else."""
         if seen is None:
-            return BackupNotFoundError(f"Backup {where} disappeared while waiting for it to become READY")
+            return BackupRestoreError(f"Backup {where} disappeared while waiting for it to become READY")
         state = state_of(seen)
         if state == BackupState.PENDING_DELETION and restoring:
-            return BackupDeletedError(
+            return BackupRestoreError(
                 f"Backup {where} was deleted again while waiting for it to become READY (a Delete, or the cluster's "
                 "backup retention policy); set NeverExpires true or extend the policy"
             )
         if state == BackupState.PENDING_DELETION:
-            return BackupDeletedError(
+            return BackupRestoreError(
                 f"Backup {where} is PENDING_DELETION, not restored by this resource: deleted by someone else while "
                 "waiting for it to become READY"
             )
-        return BackupDeletedError(f"Backup {where} became {state} while waiting for it to become READY")
+        return BackupRestoreError(f"Backup {where} became {state} while waiting for it to become READY")
 
     @staticmethod
     def _protect(backups: CloudHsmBackups, props: RestoreProperties, backup: Backup, *, restored: bool) -> Backup:
-        """NeverExpires as asked, or true for a backup this resource restored (the retention-policy race)."""
+        """NeverExpires as asked, or true for a backup this resource restored: the retention policy would purge a
+        restored old backup again (CloudHSM User Guide, "Configure backup retention"). Set at once after the restore,
+        before any wait; a backup still restoring that refuses it (undocumented either way) gets it once READY."""
         wanted = props.never_expires if props.never_expires is not None else (True if restored else None)
         if wanted is None or backup.get("NeverExpires") is wanted:
             return backup
-        protected = backups.set_never_expires(props.backup_id, wanted)
-        if state_of(protected) != BackupState.READY:
-            raise BackupDeletedError(
+        ready = state_of(backup) == BackupState.READY
+        try:
+            protected = backups.set_never_expires(props.backup_id, wanted)
+        except CloudHsmCallError as error:
+            if ready or error.code != INVALID_REQUEST:
+                raise
+            log_event(logger, "protection.deferred", BackupId=props.backup_id, BackupState=state_of(backup))
+            return backup
+        if ready and state_of(protected) != BackupState.READY:
+            raise BackupRestoreError(
                 f"Backup {backups.where(props.backup_id)} went back to {state_of(protected)} before it could be "
                 "protected (the cluster's backup retention policy?); set NeverExpires true or extend the policy"
             )

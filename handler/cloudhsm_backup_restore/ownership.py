@@ -1,14 +1,8 @@
-"""Who may delete a restored backup (I1): the ownership record, one backup tag naming the resource that restored it.
+"""Who may delete a restored backup (I1): the ownership record, one backup tag (docs/lifecycle.md).
 
-The value is ``<owner>[+<previous>] owner <stack name>/<logical id>``. ``<owner>`` is the resource that restored
-the backup, or the new logical id that took it over in a rename within the same stack; ``<previous>`` is the
-resource it took it from, while that one's cleanup Delete (or a rollback Delete of the new one) is still to come.
-Across stacks nothing is ever taken over. Each token is ``<stack digest>.<resource digest>``: the resource digest
-covers the StackId, the LogicalResourceId and the backup's ARN (the PhysicalResourceId), so two property sets
-naming the same ARN are the same resource, and a replacement by another backup or Region is a different one.
-
-Tag values allow letters, digits, spaces and ``_.:/=+-@`` up to 256 characters (botocore cloudhsmv2 model, shape
-TagValue), so the format uses ``+`` and a space as separators.
+Its value is ``<owner>[+<previous>] owner <stack name>/<logical id>``; each token is ``<stack digest>.<digest of
+stack, logical id and the backup's ARN>``, so two property sets naming the same ARN are the same resource. Tag values
+allow letters, digits, spaces and ``_.:/=+-@`` up to 256 characters (botocore cloudhsmv2 model, shape TagValue).
 """
 
 from __future__ import annotations
@@ -59,21 +53,16 @@ class Resource:
         return token.split(".", 1)[0] == self.token.split(".", 1)[0]
 
 
+def _record(backup: Backup | None) -> str | None:
+    """The record tag's value; None when the backup carries none."""
+    tags = backup.get("TagList") or [] if backup else []
+    return next((str(tag.get("Value", "")) for tag in tags if tag.get("Key") == OWNER_TAG_KEY), None)
+
+
 def tokens_of(backup: Backup | None) -> list[str] | None:
     """The record's tokens (owner first); None when the backup carries no record."""
-    for tag in backup.get("TagList") or [] if backup else []:
-        if tag.get("Key") == OWNER_TAG_KEY:
-            head = str(tag.get("Value", "")).split(" ", 1)[0]
-            return [token for token in head.split("+") if token]
-    return None
-
-
-def label_of(backup: Backup) -> str:
-    """The operator-readable part of the record."""
-    for tag in backup.get("TagList") or []:
-        if tag.get("Key") == OWNER_TAG_KEY:
-            return str(tag.get("Value", "")).partition(" ")[2]
-    return ""
+    record = _record(backup)
+    return None if record is None else [token for token in record.split(" ", 1)[0].split("+") if token]
 
 
 class OnDeleteVerdict(Enum):
@@ -116,8 +105,7 @@ class OwnershipRecord:
             log_event(logger, "ownership.not_recorded", BackupId=backup_id, reason=error.aws_message)
             return backup
         kept = [tag for tag in backup.get("TagList") or [] if tag.get("Key") != OWNER_TAG_KEY]
-        written: Backup = {**backup, "TagList": [*kept, {"Key": OWNER_TAG_KEY, "Value": value}]}
-        return written
+        return {**backup, "TagList": [*kept, {"Key": OWNER_TAG_KEY, "Value": value}]}
 
     def record_restorer(self, backup: Backup, me: Resource) -> Backup:
         """This resource restored the backup: it alone owns it now (older records ended with the deletion)."""
@@ -146,7 +134,7 @@ class OwnershipRecord:
             if verdict is OnDeleteVerdict.HAND_BACK:
                 self.write(backup, tokens[1:], "returned-by " + me.label)
             elif verdict is OnDeleteVerdict.WITHDRAW:
-                self.write(backup, tokens[:1], label_of(backup))
+                self.write(backup, tokens[:1], (_record(backup) or "").partition(" ")[2])
             else:
                 self.backups.untag(backup_id, OWNER_TAG_KEY)
         except CloudHsmCallError as error:  # a stale record only errs on the side of retaining

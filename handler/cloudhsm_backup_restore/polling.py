@@ -1,14 +1,11 @@
 """The polling hand-off: park the ResponseURL, schedule the poll rule, take the answer, end the wait.
 
-One wait per resource: its EventBridge rule and SSM parameter are named after the provider, the stack and the
-logical id, so a Delete finds and ends the wait of its resource (I3) and a duplicate delivery finds its own.
-Every call has a bounded worst case (HANDOFF_CLIENT_CONFIG, derived from the wait policy's hand-off margin), so
-crhelper's timeout guard never fires on a half-made hand-off.
+One wait per resource, named after the provider, the stack and the logical id (docs/handoff.md); every call has a
+bounded worst case (HANDOFF_CLIENT_CONFIG), so crhelper's timeout guard never fires on a half-made hand-off.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -24,31 +21,23 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cloudhsm_backup_restore.backups import RETRIED_CODES, error_code
 from cloudhsm_backup_restore.errors import BackupRestoreError
+from cloudhsm_backup_restore.event import CloudFormationEvent
 from cloudhsm_backup_restore.logs import log_event
 from cloudhsm_backup_restore.waiting import WaitPolicy
 
 logger = logging.getLogger(__name__)
 
 POLL_RULE_PREFIX = "cloudhsm-poll-"
-"""Every EventBridge rule a provider creates starts with this plus its provider id (``poll_rule_prefix``)."""
 RESPONSE_PARAMETER_PREFIX = "/cloudhsm-restore/"
-"""While a wait is handed off, the ResponseURL waits in an SSM SecureString under this prefix plus the provider id,
-not in the EventBridge target's Input (readable with events:ListTargetsByRule and recorded by CloudTrail)."""
+"""The ResponseURL waits in an SSM SecureString, not in the target's Input (events:ListTargetsByRule, CloudTrail)."""
 PROVIDER_ID_ENV = "CLOUDHSM_RESTORE_PROVIDER_ID"
-"""Environment variable set at deploy time to an id unique to one provider (CDK and the templates: the last
-12 hex digits of the stack's GUID, see contract.provider_id_expression). Rule and parameter names carry it, and
-the provider's IAM grants and its one deploy-time invoke permission are scoped to it, so two providers in one
-account and region can neither read each other's ResponseURLs nor touch each other's rules."""
+"""Set at deploy time to an id unique to one provider (contract.provider_id_expression); rule and parameter names,
+the IAM grants and the one invoke permission carry it, so two providers never touch each other's waits."""
 PROVIDER_ID_PATTERN = re.compile(r"[a-z0-9]{1,12}")
-POLL_DEADLINE_KEY = "CloudHsmRestorePollDeadline"
-"""Epoch seconds when CloudFormation stops waiting (start + ServiceTimeout): any poll after it only tears down."""
-RESPONSE_PARAMETER_KEY = "CrHelperResponseParameter"
-"""Poll events carry the name of the SSM parameter holding the ResponseURL instead of the URL itself."""
 RULE_NAME_LIMIT = 64
 """EventBridge rule names: at most 64 characters of [.-_A-Za-z0-9]."""
 STACK_DIGEST_LENGTH = 8
 
-POLLING_INTERVAL_MINUTES = 1
 TIMER_MARGIN_SECONDS = 3.0
 """crhelper's guard answers FAILED this long before the Lambda deadline (crhelper: 0.5 s)."""
 RESPONSE_SOCKET_TIMEOUT = 10.0
@@ -128,13 +117,6 @@ def response_parameter(provider_id: str, rule: str) -> str:
     return response_parameter_prefix(provider_id) + rule
 
 
-def poll_deadline(event: dict[str, Any]) -> float | None:
-    """When CloudFormation stops waiting for this poll's resource (None when the event does not say)."""
-    with contextlib.suppress(KeyError, TypeError, ValueError):
-        return float(event[POLL_DEADLINE_KEY])
-    return None
-
-
 def is_transient(error: Exception) -> bool:
     """Throttling, a server error or an unreachable endpoint: the next firing may succeed."""
     if isinstance(error, ClientError):
@@ -143,22 +125,17 @@ def is_transient(error: Exception) -> bool:
     return isinstance(error, BotoCoreError)
 
 
-class HandOffError(BackupRestoreError):
-    """The wait could not be handed off to EventBridge polling, or a Delete could not end it (answers FAILED)."""
-
-
 class ParkedElsewhereError(BackupRestoreError):
     """Another delivery of the same request already parked this wait: that delivery's polls answer."""
 
 
 class Answer(Enum):
-    """Who answers a finished wait: the poll that deleted the parked ResponseURL."""
+    """Who answers a finished wait: the poll that deleted the parked ResponseURL (OURS). TAKEN: another poll or the
+    resource's Delete deleted it (stay silent). UNKNOWN: the deletion failed (answer: two answers beat none)."""
 
     OURS = "ours"
     TAKEN = "taken"
-    """Another poll deleted it first (it answered), or the resource's Delete ended the wait: stay silent."""
     UNKNOWN = "unknown"
-    """The deletion failed: answer anyway (two identical answers are harmless, none is not)."""
 
 
 class PollingHandOff:
@@ -170,17 +147,24 @@ class PollingHandOff:
         self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
-        """The client for ``service`` (events, ssm), created once."""
         if service not in self._clients:
             self._clients[service] = self.client_for(service)
         return self._clients[service]
 
-    def start(self, event: dict[str, Any], *, function_name: str, provider_id: str, deadline: float) -> None:
-        """Park the ResponseURL and schedule polls; on failure undo what was made and raise HandOffError.
-
-        A parameter holding this very ResponseURL is a duplicate delivery's: ParkedElsewhereError (stay silent).
-        At most HANDOFF_CALLS calls, whichever fails.
-        """
+    def start(self, event: CloudFormationEvent, *, function_name: str, lambda_left: float, deadline: float) -> None:
+        """Park the ResponseURL and schedule polls (at most HANDOFF_CALLS calls); a failure undoes what was made and
+        answers FAILED. A parameter holding this very ResponseURL is a duplicate delivery's: ParkedElsewhereError."""
+        provider_id = configured_provider_id()
+        if provider_id is None:
+            raise BackupRestoreError(
+                f"Cannot hand the wait off to polling: environment variable {PROVIDER_ID_ENV} is unset or not "
+                "1-12 lowercase letters and digits; deploy the provider from the current template or construct"
+            )
+        if lambda_left < HANDOFF_WORST_CASE + TIMER_MARGIN_SECONDS:  # a half-made hand-off would answer nothing
+            raise BackupRestoreError(
+                f"Cannot hand the wait off to polling: {lambda_left:.0f} s of Lambda time left, a hand-off may need "
+                f"{HANDOFF_WORST_CASE + TIMER_MARGIN_SECONDS:.0f} s"
+            )
         rule = rule_name(provider_id, str(event["StackId"]), str(event["LogicalResourceId"]))
         parameter = response_parameter(provider_id, rule)
         ssm, events = self.client("ssm"), self.client("events")
@@ -200,7 +184,7 @@ class PollingHandOff:
             rule_arn = str(
                 events.put_rule(
                     Name=rule,
-                    ScheduleExpression=f"rate({POLLING_INTERVAL_MINUTES} minute)",
+                    ScheduleExpression=f"rate({WaitPolicy().poll_interval / 60:.0f} minute)",  # WaitPolicy: 60 s
                     State="ENABLED",
                     Description="cloudhsm-backup-restore poll; stale after "
                     + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(deadline)),
@@ -210,12 +194,18 @@ class PollingHandOff:
             event.update(
                 {
                     "CrHelperRule": rule_arn,
-                    RESPONSE_PARAMETER_KEY: parameter,
-                    POLL_DEADLINE_KEY: deadline,
+                    "CrHelperResponseParameter": parameter,
+                    "CloudHsmRestorePollDeadline": deadline,
                 }
             )
             step = "events:PutTargets"
-            self._put_target(event, function_name)
+            _, partition, _, region, account, _ = rule_arn.split(":", 5)
+            target = {  # this function, with the event minus the ResponseURL (a secret) as Input
+                "Id": "1",
+                "Arn": f"arn:{partition}:lambda:{region}:{account}:function:{function_name}",
+                "Input": json.dumps({key: value for key, value in event.items() if key != "ResponseURL"}),
+            }
+            _raise_failed_entry(events.put_targets(Rule=rule, Targets=[target]), "PutTargets")
         except (ClientError, BotoCoreError) as error:
             # A PutTargets that timed out may still have added the target: then DeleteRule fails, the rule fires,
             # and that poll, finding the parameter gone, removes target and rule (``admit``).
@@ -223,43 +213,29 @@ class PollingHandOff:
                 _quietly("events:DeleteRule", events.delete_rule, Name=rule)
             if "parameter" in made:
                 _quietly("ssm:DeleteParameter", ssm.delete_parameter, Name=parameter)
-            for key in ("CrHelperRule", RESPONSE_PARAMETER_KEY, POLL_DEADLINE_KEY):
-                event.pop(key, None)
-            raise HandOffError(f"Could not hand the wait off to EventBridge polling: {step} failed: {error}") from error
+            event.pop("CrHelperRule", None)
+            event.pop("CrHelperResponseParameter", None)
+            event.pop("CloudHsmRestorePollDeadline", None)
+            raise BackupRestoreError(
+                f"Could not hand the wait off to EventBridge polling: {step} failed: {error}"
+            ) from error
         log_event(logger, "polling.started", Rule=rule, Deadline=deadline)
-
-    def _put_target(self, event: dict[str, Any], function_name: str) -> None:
-        """The rule's one target: this function, with the event minus the ResponseURL (a secret) as Input."""
-        rule_arn = str(event["CrHelperRule"])
-        _, partition, _, region, account, _ = rule_arn.split(":", 5)
-        target_input = {key: value for key, value in event.items() if key != "ResponseURL"}
-        answer = self.client("events").put_targets(
-            Rule=rule_arn.rsplit("/", 1)[-1],
-            Targets=[
-                {
-                    "Id": "1",
-                    "Arn": f"arn:{partition}:lambda:{region}:{account}:function:{function_name}",
-                    "Input": json.dumps(target_input),
-                }
-            ],
-        )
-        _raise_failed_entry(answer, "PutTargets")
 
     def response_url(self, parameter: str) -> str:
         """The parked ResponseURL; raises the SSM error (ParameterNotFound: the wait was answered or ended)."""
         found = self.client("ssm").get_parameter(Name=parameter, WithDecryption=True)
         return str(found["Parameter"]["Value"])
 
-    def admit(self, event: dict[str, Any]) -> dict[str, Any] | None:
+    def admit(self, event: CloudFormationEvent) -> CloudFormationEvent | None:
         """The poll event with its ResponseURL read back; None when this poll stops here (after tearing down):
         past the deadline, a wait already answered or ended, or a ResponseURL that cannot be read."""
-        deadline = poll_deadline(event)
+        deadline = event.get("CloudHsmRestorePollDeadline")
         if deadline is not None and self.now() >= deadline:
             log_event(logger, "polling.past_deadline", Deadline=deadline)  # CloudFormation stopped waiting
             self.remove(event)
             return None
         try:
-            url = self.response_url(str(event.get(RESPONSE_PARAMETER_KEY)))
+            url = self.response_url(str(event.get("CrHelperResponseParameter")))
         except (ClientError, BotoCoreError) as error:
             if isinstance(error, ClientError) and error_code(error) == "ParameterNotFound":
                 log_event(logger, "polling.ended_elsewhere", reason="response parameter already removed")
@@ -270,12 +246,12 @@ class PollingHandOff:
                 log_event(logger, "polling.stopped_unanswerable", error=str(error)[:200])
                 self.remove(event)
             return None
-        return dict(event, ResponseURL=url)
+        return {**event, "ResponseURL": url}
 
-    def take_answer(self, event: dict[str, Any]) -> Answer:
+    def take_answer(self, event: CloudFormationEvent) -> Answer:
         """Delete the parked ResponseURL: exactly one poll succeeds, and that poll acts and answers."""
         try:
-            self.client("ssm").delete_parameter(Name=str(event[RESPONSE_PARAMETER_KEY]))
+            self.client("ssm").delete_parameter(Name=str(event["CrHelperResponseParameter"]))
         except (ClientError, BotoCoreError) as error:
             if isinstance(error, ClientError) and error_code(error) == "ParameterNotFound":
                 log_event(logger, "polling.answered_elsewhere")
@@ -284,22 +260,21 @@ class PollingHandOff:
             return Answer.UNKNOWN
         return Answer.OURS
 
-    def remove(self, event: dict[str, Any], *, parameter: bool = True) -> bool:
-        """Stop the polls of a poll event's wait: the parked ResponseURL (unless ``parameter`` is False), the target,
-        then the rule (EventBridge refuses to delete a rule with targets). Gone counts as done; what fails stays
-        for the next firing or the resource's Delete. True when all is gone."""
+    def remove(self, event: CloudFormationEvent, *, parameter: bool = True) -> bool:
+        """Stop a poll event's wait: the parked ResponseURL (unless ``parameter`` is False), the target, then the rule
+        (EventBridge refuses to delete a rule with targets). True when all is gone; what fails stays for later."""
         rule = str(event.get("CrHelperRule") or "").rsplit("/", 1)[-1]
-        name = str(event.get(RESPONSE_PARAMETER_KEY) or "")
+        name = str(event.get("CrHelperResponseParameter") or "")
         return self._remove(rule, name if parameter else "")
 
     def end(self, stack_id: str, logical_id: str) -> None:
-        """A Delete ends its resource's wait, if any (I3): parameter, target and rule; HandOffError if it cannot."""
+        """A Delete ends its resource's wait, if any (I3): parameter, target and rule; raises if it cannot."""
         provider_id = configured_provider_id()
         if provider_id is None:
             return  # this provider never hands off, so no wait of its exists
         rule = rule_name(provider_id, stack_id, logical_id)
         if not self._remove(rule, response_parameter(provider_id, rule)):
-            raise HandOffError(f"Could not end this resource's polling (rule {rule}); retry the deletion")
+            raise BackupRestoreError(f"Could not end this resource's polling (rule {rule}); retry the deletion")
 
     def _remove(self, rule: str, parameter: str) -> bool:
         events = self.client("events")

@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 import threading
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from crhelper import CfnResource
@@ -14,19 +14,15 @@ from crhelper.resource_helper import FAILED
 
 from cloudhsm_backup_restore.attributes import fit_response
 from cloudhsm_backup_restore.errors import clip_reason
+from cloudhsm_backup_restore.event import CloudFormationEvent
 from cloudhsm_backup_restore.logs import log_event
 from cloudhsm_backup_restore.polling import (
     HANDOFF_CLIENT_CONFIG,
-    HANDOFF_WORST_CASE,
-    POLLING_INTERVAL_MINUTES,
-    PROVIDER_ID_ENV,
     RESPONSE_SOCKET_TIMEOUT,
     TIMER_MARGIN_SECONDS,
     Answer,
-    HandOffError,
     ParkedElsewhereError,
     PollingHandOff,
-    configured_provider_id,
 )
 
 logger = logging.getLogger(__name__)
@@ -40,7 +36,7 @@ def failed_create_id(request_id: str) -> str:
     return f"create-failed-{request_id or 'unknown'}"
 
 
-def _missing_fields(event: Any) -> list[str]:
+def _missing_fields(event: object) -> list[str]:
     if not isinstance(event, dict):
         return list(REQUIRED_EVENT_FIELDS)
     missing = [name for name in REQUIRED_EVENT_FIELDS if not isinstance(event.get(name), str) or not event[name]]
@@ -55,29 +51,13 @@ _CfnResourceBase: Any = CfnResource  # crhelper's stubs omit the private hooks o
 
 
 class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
-    """CfnResource made safe for CloudFormation; keeps crhelper's decorators, Data and init_failure.
+    """crhelper's CfnResource with its hazards overridden (docs/handoff.md): INFO-level JSON logs that never hold the
+    ResponseURL, no sleep on Delete, polling only when the lifecycle hands off, provider-scoped rule and parameter
+    names, no Lambda policy edits at run time, bounded hand-off calls, one answer per invocation and per wait (the
+    right to answer, docs/lifecycle.md), a response that always matches (non-empty id, Reason clipped at the tail,
+    4096 bytes), FAILED for a malformed event, TLS verified against AWS_CA_BUNDLE."""
 
-    Overrides, each for a documented crhelper hazard:
-    - INFO-level JSON logs (DEBUG logs the raw event and the presigned ResponseURL);
-    - no sleep on Delete (crhelper sleeps up to 120 s);
-    - polling only when the handler asks to hand off, so a READY backup answers in one invocation;
-    - provider-scoped EventBridge rule and SSM parameter names that fit any LogicalResourceId;
-    - no Lambda policy edits at run time: one invoke permission for the provider's rule prefix is granted at
-      deploy time (crhelper adds and removes a statement per wait: 20 KB ceiling, 409 conflicts, leaks);
-    - the ResponseURL never sits in an EventBridge target: an SSM SecureString holds it during a hand-off;
-    - overlapping or duplicate polls answer once: the poll whose DeleteParameter succeeds acts and answers, and
-      a duplicate delivery that finds its ResponseURL parked already stays silent;
-    - a poll's timeout guard answers only if the poll already took the answer: otherwise the parked ResponseURL
-      stays for the next firing (a guard that deletes it and is then killed would leave CloudFormation waiting);
-    - every poll that cannot go on stops the polling, and no poll runs past the resource's deadline (crhelper
-      polls forever);
-    - bounded hand-off calls (HANDOFF_CLIENT_CONFIG; crhelper's clients wait 60 s per attempt);
-    - exactly one response per invocation, even when crhelper's timeout timer fires too;
-    - a response that is always matchable: non-empty PhysicalResourceId, ids copied, Reason clipped at
-      the tail (the head says what failed), body fitted to 4096 bytes;
-    - a malformed event gets a FAILED response (when it carries a ResponseURL), never a stale one;
-    - the ResponseURL's TLS is verified against AWS_CA_BUNDLE when set, as boto3 does.
-    """
+    _event: CloudFormationEvent
 
     def __init__(self) -> None:
         self._send_lock = threading.Lock()
@@ -91,12 +71,9 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
             json_logging=True,
             log_level="INFO",
             boto_level="WARNING",
-            polling_interval=POLLING_INTERVAL_MINUTES,
-            sleep_on_delete=0,
+            sleep_on_delete=0,  # crhelper sleeps up to 120 s on every Delete to let logs flush
             ssl_verify=os.environ.get("AWS_CA_BUNDLE") or None,
         )
-        for name in ("botocore", "boto3", "urllib3"):
-            logging.getLogger(name).setLevel(logging.WARNING)
         self.polling = PollingHandOff(self._aws_client)
 
     def _aws_client(self, service: str) -> Any:
@@ -116,7 +93,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         self._handoff = True
         self._handoff_deadline = deadline
 
-    def __call__(self, event: Any, context: Any) -> None:
+    def __call__(self, event: object, context: Any) -> None:
         with self._send_lock:
             self._sent = False
             self._taken = None
@@ -124,15 +101,16 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         self._answered_elsewhere = False
         self._is_poll = isinstance(event, dict) and "CrHelperPoll" in event  # crhelper adds the key mid-hand-off
         if self._is_poll:
-            event = self.polling.admit(event)
-            if event is None:
+            admitted = self.polling.admit(cast(CloudFormationEvent, event))
+            if admitted is None:
                 return
+            event = admitted
         missing = _missing_fields(event)
         if missing:
             log_event(logger, "event.malformed", missing=missing)
             self._answer_failed(event, "Malformed CloudFormation request: missing or invalid " + ", ".join(missing))
             if self._is_poll:
-                self.polling.remove(event)  # a poll it cannot run must not fire again
+                self.polling.remove(cast(CloudFormationEvent, event))  # a poll it cannot run must not fire again
             return
         super().__call__(event, context)
 
@@ -155,24 +133,17 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
                 self._answered_elsewhere = True
         return taken is not Answer.TAKEN
 
-    def end_wait(self, event: dict[str, Any]) -> None:
-        """A Delete ends its resource's wait before it answers (I3); HandOffError when it cannot."""
-        self.polling.end(str(event["StackId"]), str(event["LogicalResourceId"]))
-
-    def _answer_failed(self, event: Any, reason: str) -> None:
+    def _answer_failed(self, event: object, reason: str) -> None:
         """Answer FAILED outside crhelper's flow (an event it cannot run), if the event has an https ResponseURL."""
         fields = event if isinstance(event, dict) else {}
         url = fields.get("ResponseURL")
         if not isinstance(url, str) or not url.startswith("https://"):
             logger.error('{"action": "event.unanswerable", "reason": "no https ResponseURL"}')
             return
-        self._event = fields
+        self._event = cast(CloudFormationEvent, fields)
         self._response_url = url
-        self.RequestType = str(fields.get("RequestType", ""))
-        self.StackId = str(fields.get("StackId", ""))
-        self.RequestId = str(fields.get("RequestId", ""))
-        self.LogicalResourceId = str(fields.get("LogicalResourceId", ""))
-        self.PhysicalResourceId = str(fields.get("PhysicalResourceId", ""))
+        for name in ("RequestType", "StackId", "RequestId", "LogicalResourceId", "PhysicalResourceId"):
+            setattr(self, name, str(fields.get(name, "")))
         self.Data: dict[str, Any] = {}
         self.Status = FAILED
         self.Reason = reason
@@ -191,30 +162,15 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
     def _poll_enabled(self) -> bool:
         return self._handoff or self._is_poll
 
-    def _wait_for_cwlogs(self, sleep: Any = None) -> None:
-        """crhelper sleeps here on every Delete to let logs flush; Lambda flushes them anyway."""
-
     def _setup_polling(self) -> None:
-        """Hand off (crhelper's step, made bounded and provider-scoped); HandOffError answers FAILED."""
-        provider_id = configured_provider_id()
-        if provider_id is None:
-            raise HandOffError(
-                f"Cannot hand the wait off to polling: environment variable {PROVIDER_ID_ENV} is unset or not "
-                "1-12 lowercase letters and digits; deploy the provider from the current template or construct"
-            )
-        left = self._context.get_remaining_time_in_millis() / 1000.0
-        if left < HANDOFF_WORST_CASE + TIMER_MARGIN_SECONDS:
-            raise HandOffError(
-                f"Cannot hand the wait off to polling: {left:.0f} s of Lambda time left, a hand-off may need "
-                f"{HANDOFF_WORST_CASE + TIMER_MARGIN_SECONDS:.0f} s"
-            )
+        """Hand off (crhelper's step, made bounded and provider-scoped); a failure answers FAILED."""
         self._event["CrHelperData"] = self.Data
         self._event["CrHelperPoll"] = True
         try:
             self.polling.start(
                 self._event,
                 function_name=self._context.function_name,
-                provider_id=provider_id,
+                lambda_left=self._context.get_remaining_time_in_millis() / 1000.0,
                 deadline=self._handoff_deadline,
             )
         except ParkedElsewhereError:
@@ -251,17 +207,9 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
             self.PhysicalResourceId = event_id or failed_create_id(self.RequestId)
         if failed or self.RequestType == "Delete":
             self.Data = {}
+        fields = ("Status", "StackId", "RequestId", "LogicalResourceId", "Reason", "Data", "NoEcho")  # crhelper's body
         body = fit_response(
-            {
-                "Status": self.Status,
-                "PhysicalResourceId": str(self.PhysicalResourceId),
-                "StackId": self.StackId,
-                "RequestId": self.RequestId,
-                "LogicalResourceId": self.LogicalResourceId,
-                "Reason": self.Reason,
-                "Data": self.Data,
-                "NoEcho": self.NoEcho,
-            }
+            {name: getattr(self, name) for name in fields} | {"PhysicalResourceId": str(self.PhysicalResourceId)}
         )
         self.Data = body["Data"]
         log_event(

@@ -28,9 +28,7 @@ class WaitPolicy:
     multiplier: float = 1.5
     max_delay: float = 5.0
     handoff_margin: float = 90.0
-    """Seconds of Lambda time kept for the polling set-up and the response: handoff.py derives the SSM and
-    EventBridge clients' retries and timeouts from it so that their worst case fits (crhelper's timer fires
-    3 s before the Lambda deadline and must never catch a half-done hand-off)."""
+    """Lambda time kept for the hand-off and the response: polling.py derives its clients' retries from it."""
     poll_window: float = 40.0
     """Longest in-process wait of a poll invocation, so EventBridge's next firing never overlaps it."""
     poll_interval: float = 60.0
@@ -39,7 +37,6 @@ class WaitPolicy:
     """Share of ServiceTimeout (10 s to 60 s) kept back to report FAILED before CloudFormation gives up."""
 
     def delays(self) -> Iterator[float]:
-        """first_delay, growing by multiplier, capped at max_delay."""
         for attempt in itertools.count():
             yield min(self.max_delay, self.first_delay * self.multiplier**attempt)
 

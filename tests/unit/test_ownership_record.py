@@ -138,7 +138,7 @@ def test_i1_only_the_sole_owner_deletes(
     tags = [] if recorded is None else [{"Key": OWNER_TAG_KEY, "Value": "+".join(r.token for r in recorded) + " x"}]
     fake = FakeBackups(tags)
     lifecycle = BackupLifecycle(lambda region: fake)  # type: ignore[arg-type,return-value]
-    request = Request(stack_id=stack, logical_id=logical, request_type="Delete", physical_id=physical)
+    request = Request(stack_id=stack, logical_id=logical, physical_id=physical)
     lifecycle.delete({"BackupId": BACKUP, "OnDelete": on_delete}, physical, request)
 
     me = Resource(stack, logical, ARN if physical == "create-failed-1" else physical)
