@@ -2,15 +2,13 @@
 
 A cold start launches a fresh Python process that imports the handler by its handler string from the
 code directory; warm workers are reused; concurrent invocations get separate workers up to a maximum
-concurrency. Each invocation gets a Lambda context whose remaining time is computed on the shared
-modelled clock, is killed when it runs past its modelled deadline (the worker is replaced), and has
+concurrency. Each invocation gets a Lambda context whose remaining time is computed on the world's
+virtual clock, is killed when it runs past its modelled deadline (the worker is replaced), and has
 every stdout/stderr line captured. Asynchronous invocations are retried on error as Lambda does.
 
-Time compression: when the clock's speed is not 1, the worker replaces ``time.sleep``, ``time.time``,
-``time.monotonic`` and ``threading.Timer``'s interval with modelled versions before importing the
-handler. This is the simulator compressing the sandbox clock; the handler code is unchanged. Real
-compute (process start, imports, boto3 client creation) is not compressed, so it counts ``speed``
-times over in modelled time.
+Time: the worker replaces ``time.sleep``, ``time.time``, ``time.monotonic`` and ``threading.Timer``
+with the world's virtual clock before importing the handler (see ``clock.py`` and ``_bootstrap.py``):
+a sleep hands control back to the world, and real compute takes no modelled time.
 
 By default the worker sees only the code directory, ``extra_sys_path`` and a runtime directory with
 boto3 and its dependencies (like the Lambda Python runtime), so a package that forgot to bundle a
@@ -36,23 +34,10 @@ from cloudhsm_offline.cfn.lambda_worker import (
     InvocationRecord,
     LogLine,
     Worker,
-    clock_snapshot,
     iso_timestamp,
     runtime_dir_for,
 )
-from cloudhsm_offline.clock import SimClock
-
-__all__ = [
-    "ASYNC_RETRY_DELAYS",
-    "DEFAULT_FUNCTION_NAME",
-    "DEFAULT_HANDLER",
-    "Invocation",
-    "InvocationRecord",
-    "LambdaFunction",
-    "LogLine",
-    "clock_snapshot",
-    "runtime_dir_for",
-]
+from cloudhsm_offline.clock import HANG_GUARD_SECONDS, VirtualClock
 
 DEFAULT_HANDLER = "cloudhsm_backup_restore.app.handler"
 DEFAULT_FUNCTION_NAME = "cloudhsm-backup-restore-provider"
@@ -81,7 +66,7 @@ class LambdaFunction:
         timeout_seconds: float = 300,
         memory_mb: int = 256,
         function_name: str = DEFAULT_FUNCTION_NAME,
-        clock: SimClock | None = None,
+        clock: VirtualClock | None = None,
         extra_sys_path: Iterable[str | os.PathLike[str]] = (),
         region: str = "us-east-1",
         account: str = "123456789012",
@@ -97,13 +82,13 @@ class LambdaFunction:
         self.timeout_seconds = float(timeout_seconds)
         self.memory_mb = memory_mb
         self.function_name = function_name
-        self.clock = clock or SimClock()
+        self.clock = clock or VirtualClock()
         self.region = region
         self.account = account
         self.max_concurrency = max_concurrency
         self.async_retry_delays = tuple(async_retry_delays)
         self.python = python
-        self.init_timeout_real = 30.0
+        self.init_timeout_real = 120.0
         self.arn = f"arn:aws:lambda:{region}:{account}:function:{function_name}"
         self.records: list[InvocationRecord] = []
         self.invocations: list[Invocation] = []
@@ -120,7 +105,7 @@ class LambdaFunction:
         self._workers: list[Worker] = []
         self._busy = 0
         self._pending = 0
-        self._cond = threading.Condition()
+        self._cond = threading.Lock()
         self._closed = threading.Event()
         self._worker_count = 0
 
@@ -190,7 +175,6 @@ class LambdaFunction:
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_EC2_METADATA_DISABLED": "true",
             "_HANDLER": self.handler,
-            "OFFLINE_LAMBDA_CLOCK_SPEED": repr(self.clock.speed),
             "OFFLINE_LAMBDA_SYS_PATH": os.pathsep.join(self.sys_path),
         }
         base.update(self.env)
@@ -243,16 +227,13 @@ class LambdaFunction:
         with self._cond:
             return self._pending > 0
 
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait (real seconds) until nothing runs or waits; True if idle."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while self._pending > 0:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._cond.wait(left if left is not None else 0.5)
-        return True
+    def wait_idle(self, timeout: float = HANG_GUARD_SECONDS) -> bool:
+        """Wait until nothing runs or waits, modelled time moving on meanwhile; True if idle.
+
+        ``timeout`` is a real-seconds guard against a hung world (at least ``HANG_GUARD_SECONDS``), never
+        an outcome: every invocation ends within its modelled timeout and retries.
+        """
+        return self.clock.wait_for(lambda: self._pending == 0, None, hang_guard=max(timeout, HANG_GUARD_SECONDS))
 
     @property
     def cold_starts(self) -> int:
@@ -266,20 +247,20 @@ class LambdaFunction:
         with self._cond:
             self._pending += 1
         try:
-            return self._attempt(event, source, 1)
+            with self.clock.driving():
+                return self._attempt(event, source, 1)
         finally:
             with self._cond:
                 self._pending -= 1
-                self._cond.notify_all()
+            self.clock.notify()
 
     def invoke_async(self, event: dict[str, Any], source: str = "async", retries: bool = True) -> Invocation:
         """Invoke with the Event invocation type: queued, retried on error (60 s, then 120 s later)."""
-        invocation = Invocation(json.loads(json.dumps(event)), source)
+        invocation = Invocation(json.loads(json.dumps(event)), source, self.clock)
         self.invocations.append(invocation)
         with self._cond:
             self._pending += 1
-        thread = threading.Thread(target=self._run_async, args=(invocation, retries), daemon=True)
-        thread.start()
+        self.clock.spawn(lambda: self._run_async(invocation, retries), name=f"invoke {source}")
         return invocation
 
     def _run_async(self, invocation: Invocation, retries: bool) -> None:
@@ -292,20 +273,23 @@ class LambdaFunction:
                 if record.error is None or not delays:
                     break
                 delay = delays.pop(0)
-                if self._closed.wait(self.clock.real_seconds(delay)):
+                if self.clock.wait_for(self._closed.is_set, delay):
                     break
                 attempt += 1
         finally:
             invocation._done.set()
             with self._cond:
                 self._pending -= 1
-                self._cond.notify_all()
+            self.clock.notify()
 
     def _acquire(self) -> tuple[Worker, bool]:
+        while True:  # at most max_concurrency environments run; a waiting invocation lets time move
+            self.clock.wait_for(lambda: bool(self._idle) or self._busy < self.max_concurrency)
+            with self._cond:
+                if self._idle or self._busy < self.max_concurrency:
+                    self._busy += 1
+                    break
         with self._cond:
-            while not self._idle and self._busy >= self.max_concurrency:
-                self._cond.wait(0.5)
-            self._busy += 1
             while self._idle:
                 worker = self._idle.pop()
                 if worker.alive():
@@ -313,12 +297,21 @@ class LambdaFunction:
             self._worker_count += 1
             number = self._worker_count
         try:
-            worker = Worker(self, number)
+            worker = Worker(
+                python=self.python,
+                code_dir=self.code_dir,
+                env=self.worker_environment(f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"),
+                clock=self.clock,
+                version=self.version,
+                number=number,
+                log=self.log,
+                orphan_lines=self.orphan_lines,
+            )
             worker.wait_ready(self.init_timeout_real)
         except BaseException:
             with self._cond:
                 self._busy -= 1
-                self._cond.notify_all()
+            self.clock.notify()
             raise
         with self._cond:
             self._workers.append(worker)
@@ -330,7 +323,7 @@ class LambdaFunction:
             keep = reuse and worker.alive() and worker.version == self.version and not self._closed.is_set()
             if keep:
                 self._idle.append(worker)
-            self._cond.notify_all()
+        self.clock.notify()
         if not keep:
             worker.stop()
 
@@ -351,7 +344,8 @@ class LambdaFunction:
         deadline = record.start_modelled + self.timeout_seconds
         reuse = True
         try:
-            message = worker.run(record, deadline)
+            context = self.context_fields(record.request_id, deadline, worker.log_stream)
+            message = worker.run(record, context, deadline)
         except Exception as exc:  # noqa: BLE001 - a broken worker must not hang the caller
             message = {"error": {"errorType": "Runtime.Unknown", "errorMessage": repr(exc)}}
             reuse = False
@@ -408,6 +402,7 @@ class LambdaFunction:
     def close(self) -> None:
         """Stop every worker and cancel pending retries."""
         self._closed.set()
+        self.clock.notify()
         with self._cond:
             workers = list(self._workers)
             self._idle.clear()

@@ -7,9 +7,10 @@ import threading
 import time
 from typing import Any, TextIO
 
-from cloudhsm_offline.cfn.eventbridge import ApiCall, Firing, RuleState
-from cloudhsm_offline.cfn.lambda_runtime import InvocationRecord
+from cloudhsm_offline.cfn.gateway import ApiCall
+from cloudhsm_offline.cfn.lambda_worker import InvocationRecord
 from cloudhsm_offline.cfn.response_server import ReceivedResponse
+from cloudhsm_offline.cfn.scheduler import Firing, RuleState
 from cloudhsm_offline.cfn.simulator import Outcome
 from cloudhsm_offline.cfn.stack import OutputValue
 from cloudhsm_offline.cfn.world import OfflineWorld

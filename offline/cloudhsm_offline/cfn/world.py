@@ -20,7 +20,7 @@ from cloudhsm_offline.cfn.lambda_runtime import (
 )
 from cloudhsm_offline.cfn.response_server import ResponseServer
 from cloudhsm_offline.cfn.simulator import CloudFormationSimulator
-from cloudhsm_offline.clock import SimClock
+from cloudhsm_offline.clock import VirtualClock
 from cloudhsm_offline.emulator import CloudHsmEmulator, Seed, load_seed
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -80,8 +80,7 @@ class OfflineWorld:
     def __init__(
         self,
         *,
-        speed: float = 60.0,
-        clock: SimClock | None = None,
+        clock: VirtualClock | None = None,
         code_dir: str | os.PathLike[str] | None = None,
         handler: str = DEFAULT_HANDLER,
         layer_packages: Iterable[str] | None = None,
@@ -100,10 +99,9 @@ class OfflineWorld:
         duplicate_delivery: bool = False,
         max_concurrency: int = 10,
         async_retry_delays: Iterable[float] = ASYNC_RETRY_DELAYS,
-        fast_forward_idle: bool = True,
         provider_id: str | None = None,
     ) -> None:
-        self.clock = clock or SimClock(speed)
+        self.clock = clock or VirtualClock()
         # The seed is read first: a bad seed fails here, before anything starts, and names the region.
         self._seed: Seed | None = None if seed is None else _as_seed(seed)
         settings = self._seed.settings if self._seed is not None else {}
@@ -153,7 +151,6 @@ class OfflineWorld:
             region=region,
             account=account,
             duplicate_delivery=duplicate_delivery,
-            fast_forward_idle=fast_forward_idle,
         )
         self.provider_id = provider_id or self.simulator.stack_id.rsplit("-", 1)[-1]
         """As deployed: the last 12 hex digits of the stack's GUID (PROVIDER_ID_ENV; templates and CDK)."""
