@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("template", nargs="?", help="CloudFormation template, YAML or JSON (default: the demo template)")
     run.add_argument("--param", action="append", metavar="K=V", help="template parameter (repeatable)")
     run.add_argument("--update", action="append", metavar="K=V", help="then update with these parameters")
+    run.add_argument(
+        "--update-template",
+        action="append",
+        metavar="FILE",
+        help="then update to this edited template (repeatable: one Update each, in order; with --update's values)",
+    )
     run.add_argument("--delete", action="store_true", help="then delete the stack")
     run.add_argument("--seed", help="emulator seed file, YAML or JSON (default: the demo seed; schema in README)")
     run.add_argument("--region", type=inputs.region, help="region of the stack and emulator (default: the seed's)")
@@ -137,7 +143,6 @@ def _dispatch(arguments: list[str]) -> int:
 
 
 def _run_template(args: argparse.Namespace) -> int:
-    from cloudhsm_offline.cfn.template import TemplateError, resolve_parameters  # noqa: PLC0415 - [offline] extra
     from cloudhsm_offline.demo import DEMO_TEMPLATE, RunOptions, parse_pairs, run_stack  # noqa: PLC0415
     from cloudhsm_offline.emulator import DEMO_SEED  # noqa: PLC0415
 
@@ -145,19 +150,23 @@ def _run_template(args: argparse.Namespace) -> int:
         parameters, update = parse_pairs(args.param), parse_pairs(args.update)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    template_path = args.template or str(DEMO_TEMPLATE)
-    template = inputs.check_template(template_path)
+    if args.layer:
+        inputs.check_layers(args.layer)
     seed = args.seed or str(DEMO_SEED)
     inputs.check_seed(seed)
-    try:
-        resolve_parameters(template, parameters)
-        resolve_parameters(template, {**parameters, **update})
-    except (ValueError, TemplateError) as exc:
-        raise InputError(str(exc)) from None
+    template_path = args.template or str(DEMO_TEMPLATE)
+    update_templates = list(args.update_template or [])
+    template = inputs.check_template(template_path, [parameters])
+    if not update_templates and update:
+        inputs.check_template(template_path, [{**parameters, **update}])
+    for path in update_templates:  # each carries the parameters its template declares
+        inputs.check_updated_template(path, template, parameters, update)
+        template = inputs.check_template(path, [])
     options = RunOptions(
         template=template_path,
         parameters=parameters,
         update=update,
+        update_templates=update_templates,
         delete=args.delete,
         seed=seed,
         code_dir=args.code,

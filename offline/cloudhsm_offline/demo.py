@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import TextIO
 
 from cloudhsm_offline.cfn.lambda_runtime import DEFAULT_HANDLER
-from cloudhsm_offline.cfn.stack import StackRun, StackRunner, TemplateError
+from cloudhsm_offline.cfn.stack import StackRun, StackRunner
 from cloudhsm_offline.cfn.timeline import Timeline
 from cloudhsm_offline.cfn.world import OfflineWorld
 from cloudhsm_offline.emulator import DEMO_SEED
-from cloudhsm_offline.report import build_report
+from cloudhsm_offline.report import build_report, interrupted_report
 
 DEMO_TEMPLATE = Path(__file__).with_name("cfn") / "demo_template.yaml"
 
@@ -27,6 +27,8 @@ class RunOptions:
     template: str | Path = DEMO_TEMPLATE
     parameters: dict[str, str] = field(default_factory=dict)
     update: dict[str, str] = field(default_factory=dict)
+    update_templates: Sequence[str] = ()
+    """Each one an Update applying that (edited) template, in order, with ``parameters`` + ``update``."""
     delete: bool = False
     seed: str | Path | None = DEMO_SEED
     code_dir: str | None = None
@@ -40,16 +42,17 @@ class RunOptions:
 
 
 def run_stack(options: RunOptions, out: TextIO | None = None, json_out: TextIO | None = None) -> int:
-    """Create (then optionally Update and Delete) a template's custom resources.
+    """Create (then optionally Update, any number of times, and Delete) a template's custom resources.
 
     0 if every operation succeeded with no protocol violation, 1 otherwise (a stack that FAILED or
-    rolled back, a broken protocol), 2 when the template cannot be run. The timeline goes to ``out``;
-    with ``json_out`` a JSON report (``cloudhsm_offline.report``) is written there at the end.
+    rolled back, a broken protocol), 2 when the function cannot even be imported (checked before any
+    server starts). The timeline goes to ``out``; with ``json_out`` a JSON report
+    (``cloudhsm_offline.report``) is written there at the end, or ``{"interrupted": ...}`` when a
+    signal stops the run.
     """
     out = out or sys.stdout
-    failures: list[str] = []
     steps: list[tuple[str, StackRun | None]] = []
-    with OfflineWorld(
+    world = OfflineWorld(
         seed=options.seed,
         restore_seconds=options.restore_seconds,
         code_dir=options.code_dir,
@@ -58,43 +61,67 @@ def run_stack(options: RunOptions, out: TextIO | None = None, json_out: TextIO |
         lambda_timeout=options.lambda_timeout,
         region=options.region,
         account=options.account,
-    ) as world:
-        timeline = Timeline(world, out)
-        _describe_world(world, options, timeline)
-        try:
-            runner = StackRunner(world.simulator, options.template, options.parameters)
-            names = runner.custom_resources()
-        except TemplateError as exc:
-            print(f"cloudhsm-offline: error: template: {exc}", file=sys.stderr)
-            if json_out is not None:  # a pipeline still gets its one document
-                json.dump(build_report(world, steps, [f"template: {exc}"]), json_out, indent=2)
-                json_out.write("\n")
+    )
+    try:
+        init_error = world.function.check_init()
+        if init_error is not None:
+            message = f"--handler {options.handler}: {init_error['errorType']}: {init_error['errorMessage']}"
+            print(f"cloudhsm-offline: error: {' '.join(message.split())}", file=sys.stderr)
             return 2
-        timeline.heading(f"Create stack {world.simulator.stack_name} ({', '.join(names)})")
-        created = runner.create()
-        steps.append(("create", created))
-        timeline.outputs(created.outputs, f"Outputs after Create ({created.status})")
-        if created.ok and options.update:
-            changes = ", ".join(f"{k}={v}" for k, v in options.update.items())
-            timeline.heading(f"Update stack: {changes}")
-            updated = runner.update(options.update)
-            steps.append(("update", updated))
-            timeline.outputs(updated.outputs, f"Outputs after Update ({updated.status})")
-        if options.delete and runner.applied:
-            timeline.heading("Delete stack")
-            steps.append(("delete", runner.delete()))
-        timeline.close()
-        timeline.backups()
-        failures.extend(_failures(steps))
-        failures.extend(str(v) for v in world.verify())
-        _summary(world, timeline, failures)
-        if options.show_logs:
-            timeline.heading("Function logs")
-            timeline.plain(_redacted_logs(world))
-        if json_out is not None:
-            json.dump(build_report(world, steps, failures), json_out, indent=2)
+        world.start()
+        status = _run(world, options, steps, out, json_out)
+    except KeyboardInterrupt as exc:
+        if json_out is not None:  # a pipeline still gets one valid document
+            json.dump(interrupted_report(world, steps, str(exc) or "SIGINT"), json_out, indent=2)
             json_out.write("\n")
             json_out.flush()
+        raise
+    finally:
+        world.stop()
+    return status
+
+
+def _run(
+    world: OfflineWorld,
+    options: RunOptions,
+    steps: list[tuple[str, StackRun | None]],
+    out: TextIO,
+    json_out: TextIO | None,
+) -> int:
+    failures: list[str] = []
+    timeline = Timeline(world, out)
+    _describe_world(world, options, timeline)
+    runner = StackRunner(world.simulator, options.template, options.parameters)
+    names = runner.custom_resources()
+    timeline.heading(f"Create stack {world.simulator.stack_name} ({', '.join(names)})")
+    created = runner.create()
+    steps.append(("create", created))
+    timeline.outputs(created.outputs, f"Outputs after Create ({created.status})")
+    updates: list[str | None] = list(options.update_templates) or ([None] if options.update else [])
+    for number, template in enumerate(updates, start=1):
+        if not created.ok or (number > 1 and steps[-1][1] is not None and not steps[-1][1].ok):
+            break
+        changes = ", ".join(f"{k}={v}" for k, v in options.update.items())
+        what = " and ".join(x for x in (f"template {template}" if template else "", changes) if x)
+        timeline.heading(f"Update stack: {what}")
+        updated = runner.update(options.update, template)
+        steps.append(("update", updated))
+        timeline.outputs(updated.outputs, f"Outputs after Update ({updated.status})")
+    if options.delete and runner.applied:
+        timeline.heading("Delete stack")
+        steps.append(("delete", runner.delete()))
+    timeline.close()
+    timeline.backups()
+    failures.extend(_failures(steps))
+    failures.extend(str(v) for v in world.verify())
+    _summary(world, timeline, failures)
+    if options.show_logs:
+        timeline.heading("Function logs")
+        timeline.plain(_redacted_logs(world))
+    if json_out is not None:
+        json.dump(build_report(world, steps, failures), json_out, indent=2)
+        json_out.write("\n")
+        json_out.flush()
     return 1 if failures else 0
 
 

@@ -242,13 +242,20 @@ def main() -> None:
     init_error: dict[str, Any] | None = None
     started = _REAL_MONOTONIC()
     try:  # the Init phase: import the handler module once per execution environment
-        handler = getattr(importlib.import_module(module_name), function_name)
+        module = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - any import failure is an init error, as in Lambda
         traceback.print_exc()
         init_error = {
             "errorType": "Runtime.ImportModuleError" if isinstance(exc, ImportError) else type(exc).__name__,
             "errorMessage": f"Unable to import module '{module_name}': {exc}",
         }
+    else:
+        handler = getattr(module, function_name, None)
+        if not callable(handler):
+            init_error = {
+                "errorType": "Runtime.HandlerNotFound",
+                "errorMessage": f"Handler '{function_name}' missing on module '{module_name}'",
+            }
     _end_marker("init")
     _emit({"ready": True, "init_seconds": _REAL_MONOTONIC() - started, "init_error": init_error})
     requests: queue.Queue[dict[str, Any] | None] = queue.Queue()

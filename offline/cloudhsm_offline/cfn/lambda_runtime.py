@@ -97,7 +97,11 @@ class LambdaFunction:
         self._extra_sys_path = [str(Path(p).resolve()) for p in extra_sys_path]
         self._runtime_packages = None if runtime_packages is None else tuple(runtime_packages)
         self.layer_packages = tuple(layer_packages)
-        self.sys_path = self._sys_path()
+        try:
+            self.sys_path = self._sys_path()
+        except BaseException:
+            self._tmp.cleanup()
+            raise
         self.version = 1
         """Bumped by ``update``: workers of an older version are not reused (a new execution environment)."""
         self._listeners: list[Listener] = []
@@ -113,7 +117,7 @@ class LambdaFunction:
         paths = list(self._extra_sys_path)
         if self.layer_packages:
             layer = Path(self._tmp.name) / f"layer-{'-'.join(self.layer_packages)}"
-            paths.append(str(runtime_dir_for(self.layer_packages, layer)))
+            paths.append(str(runtime_dir_for(self.layer_packages, layer, required=True)))
         if self._runtime_packages is not None:
             paths.append(str(runtime_dir_for(self._runtime_packages, Path(self._tmp.name) / "runtime")))
         else:
@@ -146,6 +150,32 @@ class LambdaFunction:
             retired, self._idle = self._idle, []
         for worker in retired:
             worker.stop()
+
+    def check_init(self) -> dict[str, Any] | None:
+        """Run one Init phase alone (import the handler, as a cold start does); its error, if any.
+
+        What ``run-template`` uses to refuse a ``--handler``/``--code``/``--layer`` that cannot be
+        imported before the world starts.
+        """
+        with self.clock.driving():
+            worker = self._new_worker(0)
+            try:
+                worker.wait_ready(self.init_timeout_real)
+                return worker.init_error
+            finally:
+                worker.stop()
+
+    def _new_worker(self, number: int) -> Worker:
+        return Worker(
+            python=self.python,
+            code_dir=self.code_dir,
+            env=self.worker_environment(f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"),
+            clock=self.clock,
+            version=self.version,
+            number=number,
+            log=self.log,
+            orphan_lines=self.orphan_lines,
+        )
 
     # -- configuration seen by the worker ---------------------------------------------------------
 
@@ -297,16 +327,7 @@ class LambdaFunction:
             self._worker_count += 1
             number = self._worker_count
         try:
-            worker = Worker(
-                python=self.python,
-                code_dir=self.code_dir,
-                env=self.worker_environment(f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"),
-                clock=self.clock,
-                version=self.version,
-                number=number,
-                log=self.log,
-                orphan_lines=self.orphan_lines,
-            )
+            worker = self._new_worker(number)
             worker.wait_ready(self.init_timeout_real)
         except BaseException:
             with self._cond:

@@ -97,12 +97,17 @@ class Invocation:
         return self.attempts[-1] if self.attempts else None
 
 
-def runtime_dir_for(packages: Iterable[str], into: Path) -> Path:
-    """Make ``into`` a directory of symlinks to the installed top-level ``packages`` (a runtime layer)."""
+def runtime_dir_for(packages: Iterable[str], into: Path, required: bool = False) -> Path:
+    """Make ``into`` a directory of symlinks to the installed top-level ``packages`` (a runtime layer).
+
+    ``required``: a package that is not installed is a ValueError (a layer) instead of left out (the runtime).
+    """
     into.mkdir(parents=True, exist_ok=True)
     for name in packages:
-        spec = importlib.util.find_spec(name)
+        spec = importlib.util.find_spec(name) if name.isidentifier() else None
         if spec is None or spec.origin is None:
+            if required:
+                raise ValueError(f"layer {name}: no installed package {name!r} to expose")
             continue
         origin = Path(spec.origin)
         source = origin.parent if origin.name == "__init__.py" else origin
