@@ -9,14 +9,16 @@ Lambda workers and servers and removing their temporary folders.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from cloudhsm_offline import __version__, inputs
+from cloudhsm_offline import JSON_WRITTEN_NOTE, __version__, inputs
 from cloudhsm_offline.inputs import InputError
 
 PROG = "cloudhsm-offline"
@@ -99,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous_unraisable = sys.unraisablehook
     if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
         _stop_on_signals()
     try:
@@ -121,12 +124,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
         name = signal.Signals(signum).name
+        if _wants_json(arguments) and JSON_WRITTEN_NOTE not in getattr(exc, "__notes__", ()):
+            print(json.dumps({"ok": False, "interrupted": name, "failures": [f"interrupted by {name}"]}), flush=True)
         print(f"{PROG}: stopped by {name}: workers and servers stopped, temporary folders removed", file=sys.stderr)
         return 128 + signum
     finally:
         if threading.current_thread() is threading.main_thread():
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            sys.unraisablehook = previous_unraisable
+
+
+def _wants_json(arguments: Sequence[str]) -> bool:
+    return arguments[:1] == ["run-template"] and any(
+        a == "--output=json" or (a == "--output" and n == "json")
+        for a, n in zip(arguments, [*arguments[1:], ""], strict=True)
+    )
 
 
 def _dispatch(arguments: list[str]) -> int:
@@ -194,13 +207,28 @@ def _guard_start(run: Callable[[], int]) -> int:
 
 
 def _stop_on_signals() -> None:
-    """SIGINT and SIGTERM raise ``Stopped`` in the main thread once; later ones are ignored while unwinding."""
+    """SIGINT and SIGTERM raise ``Stopped`` in the main thread once; later ones are ignored while unwinding.
+
+    Python cannot raise out of a ``__del__`` or another finalizer the main thread happens to run when a
+    signal comes: it reports the exception as unraisable and carries on. Such a ``Stopped`` is delivered
+    again, so the run still stops instead of waiting on with its signals ignored.
+    """
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Stopped(signum)
 
+    previous_hook = sys.unraisablehook
+
+    def _unraisable(info: Any) -> None:
+        if isinstance(info.exc_value, Stopped):
+            signal.signal(info.exc_value.signum, _stop)
+            os.kill(os.getpid(), info.exc_value.signum)
+            return
+        previous_hook(info)
+
+    sys.unraisablehook = _unraisable
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from cloudhsm_offline import JSON_WRITTEN_NOTE
 from cloudhsm_offline.cfn.lambda_runtime import DEFAULT_HANDLER
 from cloudhsm_offline.cfn.stack import StackRun, StackRunner
 from cloudhsm_offline.cfn.timeline import Timeline
@@ -52,6 +53,7 @@ def run_stack(options: RunOptions, out: TextIO | None = None, json_out: TextIO |
     """
     out = out or sys.stdout
     steps: list[tuple[str, StackRun | None]] = []
+    print("Starting the offline world: importing the function once, then the servers ...", file=out, flush=True)
     world = OfflineWorld(
         seed=options.seed,
         restore_seconds=options.restore_seconds,
@@ -71,10 +73,11 @@ def run_stack(options: RunOptions, out: TextIO | None = None, json_out: TextIO |
         world.start()
         status = _run(world, options, steps, out, json_out)
     except KeyboardInterrupt as exc:
-        if json_out is not None:  # a pipeline still gets one valid document
+        if json_out is not None:  # a pipeline still gets one valid document, saying how far it got
             json.dump(interrupted_report(world, steps, str(exc) or "SIGINT"), json_out, indent=2)
             json_out.write("\n")
             json_out.flush()
+            exc.add_note(JSON_WRITTEN_NOTE)
         raise
     finally:
         world.stop()

@@ -277,46 +277,73 @@ def _live_processes_mentioning(marker: str) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize(
-    ("signum", "whole_group"),
-    [(signal.SIGTERM, False), (signal.SIGINT, True)],  # kill <pid>; Ctrl-C (the terminal signals the whole group)
-)
-def test_a_signal_stops_the_workers_and_removes_the_temporary_folders(
-    signum: int, whole_group: bool, tmp_path: Path
+BLOCKING = """
+Resources:
+  Held:
+    Type: Custom::Fixture
+    Properties: {ServiceToken: !ImportValue provider-ServiceToken, Mode: block}
+"""
+SIGNAL_INSTANTS = [
+    # (line the run prints first, signal, whole process group as Ctrl-C does, --output json)
+    ("Starting the offline world", signal.SIGTERM, False, False),  # start-up: the Init check, then the servers
+    ("Starting the offline world", signal.SIGINT, True, True),
+    ("Offline world", signal.SIGINT, False, False),  # the servers run, nothing invoked yet
+    ("CFN>", signal.SIGTERM, False, True),  # the Create event is on its way
+    ("λ>", signal.SIGINT, True, False),  # a Lambda worker holds the Create (the fixture blocks)
+    ("λ>", signal.SIGTERM, False, True),
+]
+
+
+@pytest.mark.parametrize(("marker", "signum", "whole_group", "as_json"), SIGNAL_INSTANTS)
+def test_a_signal_at_any_instant_exits_128_plus_n_and_leaves_nothing_behind(
+    marker: str, signum: int, whole_group: bool, as_json: bool, tmp_path: Path
 ) -> None:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
+    template = tmp_path / "blocking.yaml"
+    template.write_text(BLOCKING, encoding="utf-8")
     env = {**os.environ, "TMPDIR": str(scratch), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "cloudhsm_offline", "run-template", "--param", "BackupId=backup-demo2restore"]
-    command += ["--speed", "1", "--restore-seconds", "600"]
+    command = [sys.executable, "-m", "cloudhsm_offline", "run-template", str(template)]
+    command += ["--code", str(FIXTURE_HANDLERS), "--handler", "fixture_handlers.handler"]
+    command += ["--output", "json"] if as_json else []
     proc = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=whole_group
     )
+    timeline = proc.stderr if as_json else proc.stdout
+    assert timeline is not None
     lines: queue.Queue[str] = queue.Queue()
-    assert proc.stdout is not None
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)  # type: ignore[union-attr]
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in timeline], daemon=True)
     reader.start()
     try:
-        seen = ""
-        while "λ>" not in seen:  # a Lambda worker is running the Create (it waits for a 600 s restore)
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            seen = lines.get(timeout=120)
-        assert _live_processes_mentioning(str(scratch)), "the worker should be running under TMPDIR"
+        while not any(marker in line for line in seen):  # a marker line, never a sleep: no CPU-speed guess
+            assert proc.poll() is None, "".join(seen)
+            seen.append(lines.get(timeout=300))
         if whole_group:
             os.killpg(proc.pid, signum)
         else:
             proc.send_signal(signum)
-        _out, err = proc.communicate(timeout=60)
+        proc.wait(timeout=120)
+        reader.join(timeout=10)
+        while not lines.empty():
+            seen.append(lines.get())
+        other = proc.stdout if as_json else proc.stderr
+        assert other is not None
+        rest = other.read()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    name = signal.Signals(signum).name
+    message = f"cloudhsm-offline: stopped by {name}: workers and servers stopped, temporary folders removed"
     assert proc.returncode == 128 + signum
-    assert "Traceback" not in err
-    assert err.strip().splitlines() == [
-        f"cloudhsm-offline: stopped by {signal.Signals(signum).name}: workers and servers stopped, "
-        "temporary folders removed"
-    ]
+    if as_json:
+        document = json.loads(rest)
+        assert (document["ok"], document["interrupted"]) == (False, name)
+        assert seen[-1].strip() == message
+    else:
+        assert rest.strip().splitlines() == [message]
+    assert not any("Traceback" in line for line in seen)
     assert sorted(p.name for p in scratch.iterdir()) == []
     assert _live_processes_mentioning(str(scratch)) == []
 

@@ -298,7 +298,12 @@ class LambdaFunction:
         try:
             attempt = 1
             while not self._closed.is_set():
-                record = self._attempt(invocation.event, invocation.source, attempt)
+                try:
+                    record = self._attempt(invocation.event, invocation.source, attempt)
+                except Exception:
+                    if self._closed.is_set():
+                        break  # the function is closing (the world stops): the invocation ends with it
+                    raise
                 invocation.attempts.append(record)
                 if record.error is None or not delays:
                     break
@@ -328,15 +333,22 @@ class LambdaFunction:
             number = self._worker_count
         try:
             worker = self._new_worker(number)
+            with self._cond:  # known at once: close() stops it even while it starts
+                self._workers.append(worker)
+                closed = self._closed.is_set()
+            if closed:
+                worker.stop()
+                self._refuse_closed()
             worker.wait_ready(self.init_timeout_real)
         except BaseException:
             with self._cond:
                 self._busy -= 1
             self.clock.notify()
             raise
-        with self._cond:
-            self._workers.append(worker)
         return worker, True
+
+    def _refuse_closed(self) -> None:
+        raise RuntimeError(f"{self.function_name} is closed")
 
     def _release(self, worker: Worker, reuse: bool) -> None:
         with self._cond:

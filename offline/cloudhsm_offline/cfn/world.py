@@ -110,54 +110,58 @@ class OfflineWorld:
         if code_dir is not None and not Path(code_dir).is_dir():
             raise ValueError(f"code directory {code_dir} does not exist (pass code_dir / --code)")
         self._scratch = tempfile.TemporaryDirectory(prefix="offline-world-")
-        try:
+        try:  # a failure (or a signal) half-way through leaves no temporary folder behind
             if code_dir is None:
                 self.code_dir, default_layers = _default_code(Path(self._scratch.name))
             else:
                 self.code_dir, default_layers = Path(code_dir), ()
+            if layer_packages is None:
+                layer_packages = default_layers
+            region, account = self.region, self.account
+            self._emulator_arg = emulator
+            self._restore_seconds = restore_seconds
+            self._owns_emulator = emulator is None
+            self.emulator: Any = None
+            self.responses = ResponseServer(self.clock, region)
+            self.function = LambdaFunction(
+                self.code_dir,
+                handler=handler,
+                env=env,
+                timeout_seconds=lambda_timeout,
+                memory_mb=memory_mb,
+                function_name=function_name,
+                clock=self.clock,
+                extra_sys_path=extra_sys_path,
+                region=region,
+                account=account,
+                max_concurrency=max_concurrency,
+                async_retry_delays=async_retry_delays,
+                layer_packages=layer_packages,
+            )
+            self.eventbridge = EventBridge(self.function, self.clock) if eventbridge else None
+            self.simulator = CloudFormationSimulator(
+                self.function,
+                self.responses,
+                self.clock,
+                eventbridge=self.eventbridge,
+                stack_name=stack_name,
+                region=region,
+                account=account,
+                duplicate_delivery=duplicate_delivery,
+            )
+            self.provider_id = provider_id or self.simulator.stack_id.rsplit("-", 1)[-1]
+            """As deployed: the last 12 hex digits of the stack's GUID (PROVIDER_ID_ENV; templates and CDK)."""
+            self.function.env.setdefault(PROVIDER_ID_ENV, self.provider_id)
+            self.extra_functions: list[LambdaFunction] = []
+            """Other providers deployed into this account (cloudhsm_offline.cfn.providers.add_provider)."""
+            self._started = False
         except BaseException:
+            if hasattr(self, "function"):
+                self.function.close()
+            if hasattr(self, "responses"):
+                self.responses.stop()
             self._scratch.cleanup()
             raise
-        if layer_packages is None:
-            layer_packages = default_layers
-        region, account = self.region, self.account
-        self._emulator_arg = emulator
-        self._restore_seconds = restore_seconds
-        self._owns_emulator = emulator is None
-        self.emulator: Any = None
-        self.responses = ResponseServer(self.clock, region)
-        self.function = LambdaFunction(
-            self.code_dir,
-            handler=handler,
-            env=env,
-            timeout_seconds=lambda_timeout,
-            memory_mb=memory_mb,
-            function_name=function_name,
-            clock=self.clock,
-            extra_sys_path=extra_sys_path,
-            region=region,
-            account=account,
-            max_concurrency=max_concurrency,
-            async_retry_delays=async_retry_delays,
-            layer_packages=layer_packages,
-        )
-        self.eventbridge = EventBridge(self.function, self.clock) if eventbridge else None
-        self.simulator = CloudFormationSimulator(
-            self.function,
-            self.responses,
-            self.clock,
-            eventbridge=self.eventbridge,
-            stack_name=stack_name,
-            region=region,
-            account=account,
-            duplicate_delivery=duplicate_delivery,
-        )
-        self.provider_id = provider_id or self.simulator.stack_id.rsplit("-", 1)[-1]
-        """As deployed: the last 12 hex digits of the stack's GUID (PROVIDER_ID_ENV; templates and CDK)."""
-        self.function.env.setdefault(PROVIDER_ID_ENV, self.provider_id)
-        self.extra_functions: list[LambdaFunction] = []
-        """Other providers deployed into this account (cloudhsm_offline.cfn.providers.add_provider)."""
-        self._started = False
 
     def start(self) -> OfflineWorld:
         """Start every server and point the function's environment at them."""
