@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,9 +148,8 @@ def run_demo(code_dir: str | None = None, out: TextIO | None = None, speed: floa
         delete=True,
         code_dir=code_dir,
     )
-    started = time.monotonic()
     status = run_stack(options, out)
-    print(f"\nDemo {'passed' if status == 0 else 'FAILED'} in {time.monotonic() - started:.1f} s real.", file=out)
+    print(f"\nDemo {'passed' if status == 0 else 'FAILED'}.", file=out)
     return status
 
 
@@ -165,7 +163,12 @@ def _describe_world(world: OfflineWorld, options: RunOptions, timeline: Timeline
         timeline.plain(f"  events/λ API {world.eventbridge.url} (moto behind a checking gateway)")
     timeline.plain(f"  ResponseURL  {world.responses.url} (HTTPS, offline CA)")
     timeline.plain("  clock        virtual: it moves only while every part waits, so compute takes no modelled time")
-    timeline.plain("  columns      modelled elapsed, real elapsed, source, what happened")
+    timeline.plain("  columns      modelled seconds since the start, marker, what happened")
+    timeline.plain(
+        "  markers      CFN> CloudFormation sends an event   <CFN a response reaches the ResponseURL\n"
+        "               CFN= CloudFormation decides the operation   λ> the function is invoked   λ< it returns\n"
+        "               λ! it fails   HSM a CloudHSM API call   EB an EventBridge/Lambda API call or a rule firing"
+    )
 
 
 def _layers(world: OfflineWorld) -> str:
@@ -190,9 +193,7 @@ def _failures(steps: Sequence[tuple[str, StackRun | None]]) -> list[str]:
 def _summary(world: OfflineWorld, timeline: Timeline, failures: list[str]) -> None:
     timeline.heading("Summary")
     function = world.function
-    cold = [r.init_seconds for r in function.records if r.cold and r.init_seconds is not None]
-    cold_text = f", cold start init {sum(cold) / len(cold) * 1000:.0f} ms real" if cold else ""
-    timeline.plain(f"  invocations  {len(function.records)} ({function.cold_starts} cold{cold_text})")
+    timeline.plain(f"  invocations  {len(function.records)} ({function.cold_starts} cold)")
     if world.emulator is not None:
         counts: dict[str, int] = {}
         for call in world.emulator.calls:
