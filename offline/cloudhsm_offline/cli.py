@@ -16,10 +16,10 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any
 
 from cloudhsm_offline import JSON_WRITTEN_NOTE, __version__, inputs
-from cloudhsm_offline.inputs import InputError
+from cloudhsm_offline.inputs import InputError, OneLineParser
 
 PROG = "cloudhsm-offline"
 EXIT_FAILED, EXIT_USAGE = 1, 2
@@ -33,14 +33,6 @@ class Stopped(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr (no usage block), exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        """Print ``<prog>: error: <message>`` and exit 2."""
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,13 +7,21 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 """Region names: us-east-1, eu-west-2, ap-southeast-5, us-gov-west-1, cn-north-1."""
 ACCOUNT = re.compile(r"^\d{12}$")
 LAMBDA_TIMEOUT_RANGE = (1.0, 900.0)
 """Lambda's function timeout: 1 to 900 seconds (Lambda Developer Guide, "Configure Lambda function timeout")."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (no usage block), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``<prog>: error: <message>`` and exit 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 class InputError(Exception):

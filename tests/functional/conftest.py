@@ -99,7 +99,6 @@ def make_world() -> Iterator[WorldFactory]:
     worlds: list[OfflineWorld] = []
 
     def make(**options: Any) -> OfflineWorld:
-        options.pop("speed", None)  # time is virtual: the handler tests' old speed factors change nothing
         world = OfflineWorld(**options).start()
         worlds.append(world)
         return world

@@ -9,6 +9,7 @@ import urllib.request
 import uuid
 from typing import Any
 
+import boto3
 import pytest
 from cloudhsm_offline.cfn import checks
 from cloudhsm_offline.cfn.response_server import ResponseServer
@@ -293,3 +294,29 @@ def test_secrets_in_logs_are_detected(fixture_world: WorldFactory) -> None:
     world.function.log(record, "stdout", "oops " + event["ResponseURL"])
     assert len(world.leaked_secrets()) == 1
     assert "secret-in-logs" in [v.code for v in world.verify()]
+
+
+def test_the_scheduler_fires_rules_past_the_first_list_rules_page_on_modelled_time(
+    fixture_world: WorldFactory,
+) -> None:
+    world = fixture_world()
+    bridge = world.eventbridge
+    assert bridge is not None
+    events = boto3.client(
+        "events",
+        region_name=world.region,
+        endpoint_url=bridge.url,
+        aws_access_key_id="x",
+        aws_secret_access_key="y",
+    )
+    for number in range(60):  # ListRules answers 50 per page
+        events.put_rule(Name=f"cloudhsm-poll-x-r{number}", ScheduleExpression="rate(1 minute)")
+    started = world.clock.now()
+
+    # The rules stay (nothing deletes them): waiting on them lets 90 modelled seconds pass, one firing each.
+    assert not bridge.wait_quiet(within=90)
+
+    assert world.clock.now() - started == 90
+    assert [rule.name for rule in bridge.rules.values() if rule.removed is not None] == []
+    assert sorted(f.rule for f in bridge.firings) == sorted(f"cloudhsm-poll-x-r{n}" for n in range(60))
+    assert {f.modelled - started for f in bridge.firings} == {60.0}
