@@ -22,7 +22,7 @@ NODE_MAJOR := $(shell node -p 'process.versions.node.split(".")[0]' 2>/dev/null)
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(NODE_MAJOR)
 
-.PHONY: help install lint typecheck test unit loaded-test wheel-test demo bench package dist pr clean
+.PHONY: help install lint typecheck test loaded-test wheel-test unit demo bench package dist pr clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(ROOT)/Makefile | sed -E 's/^([a-z-]+):.*## (.*)/make \1\t\2/' | expand -t 16
