@@ -52,7 +52,6 @@ def run_stack(options: RunOptions, out: TextIO | None = None, json_out: TextIO |
     """
     out = out or sys.stdout
     steps: list[tuple[str, StackRun | None]] = []
-    print("Starting the offline world: importing the function once, then the servers ...", file=out, flush=True)
     world = OfflineWorld(
         seed=options.seed,
         restore_seconds=options.restore_seconds,
@@ -69,6 +68,7 @@ def run_stack(options: RunOptions, out: TextIO | None = None, json_out: TextIO |
             message = f"--handler {options.handler}: {init_error['errorType']}: {init_error['errorMessage']}"
             print(f"cloudhsm-offline: error: {' '.join(message.split())}", file=sys.stderr)
             return 2
+        print("Starting the offline world: the function imports; now the servers ...", file=out, flush=True)
         world.start()
         status = _run(world, options, steps, out, json_out)
     except KeyboardInterrupt as exc:

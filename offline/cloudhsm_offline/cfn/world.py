@@ -45,8 +45,12 @@ STARTUP_SECONDS = 60.0
 """Real seconds a part may take to start; then the world fails instead of hanging (moto's start waits unbounded)."""
 
 
-def bounded_start(start: Callable[[], T], what: str) -> T:
-    """Run ``start`` with a bound of ``STARTUP_SECONDS`` real seconds: a part that never comes up is an error."""
+def bounded_start(start: Callable[[], T], what: str, starting: list[threading.Thread] | None = None) -> T:
+    """Run ``start`` with a bound of ``STARTUP_SECONDS`` real seconds: a part that never comes up is an error.
+
+    The starting thread is added to ``starting``: a stop that comes meanwhile (a signal) waits for it
+    first, so what it starts is stopped too instead of outliving the process's cleanup.
+    """
     outcome: list[T] = []
     failure: list[BaseException] = []
 
@@ -57,6 +61,8 @@ def bounded_start(start: Callable[[], T], what: str) -> T:
             failure.append(exc)
 
     thread = threading.Thread(target=run, name=f"start {what}", daemon=True)
+    if starting is not None:
+        starting.append(thread)
     thread.start()
     thread.join(STARTUP_SECONDS)
     if failure:
@@ -157,6 +163,7 @@ class OfflineWorld:
             self.extra_functions: list[LambdaFunction] = []
             """Other providers deployed into this account (cloudhsm_offline.cfn.providers.add_provider)."""
             self._started = False
+            self._starting: list[threading.Thread] = []
         except BaseException:
             if hasattr(self, "function"):
                 self.function.close()
@@ -189,7 +196,7 @@ class OfflineWorld:
             if self.emulator is not None:
                 endpoints["AWS_ENDPOINT_URL_CLOUDHSM_V2"] = self.emulator.url
             if self.eventbridge is not None:
-                url = bounded_start(self.eventbridge.start, "EventBridge/Lambda (moto)")
+                url = bounded_start(self.eventbridge.start, "EventBridge/Lambda (moto)", self._starting)
                 endpoints.update(  # boto3 names these after the service id: EventBridge, Lambda, CloudWatch Logs, SSM
                     AWS_ENDPOINT_URL_EVENTBRIDGE=url,
                     AWS_ENDPOINT_URL_LAMBDA=url,
@@ -206,6 +213,8 @@ class OfflineWorld:
 
     def stop(self) -> None:
         """Stop everything this world started (an emulator passed in is left running)."""
+        for thread in self._starting:  # a part still coming up (a signal during start): let it finish first
+            thread.join(STARTUP_SECONDS)
         steps: list[Callable[[], object]] = [function.close for function in [self.function, *self.extra_functions]]
         if self.eventbridge is not None:
             steps.append(self.eventbridge.stop)
