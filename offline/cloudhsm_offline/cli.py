@@ -118,7 +118,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = signal.Signals(signum).name
         if _wants_json(arguments) and JSON_WRITTEN_NOTE not in getattr(exc, "__notes__", ()):
             print(json.dumps({"ok": False, "interrupted": name, "failures": [f"interrupted by {name}"]}), flush=True)
-        print(f"{PROG}: stopped by {name}: workers and servers stopped, temporary folders removed", file=sys.stderr)
+        # With --output json the timeline shares stderr and the signal may have cut a line: start a new one.
+        lead = "\n" if _wants_json(arguments) else ""
+        print(
+            f"{lead}{PROG}: stopped by {name}: workers and servers stopped, temporary folders removed", file=sys.stderr
+        )
         return 128 + signum
     finally:
         if threading.current_thread() is threading.main_thread():
