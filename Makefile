@@ -16,6 +16,8 @@ CHECKOV_VENV := $(ROOT)/.venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 AWSCLI_VENV := $(ROOT)/.venv-awscli
 AWSCLI_STAMP := $(AWSCLI_VENV)/.installed
+DEMO_VENV := $(ROOT)/.venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed
 PYTEST_WORKERS ?= auto
 PIP := --quiet --disable-pip-version-check
 
@@ -25,7 +27,7 @@ NODE_MAJOR := $(shell node -p 'process.versions.node.split(".")[0]' 2>/dev/null)
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(NODE_MAJOR)
 
-.PHONY: help install tools lint typecheck test unit demo bench package dist pr clean
+.PHONY: help install tools lint typecheck test loaded-test wheel-test unit demo bench package dist pr clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(ROOT)/Makefile | sed -E 's/^([a-z-]+):.*## (.*)/make \1\t\2/' | expand -t 16
@@ -59,14 +61,31 @@ lint: $(STAMP) ## ruff check and ruff format --check
 typecheck: $(STAMP) ## mypy --strict
 	cd $(ROOT) && $(PY) -m mypy
 
-test: lint typecheck tools ## lint, type-check and run every test
-	cd $(ROOT) && $(PY) -m pytest -n $(PYTEST_WORKERS) -q
+test: lint typecheck tools ## lint, type-check and run every test (the wheel test has its own target)
+	cd $(ROOT) && $(PY) -m pytest -n $(PYTEST_WORKERS) -q --ignore=tests/dist/test_wheel.py
+
+loaded-test: $(STAMP) tools ## the tests with four CPU-bound processes running: outcomes must not change
+	cd $(ROOT) && pids=(); for i in 1 2 3 4; do (while :; do :; done) & pids+=($$!); done; \
+		$(PY) -m pytest -n 4 -q --ignore=tests/dist/test_wheel.py; status=$$?; kill $${pids[@]}; exit $$status
+
+wheel-test: $(STAMP) ## build the wheel, install it in a clean venv and run every entry point (minutes)
+	cd $(ROOT) && $(PY) -m pytest -q tests/dist/test_wheel.py
 
 unit: $(STAMP) ## the unit tests only (no I/O, seconds)
 	cd $(ROOT) && $(PY) -m pytest -q tests/unit
 
-demo: $(STAMP) ## restore a backup end to end in the offline world (emulated CloudHSM + CloudFormation)
-	cd $(ROOT) && $(PY) -m cloudhsm_offline demo
+# The demo needs the project and its [offline] extra only, not the [dev] toolchain: its own small venv,
+# unless `make install` already made the full one.
+$(DEMO_STAMP): $(ROOT)/pyproject.toml
+	@echo "make demo: installing the offline world (boto3, crhelper, moto, cfn-lint, ...) into $(DEMO_VENV), once"
+	test -x $(DEMO_VENV)/bin/python || $(PYTHON) -m venv $(DEMO_VENV)
+	set -o pipefail; cd $(ROOT) && $(DEMO_VENV)/bin/python -m pip install --disable-pip-version-check \
+		-e '.[offline]' | grep --line-buffered -E '^(Collecting|Successfully installed)' | cut -c1-100
+	touch $@
+
+demo: ## restore a backup end to end in the offline world (emulated CloudHSM + CloudFormation)
+	@if [ -f $(STAMP) ]; then python=$(PY); else $(MAKE) --no-print-directory -f $(ROOT)/Makefile $(DEMO_STAMP) \
+		&& python=$(DEMO_VENV)/bin/python; fi; cd $(ROOT) && $$python -m cloudhsm_offline demo
 
 bench: $(STAMP) ## measure latency, API calls, cold start and package size against the baselines
 	cd $(ROOT) && $(PY) -m bench
@@ -94,5 +113,6 @@ pr: test ## everything a reviewer runs (same as make test)
 	@echo "make pr: lint, typecheck and tests passed"
 
 clean: ## remove the virtualenvs, dist/, build/ and caches
-	rm -rf $(VENV) $(PACKAGE_VENV) $(BUILD_VENV) $(CHECKOV_VENV) $(AWSCLI_VENV) $(ROOT)/dist $(ROOT)/build $(ROOT)/cdk.out $(ROOT)/.mypy_cache \
+	rm -rf $(VENV) $(PACKAGE_VENV) $(BUILD_VENV) $(CHECKOV_VENV) $(AWSCLI_VENV) $(DEMO_VENV) $(ROOT)/dist $(ROOT)/build \
+		$(ROOT)/cdk.out $(ROOT)/.mypy_cache \
 		$(ROOT)/.ruff_cache $(ROOT)/.pytest_cache $(ROOT)/.hypothesis

@@ -13,3 +13,6 @@ try:
     """The version pyproject.toml declares, read back from the installed distribution's metadata."""
 except PackageNotFoundError:  # run from a checkout that was never installed
     __version__ = "0+unknown"
+
+JSON_WRITTEN_NOTE = "cloudhsm-offline: the --output json document was written"
+"""The note ``demo.run_stack`` adds to an interrupt once it wrote its JSON document (else the CLI writes one)."""

@@ -9,15 +9,17 @@ Lambda workers and servers and removing their temporary folders.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import NoReturn
+from typing import Any
 
-from cloudhsm_offline import __version__, inputs
-from cloudhsm_offline.inputs import InputError
+from cloudhsm_offline import JSON_WRITTEN_NOTE, __version__, inputs
+from cloudhsm_offline.inputs import InputError, OneLineParser
 
 PROG = "cloudhsm-offline"
 EXIT_FAILED, EXIT_USAGE = 1, 2
@@ -33,14 +35,6 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr (no usage block), exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        """Print ``<prog>: error: <message>`` and exit 2."""
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser."""
     parser = OneLineParser(
@@ -53,13 +47,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,run-template,emulator}")
 
     demo = commands.add_parser("demo", help="Create -> Update (replacement) -> Delete through the real handler")
-    demo.add_argument("--speed", type=inputs.positive_float, default=10.0, help="modelled seconds per real second")
+    demo.add_argument("--speed", type=inputs.positive_float, help=argparse.SUPPRESS)  # ignored: time is virtual
     demo.add_argument("--code", type=inputs.existing_dir, help="run this unzipped Lambda package instead of handler/")
 
     run = commands.add_parser("run-template", help="run a template's custom resources against the emulator")
     run.add_argument("template", nargs="?", help="CloudFormation template, YAML or JSON (default: the demo template)")
     run.add_argument("--param", action="append", metavar="K=V", help="template parameter (repeatable)")
     run.add_argument("--update", action="append", metavar="K=V", help="then update with these parameters")
+    run.add_argument(
+        "--update-template",
+        action="append",
+        metavar="FILE",
+        help="then update to this edited template (repeatable: one Update each, in order; with --update's values)",
+    )
     run.add_argument("--delete", action="store_true", help="then delete the stack")
     run.add_argument("--seed", help="emulator seed file, YAML or JSON (default: the demo seed; schema in README)")
     run.add_argument("--region", type=inputs.region, help="region of the stack and emulator (default: the seed's)")
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PACKAGE",
         help="installed package to expose like a Lambda layer (default: crhelper for handler/, none for --code)",
     )
-    run.add_argument("--speed", type=inputs.positive_float, default=10.0, help="modelled seconds per real second")
+    run.add_argument("--speed", type=inputs.positive_float, help=argparse.SUPPRESS)  # ignored: time is virtual
     run.add_argument("--restore-seconds", type=inputs.non_negative_float, help="override the seed's restore time")
     run.add_argument(
         "--lambda-timeout", type=inputs.lambda_timeout, default=300, help="function timeout, 1-900 s (default 300)"
@@ -93,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous_unraisable = sys.unraisablehook
     if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
         _stop_on_signals()
     try:
@@ -115,12 +116,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
         name = signal.Signals(signum).name
-        print(f"{PROG}: stopped by {name}: workers and servers stopped, temporary folders removed", file=sys.stderr)
+        if _wants_json(arguments) and JSON_WRITTEN_NOTE not in getattr(exc, "__notes__", ()):
+            print(json.dumps({"ok": False, "interrupted": name, "failures": [f"interrupted by {name}"]}), flush=True)
+        # With --output json the timeline shares stderr and the signal may have cut a line: start a new one.
+        lead = "\n" if _wants_json(arguments) else ""
+        print(
+            f"{lead}{PROG}: stopped by {name}: workers and servers stopped, temporary folders removed", file=sys.stderr
+        )
         return 128 + signum
     finally:
         if threading.current_thread() is threading.main_thread():
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            sys.unraisablehook = previous_unraisable
+
+
+def _wants_json(arguments: Sequence[str]) -> bool:
+    return arguments[:1] == ["run-template"] and any(
+        a == "--output=json" or (a == "--output" and n == "json")
+        for a, n in zip(arguments, [*arguments[1:], ""], strict=True)
+    )
 
 
 def _dispatch(arguments: list[str]) -> int:
@@ -132,12 +147,11 @@ def _dispatch(arguments: list[str]) -> int:
     if args.command == "demo":
         from cloudhsm_offline.demo import run_demo  # noqa: PLC0415 - [offline] extra
 
-        return _guard_start(lambda: run_demo(speed=args.speed, code_dir=args.code))
+        return _guard_start(lambda: run_demo(code_dir=args.code))
     return _run_template(args)
 
 
 def _run_template(args: argparse.Namespace) -> int:
-    from cloudhsm_offline.cfn.template import TemplateError, resolve_parameters  # noqa: PLC0415 - [offline] extra
     from cloudhsm_offline.demo import DEMO_TEMPLATE, RunOptions, parse_pairs, run_stack  # noqa: PLC0415
     from cloudhsm_offline.emulator import DEMO_SEED  # noqa: PLC0415
 
@@ -145,25 +159,28 @@ def _run_template(args: argparse.Namespace) -> int:
         parameters, update = parse_pairs(args.param), parse_pairs(args.update)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    template_path = args.template or str(DEMO_TEMPLATE)
-    template = inputs.check_template(template_path)
+    if args.layer:
+        inputs.check_layers(args.layer)
     seed = args.seed or str(DEMO_SEED)
     inputs.check_seed(seed)
-    try:
-        resolve_parameters(template, parameters)
-        resolve_parameters(template, {**parameters, **update})
-    except (ValueError, TemplateError) as exc:
-        raise InputError(str(exc)) from None
+    template_path = args.template or str(DEMO_TEMPLATE)
+    update_templates = list(args.update_template or [])
+    template = inputs.check_template(template_path, [parameters])
+    if not update_templates and update:
+        inputs.check_template(template_path, [{**parameters, **update}])
+    for path in update_templates:  # each carries the parameters its template declares
+        inputs.check_updated_template(path, template, parameters, update)
+        template = inputs.check_template(path, [])
     options = RunOptions(
         template=template_path,
         parameters=parameters,
         update=update,
+        update_templates=update_templates,
         delete=args.delete,
         seed=seed,
         code_dir=args.code,
         handler=args.handler,
         layers=args.layer,
-        speed=args.speed,
         restore_seconds=args.restore_seconds,
         lambda_timeout=args.lambda_timeout,
         show_logs=args.logs,
@@ -186,13 +203,28 @@ def _guard_start(run: Callable[[], int]) -> int:
 
 
 def _stop_on_signals() -> None:
-    """SIGINT and SIGTERM raise ``Stopped`` in the main thread once; later ones are ignored while unwinding."""
+    """SIGINT and SIGTERM raise ``Stopped`` in the main thread once; later ones are ignored while unwinding.
+
+    Python cannot raise out of a ``__del__`` or another finalizer the main thread happens to run when a
+    signal comes: it reports the exception as unraisable and carries on. Such a ``Stopped`` is delivered
+    again, so the run still stops instead of waiting on with its signals ignored.
+    """
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Stopped(signum)
 
+    previous_hook = sys.unraisablehook
+
+    def _unraisable(info: Any) -> None:
+        if isinstance(info.exc_value, Stopped):
+            signal.signal(info.exc_value.signum, _stop)
+            os.kill(os.getpid(), info.exc_value.signum)
+            return
+        previous_hook(info)
+
+    sys.unraisablehook = _unraisable
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
 

@@ -5,15 +5,23 @@ from __future__ import annotations
 import argparse
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 """Region names: us-east-1, eu-west-2, ap-southeast-5, us-gov-west-1, cn-north-1."""
 ACCOUNT = re.compile(r"^\d{12}$")
 LAMBDA_TIMEOUT_RANGE = (1.0, 900.0)
 """Lambda's function timeout: 1 to 900 seconds (Lambda Developer Guide, "Configure Lambda function timeout")."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (no usage block), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``<prog>: error: <message>`` and exit 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 class InputError(Exception):
@@ -87,19 +95,39 @@ def _number(text: str) -> float:
     return value
 
 
-def check_template(path: str) -> dict[str, Any]:
-    """Parse a template file; InputError when it is missing, unparsable or has no Resources."""
-    from cloudhsm_offline.cfn.stack import TemplateError, load_template  # noqa: PLC0415 - needs the [offline] extra
+def check_template(path: str, parameter_sets: Sequence[Mapping[str, str]] = ({},)) -> dict[str, Any]:
+    """Parse a template file and check the runner can run it with each parameter set; InputError otherwise."""
+    from cloudhsm_offline.cfn.template import TemplateError, check_runnable, load_template  # noqa: PLC0415 - [offline]
 
     if not Path(path).is_file():
         raise InputError(f"template {path}: no such file")
     try:
         template = load_template(Path(path))
+        for parameters in parameter_sets:  # none: parsed only, the caller checks with what it carries
+            check_runnable(template, parameters)
     except (TemplateError, OSError, ValueError) as exc:
         raise InputError(f"template {path}: {_one_line(exc)}") from None
-    if not isinstance(template.get("Resources"), Mapping) or not template["Resources"]:
-        raise InputError(f"template {path}: expected a mapping of Resources")
     return template
+
+
+def check_updated_template(
+    path: str, previous: Mapping[str, Any], parameters: Mapping[str, str], update: Mapping[str, str]
+) -> None:
+    """An ``--update-template``: runnable with the parameters it carries over from ``previous`` plus ``update``."""
+    from cloudhsm_offline.cfn.template import carried_parameters  # noqa: PLC0415 - [offline] extra
+
+    edited = check_template(path, [])
+    given = {k: v for k, v in parameters.items() if k in (previous.get("Parameters") or {})}
+    check_template(path, [carried_parameters(edited, given, update)])
+
+
+def check_layers(packages: Sequence[str]) -> None:
+    """Each ``--layer`` names an installed top-level package (exposed to the function like a Lambda layer)."""
+    import importlib.util  # noqa: PLC0415
+
+    for name in packages:
+        if not name.isidentifier() or importlib.util.find_spec(name) is None:
+            raise InputError(f"--layer {name}: no installed package {name!r} to expose as a layer")
 
 
 def check_seed(path: str) -> Any:

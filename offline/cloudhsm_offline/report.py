@@ -77,3 +77,16 @@ def build_report(
         },
         "failures": list(failures),
     }
+
+
+def interrupted_report(
+    world: OfflineWorld, steps: Sequence[tuple[str, StackRun | None]], signal_name: str
+) -> dict[str, Any]:
+    """The document ``--output json`` still writes when a signal stops the run: what was done, and that it stopped."""
+    failures = [f"interrupted by {signal_name}"]
+    try:
+        report = build_report(world, steps, failures)
+    except Exception:  # noqa: BLE001 - stopped half-way through start-up: say only that
+        report = {"schema": SCHEMA, "version": __version__, "ok": False, "failures": failures}
+    report["interrupted"] = signal_name
+    return report

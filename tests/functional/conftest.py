@@ -1,20 +1,20 @@
 """Fixtures for functional tests: the offline world (CloudFormation simulator + Lambda workers + emulators).
 
 Every fixture starts its servers on port 0 (own ports), in own temp dirs, with its own moto server,
-and tears them down after the test, so tests are safe under pytest-xdist. Time is modelled by a
-shared ``SimClock``; at ``speed=60`` a modelled minute takes one real second (the Lambda worker's
-``time.sleep/time/monotonic`` and ``threading.Timer`` are compressed too; real compute is not, so a
-cold start of ~0.3 s real counts as ~18 s modelled at speed 60).
+and tears them down after the test, so tests are safe under pytest-xdist. Time is the world's
+``VirtualClock``: it moves only while every part of the world waits (a Lambda worker in ``time.sleep``
+or a ``threading.Timer``, the simulator on a ServiceTimeout, EventBridge on its next firing), so real
+compute takes no modelled time and no outcome depends on CPU speed (see docs/offline.md).
 
 Fixtures
 --------
 ``clock``
-    ``SimClock(60)``.
+    A ``VirtualClock`` (nothing drives it here: it moves when the test calls ``advance``).
 ``emulator``
     A started ``CloudHsmEmulator`` on ``clock`` (empty; ``add_backup``/``seed`` it).
 ``make_world``
     Factory: ``make_world(**options) -> OfflineWorld`` (started; stopped after the test). Options are
-    ``OfflineWorld``'s: ``speed`` (60), ``restore_seconds``, ``lambda_timeout`` (300), ``code_dir`` +
+    ``OfflineWorld``'s: ``restore_seconds``, ``lambda_timeout`` (300), ``code_dir`` +
     ``handler`` (default ``handler/`` with crhelper as a layer), ``seed``, ``emulator`` (None = own,
     False = none), ``env``, ``duplicate_delivery``, ``async_retry_delays`` ((60, 120)),
     ``max_concurrency``, ``function_name``, ``stack_name``, ``region``, ``account``.
@@ -46,7 +46,7 @@ from typing import Any
 
 import pytest
 from cloudhsm_offline.cfn.world import OfflineWorld
-from cloudhsm_offline.clock import SimClock
+from cloudhsm_offline.clock import VirtualClock
 from cloudhsm_offline.emulator import CloudHsmEmulator
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -81,13 +81,13 @@ def assert_clean(world: OfflineWorld, ignore: tuple[str, ...] = ()) -> None:
 
 
 @pytest.fixture
-def clock() -> SimClock:
-    """A modelled clock at 60x."""
-    return SimClock(60)
+def clock() -> VirtualClock:
+    """A virtual clock (moves only when a test advances it: no actor runs on it here)."""
+    return VirtualClock()
 
 
 @pytest.fixture
-def emulator(clock: SimClock) -> Iterator[CloudHsmEmulator]:
+def emulator(clock: VirtualClock) -> Iterator[CloudHsmEmulator]:
     """A started, empty CloudHSM emulator on ``clock``."""
     with CloudHsmEmulator(clock=clock) as emu:
         yield emu
@@ -95,11 +95,10 @@ def emulator(clock: SimClock) -> Iterator[CloudHsmEmulator]:
 
 @pytest.fixture
 def make_world() -> Iterator[WorldFactory]:
-    """Factory for started OfflineWorlds (speed 60 unless given), all stopped after the test."""
+    """Factory for started OfflineWorlds, all stopped after the test (``speed=`` is accepted and ignored)."""
     worlds: list[OfflineWorld] = []
 
     def make(**options: Any) -> OfflineWorld:
-        options.setdefault("speed", 60.0)
         world = OfflineWorld(**options).start()
         worlds.append(world)
         return world

@@ -1,12 +1,15 @@
 """Worker bootstrap run as a script in a Lambda-like subprocess (stdlib only, never imported).
 
-Protocol: one JSON request per line on stdin, one JSON result per line on the file descriptor named
-by ``OFFLINE_LAMBDA_RESULT_FD``. After each invocation a sentinel line is written to stdout and
-stderr so the parent knows it has read every log line of that invocation.
+Protocol. Parent to worker, one JSON object per line on stdin: ``{"invoke": request}`` or
+``{"advance": now}``. Worker to parent, one per line on the file descriptor ``OFFLINE_LAMBDA_RESULT_FD``:
+``{"ready": ...}`` after the Init phase, ``{"idle": until}`` when every thread of the invocation waits
+on the modelled clock (``until`` is the earliest wake-up), and the invocation's result. After each
+invocation a sentinel line goes to stdout and stderr so the parent knows it has every log line.
 
-When the modelled clock runs faster than real time, this process replaces ``time.sleep``,
-``time.time``, ``time.monotonic`` (and the interval of ``threading.Timer``) with modelled versions:
-the simulator compresses the sandbox clock, the handler code is unchanged.
+Time. ``time.sleep``, ``time.time``, ``time.monotonic`` and ``threading.Timer`` are replaced before the
+handler is imported: the worker's time is the world's virtual clock, moved only by ``advance``
+messages. A sleep hands control back to the world (the ``idle`` message) instead of sleeping for real,
+so real compute takes no modelled time. The handler code is unchanged.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import importlib
 import json
 import logging
 import os
+import queue
 import sys
 import threading
 import time
@@ -23,59 +27,141 @@ from typing import Any
 
 SENTINEL = "\x00offline-lambda-end "
 
-_REAL_SLEEP = time.sleep
 _REAL_MONOTONIC = time.monotonic
-_REAL_TIME = time.time
-_REAL_TIMER = threading.Timer
+_RESULT_FD = -1
 
 
-class _ClockState:
-    """Modelled clock: ``model = model_at + (real_monotonic - real_at) * speed``."""
-
-    speed = 1.0
-    model_at = _REAL_TIME()
-    real_at = _REAL_MONOTONIC()
-
-    @classmethod
-    def sync(cls, snapshot: dict[str, float]) -> None:
-        """Adopt the parent's clock (CLOCK_MONOTONIC is shared by all processes on the host)."""
-        cls.speed = float(snapshot["speed"])
-        cls.model_at = float(snapshot["model_now"])
-        cls.real_at = float(snapshot["real_monotonic"])
-
-    @classmethod
-    def now(cls) -> float:
-        """Modelled epoch seconds."""
-        return cls.model_at + (_REAL_MONOTONIC() - cls.real_at) * cls.speed
+def _emit(message: dict[str, Any]) -> None:
+    data = (json.dumps(message, default=repr) + "\n").encode()
+    while data:
+        written = os.write(_RESULT_FD, data)
+        data = data[written:]
 
 
-def _modelled_time() -> float:
-    return _ClockState.now()
+class _Wake:
+    """One thread waiting on the modelled clock until ``until`` (or cancelled)."""
+
+    def __init__(self, until: float) -> None:
+        self.until = until
+        self.fired = False
+        self.event = threading.Event()
 
 
-def _modelled_monotonic() -> float:
-    return _ClockState.now()
+class _VirtualTime:
+    """The worker's side of the world's clock: counts its running threads, reports when none runs."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.running = 0
+        self.invoked = False
+        self.lock = threading.Lock()
+        self.waits: list[_Wake] = []
+
+    def _stopped(self) -> None:
+        """A thread stopped running (under the lock): with none left, hand control back to the world."""
+        self.running -= 1
+        if self.running == 0 and self.invoked:
+            _emit({"idle": min((w.until for w in self.waits), default=None)})
+
+    def _fire_due(self) -> None:
+        for wake in [w for w in self.waits if w.until <= self.now]:
+            self.waits.remove(wake)
+            wake.fired = True
+            self.running += 1
+            wake.event.set()
+
+    def register(self, until: float) -> _Wake:
+        """A wake-up for a thread that is not running yet (a Timer)."""
+        wake = _Wake(until)
+        with self.lock:
+            self.waits.append(wake)
+            self._fire_due()
+        return wake
+
+    def block(self, wake: _Wake, running: bool) -> bool:
+        """Wait until ``wake`` fires (True) or is cancelled (False); a running caller stops running."""
+        with self.lock:
+            if running:
+                if wake not in self.waits and not wake.fired:
+                    self.waits.append(wake)
+                self._fire_due()
+                if not wake.fired:
+                    self._stopped()
+        wake.event.wait()
+        return wake.fired
+
+    def cancel(self, wake: _Wake) -> None:
+        with self.lock:
+            if wake in self.waits:
+                self.waits.remove(wake)
+                wake.event.set()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self.block(_Wake(self.now + seconds), running=True)
+
+    def advance(self, now: float) -> None:
+        with self.lock:
+            self.now = max(self.now, now)
+            self._fire_due()
+
+    def begin(self, now: float) -> None:
+        with self.lock:
+            self.invoked = True
+            self.running += 1
+            self.now = max(self.now, now)
+            self._fire_due()
+
+    def end(self) -> None:
+        with self.lock:
+            self.invoked = False
+            self.running -= 1
+
+    def thread_done(self) -> None:
+        with self.lock:
+            self._stopped()
 
 
-def _modelled_sleep(seconds: float) -> None:
-    if seconds > 0:
-        _REAL_SLEEP(seconds / _ClockState.speed)
+_TIME = _VirtualTime()
 
 
-class _ModelledTimer(_REAL_TIMER):
-    """A ``threading.Timer`` whose interval is modelled seconds."""
+class _ModelledTimer(threading.Thread):
+    """``threading.Timer`` on the modelled clock: fires when the world's time reaches it."""
 
     def __init__(self, interval: float, function: Any, args: Any = None, kwargs: Any = None) -> None:
-        super().__init__(interval / _ClockState.speed, function, args, kwargs)
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.function = function
+        self.args = args if args is not None else []
+        self.kwargs = kwargs if kwargs is not None else {}
+        self.finished = threading.Event()
+        self._wake: _Wake | None = None
+
+    def start(self) -> None:
+        self._wake = _TIME.register(_TIME.now + max(0.0, self.interval))
+        super().start()
+
+    def cancel(self) -> None:
+        if self._wake is not None:
+            _TIME.cancel(self._wake)
+        self.finished.set()
+
+    def run(self) -> None:
+        assert self._wake is not None
+        if _TIME.block(self._wake, running=False):
+            try:
+                self.function(*self.args, **self.kwargs)
+            finally:
+                _TIME.thread_done()
+        self.finished.set()
 
 
-def _compress_time(speed: float) -> None:
-    if speed == 1.0:
-        return
-    time.sleep = _modelled_sleep  # type: ignore[assignment]
-    time.time = _modelled_time
-    time.monotonic = _modelled_monotonic
-    threading.Timer = _ModelledTimer  # type: ignore[misc]
+def _install_virtual_time() -> None:
+    time.sleep = _TIME.sleep  # type: ignore[assignment]
+    time.time = lambda: _TIME.now
+    time.time_ns = lambda: int(_TIME.now * 1e9)
+    time.monotonic = lambda: _TIME.now
+    threading.Timer = _ModelledTimer  # type: ignore[misc,assignment]
 
 
 class LambdaContext:
@@ -96,14 +182,7 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds left before the modelled deadline."""
-        return max(0, int((self._deadline - _ClockState.now()) * 1000))
-
-
-def _emit(fd: int, message: dict[str, Any]) -> None:
-    data = (json.dumps(message, default=repr) + "\n").encode()
-    while data:
-        written = os.write(fd, data)
-        data = data[written:]
+        return max(0, int((self._deadline - _TIME.now) * 1000))
 
 
 def _end_marker(request_id: str) -> None:
@@ -138,32 +217,51 @@ def _install_root_logger() -> _LambdaLogFilter:
     return flt
 
 
+def _read_stdin(requests: queue.Queue[dict[str, Any] | None]) -> None:
+    """Route the parent's messages: clock advances at once (threads may be asleep), requests to main."""
+    for line in sys.stdin:
+        message = json.loads(line)
+        if "advance" in message:
+            _TIME.advance(float(message["advance"]))
+        else:
+            requests.put(message["invoke"])
+    requests.put(None)
+
+
 def main() -> None:
     """Serve invocations until stdin closes."""
-    result_fd = int(os.environ.pop("OFFLINE_LAMBDA_RESULT_FD"))
-    speed = float(os.environ.pop("OFFLINE_LAMBDA_CLOCK_SPEED", "1"))
+    global _RESULT_FD  # noqa: PLW0603 - set once, before any thread starts
+    _RESULT_FD = int(os.environ.pop("OFFLINE_LAMBDA_RESULT_FD"))
+    _TIME.now = float(os.environ.pop("OFFLINE_LAMBDA_CLOCK"))
     extra_paths = [p for p in os.environ.pop("OFFLINE_LAMBDA_SYS_PATH", "").split(os.pathsep) if p]
     sys.path[:0] = extra_paths
-    _compress_time(speed)
+    _install_virtual_time()
     log_filter = _install_root_logger()
-    _ClockState.sync(json.loads(os.environ.pop("OFFLINE_LAMBDA_CLOCK")))
     module_name, _, function_name = os.environ["_HANDLER"].rpartition(".")
     handler: Any = None
     init_error: dict[str, Any] | None = None
     started = _REAL_MONOTONIC()
     try:  # the Init phase: import the handler module once per execution environment
-        handler = getattr(importlib.import_module(module_name), function_name)
+        module = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - any import failure is an init error, as in Lambda
         traceback.print_exc()
         init_error = {
             "errorType": "Runtime.ImportModuleError" if isinstance(exc, ImportError) else type(exc).__name__,
             "errorMessage": f"Unable to import module '{module_name}': {exc}",
         }
+    else:
+        handler = getattr(module, function_name, None)
+        if not callable(handler):
+            init_error = {
+                "errorType": "Runtime.HandlerNotFound",
+                "errorMessage": f"Handler '{function_name}' missing on module '{module_name}'",
+            }
     _end_marker("init")
-    _emit(result_fd, {"ready": True, "init_seconds": _REAL_MONOTONIC() - started, "init_error": init_error})
-    for line in sys.stdin:
-        request = json.loads(line)
-        _ClockState.sync(request["clock"])
+    _emit({"ready": True, "init_seconds": _REAL_MONOTONIC() - started, "init_error": init_error})
+    requests: queue.Queue[dict[str, Any] | None] = queue.Queue()
+    threading.Thread(target=_read_stdin, args=(requests,), daemon=True).start()
+    while (request := requests.get()) is not None:
+        _TIME.begin(float(request["now"]))
         request_id = request["context"]["aws_request_id"]
         log_filter.request_id = request_id
         message: dict[str, Any] = {"request_id": request_id}
@@ -176,8 +274,9 @@ def main() -> None:
             except Exception as exc:  # noqa: BLE001 - reported as the invocation's error
                 traceback.print_exc()
                 message["error"] = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
+        _TIME.end()
         _end_marker(request_id)
-        _emit(result_fd, message)
+        _emit(message)
 
 
 if __name__ == "__main__":

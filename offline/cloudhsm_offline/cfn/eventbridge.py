@@ -15,7 +15,6 @@ import http.client
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,48 +30,42 @@ from cloudhsm_offline.cfn.gateway import (
     check_events_call,
     classify,
     error_code,
-    rate_seconds,
     summarise,
 )
 from cloudhsm_offline.cfn.lambda_runtime import LambdaFunction
-from cloudhsm_offline.cfn.scheduler import Firing, RuleScheduler, RuleState, all_rules
-from cloudhsm_offline.clock import SimClock
-
-__all__ = ["ApiCall", "EventBridge", "Firing", "RuleState", "check_events_call", "rate_seconds"]
+from cloudhsm_offline.cfn.scheduler import RuleScheduler, all_rules
+from cloudhsm_offline.clock import HANG_GUARD_SECONDS, VirtualClock
 
 _LIVE_ACCOUNTS: set[str] = set()
 _LIVE_LOCK = threading.Lock()
 
 
-class EventBridge(RuleScheduler):
-    """moto (events, lambda, logs) behind a checking gateway, with a scheduler on the shared clock."""
+class EventBridge:
+    """moto (events, lambda, logs) behind a checking gateway, with a ``RuleScheduler`` on the world's clock.
 
-    def __init__(
-        self,
-        function: LambdaFunction,
-        clock: SimClock | None = None,
-        tick_seconds: float = 0.02,
-    ) -> None:
+    ``rules``, ``firings``, ``problems`` and ``functions`` are the scheduler's (one record, two views).
+    """
+
+    def __init__(self, function: LambdaFunction, clock: VirtualClock | None = None) -> None:
         self.function = function
-        self.functions: dict[str, LambdaFunction] = {function.arn: function}
-        """Every provider function in this account, by ARN (rules may target any of them)."""
         self.faults = ApiFaultPlan()
         """Faults injected into the SSM, EventBridge and Lambda calls passing the gateway."""
         self.clock = clock or function.clock
         self.region = function.region
         self.account = function.account
-        self.tick_seconds = tick_seconds
         self.calls: list[ApiCall] = []
-        self.firings: list[Firing] = []
-        self.rules: dict[str, RuleState] = {}
-        self.problems: list[str] = []
         self._listeners: list[Callable[[str, Any], None]] = []
+        self.scheduler = RuleScheduler(self.clock, self.region, self.account, self.client, self._notify)
+        self.scheduler.functions[function.arn] = function
+        self.rules = self.scheduler.rules
+        self.firings = self.scheduler.firings
+        self.problems = self.scheduler.problems
+        self.functions = self.scheduler.functions
         self._lock = threading.Lock()
-        self._stop = threading.Event()
         self._moto: Any = None
         self._moto_url = ""
         self._gateway: GatewayServer | None = None
-        self._threads: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -92,17 +85,14 @@ class EventBridge(RuleScheduler):
         self._moto_url = f"http://{host}:{port}"
         self._reset_account()
         self._gateway = GatewayServer(self)
-        self._threads = [
-            threading.Thread(target=self._gateway.serve_forever, args=(0.05,), daemon=True),
-            threading.Thread(target=self._schedule_loop, daemon=True),
-        ]
+        self._thread = threading.Thread(target=self._gateway.serve_forever, args=(0.05,), daemon=True)
         deploy_function(self.client, self.function)
-        # moto builds its SSM backend (AWS's public parameters) on first use, which takes seconds: start it
-        # now, in the background, so the provider's first PutParameter (the ResponseURL during a hand-off)
-        # does not pay for it inside its Lambda time.
-        threading.Thread(target=self._warm_ssm, daemon=True).start()
-        for thread in self._threads:
-            thread.start()
+        # moto builds its SSM backend (AWS's public parameters) on first use, which takes seconds of real
+        # time: build it now, so the handler's first PutParameter cannot run into its own read timeout and
+        # retry into ParameterAlreadyExists (real time the model does not see, but botocore's sockets do).
+        self.client("ssm").describe_parameters(MaxResults=1)
+        self._thread.start()
+        self.scheduler.start()
         return self.url
 
     @property
@@ -113,13 +103,13 @@ class EventBridge(RuleScheduler):
 
     def stop(self) -> None:
         """Stop the scheduler, the gateway and moto."""
-        self._stop.set()
+        self.scheduler.stop()
         if self._gateway is not None:
             self._gateway.shutdown()
             self._gateway.server_close()
             self._gateway = None
-        for thread in self._threads:
-            thread.join(timeout=2)
+        if self._thread is not None:
+            self._thread.join(timeout=2)
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
@@ -132,10 +122,6 @@ class EventBridge(RuleScheduler):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def _warm_ssm(self) -> None:
-        with contextlib.suppress(Exception):  # the world may already be stopping
-            self.client("ssm").describe_parameters(MaxResults=1)
 
     def client(self, service: str) -> Any:
         """A boto3 client talking to moto directly as this world's account (calls are not recorded)."""
@@ -196,7 +182,9 @@ class EventBridge(RuleScheduler):
         with self._lock:
             self.calls.append(call)
             if service == "events" and operation == "PutRule" and status < 400:
-                self._track_rule(params, call.modelled)
+                self.scheduler.track(params, call.modelled)
+        if service == "events" and status < 400:
+            self.scheduler.rules_changed()
         self._notify("call", call)
         request.send_response(status)
         for key, value in headers.items():
@@ -216,18 +204,6 @@ class EventBridge(RuleScheduler):
             return response.status, dict(response.getheaders()), response.read()
         finally:
             connection.close()
-
-    def _track_rule(self, params: dict[str, Any], created: float) -> None:
-        name = str(params.get("Name"))
-        period = rate_seconds(str(params.get("ScheduleExpression", "")))
-        if period is None:
-            return
-        arn = f"arn:aws:events:{self.region}:{self.account}:rule/{name}"
-        existing = self.rules.get(name)
-        if existing is None or existing.removed is not None:
-            self.rules[name] = RuleState(name, arn, period, created, created + period)
-        else:
-            existing.period = period
 
     # -- reporting ---------------------------------------------------------------------------------
 
@@ -259,21 +235,19 @@ class EventBridge(RuleScheduler):
         """How many successful calls of one operation (e.g. ``PutRule``, ``DeleteRule``) were made."""
         return sum(1 for call in self.calls if call.operation == operation and call.status < 400)
 
-    def wait_quiet(self, timeout: float) -> bool:
-        """Wait (real seconds) until no rule is tracked as live; True if none."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if all(rule.removed is not None for rule in self.rules.values()):
-                    return True
-            time.sleep(self.tick_seconds)
-        return False
+    def wait_quiet(self, timeout: float = HANG_GUARD_SECONDS, within: float = 3600.0) -> bool:
+        """Wait until no rule is tracked as live, at most ``within`` modelled seconds; True if none is.
+
+        ``timeout`` is a real-seconds guard against a hung world (at least ``HANG_GUARD_SECONDS``).
+        """
+        return self.clock.wait_for(
+            lambda: not self.scheduler.has_live_rules, within, hang_guard=max(timeout, HANG_GUARD_SECONDS)
+        )
 
     @property
     def has_live_rules(self) -> bool:
         """True while a scheduled rule created through the gateway has not been seen removed."""
-        with self._lock:
-            return any(rule.removed is None for rule in self.rules.values())
+        return self.scheduler.has_live_rules
 
 
 def _resource_of(params: dict[str, Any]) -> str:

@@ -2,15 +2,13 @@
 
 A cold start launches a fresh Python process that imports the handler by its handler string from the
 code directory; warm workers are reused; concurrent invocations get separate workers up to a maximum
-concurrency. Each invocation gets a Lambda context whose remaining time is computed on the shared
-modelled clock, is killed when it runs past its modelled deadline (the worker is replaced), and has
+concurrency. Each invocation gets a Lambda context whose remaining time is computed on the world's
+virtual clock, is killed when it runs past its modelled deadline (the worker is replaced), and has
 every stdout/stderr line captured. Asynchronous invocations are retried on error as Lambda does.
 
-Time compression: when the clock's speed is not 1, the worker replaces ``time.sleep``, ``time.time``,
-``time.monotonic`` and ``threading.Timer``'s interval with modelled versions before importing the
-handler. This is the simulator compressing the sandbox clock; the handler code is unchanged. Real
-compute (process start, imports, boto3 client creation) is not compressed, so it counts ``speed``
-times over in modelled time.
+Time: the worker replaces ``time.sleep``, ``time.time``, ``time.monotonic`` and ``threading.Timer``
+with the world's virtual clock before importing the handler (see ``clock.py`` and ``_bootstrap.py``):
+a sleep hands control back to the world, and real compute takes no modelled time.
 
 By default the worker sees only the code directory, ``extra_sys_path`` and a runtime directory with
 boto3 and its dependencies (like the Lambda Python runtime), so a package that forgot to bundle a
@@ -36,23 +34,10 @@ from cloudhsm_offline.cfn.lambda_worker import (
     InvocationRecord,
     LogLine,
     Worker,
-    clock_snapshot,
     iso_timestamp,
     runtime_dir_for,
 )
-from cloudhsm_offline.clock import SimClock
-
-__all__ = [
-    "ASYNC_RETRY_DELAYS",
-    "DEFAULT_FUNCTION_NAME",
-    "DEFAULT_HANDLER",
-    "Invocation",
-    "InvocationRecord",
-    "LambdaFunction",
-    "LogLine",
-    "clock_snapshot",
-    "runtime_dir_for",
-]
+from cloudhsm_offline.clock import HANG_GUARD_SECONDS, VirtualClock
 
 DEFAULT_HANDLER = "cloudhsm_backup_restore.app.handler"
 DEFAULT_FUNCTION_NAME = "cloudhsm-backup-restore-provider"
@@ -81,7 +66,7 @@ class LambdaFunction:
         timeout_seconds: float = 300,
         memory_mb: int = 256,
         function_name: str = DEFAULT_FUNCTION_NAME,
-        clock: SimClock | None = None,
+        clock: VirtualClock | None = None,
         extra_sys_path: Iterable[str | os.PathLike[str]] = (),
         region: str = "us-east-1",
         account: str = "123456789012",
@@ -97,13 +82,13 @@ class LambdaFunction:
         self.timeout_seconds = float(timeout_seconds)
         self.memory_mb = memory_mb
         self.function_name = function_name
-        self.clock = clock or SimClock()
+        self.clock = clock or VirtualClock()
         self.region = region
         self.account = account
         self.max_concurrency = max_concurrency
         self.async_retry_delays = tuple(async_retry_delays)
         self.python = python
-        self.init_timeout_real = 30.0
+        self.init_timeout_real = 120.0
         self.arn = f"arn:aws:lambda:{region}:{account}:function:{function_name}"
         self.records: list[InvocationRecord] = []
         self.invocations: list[Invocation] = []
@@ -112,7 +97,11 @@ class LambdaFunction:
         self._extra_sys_path = [str(Path(p).resolve()) for p in extra_sys_path]
         self._runtime_packages = None if runtime_packages is None else tuple(runtime_packages)
         self.layer_packages = tuple(layer_packages)
-        self.sys_path = self._sys_path()
+        try:
+            self.sys_path = self._sys_path()
+        except BaseException:
+            self._tmp.cleanup()
+            raise
         self.version = 1
         """Bumped by ``update``: workers of an older version are not reused (a new execution environment)."""
         self._listeners: list[Listener] = []
@@ -120,7 +109,7 @@ class LambdaFunction:
         self._workers: list[Worker] = []
         self._busy = 0
         self._pending = 0
-        self._cond = threading.Condition()
+        self._cond = threading.Lock()
         self._closed = threading.Event()
         self._worker_count = 0
 
@@ -128,7 +117,7 @@ class LambdaFunction:
         paths = list(self._extra_sys_path)
         if self.layer_packages:
             layer = Path(self._tmp.name) / f"layer-{'-'.join(self.layer_packages)}"
-            paths.append(str(runtime_dir_for(self.layer_packages, layer)))
+            paths.append(str(runtime_dir_for(self.layer_packages, layer, required=True)))
         if self._runtime_packages is not None:
             paths.append(str(runtime_dir_for(self._runtime_packages, Path(self._tmp.name) / "runtime")))
         else:
@@ -162,6 +151,32 @@ class LambdaFunction:
         for worker in retired:
             worker.stop()
 
+    def check_init(self) -> dict[str, Any] | None:
+        """Run one Init phase alone (import the handler, as a cold start does); its error, if any.
+
+        What ``run-template`` uses to refuse a ``--handler``/``--code``/``--layer`` that cannot be
+        imported before the world starts.
+        """
+        with self.clock.driving():
+            worker = self._new_worker(0)
+            try:
+                worker.wait_ready(self.init_timeout_real)
+                return worker.init_error
+            finally:
+                worker.stop()
+
+    def _new_worker(self, number: int) -> Worker:
+        return Worker(
+            python=self.python,
+            code_dir=self.code_dir,
+            env=self.worker_environment(f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"),
+            clock=self.clock,
+            version=self.version,
+            number=number,
+            log=self.log,
+            orphan_lines=self.orphan_lines,
+        )
+
     # -- configuration seen by the worker ---------------------------------------------------------
 
     def worker_environment(self, log_stream: str) -> dict[str, str]:
@@ -190,7 +205,6 @@ class LambdaFunction:
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_EC2_METADATA_DISABLED": "true",
             "_HANDLER": self.handler,
-            "OFFLINE_LAMBDA_CLOCK_SPEED": repr(self.clock.speed),
             "OFFLINE_LAMBDA_SYS_PATH": os.pathsep.join(self.sys_path),
         }
         base.update(self.env)
@@ -243,16 +257,13 @@ class LambdaFunction:
         with self._cond:
             return self._pending > 0
 
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait (real seconds) until nothing runs or waits; True if idle."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while self._pending > 0:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._cond.wait(left if left is not None else 0.5)
-        return True
+    def wait_idle(self, timeout: float = HANG_GUARD_SECONDS) -> bool:
+        """Wait until nothing runs or waits, modelled time moving on meanwhile; True if idle.
+
+        ``timeout`` is a real-seconds guard against a hung world (at least ``HANG_GUARD_SECONDS``), never
+        an outcome: every invocation ends within its modelled timeout and retries.
+        """
+        return self.clock.wait_for(lambda: self._pending == 0, None, hang_guard=max(timeout, HANG_GUARD_SECONDS))
 
     @property
     def cold_starts(self) -> int:
@@ -266,20 +277,20 @@ class LambdaFunction:
         with self._cond:
             self._pending += 1
         try:
-            return self._attempt(event, source, 1)
+            with self.clock.driving():
+                return self._attempt(event, source, 1)
         finally:
             with self._cond:
                 self._pending -= 1
-                self._cond.notify_all()
+            self.clock.notify()
 
     def invoke_async(self, event: dict[str, Any], source: str = "async", retries: bool = True) -> Invocation:
         """Invoke with the Event invocation type: queued, retried on error (60 s, then 120 s later)."""
-        invocation = Invocation(json.loads(json.dumps(event)), source)
+        invocation = Invocation(json.loads(json.dumps(event)), source, self.clock)
         self.invocations.append(invocation)
         with self._cond:
             self._pending += 1
-        thread = threading.Thread(target=self._run_async, args=(invocation, retries), daemon=True)
-        thread.start()
+        self.clock.spawn(lambda: self._run_async(invocation, retries), name=f"invoke {source}")
         return invocation
 
     def _run_async(self, invocation: Invocation, retries: bool) -> None:
@@ -287,25 +298,33 @@ class LambdaFunction:
         try:
             attempt = 1
             while not self._closed.is_set():
-                record = self._attempt(invocation.event, invocation.source, attempt)
+                try:
+                    record = self._attempt(invocation.event, invocation.source, attempt)
+                except Exception:
+                    if self._closed.is_set():
+                        break  # the function is closing (the world stops): the invocation ends with it
+                    raise
                 invocation.attempts.append(record)
                 if record.error is None or not delays:
                     break
                 delay = delays.pop(0)
-                if self._closed.wait(self.clock.real_seconds(delay)):
+                if self.clock.wait_for(self._closed.is_set, delay):
                     break
                 attempt += 1
         finally:
             invocation._done.set()
             with self._cond:
                 self._pending -= 1
-                self._cond.notify_all()
+            self.clock.notify()
 
     def _acquire(self) -> tuple[Worker, bool]:
+        while True:  # at most max_concurrency environments run; a waiting invocation lets time move
+            self.clock.wait_for(lambda: bool(self._idle) or self._busy < self.max_concurrency)
+            with self._cond:
+                if self._idle or self._busy < self.max_concurrency:
+                    self._busy += 1
+                    break
         with self._cond:
-            while not self._idle and self._busy >= self.max_concurrency:
-                self._cond.wait(0.5)
-            self._busy += 1
             while self._idle:
                 worker = self._idle.pop()
                 if worker.alive():
@@ -313,16 +332,23 @@ class LambdaFunction:
             self._worker_count += 1
             number = self._worker_count
         try:
-            worker = Worker(self, number)
+            worker = self._new_worker(number)
+            with self._cond:  # known at once: close() stops it even while it starts
+                self._workers.append(worker)
+                closed = self._closed.is_set()
+            if closed:
+                worker.stop()
+                self._refuse_closed()
             worker.wait_ready(self.init_timeout_real)
         except BaseException:
             with self._cond:
                 self._busy -= 1
-                self._cond.notify_all()
+            self.clock.notify()
             raise
-        with self._cond:
-            self._workers.append(worker)
         return worker, True
+
+    def _refuse_closed(self) -> None:
+        raise RuntimeError(f"{self.function_name} is closed")
 
     def _release(self, worker: Worker, reuse: bool) -> None:
         with self._cond:
@@ -330,7 +356,7 @@ class LambdaFunction:
             keep = reuse and worker.alive() and worker.version == self.version and not self._closed.is_set()
             if keep:
                 self._idle.append(worker)
-            self._cond.notify_all()
+        self.clock.notify()
         if not keep:
             worker.stop()
 
@@ -351,7 +377,8 @@ class LambdaFunction:
         deadline = record.start_modelled + self.timeout_seconds
         reuse = True
         try:
-            message = worker.run(record, deadline)
+            context = self.context_fields(record.request_id, deadline, worker.log_stream)
+            message = worker.run(record, context, deadline)
         except Exception as exc:  # noqa: BLE001 - a broken worker must not hang the caller
             message = {"error": {"errorType": "Runtime.Unknown", "errorMessage": repr(exc)}}
             reuse = False
@@ -408,6 +435,7 @@ class LambdaFunction:
     def close(self) -> None:
         """Stop every worker and cancel pending retries."""
         self._closed.set()
+        self.clock.notify()
         with self._cond:
             workers = list(self._workers)
             self._idle.clear()

@@ -6,20 +6,15 @@ import contextlib
 import importlib.util
 import json
 import os
-import queue
 import subprocess
 import threading
 import time
-import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
-from cloudhsm_offline.clock import SimClock
-
-if TYPE_CHECKING:
-    from cloudhsm_offline.cfn.lambda_runtime import LambdaFunction
+from cloudhsm_offline.clock import HANG_GUARD_SECONDS, VirtualClock
 
 BOOTSTRAP = Path(__file__).with_name("_bootstrap.py")
 SENTINEL = "\x00offline-lambda-end "
@@ -80,7 +75,8 @@ class InvocationRecord:
 class Invocation:
     """Handle on an asynchronous invocation and its retries."""
 
-    def __init__(self, event: dict[str, Any], source: str) -> None:
+    def __init__(self, event: dict[str, Any], source: str, clock: VirtualClock) -> None:
+        self.clock = clock
         self.event = event
         self.source = source
         self.attempts: list[InvocationRecord] = []
@@ -91,9 +87,9 @@ class Invocation:
         """True once the last attempt finished (retries included)."""
         return self._done.is_set()
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait (real seconds) until done; True if done."""
-        return self._done.wait(timeout)
+    def wait(self, timeout: float = HANG_GUARD_SECONDS) -> bool:
+        """Wait until done, modelled time moving on meanwhile; True if done (``timeout``: real-seconds hang guard)."""
+        return self.clock.wait_for(self._done.is_set, None, hang_guard=max(timeout, HANG_GUARD_SECONDS))
 
     @property
     def record(self) -> InvocationRecord | None:
@@ -101,12 +97,17 @@ class Invocation:
         return self.attempts[-1] if self.attempts else None
 
 
-def runtime_dir_for(packages: Iterable[str], into: Path) -> Path:
-    """Make ``into`` a directory of symlinks to the installed top-level ``packages`` (a runtime layer)."""
+def runtime_dir_for(packages: Iterable[str], into: Path, required: bool = False) -> Path:
+    """Make ``into`` a directory of symlinks to the installed top-level ``packages`` (a runtime layer).
+
+    ``required``: a package that is not installed is a ValueError (a layer) instead of left out (the runtime).
+    """
     into.mkdir(parents=True, exist_ok=True)
     for name in packages:
-        spec = importlib.util.find_spec(name)
+        spec = importlib.util.find_spec(name) if name.isidentifier() else None
         if spec is None or spec.origin is None:
+            if required:
+                raise ValueError(f"layer {name}: no installed package {name!r} to expose")
             continue
         origin = Path(spec.origin)
         source = origin.parent if origin.name == "__init__.py" else origin
@@ -116,39 +117,63 @@ def runtime_dir_for(packages: Iterable[str], into: Path) -> Path:
     return into
 
 
-def clock_snapshot(clock: SimClock) -> dict[str, float]:
-    """The clock as a worker adopts it: modelled now, the matching real monotonic time, speed."""
-    return {"model_now": clock.now(), "real_monotonic": time.monotonic(), "speed": clock.speed}
-
-
 def iso_timestamp(epoch: float) -> str:
     """Epoch seconds as Lambda prints them in platform lines."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
 
 
-class Worker:
-    """One execution environment: a subprocess running the bootstrap."""
+LogSink = Callable[["InvocationRecord", str, str], None]
 
-    def __init__(self, function: LambdaFunction, number: int) -> None:
-        self.function = function
-        self.log_stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
+
+class Worker:
+    """One execution environment: a subprocess running the bootstrap, an actor on the virtual clock.
+
+    The worker holds a clock token while it starts, and from each dispatch until it reports its result,
+    except while every thread of it waits on the modelled clock (``idle``): then the clock may move,
+    and wakes it with ``advance`` when its earliest wake-up comes.
+    """
+
+    def __init__(
+        self,
+        *,
+        python: str,
+        code_dir: str,
+        env: dict[str, str],
+        clock: VirtualClock,
+        version: int,
+        number: int,
+        log: LogSink,
+        orphan_lines: list[str],
+    ) -> None:
+        self.clock = clock
+        self._log = log
+        self._orphans = orphan_lines
         read_fd, write_fd = os.pipe()
-        env = function.worker_environment(self.log_stream)
-        env["OFFLINE_LAMBDA_RESULT_FD"] = str(write_fd)
-        env["OFFLINE_LAMBDA_CLOCK"] = json.dumps(clock_snapshot(function.clock))
-        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and bootstrap
-            [function.python, "-I", "-S", "-u", str(BOOTSTRAP)],
-            cwd=function.code_dir,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            pass_fds=(write_fd,),
-        )
-        os.close(write_fd)
+        env = {**env, "OFFLINE_LAMBDA_RESULT_FD": str(write_fd), "OFFLINE_LAMBDA_CLOCK": repr(clock.now())}
+        self.log_stream = env["AWS_LAMBDA_LOG_STREAM_NAME"]
+        self._stdin_lock = threading.Lock()
+        self._inbox: list[dict[str, Any] | None] = []
+        self._holding = True
+        self._cancel_wake: Callable[[], None] | None = None
+        clock.hold()  # the Init phase runs: time stands still
+        try:
+            self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and bootstrap
+                [python, "-I", "-S", "-u", str(BOOTSTRAP)],
+                cwd=code_dir,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(write_fd,),
+            )
+        except BaseException:
+            self._holding = False
+            clock.release()
+            raise
+        finally:
+            os.close(write_fd)
         self.number = number
-        self.version = function.version
-        self.results: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.version = version
         self._current: InvocationRecord | None = None
         self._markers: dict[str, set[str]] = {}
         self._lock = threading.Condition()
@@ -164,12 +189,61 @@ class Worker:
         for thread in self._threads:
             thread.start()
 
-    def wait_ready(self, timeout: float) -> None:
-        """Wait for the Init phase (importing the handler) to finish; real seconds (compute is not compressed)."""
+    # -- the clock ---------------------------------------------------------------------------------
+
+    def _stop_holding(self) -> None:
+        if self._holding:
+            self._holding = False
+            self.clock.release()
+
+    def _wake(self, now: float) -> None:
+        """The clock reached this worker's wake-up (called under the clock's lock, a token taken for us)."""
+        self._holding = True
+        self._cancel_wake = None
+        self._send({"advance": now})
+
+    def _send(self, message: dict[str, Any]) -> bool:
+        stdin = self.proc.stdin
+        assert stdin is not None
         try:
-            message = self.results.get(timeout=timeout)
-        except queue.Empty:
-            message = None
+            with self._stdin_lock:
+                stdin.write((json.dumps(message) + "\n").encode())
+                stdin.flush()
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def _read_results(self, pipe: IO[bytes]) -> None:
+        with pipe:
+            for raw in pipe:
+                message = json.loads(raw)
+                if "idle" in message:
+                    until = message["idle"]
+                    if until is not None:  # asleep until then; None: waits for nothing the clock moves
+                        self._cancel_wake = self.clock.schedule(float(until), self._wake)
+                    self._stop_holding()
+                    continue
+                self._inbox.append(message)
+                self._stop_holding()
+        if self._cancel_wake is not None:
+            self._cancel_wake()
+        self._inbox.append(None)
+        self._stop_holding()
+        self.clock.notify()
+
+    def _next_message(self, timeout: float | None, hang_guard: float | None = None) -> dict[str, Any] | None:
+        """The next result (or None: the process is gone, or ``timeout`` modelled seconds passed)."""
+        if hang_guard is None:
+            arrived = self.clock.wait_for(lambda: bool(self._inbox), timeout)
+        else:
+            arrived = self.clock.wait_for(lambda: bool(self._inbox), timeout, hang_guard=hang_guard)
+        return self._inbox.pop(0) if arrived else None
+
+    # -- the Init phase and invocations ------------------------------------------------------------
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait for the Init phase (importing the handler) to finish; ``timeout`` real seconds guard a hang."""
+        message = self._next_message(None, hang_guard=timeout)
         if message is None:
             self.kill()
             self.init_error = {"errorType": "Runtime.InitTimeout", "errorMessage": "Init phase timed out"}
@@ -177,15 +251,9 @@ class Worker:
         self.init_seconds = float(message.get("init_seconds") or 0.0)
         self.init_error = message.get("init_error")
         with self._lock:
-            self._lock.wait_for(lambda: len(self._markers.get("init", ())) >= 2, timeout=2.0)
+            self._lock.wait_for(lambda: len(self._markers.get("init", ())) >= 2, timeout=5.0)
             self._markers.pop("init", None)
             self._init_logged = True
-
-    def _read_results(self, pipe: IO[bytes]) -> None:
-        with pipe:
-            for raw in pipe:
-                self.results.put(json.loads(raw))
-        self.results.put(None)
 
     def _read_stream(self, name: str, pipe: IO[bytes] | None) -> None:
         assert pipe is not None
@@ -201,11 +269,11 @@ class Worker:
                 if not text:
                     continue  # blank lines (e.g. the newline the bootstrap puts before its end marker)
                 if record is not None:
-                    self.function.log(record, name, text)
+                    self._log(record, name, text)
                 elif not self.initialised_logs_done():
                     self.init_logs.append(text)
                 else:
-                    self.function.orphan_lines.append(f"[worker {self.number} {name}] {text}")
+                    self._orphans.append(f"[worker {self.number} {name}] {text}")
 
     def initialised_logs_done(self) -> bool:
         """True once both streams passed the Init phase's end marker."""
@@ -215,33 +283,22 @@ class Worker:
         """Whether the process still runs."""
         return self.proc.poll() is None
 
-    def run(self, record: InvocationRecord, deadline_modelled: float) -> dict[str, Any] | None:
-        """Run one invocation; None when it ran past its deadline (the worker is then killed)."""
-        function = self.function
+    def run(self, record: InvocationRecord, context: dict[str, Any], deadline: float) -> dict[str, Any] | None:
+        """Run one invocation; None when it ran past its modelled deadline (the worker is then killed)."""
         with self._lock:
             self._current = record
-        request = {
-            "event": record.event,
-            "context": function.context_fields(record.request_id, deadline_modelled, self.log_stream),
-            "clock": clock_snapshot(function.clock),
-        }
-        stdin = self.proc.stdin
-        assert stdin is not None
-        try:
-            stdin.write((json.dumps(request) + "\n").encode())
-            stdin.flush()
-        except OSError:
+        self.clock.hold()
+        self._holding = True
+        request = {"event": record.event, "context": context, "now": self.clock.now()}
+        if not self._send({"invoke": request}):
+            self._stop_holding()
             return {"error": {"errorType": "Runtime.ExitError", "errorMessage": "worker is gone"}}
-        real_left = max(0.0, function.clock.real_seconds(deadline_modelled - function.clock.now()))
-        try:
-            message = self.results.get(timeout=real_left)
-        except queue.Empty:
-            message = None
-        if message is None and self.alive():
+        message = self._next_message(max(0.0, deadline - self.clock.now()))
+        if message is None and self.alive() and self.clock.now() >= deadline:
             self.kill()
             return None
         if message is None:
-            self.proc.wait()
+            self.kill()
             return {
                 "error": {
                     "errorType": "Runtime.ExitError",
@@ -250,7 +307,7 @@ class Worker:
                 },
             }
         with self._lock:
-            self._lock.wait_for(lambda: len(self._markers.get(record.request_id, ())) >= 2, timeout=2.0)
+            self._lock.wait_for(lambda: len(self._markers.get(record.request_id, ())) >= 2, timeout=5.0)
             self._markers.pop(record.request_id, None)
             self._current = None
         return message
@@ -275,8 +332,9 @@ class Worker:
         """Close stdin and let the process exit; kill it if it lingers."""
         with contextlib.suppress(OSError):
             if self.proc.stdin:
-                self.proc.stdin.close()
+                with self._stdin_lock:
+                    self.proc.stdin.close()
         try:
-            self.proc.wait(timeout=2)
+            self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.kill()

@@ -7,6 +7,7 @@ path becomes the function's ``AWS_CA_BUNDLE``. Each request gets a presigned-loo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import ssl
@@ -22,7 +23,7 @@ from typing import Any
 
 import trustme
 
-from cloudhsm_offline.clock import SimClock
+from cloudhsm_offline.clock import VirtualClock
 
 PATH_PREFIX = "/cloudformation-custom-resource-response/"
 
@@ -87,8 +88,8 @@ class _Server(ThreadingHTTPServer):
 class ResponseServer:
     """HTTPS endpoint for ResponseURLs; records every body PUT to it."""
 
-    def __init__(self, clock: SimClock | None = None, region: str = "us-east-1") -> None:
-        self.clock = clock or SimClock()
+    def __init__(self, clock: VirtualClock | None = None, region: str = "us-east-1") -> None:
+        self.clock = clock or VirtualClock()
         self.region = region
         self._ca = trustme.CA()
         self._tmp = tempfile.TemporaryDirectory(prefix="offline-responses-")
@@ -184,9 +185,10 @@ class ResponseServer:
             response.parse_error = str(exc)
         with self._lock:
             minted.responses.append(response)
-            self._lock.notify_all()
-        for listener in list(self._listeners):
-            listener(response)
+        self.clock.notify()  # the simulator waits on the clock for this response
+        for listener in list(self._listeners):  # an observer (the timeline) never changes the answer
+            with contextlib.suppress(Exception):
+                listener(response)
         return 200
 
     def responses(self, request_id: str | None = None) -> list[ReceivedResponse]:
@@ -207,12 +209,10 @@ class ResponseServer:
             return list(minted.responses) if minted else []
 
     def wait_for_response(self, url: str, timeout: float | None) -> ReceivedResponse | None:
-        """Wait (real seconds) for the first PUT to ``url``."""
-        signature = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["X-Amz-Signature"][0]
-        with self._lock:
-            minted = self._minted[signature]
-            self._lock.wait_for(lambda: bool(minted.responses), timeout=timeout)
-            return minted.responses[0] if minted.responses else None
+        """Wait up to ``timeout`` modelled seconds for the first PUT to ``url`` (the caller holds a clock token)."""
+        self.clock.wait_for(lambda: bool(self.responses_for_url(url)), timeout)
+        responses = self.responses_for_url(url)
+        return responses[0] if responses else None
 
     @property
     def secrets(self) -> list[str]:

@@ -1,4 +1,4 @@
-"""The scheduler half of the offline EventBridge: it lists the rules and fires each scheduled target on the clock.
+"""The offline EventBridge's scheduler: it lists the rules and fires each scheduled target on the virtual clock.
 
 A firing invokes the target function asynchronously with the target's ``Input`` as the event, provided the
 function's resource policy lets ``events.amazonaws.com`` invoke it for that rule (an ArnLike SourceArn, which may
@@ -11,11 +11,14 @@ import fnmatch
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cloudhsm_offline.cfn.lambda_runtime import Invocation, LambdaFunction
-from cloudhsm_offline.clock import SimClock
+from cloudhsm_offline.cfn.gateway import rate_seconds
+from cloudhsm_offline.cfn.lambda_runtime import LambdaFunction
+from cloudhsm_offline.cfn.lambda_worker import Invocation
+from cloudhsm_offline.clock import VirtualClock
 
 
 @dataclass
@@ -43,35 +46,86 @@ class RuleState:
 
 
 class RuleScheduler:
-    """Fires the scheduled rules of an offline EventBridge (mixed into ``EventBridge``, which owns the state)."""
+    """Fires the scheduled rules EventBridge created, on the virtual clock (an actor of the world).
 
-    clock: SimClock
-    region: str
-    account: str
-    tick_seconds: float
-    rules: dict[str, RuleState]
-    firings: list[Firing]
-    problems: list[str]
-    functions: dict[str, LambdaFunction]
-    _lock: threading.Lock
-    _stop: threading.Event
+    ``client(service)`` talks to moto; ``notify(kind, item)`` reports ``fire`` and ``rule-gone``. The
+    scheduler sleeps on the clock until the next rule is due or the rules change (``rules_changed``).
+    """
 
-    def client(self, service: str) -> Any:
-        """A client talking to moto directly (EventBridge implements it)."""
-        raise NotImplementedError
+    def __init__(
+        self,
+        clock: VirtualClock,
+        region: str,
+        account: str,
+        client: Callable[[str], Any],
+        notify: Callable[[str, Any], None],
+    ) -> None:
+        self.clock = clock
+        self.region = region
+        self.account = account
+        self.client = client
+        self._notify = notify
+        self.rules: dict[str, RuleState] = {}
+        self.firings: list[Firing] = []
+        self.problems: list[str] = []
+        self.functions: dict[str, LambdaFunction] = {}
+        """Every provider function in the account, by ARN (rules may target any of them)."""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._changed = False
+        self._thread: threading.Thread | None = None
 
-    def _notify(self, kind: str, item: Any) -> None:
-        raise NotImplementedError
+    def start(self) -> None:
+        """Start the scheduling actor."""
+        self._thread = self.clock.spawn(self._schedule_loop, name="eventbridge scheduler")
+
+    def stop(self) -> None:
+        """Stop the scheduling actor."""
+        self._stop.set()
+        self.clock.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def track(self, params: dict[str, Any], created: float) -> None:
+        """A PutRule passed the gateway: schedule its rule (a ``rate()`` rule; others never fire)."""
+        name = str(params.get("Name"))
+        period = rate_seconds(str(params.get("ScheduleExpression", "")))
+        if period is None:
+            return
+        arn = f"arn:aws:events:{self.region}:{self.account}:rule/{name}"
+        with self._lock:
+            existing = self.rules.get(name)
+            if existing is None or existing.removed is not None:
+                self.rules[name] = RuleState(name, arn, period, created, created + period)
+            else:
+                existing.period = period
+
+    def rules_changed(self) -> None:
+        """An EventBridge call changed the rules: look again before the next firing."""
+        self._changed = True
+        self.clock.notify()
+
+    @property
+    def has_live_rules(self) -> bool:
+        """True while a scheduled rule created through the gateway has not been seen removed."""
+        with self._lock:
+            return any(rule.removed is None for rule in self.rules.values())
 
     def _schedule_loop(self) -> None:
         events = self.client("events")
         lambda_client = self.client("lambda")
-        while not self._stop.wait(self.tick_seconds):
+        while not self._stop.is_set():
+            self._changed = False
             try:
                 self._tick(events, lambda_client)
             except Exception as exc:  # noqa: BLE001 - keep scheduling; report what broke
                 if not self._stop.is_set():
                     self.problems.append(f"scheduler: {exc!r}")
+            with self._lock:
+                due = [rule.next_fire for rule in self.rules.values() if rule.removed is None]
+            # After a tick every live rule is due later; the floor keeps a failing tick from spinning.
+            timeout = None if not due else max(1.0, min(due) - self.clock.now())
+            self.clock.wait_for(lambda: self._stop.is_set() or self._changed, timeout)
 
     def _tick(self, events: Any, lambda_client: Any) -> None:
         with self._lock:
@@ -86,9 +140,11 @@ class RuleScheduler:
                 rule.removed = now
                 self._notify("rule-gone", rule)
                 continue
-            if current.get("State") != "ENABLED" or now < rule.next_fire:
+            if now < rule.next_fire:
                 continue
             rule.next_fire = max(rule.next_fire + rule.period, now)
+            if current.get("State") != "ENABLED":
+                continue  # a disabled rule lets its schedule pass without firing
             rule.fired += 1
             self._fire(rule, events, lambda_client)
 

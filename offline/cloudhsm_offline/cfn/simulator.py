@@ -22,7 +22,8 @@ from typing import Any
 from cloudhsm_offline.cfn import checks
 from cloudhsm_offline.cfn.checks import Violation
 from cloudhsm_offline.cfn.eventbridge import EventBridge
-from cloudhsm_offline.cfn.lambda_runtime import Invocation, LambdaFunction
+from cloudhsm_offline.cfn.lambda_runtime import LambdaFunction
+from cloudhsm_offline.cfn.lambda_worker import Invocation
 from cloudhsm_offline.cfn.outcome import (
     DEFAULT_RESOURCE_TYPE,
     DEFAULT_SERVICE_TIMEOUT,
@@ -32,7 +33,7 @@ from cloudhsm_offline.cfn.outcome import (
     redact,
 )
 from cloudhsm_offline.cfn.response_server import ReceivedResponse, ResponseServer
-from cloudhsm_offline.clock import SimClock
+from cloudhsm_offline.clock import VirtualClock
 
 __all__ = [
     "DEFAULT_RESOURCE_TYPE",
@@ -54,7 +55,7 @@ class CloudFormationSimulator:
         self,
         function: LambdaFunction,
         responses: ResponseServer,
-        clock: SimClock | None = None,
+        clock: VirtualClock | None = None,
         *,
         eventbridge: EventBridge | None = None,
         stack_name: str = "offline-stack",
@@ -62,7 +63,6 @@ class CloudFormationSimulator:
         account: str = "123456789012",
         service_token: str | None = None,
         duplicate_delivery: bool = False,
-        fast_forward_idle: bool = True,
         settle: bool = True,
     ) -> None:
         self.function = function
@@ -75,7 +75,6 @@ class CloudFormationSimulator:
         self.stack_id = f"arn:aws:cloudformation:{region}:{account}:stack/{stack_name}/{uuid.uuid4()}"
         self.service_token = service_token or function.arn
         self.duplicate_delivery = duplicate_delivery
-        self.fast_forward_idle = fast_forward_idle
         self.settle = settle
         self.resources: dict[str, ResourceState] = {}
         self.outcomes: list[Outcome] = []
@@ -254,6 +253,10 @@ class CloudFormationSimulator:
 
     def send(self, event: dict[str, Any], role: str = "request", duplicate: bool | None = None) -> Outcome:
         """Invoke the function asynchronously with ``event`` and decide the operation as CloudFormation does."""
+        with self.clock.driving():  # one world call: time moves only while it waits
+            return self._send(event, role, duplicate)
+
+    def _send(self, event: dict[str, Any], role: str, duplicate: bool | None) -> Outcome:
         request_id = str(event["RequestId"])
         url = str(event["ResponseURL"])
         timeout = self.service_timeout_of(event)
@@ -281,32 +284,14 @@ class CloudFormationSimulator:
         return outcome
 
     def _await_first(self, url: str, deadline: float) -> ReceivedResponse | None:
-        while True:
-            left = deadline - self.clock.now()
-            if left <= 0:
-                break
-            response = self.responses.wait_for_response(url, timeout=min(self.clock.real_seconds(left), 0.05))
-            if response is not None:
-                return response
-            if self.fast_forward_idle and self._idle():
-                # Nothing runs or is scheduled, so nothing can answer: jump to the deadline.
-                response = self.responses.wait_for_response(url, timeout=0.05)
-                if response is not None:
-                    return response
-                self.clock.advance(max(0.0, deadline - self.clock.now()))
-                break
-        responses = self.responses.responses_for_url(url)
-        return responses[0] if responses else None
-
-    def _idle(self) -> bool:
-        return not self.function.busy and not (self.eventbridge is not None and self.eventbridge.has_live_rules)
+        # On the virtual clock: when nothing runs or is scheduled before the deadline, time jumps to it.
+        return self.responses.wait_for_response(url, max(0.0, deadline - self.clock.now()))
 
     def _settle(self) -> None:
         """Let the invocations of this request finish so that a second response can be noticed."""
-        bound = self.function.timeout_seconds + sum(self.function.async_retry_delays) + 5
-        self.function.wait_idle(timeout=self.clock.real_seconds(bound) + 5)
+        self.function.wait_idle()
         if self.eventbridge is not None:
-            self.eventbridge.wait_quiet(timeout=1.0)
+            self.eventbridge.wait_quiet(within=60.0)
 
     def _judge(
         self,

@@ -1,13 +1,16 @@
 """Run a CloudFormation template's custom resources through the simulator, with CloudFormation's stack semantics.
 
 Create: resources in dependency order; the first failure (or an Output that cannot be resolved) rolls
-the stack back by deleting what was created, in reverse order (ROLLBACK_COMPLETE).
-Update: changed resources get an Update, new ones a Create, in dependency order. A replacement (a new
+the stack back by deleting what was created, in reverse order (ROLLBACK_COMPLETE; ROLLBACK_FAILED when
+one of those Deletes fails, and the stack keeps that resource).
+Update: new parameter values and optionally an edited template (any number of times). Changed resources
+get an Update, new ones a Create, in dependency order. A replacement (a new
 PhysicalResourceId) keeps the old resource until every resource and Output succeeded; only then does
 the cleanup phase delete the replaced resources and the ones the template no longer selects
 (UPDATE_COMPLETE). On any failure every resource already updated gets an Update back to its old
 properties, resources created by this update are deleted, new replacements are deleted in the
-rollback's cleanup, and the previous Outputs remain (UPDATE_ROLLBACK_COMPLETE).
+rollback's cleanup, and the previous template, parameters and Outputs remain (UPDATE_ROLLBACK_COMPLETE;
+UPDATE_ROLLBACK_FAILED, naming the resource, when an undo fails).
 Source: AWS CloudFormation User Guide, "Update behaviors of stack resources" and "Stack status codes"
 (UPDATE_COMPLETE_CLEANUP_IN_PROGRESS, UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS).
 """
@@ -22,24 +25,13 @@ from typing import Any
 
 from cloudhsm_offline.cfn.simulator import CloudFormationSimulator, Outcome
 from cloudhsm_offline.cfn.template import (
-    CUSTOM_TYPES,
-    FUNCTION_TYPES,
     TemplateError,
     TemplateResolver,
+    carried_parameters,
+    check_runnable,
     is_custom,
     load_template,
 )
-
-__all__ = [
-    "CUSTOM_TYPES",
-    "FUNCTION_TYPES",
-    "OutputValue",
-    "StackRun",
-    "StackRunner",
-    "TemplateError",
-    "is_custom",
-    "load_template",
-]
 
 
 @dataclass
@@ -77,8 +69,13 @@ class _Step:
     old_properties: dict[str, Any] = field(default_factory=dict)
 
 
-class StackRunner(TemplateResolver):
-    """Create/Update/Delete a template's custom resources in dependency order, as one stack."""
+class StackRunner:
+    """Create/Update/Delete a template's custom resources in dependency order, as one stack.
+
+    The stack's state (``applied`` properties, ``physical`` ids, response ``data``) is the runner's; the
+    template and its parameters are read through a ``TemplateResolver`` (``resolver``), which an Update
+    with an edited template replaces.
+    """
 
     def __init__(
         self,
@@ -86,15 +83,31 @@ class StackRunner(TemplateResolver):
         template: str | Path | Mapping[str, Any],
         parameters: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(simulator, template, parameters)
+        self.simulator = simulator
         self.applied: dict[str, dict[str, Any]] = {}
+        self.physical: dict[str, str] = {}
+        self.data: dict[str, dict[str, Any]] = {}
+        self.resolver = self._resolver(template, parameters or {})
+
+    def _resolver(self, template: str | Path | Mapping[str, Any], parameters: Mapping[str, str]) -> TemplateResolver:
+        return TemplateResolver(self.simulator, template, parameters, physical=self.physical, data=self.data)
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        """The current template's Resources."""
+        return self.resolver.resources
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The current parameter values, resolved (lists for list types)."""
+        return self.resolver.parameters
 
     def custom_resources(self) -> list[str]:
         """Logical ids of the custom resources that exist under the conditions, in dependency order."""
         selected = [
             name
             for name, resource in self.resources.items()
-            if is_custom(resource) and ("Condition" not in resource or self.condition(resource["Condition"]))
+            if is_custom(resource) and ("Condition" not in resource or self.resolver.condition(resource["Condition"]))
         ]
         ordered: list[str] = []
         visiting: set[str] = set()
@@ -128,7 +141,7 @@ class StackRunner(TemplateResolver):
 
     def properties_of(self, name: str) -> dict[str, Any]:
         """The resolved Properties of a resource."""
-        resolved = self.resolve(self.resources[name].get("Properties") or {})
+        resolved = self.resolver.resolve(self.resources[name].get("Properties") or {})
         assert isinstance(resolved, dict)
         return resolved
 
@@ -141,6 +154,7 @@ class StackRunner(TemplateResolver):
         """Create every custom resource; on a failure (or a failing Output) delete the ones created."""
         run = StackRun()
         created: list[str] = []
+        failed: list[str] = []
         for name in self._safe(run, self.custom_resources) or []:
             properties = self._safe(run, lambda n=name: self.properties_of(n))
             if properties is None:
@@ -149,6 +163,10 @@ class StackRunner(TemplateResolver):
             run.outcomes.append(outcome)
             if outcome.status != "SUCCESS":
                 run.errors.append(f"{name}: {outcome.reason}")
+                rollback = outcome.followup("rollback")
+                if rollback is not None and rollback.status != "SUCCESS":  # the failed Create's own Delete
+                    failed.append(name)
+                    run.errors.append(f"rollback: {name}: {rollback.reason}")
                 break
             self._remember(name, outcome, properties)
             created.append(name)
@@ -159,23 +177,33 @@ class StackRunner(TemplateResolver):
             run.status = "CREATE_COMPLETE"
             return run
         for name in reversed(created):
-            run.outcomes.append(self.simulator.delete(name, role="rollback"))
-            self._forget(name)
-        run.status = "ROLLBACK_COMPLETE"
+            outcome = self.simulator.delete(name, role="rollback")
+            run.outcomes.append(outcome)
+            if outcome.status == "SUCCESS":
+                self._forget(name)
+            else:  # CloudFormation keeps the resource it could not delete and stops in ROLLBACK_FAILED
+                failed.append(name)
+                run.errors.append(f"rollback: {name}: {outcome.reason}")
+        run.status = "ROLLBACK_FAILED" if failed else "ROLLBACK_COMPLETE"
         return run
 
     # -- update ------------------------------------------------------------------------------------
 
-    def update(self, parameters: Mapping[str, str]) -> StackRun:
-        """Update with changed parameters; cleanup after success, rollback (previous Outputs kept) on failure."""
+    def update(self, parameters: Mapping[str, str], template: str | Path | Mapping[str, Any] | None = None) -> StackRun:
+        """Update with changed parameters and optionally an edited template; cleanup after success, rollback
+        (previous template, parameters and Outputs kept) on failure."""
         run = StackRun()
-        before = (dict(self.parameters), dict(self.applied), dict(self.data), dict(self.physical))
-        try:
-            self.parameters = self.resolve_parameters({**self.parameters, **parameters})
-        except TemplateError as exc:  # CloudFormation rejects the update before touching anything
+        before = (self.resolver, dict(self.applied), dict(self.data), dict(self.physical))
+        try:  # CloudFormation rejects an update it cannot run before touching anything
+            source = self.resolver.template if template is None else load_template(template)
+            given = carried_parameters(source, self.resolver.given, parameters)
+            check_runnable(source, given)
+            resolver = self._resolver(source, given)
+        except TemplateError as exc:
             run.errors.append(str(exc))
             run.outputs, run.status = self.outputs(), "UPDATE_ROLLBACK_COMPLETE"
             return run
+        self.resolver = resolver
         steps = self._apply_changes(run)
         if not run.errors:
             run.outputs = self.outputs()
@@ -224,7 +252,7 @@ class StackRunner(TemplateResolver):
         self,
         run: StackRun,
         steps: list[_Step],
-        before: tuple[dict[str, str], dict[str, Any], dict[str, Any], dict[str, str]],
+        before: tuple[TemplateResolver, dict[str, Any], dict[str, Any], dict[str, str]],
     ) -> None:
         """Undo ``steps`` in reverse: Update back, delete this update's creations, then its new replacements."""
         undo: list[Outcome] = []
@@ -250,14 +278,22 @@ class StackRunner(TemplateResolver):
         for name, physical, properties in replacements:
             undo.append(self.simulator.delete(name, properties, physical, self._type(name), role="cleanup"))
         run.outcomes.extend(undo)
-        self.parameters, self.applied, self.data, self.physical = before
+        self.resolver, old_applied, old_data, old_physical = before
+        self.applied.clear()  # in place: the resolvers share these dictionaries
+        self.applied.update(old_applied)
+        self.data.clear()
+        self.data.update(old_data)
+        self.physical.clear()
+        self.physical.update(old_physical)
         for step in steps:  # the simulator's record follows the stack back to the old resources
             state = self.simulator.resources.get(step.name)
             if not step.created and state is not None:
                 state.physical_id, state.properties = step.old_physical, dict(step.old_properties)
                 state.data = dict(self.data.get(step.name, {}))
         run.outputs = self.outputs()
-        run.status = "UPDATE_ROLLBACK_COMPLETE" if all(o.all_ok for o in undo) else "UPDATE_ROLLBACK_FAILED"
+        failed = [o for o in undo if not o.all_ok]
+        run.errors.extend(f"rollback: {o.logical_id}: {o.reason or o.status}" for o in failed)
+        run.status = "UPDATE_ROLLBACK_FAILED" if failed else "UPDATE_ROLLBACK_COMPLETE"
 
     # -- delete ------------------------------------------------------------------------------------
 
@@ -278,12 +314,12 @@ class StackRunner(TemplateResolver):
     def outputs(self) -> list[OutputValue]:
         """Resolve the template's Outputs (with their Conditions)."""
         values = []
-        for name, spec in (self.template.get("Outputs") or {}).items():
+        for name, spec in (self.resolver.template.get("Outputs") or {}).items():
             description = str(spec.get("Description", ""))
             try:
-                if "Condition" in spec and not self.condition(spec["Condition"]):
+                if "Condition" in spec and not self.resolver.condition(spec["Condition"]):
                     continue
-                value = self.resolve(spec.get("Value"))
+                value = self.resolver.resolve(spec.get("Value"))
                 values.append(OutputValue(name, str(value), description=description))
             except (TemplateError, KeyError, IndexError, TypeError, ValueError) as exc:
                 values.append(OutputValue(name, None, str(exc), description))

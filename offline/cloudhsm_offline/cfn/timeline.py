@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from typing import Any, TextIO
 
-from cloudhsm_offline.cfn.eventbridge import ApiCall, Firing, RuleState
-from cloudhsm_offline.cfn.lambda_runtime import InvocationRecord
+from cloudhsm_offline.cfn.gateway import ApiCall
+from cloudhsm_offline.cfn.lambda_worker import InvocationRecord
 from cloudhsm_offline.cfn.response_server import ReceivedResponse
+from cloudhsm_offline.cfn.scheduler import Firing, RuleState
 from cloudhsm_offline.cfn.simulator import Outcome
 from cloudhsm_offline.cfn.stack import OutputValue
 from cloudhsm_offline.cfn.world import OfflineWorld
@@ -23,14 +23,13 @@ def short(request_id: str) -> str:
 
 
 class Timeline:
-    """Subscribes to a world's parts and prints one line per step with modelled and real elapsed time."""
+    """Subscribes to a world's parts and prints one line per step, stamped with modelled seconds since the start."""
 
     def __init__(self, world: OfflineWorld, out: TextIO | None = None, colour: bool | None = None) -> None:
         self.world = world
         self.out = out or sys.stdout
         self.colour = self.out.isatty() if colour is None else colour
         self.start_modelled = world.clock.now()
-        self.start_real = time.monotonic()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._seen_calls = 0
@@ -62,8 +61,7 @@ class Timeline:
     def line(self, marker: str, text: str, style: str | None = None, at: float | None = None) -> None:
         """Print one timeline line."""
         modelled = (at if at is not None else self.world.clock.now()) - self.start_modelled
-        real = time.monotonic() - self.start_real
-        stamp = f"{modelled:8.1f}s {real:6.2f}s"
+        stamp = f"{modelled:8.1f}s"
         body = f"{marker:<5} {text}"
         with self._lock:
             print(
@@ -96,7 +94,7 @@ class Timeline:
         style = "ok" if outcome.ok else "bad"
         text = (
             f"{outcome.operation} {outcome.logical_id} -> {outcome.status} "
-            f"in {outcome.elapsed_modelled:.1f}s modelled / {outcome.elapsed_real:.2f}s real, "
+            f"in {outcome.elapsed_modelled:.1f}s, "
             f"{outcome.invocations} invocation(s)"
         )
         if outcome.role != "request":
@@ -111,14 +109,14 @@ class Timeline:
         number = self._numbers.setdefault(record.request_id, len(self._numbers) + 1)
         label = f"#{number} {record.kind} (request {short(str(record.event.get('RequestId', '?')))})"
         if phase == "start":
-            how = f"cold start, init {(record.init_seconds or 0) * 1000:.0f} ms real" if record.cold else "warm"
+            how = "cold start" if record.cold else "warm"
             poll = " poll" if "CrHelperPoll" in record.event else ""
             self.line("λ>", f"invoke{poll} {label} via {record.source}, {how}", at=record.start_modelled)
             return
         if record.error is not None:
             self.line("λ!", f"{label} error {record.error.get('errorType')}: {record.error.get('errorMessage')}", "bad")
         else:
-            self.line("λ<", f"{label} returned after {record.modelled_seconds or 0:.1f}s modelled", "dim")
+            self.line("λ<", f"{label} returned after {record.modelled_seconds or 0:.1f}s", "dim")
 
     def _on_response(self, response: ReceivedResponse) -> None:
         body = response.parsed if isinstance(response.parsed, dict) else {}
@@ -187,6 +185,8 @@ class Timeline:
         if emulator is None:
             return
         self.heading(title)
-        for backup in emulator.backups():
-            extra = f" (delete timestamp {backup['DeleteTimestamp']})" if backup.get("DeleteTimestamp") else ""
-            self.plain(f"  {backup['BackupId']:<24} {backup['BackupState']}{extra}")
+        for region in emulator.regions:
+            for backup in emulator.store_of(region).views():
+                deleted = backup.get("DeleteTimestamp")
+                extra = f" (DeleteTimestamp {deleted:%Y-%m-%dT%H:%M:%SZ})" if deleted else ""
+                self.plain(f"  {region:<14} {backup['BackupId']:<24} {backup['BackupState']}{extra}")

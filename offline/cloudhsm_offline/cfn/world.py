@@ -20,7 +20,7 @@ from cloudhsm_offline.cfn.lambda_runtime import (
 )
 from cloudhsm_offline.cfn.response_server import ResponseServer
 from cloudhsm_offline.cfn.simulator import CloudFormationSimulator
-from cloudhsm_offline.clock import SimClock
+from cloudhsm_offline.clock import VirtualClock
 from cloudhsm_offline.emulator import CloudHsmEmulator, Seed, load_seed
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -45,8 +45,12 @@ STARTUP_SECONDS = 60.0
 """Real seconds a part may take to start; then the world fails instead of hanging (moto's start waits unbounded)."""
 
 
-def bounded_start(start: Callable[[], T], what: str) -> T:
-    """Run ``start`` with a bound of ``STARTUP_SECONDS`` real seconds: a part that never comes up is an error."""
+def bounded_start(start: Callable[[], T], what: str, starting: list[threading.Thread] | None = None) -> T:
+    """Run ``start`` with a bound of ``STARTUP_SECONDS`` real seconds: a part that never comes up is an error.
+
+    The starting thread is added to ``starting``: a stop that comes meanwhile (a signal) waits for it
+    first, so what it starts is stopped too instead of outliving the process's cleanup.
+    """
     outcome: list[T] = []
     failure: list[BaseException] = []
 
@@ -57,6 +61,8 @@ def bounded_start(start: Callable[[], T], what: str) -> T:
             failure.append(exc)
 
     thread = threading.Thread(target=run, name=f"start {what}", daemon=True)
+    if starting is not None:
+        starting.append(thread)
     thread.start()
     thread.join(STARTUP_SECONDS)
     if failure:
@@ -80,8 +86,8 @@ class OfflineWorld:
     def __init__(
         self,
         *,
-        speed: float = 60.0,
-        clock: SimClock | None = None,
+        clock: VirtualClock | None = None,
+        speed: float | None = None,
         code_dir: str | os.PathLike[str] | None = None,
         handler: str = DEFAULT_HANDLER,
         layer_packages: Iterable[str] | None = None,
@@ -100,10 +106,10 @@ class OfflineWorld:
         duplicate_delivery: bool = False,
         max_concurrency: int = 10,
         async_retry_delays: Iterable[float] = ASYNC_RETRY_DELAYS,
-        fast_forward_idle: bool = True,
         provider_id: str | None = None,
     ) -> None:
-        self.clock = clock or SimClock(speed)
+        del speed  # ignored: modelled time is virtual (accepted while cdk/templates tests and bench pass it)
+        self.clock = clock or VirtualClock()
         # The seed is read first: a bad seed fails here, before anything starts, and names the region.
         self._seed: Seed | None = None if seed is None else _as_seed(seed)
         settings = self._seed.settings if self._seed is not None else {}
@@ -112,55 +118,59 @@ class OfflineWorld:
         if code_dir is not None and not Path(code_dir).is_dir():
             raise ValueError(f"code directory {code_dir} does not exist (pass code_dir / --code)")
         self._scratch = tempfile.TemporaryDirectory(prefix="offline-world-")
-        try:
+        try:  # a failure (or a signal) half-way through leaves no temporary folder behind
             if code_dir is None:
                 self.code_dir, default_layers = _default_code(Path(self._scratch.name))
             else:
                 self.code_dir, default_layers = Path(code_dir), ()
+            if layer_packages is None:
+                layer_packages = default_layers
+            region, account = self.region, self.account
+            self._emulator_arg = emulator
+            self._restore_seconds = restore_seconds
+            self._owns_emulator = emulator is None
+            self.emulator: Any = None
+            self.responses = ResponseServer(self.clock, region)
+            self.function = LambdaFunction(
+                self.code_dir,
+                handler=handler,
+                env=env,
+                timeout_seconds=lambda_timeout,
+                memory_mb=memory_mb,
+                function_name=function_name,
+                clock=self.clock,
+                extra_sys_path=extra_sys_path,
+                region=region,
+                account=account,
+                max_concurrency=max_concurrency,
+                async_retry_delays=async_retry_delays,
+                layer_packages=layer_packages,
+            )
+            self.eventbridge = EventBridge(self.function, self.clock) if eventbridge else None
+            self.simulator = CloudFormationSimulator(
+                self.function,
+                self.responses,
+                self.clock,
+                eventbridge=self.eventbridge,
+                stack_name=stack_name,
+                region=region,
+                account=account,
+                duplicate_delivery=duplicate_delivery,
+            )
+            self.provider_id = provider_id or self.simulator.stack_id.rsplit("-", 1)[-1]
+            """As deployed: the last 12 hex digits of the stack's GUID (PROVIDER_ID_ENV; templates and CDK)."""
+            self.function.env.setdefault(PROVIDER_ID_ENV, self.provider_id)
+            self.extra_functions: list[LambdaFunction] = []
+            """Other providers deployed into this account (cloudhsm_offline.cfn.providers.add_provider)."""
+            self._started = False
+            self._starting: list[threading.Thread] = []
         except BaseException:
+            if hasattr(self, "function"):
+                self.function.close()
+            if hasattr(self, "responses"):
+                self.responses.stop()
             self._scratch.cleanup()
             raise
-        if layer_packages is None:
-            layer_packages = default_layers
-        region, account = self.region, self.account
-        self._emulator_arg = emulator
-        self._restore_seconds = restore_seconds
-        self._owns_emulator = emulator is None
-        self.emulator: Any = None
-        self.responses = ResponseServer(self.clock, region)
-        self.function = LambdaFunction(
-            self.code_dir,
-            handler=handler,
-            env=env,
-            timeout_seconds=lambda_timeout,
-            memory_mb=memory_mb,
-            function_name=function_name,
-            clock=self.clock,
-            extra_sys_path=extra_sys_path,
-            region=region,
-            account=account,
-            max_concurrency=max_concurrency,
-            async_retry_delays=async_retry_delays,
-            layer_packages=layer_packages,
-        )
-        self.eventbridge = EventBridge(self.function, self.clock) if eventbridge else None
-        self.simulator = CloudFormationSimulator(
-            self.function,
-            self.responses,
-            self.clock,
-            eventbridge=self.eventbridge,
-            stack_name=stack_name,
-            region=region,
-            account=account,
-            duplicate_delivery=duplicate_delivery,
-            fast_forward_idle=fast_forward_idle,
-        )
-        self.provider_id = provider_id or self.simulator.stack_id.rsplit("-", 1)[-1]
-        """As deployed: the last 12 hex digits of the stack's GUID (PROVIDER_ID_ENV; templates and CDK)."""
-        self.function.env.setdefault(PROVIDER_ID_ENV, self.provider_id)
-        self.extra_functions: list[LambdaFunction] = []
-        """Other providers deployed into this account (cloudhsm_offline.cfn.providers.add_provider)."""
-        self._started = False
 
     def start(self) -> OfflineWorld:
         """Start every server and point the function's environment at them."""
@@ -186,7 +196,7 @@ class OfflineWorld:
             if self.emulator is not None:
                 endpoints["AWS_ENDPOINT_URL_CLOUDHSM_V2"] = self.emulator.url
             if self.eventbridge is not None:
-                url = bounded_start(self.eventbridge.start, "EventBridge/Lambda (moto)")
+                url = bounded_start(self.eventbridge.start, "EventBridge/Lambda (moto)", self._starting)
                 endpoints.update(  # boto3 names these after the service id: EventBridge, Lambda, CloudWatch Logs, SSM
                     AWS_ENDPOINT_URL_EVENTBRIDGE=url,
                     AWS_ENDPOINT_URL_LAMBDA=url,
@@ -203,6 +213,8 @@ class OfflineWorld:
 
     def stop(self) -> None:
         """Stop everything this world started (an emulator passed in is left running)."""
+        for thread in self._starting:  # a part still coming up (a signal during start): let it finish first
+            thread.join(STARTUP_SECONDS)
         steps: list[Callable[[], object]] = [function.close for function in [self.function, *self.extra_functions]]
         if self.eventbridge is not None:
             steps.append(self.eventbridge.stop)

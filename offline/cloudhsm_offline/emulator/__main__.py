@@ -9,10 +9,10 @@ import threading
 from types import FrameType
 
 from cloudhsm_offline import __version__, inputs
-from cloudhsm_offline.cli import OneLineParser
 from cloudhsm_offline.clock import SimClock
 from cloudhsm_offline.emulator.emulator import CloudHsmEmulator
 from cloudhsm_offline.emulator.seed import DEMO_SEED
+from cloudhsm_offline.inputs import OneLineParser
 
 
 def build_parser(prog: str = "python -m cloudhsm_offline.emulator") -> argparse.ArgumentParser:

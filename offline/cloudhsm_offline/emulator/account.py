@@ -142,6 +142,11 @@ class EmulatedAccount:
                 self._regions[region] = BackupApi(store, default_page_size=self.api.default_page_size)
             return self.store_of(region)
 
+    @property
+    def regions(self) -> list[str]:
+        """Every emulated region: the emulator's own first, then those added with ``add_region``."""
+        return [self.region, *self._regions]
+
     def store_of(self, region: str | None) -> BackupStore:
         """The store of ``region`` (None: the emulator's own); ValueError for a region never added."""
         if region is None or region == self.region:

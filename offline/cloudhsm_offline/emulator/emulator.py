@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -142,7 +141,8 @@ class CloudHsmEmulator(EmulatedAccount):
                 operation, at, principal=self._principal(access_key), resource=api.store.arn_of(call.params)
             )
             if decision.latency:
-                time.sleep(decision.latency)
+                # Modelled: on the world's virtual clock the caller (blocked on this answer) lends its token.
+                self.clock.sleep(decision.latency)
             if decision.drop:
                 self.call_log.record(call.finished(DROPPED, None))
                 return None

@@ -29,6 +29,10 @@ class Clock(Protocol):
         """Modelled seconds since the epoch."""
         ...
 
+    def sleep(self, seconds: float) -> None:
+        """Let ``seconds`` of modelled time pass for the caller (an injected latency)."""
+        ...
+
 
 class BackupState(StrEnum):
     """The states CloudHSM reports for a backup."""

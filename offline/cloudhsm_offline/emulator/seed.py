@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from cloudhsm_offline.emulator.model import MODES, RESTORE_WINDOW_SECONDS, BackupState, normalize_tags, to_epoch
 
 SETTINGS = ("region", "account", "restore_seconds", "restore_in_progress_state", "purge_interval")
 BACKUP_KEYS = {
@@ -64,12 +68,104 @@ def parse_seed(data: object) -> Seed:
     faults = data.get("faults")
     if faults is not None and not isinstance(faults, Mapping):
         raise ValueError("'faults' must be a mapping")
-    return Seed(
+    seed = Seed(
         settings=settings,
         backups=[_backup_entry(i, entry) for i, entry in enumerate(entries)],
         clusters=[_cluster_entry(i, entry) for i, entry in enumerate(clusters)],
         faults=None if faults is None else dict(faults),
     )
+    _check(seed, time.time())
+    return seed
+
+
+def _check(seed: Seed, now: float) -> None:
+    """Refuse a seed that cannot be true, naming the field: ids twice, undeclared clusters, values that do
+    not parse, a PENDING_DELETION backup deleted outside the 7-day window (CloudHSM User Guide, "Deleting
+    and restoring AWS CloudHSM backups": a deleted backup can be restored for 7 days)."""
+    state = seed.settings.get("restore_in_progress_state")
+    if state is not None and state not in (BackupState.PENDING_DELETION, BackupState.CREATE_IN_PROGRESS):
+        raise ValueError(f"restore_in_progress_state must be PENDING_DELETION or CREATE_IN_PROGRESS, got {state!r}")
+    interval = seed.settings.get("purge_interval")
+    if interval is not None and not _is_number(interval, positive=True):
+        raise ValueError(f"purge_interval must be a number of seconds > 0, got {interval!r}")
+    declared: dict[str, int] = {}
+    for index, cluster in enumerate(seed.clusters):
+        where = f"clusters[{index}]"
+        cluster_id = str(cluster["cluster_id"])
+        if cluster_id in declared:
+            raise ValueError(f"{where}.id: {cluster_id} is declared twice (clusters[{declared[cluster_id]}])")
+        declared[cluster_id] = index
+        days = cluster.get("retention_days", 90)
+        if days is not None and (isinstance(days, bool) or not isinstance(days, int) or not 7 <= days <= 379):
+            # CloudHSM API Reference, BackupRetentionPolicy: Value is a number of days from 7 to 379.
+            raise ValueError(f"{where}.retention_days must be a whole number of days from 7 to 379, got {days!r}")
+        _timestamp(cluster, "create_timestamp", where)
+    seen: dict[tuple[str, Any], int] = {}
+    for index, backup in enumerate(seed.backups):
+        where = f"backups[{index}]"
+        key = (str(backup["backup_id"]), backup.get("region"))
+        if key in seen:
+            raise ValueError(f"{where}.id: {key[0]} is declared twice (backups[{seen[key]}])")
+        seen[key] = index
+        _check_backup(backup, where, declared, now)
+
+
+def _check_backup(backup: Mapping[str, Any], where: str, clusters: Mapping[str, int], now: float) -> None:
+    try:
+        state = BackupState(backup.get("state", "READY"))
+    except ValueError:
+        raise ValueError(
+            f"{where}.state must be one of {', '.join(s.value for s in BackupState)}, got {backup.get('state')!r}"
+        ) from None
+    cluster = backup.get("cluster_id")
+    if clusters and cluster is not None and str(cluster) not in clusters:
+        # With clusters declared they are the account's: a name outside them is a typo. (A backup can
+        # outlive its cluster: seed it without clusters, or without cluster, for a derived id.)
+        raise ValueError(f"{where}.cluster: {cluster} is not declared under clusters")
+    for name in ("create_timestamp", "copy_timestamp"):
+        _timestamp(backup, name, where)
+    if backup.get("mode") is not None and backup["mode"] not in MODES:
+        raise ValueError(f"{where}.mode must be one of {', '.join(MODES)}, got {backup['mode']!r}")
+    if "never_expires" in backup and not isinstance(backup["never_expires"], bool):
+        raise ValueError(f"{where}.never_expires must be true or false, got {backup['never_expires']!r}")
+    try:
+        normalize_tags(backup.get("tags"))
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{where}.tags: a mapping or a list of Key/Value pairs within the limits ({exc})") from None
+    deleted = _timestamp(backup, "delete_timestamp", where)
+    ago = backup.get("deleted_seconds_ago")
+    if ago is not None:
+        if not _is_number(ago) or ago < 0:
+            raise ValueError(f"{where}.deleted_seconds_ago must be a number of seconds >= 0, got {ago!r}")
+        deleted = now - float(ago)
+    if deleted is None:
+        return
+    if state not in (BackupState.PENDING_DELETION, BackupState.DELETED):
+        raise ValueError(f"{where}: a delete timestamp only applies to PENDING_DELETION or DELETED, not {state.value}")
+    if state is BackupState.PENDING_DELETION and not now - RESTORE_WINDOW_SECONDS < deleted <= now + 1:
+        field_name = "deleted_seconds_ago" if ago is not None else "delete_timestamp"
+        raise ValueError(
+            f"{where}.{field_name}: a PENDING_DELETION backup was deleted within the last 7 days "
+            "(the restore window; after it the backup is DELETED), not in the future"
+        )
+
+
+def _timestamp(holder: Mapping[str, Any], name: str, where: str) -> float | None:
+    value = holder.get(name)
+    if value is None:
+        return None
+    try:
+        return to_epoch(value)
+    except (ValueError, TypeError, AttributeError):
+        raise ValueError(
+            f"{where}.{name}: cannot parse {value!r} (an ISO 8601 time like 2025-01-15T09:30:00Z, or epoch seconds)"
+        ) from None
+
+
+def _is_number(value: Any, positive: bool = False) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return False
+    return value > 0 if positive else True
 
 
 def _backup_entry(index: int, entry: object) -> dict[str, Any]:

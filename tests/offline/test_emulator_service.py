@@ -3,9 +3,7 @@ backup retention policy and its purge sweep, DeleteTimestamp as the permanent de
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import boto3
@@ -13,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from cloudhsm_offline.emulator import CloudHsmEmulator
 
-from tests.functional.manual_clock import T0, ManualClock
+from tests.offline.conftest import T0, ManualClock
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudhsmv2 import CloudHSMV2Client
@@ -23,33 +21,6 @@ LATEST = "backup-latestbackupx"
 COPY = "backup-copiedbackupx"
 CLUSTER = "cluster-clusteroneabc"
 DAY = 86400.0
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEMULATORTEST")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "emulator-secret")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_CA_BUNDLE"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def emulator(clock: ManualClock) -> Iterator[CloudHsmEmulator]:
-    with CloudHsmEmulator(clock=clock) as emu:
-        yield emu
-
-
-@pytest.fixture
-def client(emulator: CloudHsmEmulator, aws_env: None, monkeypatch: pytest.MonkeyPatch) -> CloudHSMV2Client:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDHSM_V2", emulator.url)
-    return boto3.client("cloudhsmv2", region_name=emulator.region)
 
 
 def code(exc: pytest.ExceptionInfo[ClientError]) -> str:

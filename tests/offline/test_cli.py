@@ -16,6 +16,8 @@ import pytest
 from cloudhsm_offline import __version__, demo
 from cloudhsm_offline.cli import main
 
+from tests.functional.conftest import FIXTURE_HANDLERS, FIXTURES
+
 pytestmark = pytest.mark.slow
 
 TWO_RESOURCES = """
@@ -54,7 +56,41 @@ def files(tmp_path: Path) -> Path:
     (tmp_path / "state-seed.yaml").write_text("backups:\n  - id: backup-x\n    state: WEIRD\n")
     (tmp_path / "region-seed.yaml").write_text("region: mars\nbackups: []\n")
     (tmp_path / "unknown-seed.yaml").write_text("regoin: eu-west-1\nbackups: []\n")
+    for name, text in TEMPLATES.items():
+        (tmp_path / f"{name}.yaml").write_text(text, encoding="utf-8")
+    for name, text in SEEDS.items():
+        (tmp_path / f"{name}-seed.yaml").write_text(text, encoding="utf-8")
     return tmp_path
+
+
+_CUSTOM = "  R:\n    Type: Custom::CloudHsmBackupRestore\n    Properties:\n      ServiceToken: !ImportValue token\n"
+TEMPLATES = {
+    "list": "- Resources\n- Outputs\n",
+    "plain": "Parameters:\n  Id: {Type: String, Default: backup-x}\nResources:\n"
+    + _CUSTOM
+    + "      BackupId: !Ref Id\n",
+    "string": "just a sentence\n",
+    "getazs": "Resources:\n" + _CUSTOM + "      BackupId: !Select [0, !GetAZs '']\n",
+    "unknown-ref": "Resources:\n" + _CUSTOM + "      BackupId: !Ref Nope\n",
+    "unknown-sub": "Resources:\n" + _CUSTOM + "      BackupId: !Sub 'backup-${Missing}'\n",
+    "unknown-map": "Resources:\n" + _CUSTOM + "      BackupId: !FindInMap [Ids, a, b]\n",
+    "unknown-condition": "Resources:\n" + _CUSTOM + "      BackupId: !If [Nope, a, b]\n",
+    "unknown-getatt": "Resources:\n" + _CUSTOM + "      BackupId: !GetAtt Other.BackupId\n",
+    "output-ref": "Resources:\n" + _CUSTOM + "      BackupId: backup-x\nOutputs:\n  O: {Value: !Ref Gone}\n",
+    "macro": "Transform: MyMacro\nResources:\n" + _CUSTOM + "      BackupId: backup-x\n",
+    "no-token": "Resources:\n  R:\n    Type: Custom::X\n    Properties: {BackupId: backup-x}\n",
+    "number": "Parameters:\n  N: {Type: Number, Default: ten}\nResources:\n" + _CUSTOM + "      BackupId: !Ref N\n",
+}
+_PENDING = "backups:\n  - id: backup-demo2restore\n    state: PENDING_DELETION\n"
+SEEDS = {
+    "twice": _PENDING + "  - id: backup-demo2restore\n    state: READY\n",
+    "cluster": "clusters:\n  - id: cluster-declared1a\n" + _PENDING + "    cluster: cluster-undeclared\n",
+    "window": _PENDING + "    deleted_seconds_ago: 700000\n",
+    "future": _PENDING + "    delete_timestamp: '2999-01-01T00:00:00Z'\n",
+    "created": _PENDING + "    create_timestamp: yesterday\n",
+    "retention": "clusters:\n  - id: cluster-declared1a\n    retention_days: 3\n" + _PENDING,
+    "tags": _PENDING + "    tags: [just, words]\n",
+}
 
 
 BAD_INPUTS = {
@@ -86,6 +122,30 @@ BAD_INPUTS = {
     "emulator missing seed": (["emulator", "--seed", "{d}/nope.json"], "nope.json: no such file"),
     "emulator negative restore time": (["emulator", "--restore-seconds", "-1"], "must not be negative"),
     "emulator unknown state in seed": (["emulator", "--seed", "{d}/state-seed.yaml"], "WEIRD"),
+    "template is a list": (["run-template", "{d}/list.yaml"], "a template is a mapping with Resources, got a list"),
+    "template is a string": (["run-template", "{d}/string.yaml"], "got a str"),
+    "unsupported intrinsic": (["run-template", "{d}/getazs.yaml"], "R.Properties.BackupId.Fn::Select[1].Fn::GetAZs:"),
+    "unknown Ref": (["run-template", "{d}/unknown-ref.yaml"], "BackupId.Ref: Ref to unknown name Nope"),
+    "unknown Sub variable": (["run-template", "{d}/unknown-sub.yaml"], "Ref to unknown name Missing"),
+    "unknown mapping": (["run-template", "{d}/unknown-map.yaml"], "unknown mapping Ids"),
+    "unknown condition": (["run-template", "{d}/unknown-condition.yaml"], "unknown condition Nope"),
+    "unknown GetAtt resource": (["run-template", "{d}/unknown-getatt.yaml"], "Fn::GetAtt on unknown resource Other"),
+    "unknown Ref in an output": (["run-template", "{d}/output-ref.yaml"], "Outputs.O.Value.Ref: Ref to unknown name"),
+    "a macro": (["run-template", "{d}/macro.yaml"], "Transform MyMacro: macros are not run offline"),
+    "no ServiceToken": (["run-template", "{d}/no-token.yaml"], "Resources.R: a custom resource needs Properties.Ser"),
+    "Number not a number": (["run-template", "{d}/number.yaml"], "parameter N='ten' must be a number"),
+    "bad edited template": (
+        ["run-template", "{d}/plain.yaml", "--update-template", "{d}/unknown-ref.yaml"],
+        "unknown-ref.yaml: Resources.R.Properties.BackupId.Ref: Ref to unknown name Nope",
+    ),
+    "backup id twice": (["run-template", "--seed", "{d}/twice-seed.yaml"], "backups[1].id: backup-demo2restore is dec"),
+    "undeclared cluster": (["run-template", "--seed", "{d}/cluster-seed.yaml"], "backups[0].cluster: cluster-undecl"),
+    "deleted past the window": (["run-template", "--seed", "{d}/window-seed.yaml"], "backups[0].deleted_seconds_ago"),
+    "deleted in the future": (["run-template", "--seed", "{d}/future-seed.yaml"], "backups[0].delete_timestamp:"),
+    "unparsable timestamp": (["run-template", "--seed", "{d}/created-seed.yaml"], "create_timestamp: cannot parse"),
+    "retention out of range": (["run-template", "--seed", "{d}/retention-seed.yaml"], "clusters[0].retention_days"),
+    "tags not key/values": (["run-template", "--seed", "{d}/tags-seed.yaml"], "backups[0].tags"),
+    "layer not installed": (["run-template", "--layer", "no_such_layer"], "--layer no_such_layer: no installed"),
 }
 
 
@@ -105,6 +165,35 @@ def test_bad_input_is_one_line_and_exit_2_before_the_world_starts(
     assert lines[0].startswith("cloudhsm-offline")
     assert " error: " in lines[0]
     assert expected in lines[0]
+    assert captured.out == ""
+
+
+UNIMPORTABLE = {
+    "module missing": (["--handler", "no_such_module.handler"], "Runtime.ImportModuleError: Unable to import module"),
+    "function missing": (
+        ["--code", str(FIXTURE_HANDLERS), "--handler", "fixture_handlers.nothing"],
+        "Runtime.HandlerNotFound: Handler 'nothing' missing on module 'fixture_handlers'",
+    ),
+    "module broken": (["--code", str(FIXTURE_HANDLERS), "--handler", "broken_module.handler"], "broken_module"),
+    "code without the handler": (["--code", str(FIXTURES)], "Unable to import module 'cloudhsm_backup_restore.app'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNIMPORTABLE))
+def test_a_function_that_cannot_be_imported_is_exit_2_before_any_server_starts(
+    case: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_start(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("no server may start for a function that cannot be imported")
+
+    monkeypatch.setattr(demo.OfflineWorld, "start", no_start)
+    arguments, expected = UNIMPORTABLE[case]
+    status = main(["run-template", "--param", "BackupId=backup-demo2restore", *arguments, "--output", "json"])
+    captured = capsys.readouterr()
+    assert status == 2, captured.err
+    assert len(captured.err.splitlines()) == 1, captured.err
+    assert captured.err.startswith("cloudhsm-offline: error: --handler ")
+    assert expected in captured.err
     assert captured.out == ""
 
 
@@ -188,46 +277,73 @@ def _live_processes_mentioning(marker: str) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize(
-    ("signum", "whole_group"),
-    [(signal.SIGTERM, False), (signal.SIGINT, True)],  # kill <pid>; Ctrl-C (the terminal signals the whole group)
-)
-def test_a_signal_stops_the_workers_and_removes_the_temporary_folders(
-    signum: int, whole_group: bool, tmp_path: Path
+BLOCKING = """
+Resources:
+  Held:
+    Type: Custom::Fixture
+    Properties: {ServiceToken: !ImportValue provider-ServiceToken, Mode: block}
+"""
+SIGNAL_INSTANTS = [
+    # (line the run prints first, signal, whole process group as Ctrl-C does, --output json)
+    ("Starting the offline world", signal.SIGTERM, False, False),  # start-up: the Init check, then the servers
+    ("Starting the offline world", signal.SIGINT, True, True),
+    ("Offline world", signal.SIGINT, False, False),  # the servers run, nothing invoked yet
+    ("CFN>", signal.SIGTERM, False, True),  # the Create event is on its way
+    ("λ>", signal.SIGINT, True, False),  # a Lambda worker holds the Create (the fixture blocks)
+    ("λ>", signal.SIGTERM, False, True),
+]
+
+
+@pytest.mark.parametrize(("marker", "signum", "whole_group", "as_json"), SIGNAL_INSTANTS)
+def test_a_signal_at_any_instant_exits_128_plus_n_and_leaves_nothing_behind(
+    marker: str, signum: int, whole_group: bool, as_json: bool, tmp_path: Path
 ) -> None:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
+    template = tmp_path / "blocking.yaml"
+    template.write_text(BLOCKING, encoding="utf-8")
     env = {**os.environ, "TMPDIR": str(scratch), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "cloudhsm_offline", "run-template", "--param", "BackupId=backup-demo2restore"]
-    command += ["--speed", "1", "--restore-seconds", "600"]
+    command = [sys.executable, "-m", "cloudhsm_offline", "run-template", str(template)]
+    command += ["--code", str(FIXTURE_HANDLERS), "--handler", "fixture_handlers.handler"]
+    command += ["--output", "json"] if as_json else []
     proc = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=whole_group
     )
+    timeline = proc.stderr if as_json else proc.stdout
+    assert timeline is not None
     lines: queue.Queue[str] = queue.Queue()
-    assert proc.stdout is not None
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)  # type: ignore[union-attr]
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in timeline], daemon=True)
     reader.start()
     try:
-        seen = ""
-        while "λ>" not in seen:  # a Lambda worker is running the Create (it waits for a 600 s restore)
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            seen = lines.get(timeout=120)
-        assert _live_processes_mentioning(str(scratch)), "the worker should be running under TMPDIR"
+        while not any(marker in line for line in seen):  # a marker line, never a sleep: no CPU-speed guess
+            assert proc.poll() is None, "".join(seen)
+            seen.append(lines.get(timeout=300))
         if whole_group:
             os.killpg(proc.pid, signum)
         else:
             proc.send_signal(signum)
-        _out, err = proc.communicate(timeout=60)
+        proc.wait(timeout=120)
+        reader.join(timeout=10)
+        while not lines.empty():
+            seen.append(lines.get())
+        other = proc.stdout if as_json else proc.stderr
+        assert other is not None
+        rest = other.read()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    name = signal.Signals(signum).name
+    message = f"cloudhsm-offline: stopped by {name}: workers and servers stopped, temporary folders removed"
     assert proc.returncode == 128 + signum
-    assert "Traceback" not in err
-    assert err.strip().splitlines() == [
-        f"cloudhsm-offline: stopped by {signal.Signals(signum).name}: workers and servers stopped, "
-        "temporary folders removed"
-    ]
+    if as_json:
+        document = json.loads(rest)
+        assert (document["ok"], document["interrupted"]) == (False, name)
+        assert seen[-1].strip() == message
+    else:
+        assert rest.strip().splitlines() == [message]
+    assert not any("Traceback" in line for line in seen)
     assert sorted(p.name for p in scratch.iterdir()) == []
     assert _live_processes_mentioning(str(scratch)) == []
 

@@ -13,13 +13,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -33,7 +30,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError
 from cloudhsm_offline.clock import SimClock
 from cloudhsm_offline.emulator import DEMO_SEED, CloudHsmEmulator, FaultPlan, load_seed
 
-from tests.functional.manual_clock import T0, ManualClock
+from tests.offline.conftest import T0, ClientFactory, ManualClock
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudhsmv2 import CloudHSMV2Client
@@ -45,73 +42,6 @@ CLUSTER = "cluster-clusteroneabc"
 OTHER_CLUSTER = "cluster-clustertwoabc"
 WEEK = 7 * 24 * 3600.0
 ROOT = Path(__file__).resolve().parents[2]
-
-
-# -- fixtures -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def emulator(clock: ManualClock) -> Iterator[CloudHsmEmulator]:
-    with CloudHsmEmulator(clock=clock) as emu:
-        yield emu
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Fake credentials and a region; no profile, config file or other endpoint can leak in."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEMULATORTEST")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "emulator-secret")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_CA_BUNDLE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", raising=False)
-
-
-@pytest.fixture
-def backoffs(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """botocore's retry sleeps, recorded instead of slept (standard mode waits up to seconds on throttling)."""
-    slept: list[float] = []
-    monkeypatch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=slept.append))
-    return slept
-
-
-ClientFactory = Callable[..., "CloudHSMV2Client"]
-
-
-@pytest.fixture(scope="module")
-def botocore_session() -> botocore.session.Session:
-    """One botocore session per module: the service model loads once; env vars are still read per client."""
-    return botocore.session.Session()
-
-
-@pytest.fixture
-def make_client(
-    emulator: CloudHsmEmulator,
-    aws_env: None,
-    monkeypatch: pytest.MonkeyPatch,
-    botocore_session: botocore.session.Session,
-) -> ClientFactory:
-    """Clients that find the emulator through AWS_ENDPOINT_URL_CLOUDHSM_V2 alone."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDHSM_V2", emulator.url)
-
-    def make(attempts: int = 1, region: str | None = None, **options: Any) -> CloudHSMV2Client:
-        config = Config(retries={"mode": "standard", "total_max_attempts": attempts}, **options)
-        session = boto3.session.Session(botocore_session=botocore_session)
-        return session.client("cloudhsmv2", region_name=region, config=config)
-
-    return make
-
-
-@pytest.fixture
-def client(make_client: ClientFactory) -> CloudHSMV2Client:
-    return make_client()
 
 
 def error_code(exc: pytest.ExceptionInfo[ClientError]) -> str:
@@ -408,19 +338,22 @@ def test_restore_takes_its_modelled_time_then_reports_ready(
     assert "DeleteTimestamp" not in ready
 
 
-def test_a_compressed_sim_clock_finishes_a_ten_minute_restore_in_a_fraction_of_a_second(
+def test_the_standalone_sim_clock_runs_a_ten_minute_restore_in_compressed_real_time(
     aws_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with CloudHsmEmulator(clock=SimClock(speed=6000), restore_seconds=600) as emulator:
+    # The standalone emulator has no world to drive a virtual clock: its SimClock is real time x speed.
+    clock = SimClock(speed=6000)
+    with CloudHsmEmulator(clock=clock, restore_seconds=600) as emulator:
         monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDHSM_V2", emulator.url)
         client = boto3.client("cloudhsmv2")
         emulator.add_backup(PENDING)
+        restored_at = clock.now()
         assert client.restore_backup(BackupId=PENDING)["Backup"]["BackupState"] == "PENDING_DELETION"
-        deadline = time.monotonic() + 2
         state = "PENDING_DELETION"
-        while state != "READY" and time.monotonic() < deadline:
+        while state != "READY":  # READY once 600 modelled seconds passed, however long that takes in real time
             state = client.describe_backups(Filters={"backupIds": [PENDING]})["Backups"][0]["BackupState"]
-    assert state == "READY"
+            seen_at = clock.now()
+    assert seen_at - restored_at >= 600  # read after the answer: READY was settled at 600 s or later
 
 
 def test_each_backup_can_have_its_own_restore_duration(
@@ -628,17 +561,18 @@ def test_denied_operation_names_the_action_and_resource(emulator: CloudHsmEmulat
     assert client.restore_backup(BackupId=PENDING)["Backup"]["BackupState"] == "READY"
 
 
-def test_added_latency_delays_only_the_targeted_operation(emulator: CloudHsmEmulator, client: CloudHSMV2Client) -> None:
+def test_added_latency_delays_only_the_targeted_operation(
+    emulator: CloudHsmEmulator, client: CloudHSMV2Client, clock: ManualClock
+) -> None:
     emulator.add_backup(PENDING)
-    emulator.faults.add_latency(0.2, operation="DescribeBackups")
-    started = time.monotonic()
+    emulator.faults.add_latency(20.0, operation="DescribeBackups")
+    started = clock.now()
     client.describe_backups()
-    slow = time.monotonic() - started
-    started = time.monotonic()
+    slow = clock.now() - started
+    started = clock.now()
     client.modify_backup_attributes(BackupId=PENDING, NeverExpires=True)
-    fast = time.monotonic() - started
-    assert slow >= 0.2
-    assert fast < 0.2
+    fast = clock.now() - started
+    assert (slow, fast) == (20.0, 0.0)  # modelled seconds: the latency is on the emulator's clock
 
 
 def test_dropped_connection_is_a_connection_error_that_boto3_retries(

@@ -9,6 +9,7 @@ import urllib.request
 import uuid
 from typing import Any
 
+import boto3
 import pytest
 from cloudhsm_offline.cfn import checks
 from cloudhsm_offline.cfn.response_server import ResponseServer
@@ -205,7 +206,7 @@ def test_context_clock_and_logs_in_the_worker(fixture_world: WorldFactory) -> No
     assert warm.worker_pid == cold.worker_pid
     remaining = int(second.data["Remaining"])
     assert 100_000 < remaining <= 120_000
-    assert abs(float(second.data["Now"]) - world.clock.now()) < 30  # the worker's time.time() is modelled
+    assert float(second.data["Now"]) == world.clock.now()  # the worker's time.time() is the virtual clock
     assert second.data["FunctionName"] == world.function.function_name
     assert second.data["Env"] == "set"
     streams = {line.stream for line in warm.logs}
@@ -219,12 +220,14 @@ def test_context_clock_and_logs_in_the_worker(fixture_world: WorldFactory) -> No
     assert_clean(world)
 
 
-def test_sleep_is_compressed_in_the_worker(fixture_world: WorldFactory) -> None:
-    world = fixture_world(speed=60, lambda_timeout=300)
+def test_a_sleep_in_the_worker_is_modelled_time_and_compute_is_none(fixture_world: WorldFactory) -> None:
+    world = fixture_world(lambda_timeout=300)
     outcome = world.simulator.create("Res", {"Mode": "sleep", "Seconds": 120})
     assert outcome.ok, outcome.summary()
-    assert outcome.elapsed_modelled >= 120
-    assert outcome.elapsed_real < 120 / 60 + 3
+    # Virtual time: the cold start, the imports and the HTTP calls take no modelled time, the sleep all of it.
+    assert outcome.elapsed_modelled == 120
+    (record,) = world.function.records
+    assert record.modelled_seconds == 120
 
 
 def test_timeout_kills_the_worker_and_the_operation_times_out(fixture_world: WorldFactory) -> None:
@@ -241,9 +244,9 @@ def test_timeout_kills_the_worker_and_the_operation_times_out(fixture_world: Wor
     assert retry.worker_pid != first.worker_pid
     assert retry.attempt == 2
     assert any("Task timed out after 30.00 seconds" in line.text for line in first.logs)
-    assert 30 <= (first.modelled_seconds or 0) < 45
-    assert outcome.elapsed_modelled >= 300
-    assert outcome.elapsed_real < 10
+    assert first.modelled_seconds == 30
+    assert retry.start_modelled - (first.end_modelled or 0) == 5  # the async retry delay
+    assert outcome.elapsed_modelled == 300
 
 
 def test_concurrent_invocations_get_separate_workers(fixture_world: WorldFactory) -> None:
@@ -261,8 +264,8 @@ def test_max_concurrency_queues_invocations(fixture_world: WorldFactory) -> None
     event = world.simulator.build_event("Create", "Res", {"Mode": "sleep", "Seconds": 30})
     invocations = [world.function.invoke_async(dict(event)) for _ in range(2)]
     assert all(invocation.wait(10) for invocation in invocations)
-    first, second = sorted((i.record for i in invocations if i.record), key=lambda r: r.start_real)
-    assert second.start_real >= (first.end_real or 0)
+    first, second = sorted((i.record for i in invocations if i.record), key=lambda r: r.start_modelled)
+    assert second.start_modelled == first.end_modelled == first.start_modelled + 30  # queued behind the first
     assert not second.cold
 
 
@@ -291,3 +294,29 @@ def test_secrets_in_logs_are_detected(fixture_world: WorldFactory) -> None:
     world.function.log(record, "stdout", "oops " + event["ResponseURL"])
     assert len(world.leaked_secrets()) == 1
     assert "secret-in-logs" in [v.code for v in world.verify()]
+
+
+def test_the_scheduler_fires_rules_past_the_first_list_rules_page_on_modelled_time(
+    fixture_world: WorldFactory,
+) -> None:
+    world = fixture_world()
+    bridge = world.eventbridge
+    assert bridge is not None
+    events = boto3.client(
+        "events",
+        region_name=world.region,
+        endpoint_url=bridge.url,
+        aws_access_key_id="x",
+        aws_secret_access_key="y",
+    )
+    for number in range(60):  # ListRules answers 50 per page
+        events.put_rule(Name=f"cloudhsm-poll-x-r{number}", ScheduleExpression="rate(1 minute)")
+    started = world.clock.now()
+
+    # The rules stay (nothing deletes them): waiting on them lets 90 modelled seconds pass, one firing each.
+    assert not bridge.wait_quiet(within=90)
+
+    assert world.clock.now() - started == 90
+    assert [rule.name for rule in bridge.rules.values() if rule.removed is not None] == []
+    assert sorted(f.rule for f in bridge.firings) == sorted(f"cloudhsm-poll-x-r{n}" for n in range(60))
+    assert {f.modelled - started for f in bridge.firings} == {60.0}
