@@ -84,14 +84,3 @@ def test_the_deployed_function_has_its_provider_id_and_one_invoke_permission(fix
 def test_the_offline_deployment_facts_are_the_contracts() -> None:
     assert deployment.PROVIDER_ID_ENV == contract.PROVIDER_ID_ENV
     assert deployment.POLL_RULE_PREFIX == contract.POLL_RULE_PREFIX
-
-
-def test_the_scheduler_sees_rules_past_the_first_list_rules_page(fixture_world: WorldFactory) -> None:
-    world = fixture_world()
-    bridge = world.eventbridge
-    events = _client(world, "events")
-    for number in range(60):  # ListRules answers 50 per page
-        events.put_rule(Name=f"cloudhsm-poll-x-r{number}", ScheduleExpression="rate(1 minute)")
-    bridge._tick(bridge.client("events"), bridge.client("lambda"))  # one scheduler pass, no waiting
-    assert len(bridge.active_rules()) == 60
-    assert [rule.name for rule in bridge.rules.values() if rule.removed is not None] == []

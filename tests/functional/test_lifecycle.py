@@ -11,7 +11,8 @@ from typing import Any
 import boto3
 import botocore.exceptions
 import pytest
-from cloudhsm_offline.cfn.stack import StackRunner, TemplateError
+from cloudhsm_offline.cfn.stack import StackRunner
+from cloudhsm_offline.cfn.template import TemplateError
 from cloudhsm_offline.cli import main
 
 from tests.functional.conftest import FIXTURE_HANDLERS, WorldFactory, assert_clean
