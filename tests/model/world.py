@@ -1,0 +1,364 @@
+"""The model's world: the CloudHSM emulator, SSM and EventBridge from moto, an HTTPS ResponseURL, one Lambda.
+
+Everything talks real HTTP on 127.0.0.1. One clock (a shared double) is the emulator's clock and the
+Lambda process's time; only the model (between invocations) and the running invocation move it.
+Invocations run one at a time, so every CloudHSM call and every response body is attributed to the
+invocation that was running when it arrived.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import select
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from cloudhsm_backup_restore_pipeline.contract import LAMBDA_TIMEOUT_SECONDS, MEMORY_MB
+from cloudhsm_offline.emulator import CloudHsmEmulator
+from cloudhsm_offline.emulator.calls import Call
+from moto.server import ThreadedMotoServer
+
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+from tests.model import lambda_env
+from tests.support.https_capture import ResponseCapture
+
+HANDLER = "cloudhsm_backup_restore.app.handler"
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+"""The function's own region (the emulator's)."""
+OTHER_REGION = "eu-west-1"
+ACCOUNT = "123456789012"
+FUNCTION_NAME = "cloudhsm-restore-model"
+FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{FUNCTION_NAME}"
+PROVIDER_ID = "model1"
+T0 = 1_800_000_000.0
+HANG_SECONDS = 120.0
+"""Real seconds one invocation may take before the model calls it hung (no test outcome depends on it)."""
+
+
+class SharedClock:
+    """The emulator's clock: a double in a mapped file, shared with the Lambda process (lambda_env.MappedClock)."""
+
+    def __init__(self, path: Path, start: float = T0) -> None:
+        self.path = path
+        path.write_bytes(struct.pack("d", start))
+        self._mapped = lambda_env.MappedClock(str(path))
+
+    def now(self) -> float:
+        return self._mapped.value
+
+    def advance(self, seconds: float) -> None:
+        self._mapped.value = self.now() + seconds
+
+
+@dataclass
+class Arrival:
+    """One body PUT to a ResponseURL: when (modelled), after how many CloudHSM calls, during which invocation."""
+
+    path: str
+    body: dict[str, Any]
+    size: int
+    at: float
+    call_index: int
+    invocation: int | None
+
+
+@dataclass
+class Invocation:
+    """One run of the handler and everything attributed to it."""
+
+    number: int
+    event: dict[str, Any]
+    started: float
+    deadline: float
+    ended: float = 0.0
+    outcome: str = ""
+    detail: str = ""
+    calls: list[Call] = field(default_factory=list)
+    first_call_index: int = 0
+    arrivals: list[Arrival] = field(default_factory=list)
+    attempts: list[str] = field(default_factory=list)
+
+
+class _Arrivals(list[bytes]):
+    def __init__(self, path: str, world: World) -> None:
+        super().__init__()
+        self.path = path
+        self.world = world
+
+    def append(self, body: bytes) -> None:
+        self.world.arrived(self.path, body)
+        super().append(body)
+
+
+class _ByPath(dict[str, list[bytes]]):
+    def __init__(self, world: World) -> None:
+        super().__init__()
+        self.world = world
+
+    def __missing__(self, path: str) -> list[bytes]:
+        value = _Arrivals(path, self.world)
+        self[path] = value
+        return value
+
+
+class LambdaProcess:
+    """The execution environment (``python -m tests.model.lambda_env``) and the JSON-lines pipe to it."""
+
+    def __init__(self, clock: SharedClock, env: dict[str, str], log_path: str) -> None:
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "tests.model.lambda_env", str(clock.path), HANDLER, log_path],
+            cwd=ROOT,
+            env={**os.environ, **env, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._expect("ready")
+
+    def _expect(self, key: str) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], HANG_SECONDS)
+        line = self.process.stdout.readline() if ready else ""
+        if not line:
+            raise RuntimeError(f"the Lambda process did not answer {key!r} (hung or died; see its log)")
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.flush()
+
+    def cold_start(self) -> None:
+        self._send({"op": "load"})
+        self._expect("loaded")
+
+    def invoke(self, message: dict[str, Any]) -> dict[str, Any]:
+        self._send({"op": "invoke", **message})
+        return self._expect("invoke")
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self._send({"op": "stop"})
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+class World:
+    """Started once per test session; ``reset`` gives each example a clean account at a later time."""
+
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="cloudhsm-model-"))
+        self.clock = SharedClock(self.tmp / "clock")
+        self.emulator = CloudHsmEmulator(clock=self.clock, region=REGION, account=ACCOUNT)
+        self.emulator.add_region(OTHER_REGION)
+        self.emulator.start()
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.moto.start()
+        host, port = self.moto.get_host_and_port()
+        self.moto_url = f"http://{host}:{port}"
+        ca = self.tmp / "ca.pem"
+        self.capture = ResponseCapture(ca)
+        self.capture.bodies = _ByPath(self)  # type: ignore[assignment]
+        self.lock = threading.Lock()
+        self.invocations: list[Invocation] = []
+        self.current: Invocation | None = None
+        self.arrivals: list[Arrival] = []
+        self.log_path = str(self.tmp / "lambda.log")
+        env = {
+            "AWS_ACCESS_KEY_ID": "AKIAMODELTESTING0000",
+            "AWS_SECRET_ACCESS_KEY": "model-secret",
+            "AWS_SESSION_TOKEN": "model-session",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_CONFIG_FILE": str(self.tmp / "no-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(self.tmp / "no-credentials"),
+            "AWS_ENDPOINT_URL_CLOUDHSM_V2": self.emulator.url,
+            "AWS_ENDPOINT_URL_SSM": self.moto_url,
+            "AWS_ENDPOINT_URL_EVENTBRIDGE": self.moto_url,
+            "AWS_ENDPOINT_URL_LAMBDA": self.moto_url,
+            "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": self.moto_url,
+            "AWS_CA_BUNDLE": str(ca),
+            "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_NAME,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(MEMORY_MB),
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+            "CLOUDHSM_RESTORE_PROVIDER_ID": PROVIDER_ID,
+            "PYTHONHASHSEED": "0",
+        }
+        self.ssm = self._client("ssm")
+        self.events = self._client("events")
+        self.ssm.describe_parameters(MaxResults=1)  # moto builds its SSM backend on first use: not in an invocation
+        self.lam = LambdaProcess(self.clock, env, self.log_path)
+
+    def _client(self, service: str) -> Any:
+        return boto3.client(  # type: ignore[call-overload]
+            service,
+            region_name=REGION,
+            endpoint_url=self.moto_url,
+            aws_access_key_id="AKIAMODELADMIN000000",
+            aws_secret_access_key="model",  # noqa: S106 - moto accepts any
+        )
+
+    # -- per example ---------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """A clean account a month later: no calls, faults, parameters or rules; a cold Lambda."""
+        self.clock.advance(30 * 86400.0)
+        self.emulator.faults.clear()
+        self.emulator.call_log.clear()
+        for rule in self.rules():
+            targets = [t["Id"] for t in rule["Targets"]]
+            if targets:
+                self.events.remove_targets(Rule=rule["Name"], Ids=targets)
+            self.events.delete_rule(Name=rule["Name"])
+        names = [p["Name"] for p in self.parameters()]
+        for start in range(0, len(names), 10):
+            self.ssm.delete_parameters(Names=names[start : start + 10])
+        with self.lock:
+            self.invocations = []
+            self.arrivals = []
+        self.lam.cold_start()
+
+    # -- the Lambda ----------------------------------------------------------------------------------
+
+    def invoke(self, event: dict[str, Any], faults: list[dict[str, Any]] | None = None) -> Invocation:
+        """Run the handler once with ``event``; CloudHSM faults are armed on the emulator for this invocation."""
+        lambda_faults = []
+        for fault in faults or []:
+            if fault.get("service") == "cloudhsmv2":
+                self._arm(fault)
+            else:
+                lambda_faults.append(fault)
+        started = self.clock.now()
+        invocation = Invocation(
+            number=len(self.invocations),
+            event=json.loads(json.dumps(event)),
+            started=started,
+            deadline=started + LAMBDA_TIMEOUT_SECONDS,
+            first_call_index=len(self.emulator.calls),
+        )
+        with self.lock:
+            self.invocations.append(invocation)
+            self.current = invocation
+        try:
+            result = self.lam.invoke(
+                {
+                    "event": event,
+                    "faults": lambda_faults,
+                    "deadline": invocation.deadline,
+                    "function_name": FUNCTION_NAME,
+                    "function_arn": FUNCTION_ARN,
+                    "memory": MEMORY_MB,
+                    "invocation_id": f"invocation-{invocation.number:04d}",
+                }
+            )
+        finally:
+            with self.lock:
+                self.current = None
+            self.emulator.faults.clear()
+        invocation.ended = self.clock.now()
+        invocation.outcome = str(result["outcome"])
+        invocation.detail = str(result.get("detail", ""))
+        invocation.attempts = list(result.get("attempts", []))
+        invocation.calls = self.emulator.calls[invocation.first_call_index :]
+        if invocation.outcome == "timeout":
+            self.lam.cold_start()  # Lambda resets an environment whose invocation timed out
+        return invocation
+
+    def _arm(self, fault: dict[str, Any]) -> None:
+        operation = fault.get("operation")
+        if fault["kind"] == "throttle":
+            self.emulator.faults.throttle_next(int(fault.get("n", 1)), operation)
+        elif fault["kind"] == "deny":
+            self.emulator.faults.deny(str(operation))
+        elif fault["kind"] == "fail":
+            self.emulator.faults.fail_next(int(fault.get("n", 1)), operation)
+        else:
+            raise ValueError(f"unknown CloudHSM fault {fault}")
+
+    def arrived(self, path: str, raw: bytes) -> None:
+        """A body PUT to a ResponseURL (capture thread): stamp it with the clock and the running invocation."""
+        with self.lock:
+            current = self.current
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = {"_unparseable": raw[:200].decode(errors="replace")}
+            arrival = Arrival(
+                path=path,
+                body=body,
+                size=len(raw),
+                at=self.clock.now(),
+                call_index=len(self.emulator.calls),
+                invocation=None if current is None else current.number,
+            )
+            self.arrivals.append(arrival)
+            if current is not None:
+                current.arrivals.append(arrival)
+
+    def response_url(self) -> tuple[str, str]:
+        return self.capture.url()
+
+    # -- what the handler left in SSM and EventBridge -------------------------------------------------
+
+    def rules(self) -> list[dict[str, Any]]:
+        """Every EventBridge rule (all pages) with its targets."""
+        found: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = self.events.list_rules(**({"NextToken": token} if token else {}))
+            for rule in page.get("Rules", []):
+                targets = self.events.list_targets_by_rule(Rule=rule["Name"]).get("Targets", [])
+                found.append({**rule, "Targets": targets})
+            token = page.get("NextToken")
+            if not token:
+                return found
+
+    def parameters(self) -> list[dict[str, Any]]:
+        """Every SSM parameter the account holds, with its (decrypted) value."""
+        names: list[str] = []
+        paginator = self.ssm.get_paginator("describe_parameters")
+        for page in paginator.paginate():
+            names.extend(p["Name"] for p in page["Parameters"])
+        values: list[dict[str, Any]] = []
+        for start in range(0, len(names), 10):
+            got = self.ssm.get_parameters(Names=names[start : start + 10], WithDecryption=True)
+            values.extend(got["Parameters"])
+        return values
+
+    def backup_state(self, backup_id: str, region: str | None) -> str:
+        try:
+            return str(self.emulator.backup(backup_id, None if region == REGION else region)["BackupState"])
+        except KeyError:
+            return "ABSENT"
+
+    def close(self) -> None:
+        self.lam.stop()
+        self.capture.close()
+        self.moto.stop()
+        self.emulator.stop()
+
+
+_WORLD: World | None = None
+
+
+def world() -> World:
+    """The process's one world (moto keeps state per process; the Lambda process is slow to spawn)."""
+    global _WORLD
+    if _WORLD is None:
+        _WORLD = World()
+    return _WORLD
