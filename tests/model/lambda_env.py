@@ -15,6 +15,8 @@ here reads the handler's internals: the handler is a string, the rest is boto3's
 Faults injected per invocation (the CloudHSM ones are armed on the emulator by the parent):
 - ``{"kind": "error", "service": "ssm"|"events", "operation": name|None, "code": ..., "n": k}``: the next
   k attempts answer that error (as SSM and EventBridge would, JSON protocol), botocore retries as usual;
+- ``{"kind": "pause", "at": k | "operation": name}``: the invocation stops before that attempt while the
+  parent runs another invocation in another environment (a true overlap), then goes on;
 - ``{"kind": "slow", "at": k | "operation": name, "seconds": s, "when": "before"|"after"}``: the k-th
   AWS call attempt (or the first of that operation) takes s modelled seconds before it reaches the
   service ("before": not applied if the invocation dies meanwhile) or after the service applied it
@@ -159,6 +161,16 @@ class Faults:
                 return float(spec["seconds"])
         return 0.0
 
+    def pause(self, operation: str) -> bool:
+        """Whether the invocation stops before this attempt until the parent resumes it (an overlap)."""
+        for spec in self.specs:
+            if spec.get("kind") != "pause" or spec.get("used"):
+                continue
+            if spec.get("operation") == operation or ("operation" not in spec and spec.get("at") == self.attempts):
+                spec["used"] = True
+                return True
+        return False
+
     def error(self, service: str, operation: str) -> dict[str, Any] | None:
         for spec in self.specs:
             if spec.get("kind") != "error" or spec.get("service") != service or int(spec.get("n", 1)) <= 0:
@@ -170,6 +182,32 @@ class Faults:
 
 
 FAULTS = Faults()
+
+
+class Channel:
+    """The pipe to the parent: JSON lines in on stdin, out on a copy of the original stdout."""
+
+    def __init__(self) -> None:
+        self.replies: Any = None
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.replies.write(json.dumps(message) + "\n")
+
+    def receive(self) -> dict[str, Any]:
+        line = sys.stdin.readline()
+        if not line:
+            raise SystemExit(0)
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    def pause(self) -> None:
+        """Tell the parent this invocation stopped (it runs another meanwhile) and wait for ``resume``."""
+        self.send({"paused": True})
+        message = self.receive()
+        assert message.get("op") == "resume", message
+
+
+CHANNEL = Channel()
 
 
 class _Raw:
@@ -192,6 +230,9 @@ def _before_send(request: Any, event_name: str = "", **_: Any) -> Any:
     clock = _clock()
     clock.check_alive()
     service, operation = _service_and_operation(event_name)
+    if FAULTS.pause(operation):
+        CHANNEL.pause()
+        clock.check_alive()
     delay = FAULTS.slow(operation, "before")
     FAULTS.attempts += 1
     FAULTS.log.append(f"{service}.{operation}")
@@ -306,15 +347,15 @@ class MappedClock:
 
 def serve(clock_path: str, handler: str, log_path: str) -> None:
     """The child's main loop: JSON lines on stdin (load, invoke, stop), one JSON line answered for each."""
-    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    CHANNEL.replies = os.fdopen(os.dup(1), "w", buffering=1)
     log = open(log_path, "a", buffering=1)  # noqa: SIM115 - the child's stdout/stderr for its whole life
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
     install(MappedClock(clock_path))
     entry = load(handler)
-    replies.write(json.dumps({"ready": True}) + "\n")
-    for line in sys.stdin:
-        message = json.loads(line)
+    CHANNEL.send({"ready": True})
+    while True:
+        message = CHANNEL.receive()
         op = message.get("op")
         if op == "stop":
             return
@@ -324,7 +365,7 @@ def serve(clock_path: str, handler: str, log_path: str) -> None:
         else:
             print(f"--- invoke {message['invocation_id']} {message['event'].get('RequestType')}", flush=True)
             reply = invoke(entry, message)
-        replies.write(json.dumps(reply) + "\n")
+        CHANNEL.send(reply)
 
 
 if __name__ == "__main__":

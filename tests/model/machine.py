@@ -72,11 +72,17 @@ class ModelMachine(RuleBasedStateMachine):
         super().__init__()
         self.model = Model(world())
 
-    @initialize(slow=st.sampled_from([(), ("B1",), ("B2",), ("B1", "B2", "B3")]))
-    def backups(self, slow: tuple[str, ...]) -> None:
-        """Restores answer READY at once (the User Guide's documented behaviour) or take 120 s (the fallback)."""
+    @initialize(
+        slow=st.sampled_from([(), ("B1",), ("B2",), ("B1", "B2", "B3")]),
+        in_progress=st.sampled_from([(), ("B2",)]),
+    )
+    def backups(self, slow: tuple[str, ...], in_progress: tuple[str, ...] = ()) -> None:
+        """Restores answer READY at once (the User Guide's documented behaviour) or take 120 s (the fallback);
+        B2 may still be being made (CREATE_IN_PROGRESS)."""
         self.model.add_backups({key: 120.0 for key in slow})
         self.model.steps.append(f"backups; slow restore: {list(slow) or 'none'}")
+        for key in in_progress:
+            self.model.creation_in_progress(key)
 
     # -- CloudFormation --------------------------------------------------------------------------------
 
@@ -87,6 +93,41 @@ class ModelMachine(RuleBasedStateMachine):
         free = [n for n in LOGICAL_IDS if self.model.current(stack_name, n) is None]
         slot = self.model.create_slot(stack_name, free[name % len(free)], props)
         self.model.send("Create", slot, props, faults)
+        self.model.check()
+
+    @precondition(lambda self: len(self.model.live()) < MAX_RESOURCES)
+    @rule(
+        stack=st.integers(0, 1),
+        name=st.integers(0, 3),
+        props=props_strategy,
+        at=st.integers(0, 8),
+        faults=faults_strategy,
+        duplicate_faults=faults_strategy,
+    )
+    def create_delivered_twice(
+        self,
+        stack: int,
+        name: int,
+        props: dict[str, str],
+        at: int,
+        faults: list[dict[str, Any]],
+        duplicate_faults: list[dict[str, Any]],
+    ) -> None:
+        """C8: the Create's two deliveries overlap: the first stops before its ``at``-th call, the second runs."""
+        stack_name = STACKS[stack]
+        free = [n for n in LOGICAL_IDS if self.model.current(stack_name, n) is None]
+        slot = self.model.create_slot(stack_name, free[name % len(free)], props)
+        self.model.send("Create", slot, props, faults, overlap=(at, duplicate_faults))
+        self.model.check()
+
+    @precondition(lambda self: bool(self.model.requests))
+    @rule(index=st.integers(0, 20), at=st.integers(0, 8), faults=faults_strategy, duplicate_faults=faults_strategy)
+    def overlapping_duplicates(
+        self, index: int, at: int, faults: list[dict[str, Any]], duplicate_faults: list[dict[str, Any]]
+    ) -> None:
+        """C8: two more deliveries of an earlier request, overlapping each other."""
+        requests = self.model.requests
+        self.model.overlap(requests[len(requests) - 1 - index % len(requests)], at, faults, duplicate_faults)
         self.model.check()
 
     @precondition(lambda self: bool(self.model.idle_held()) and len(self.model.live()) < MAX_RESOURCES)
@@ -184,6 +225,11 @@ class ModelMachine(RuleBasedStateMachine):
         self.model.check()
 
     # -- someone else ----------------------------------------------------------------------------------
+
+    @rule(key=st.sampled_from(["B1", "B2", "B3"]))
+    def creation_completes(self, key: str) -> None:
+        self.model.creation_completes(key)
+        self.model.check()
 
     @rule(key=st.sampled_from(["B1", "B2", "B3"]))
     def delete_from_outside(self, key: str) -> None:

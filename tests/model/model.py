@@ -28,6 +28,7 @@ Invariants as checked (CloudHSM calls count when the emulator applied them: outc
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +110,7 @@ class Model:
         self.outside: list[OutsideEvent] = []
         self.violations: list[str] = []
         self.steps: list[str] = []
+        self.answers_seen: dict[int, dict[str, int]] = {}
         self.sabotage: str | None = None
         """Meta-tests only: break the world on purpose (``extra_delete``, ``lose_answers``, ``leave_rule``)."""
 
@@ -165,8 +167,9 @@ class Model:
         props: dict[str, str],
         faults: list[dict[str, Any]] | None = None,
         old: dict[str, str] | None = None,
+        overlap: tuple[int, list[dict[str, Any]]] | None = None,
     ) -> Request:
-        """CloudFormation sends a request and Lambda delivers it once (C1, C8)."""
+        """CloudFormation sends a request and Lambda delivers it once (C1, C8), or twice overlapping."""
         url, path = self.world.response_url()
         number = len(self.requests)
         event = build_event(kind, number, slot, props, url, old=old, physical=slot.physical)
@@ -180,7 +183,10 @@ class Model:
         if kind == "Delete":
             slot.delete_sent = True
         self.steps.append(f"send {request.label()} {json.dumps(props, sort_keys=True)} faults={faults or []}")
-        self.deliver(request, faults)
+        if overlap is None:
+            self.deliver(request, faults)
+        else:
+            self.overlap(request, overlap[0], faults, overlap[1])
         return request
 
     def deliver(self, request: Request, faults: list[dict[str, Any]] | None = None) -> Invocation:
@@ -308,40 +314,84 @@ class Model:
         self.outside.append(OutsideEvent(backup_id, self.clock.now(), "deleted from outside"))
         self.steps.append(f"outside DeleteBackup {backup_id}")
 
-    def backup_vanishes(self, key: str) -> None:
-        """The backup turns DELETED (its window ended, or the account removed it)."""
+    def creation_in_progress(self, key: str) -> None:
+        """The backup is still being made (CREATE_IN_PROGRESS): a Create must wait for it."""
+        self._replace(key, "CREATE_IN_PROGRESS")
+        self.steps.append(f"{BACKUP_IDS[key]} is CREATE_IN_PROGRESS")
+
+    def creation_completes(self, key: str) -> None:
+        """CloudHSM finishes making the backup: READY."""
+        backup_id = BACKUP_IDS[key]
+        if self.world.backup_state(backup_id, region_of(backup_id)) == "CREATE_IN_PROGRESS":
+            self._replace(key, "READY")
+            self.steps.append(f"{backup_id} turns READY (created)")
+
+    def _replace(self, key: str, state: str) -> None:
         backup_id = BACKUP_IDS[key]
         region = region_of(backup_id)
         self.world.emulator.add_backup(
-            backup_id, state="DELETED", region=None if region == self.world.emulator.region else region
+            backup_id, state=state, region=None if region == self.world.emulator.region else region
         )
+
+    def backup_vanishes(self, key: str) -> None:
+        """The backup turns DELETED (its window ended, or the account removed it)."""
+        backup_id = BACKUP_IDS[key]
+        self._replace(key, "DELETED")
         self.outside.append(OutsideEvent(backup_id, self.clock.now(), "DELETED"))
         self.steps.append(f"{backup_id} turns DELETED")
 
     # -- one invocation --------------------------------------------------------------------------------
 
-    def run(self, event: dict[str, Any], delivery: Delivery, faults: list[dict[str, Any]] | None) -> Invocation:
+    def run(
+        self,
+        event: dict[str, Any],
+        delivery: Delivery,
+        faults: list[dict[str, Any]] | None,
+        environment: int = 0,
+        during: Callable[[Invocation], None] | None = None,
+    ) -> Invocation:
         self.expire_due()
-        before = {rule["Name"] for rule in self.world.rules()}
-        invocation = self.world.invoke(event, faults)
+        invocation = self.world.invoke(event, faults, environment=environment, on_pause=during)
         if self.sabotage == "extra_delete":
             self._sabotage_delete(invocation, delivery.request)
         if self.sabotage == "lose_answers":
             invocation.arrivals = []
         self.account(invocation, delivery)
-        after = self.rules()
-        for rule in after:
-            if rule["Name"] not in before:
+        for rule in self.rules():
+            if rule["Name"] not in self.rule_delivery:
                 self.rule_delivery[rule["Name"]] = delivery
                 self.rule_last_fired.setdefault(rule["Name"], self.clock.now())
         if self.sabotage == "leave_rule" and delivery.request.kind == "Delete":
-            self.world.events.put_rule(Name="cloudhsm-poll-model1-sabotage", ScheduleExpression="rate(1 minute)")
-            self.world.events.put_targets(
-                Rule="cloudhsm-poll-model1-sabotage",
-                Targets=[{"Id": "1", "Arn": "arn:aws:lambda:us-east-1:123456789012:function:nothing",
-                          "Input": json.dumps({"RequestId": delivery.request.slot.requests[0].request_id})}],
-            )
+            self._sabotage_rule(delivery.request)
         return invocation
+
+    def overlap(
+        self,
+        request: Request,
+        at: int,
+        faults: list[dict[str, Any]] | None = None,
+        duplicate_faults: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Two deliveries of one event overlap (C8): the first stops before its ``at``-th AWS call while the
+        duplicate runs whole in a second execution environment, then the first goes on."""
+        if self.clock.now() - request.sent_at > EVENT_INVOKE_MAX_EVENT_AGE_SECONDS:
+            return
+        first = Delivery(len(self.deliveries), request)
+        self.deliveries.append(first)
+        overlapped: list[bool] = []
+
+        def duplicate(paused: Invocation) -> None:
+            self.account(paused, first)
+            overlapped.append(True)
+            self.steps.append(f"  (delivery {first.number} paused) duplicate of {request.label()} faults={duplicate_faults or []}")
+            second = Delivery(len(self.deliveries), request)
+            self.deliveries.append(second)
+            self.run(request.event, second, duplicate_faults, environment=1)
+
+        self.steps.append(f"overlap {request.label()}: pause before call {at}, faults={faults or []}")
+        self.run(request.event, first, [*(faults or []), {"kind": "pause", "at": at}], during=duplicate)
+        if not overlapped:
+            self.redeliver(request, duplicate_faults)
 
     def _sabotage_delete(self, invocation: Invocation, request: Request) -> None:
         backup_id = backup_of(request.props)
@@ -351,15 +401,23 @@ class Model:
             store.delete(backup_id)
             from cloudhsm_offline.emulator.calls import Call
 
-            invocation.calls.append(Call("DeleteBackup", {"BackupId": backup_id}, "ok", self.clock.now(), "json"))
+            index = len(self.world.emulator.calls)
+            invocation.calls.append((index, Call("DeleteBackup", {"BackupId": backup_id}, "ok", self.clock.now(), "json")))
+
+    def _sabotage_rule(self, request: Request) -> None:
+        name = "cloudhsm-poll-model1-sabotage"
+        self.world.events.put_rule(Name=name, ScheduleExpression="rate(1 minute)")
+        target = {"Id": "1", "Arn": FUNCTION_ARN + "-nothing", "Input": json.dumps({"RequestId": request.slot.requests[0].request_id})}
+        self.world.events.put_targets(Rule=name, Targets=[target])
 
     def account(self, invocation: Invocation, delivery: Delivery) -> None:
-        """Attribute the invocation's calls and answers, in the order they happened, and check I1, I3, I4."""
-        request = delivery.request
-        seen: dict[str, int] = {}
-        arrivals = sorted(invocation.arrivals, key=lambda a: a.call_index)
-        for offset, call in enumerate(invocation.calls):
-            index = invocation.first_call_index + offset
+        """Attribute the invocation's calls and answers not yet attributed, in the order they happened."""
+        seen = self.answers_seen.setdefault(invocation.number, {})
+        calls = invocation.calls[invocation.accounted :]
+        arrivals = sorted(invocation.arrivals[invocation.accounted_arrivals :], key=lambda a: a.call_index)
+        invocation.accounted = len(invocation.calls)
+        invocation.accounted_arrivals = len(invocation.arrivals)
+        for index, call in calls:
             while arrivals and arrivals[0].call_index <= index:
                 self.answer(arrivals.pop(0), seen)
             self.call(call.operation, call.params, call.outcome, delivery)
@@ -369,7 +427,6 @@ class Model:
             self.steps.append(f"  invocation {invocation.number} raised: {invocation.detail[-300:]}")
         elif invocation.outcome == "timeout":
             self.steps.append(f"  invocation {invocation.number} timed out")
-        _ = request
 
     def call(self, operation: str, params: dict[str, Any], outcome: str, delivery: Delivery) -> None:
         if outcome != "ok" or operation not in ACTING:

@@ -6,6 +6,8 @@ invariant. The marks go when the issue-15 handler lands (strict: an unexpected p
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +22,19 @@ def defect(number: int, invariant: str) -> Any:
     return pytest.mark.xfail(
         strict=True, raises=InvariantViolation, reason=f"defect {number} ({invariant}), fixed by issue 15 handler"
     )
+
+
+@contextlib.contextmanager
+def breaks(*invariants: str) -> Iterator[None]:
+    """The scenario must break exactly for the named invariants' reasons (else it is a different failure)."""
+    try:
+        yield
+    except InvariantViolation as violation:
+        found = str(violation).split("--- steps")[0]
+        missing = [name for name in invariants if f"{name}:" not in found]
+        if missing:
+            raise AssertionError(f"expected {', '.join(missing)} to break; got:\n{violation}") from violation
+        raise
 
 
 def machine(slow: tuple[str, ...] = ()) -> ModelMachine:
@@ -38,70 +53,77 @@ B1_RETAIN = properties(("B1", None), "Retain", "600")
 
 @defect(1, "I1, I2")
 def test_defect_1_writing_out_the_region_keeps_the_live_backup() -> None:
-    state = machine()
-    state.create(stack=0, name=0, props=B1_DELETE, faults=[])
-    state.spell_region(index=0, faults=[])  # Region: us-east-1, the function's own: the same ARN
-    state.teardown()
+    with breaks("I1", "I2"):
+        state = machine()
+        state.create(stack=0, name=0, props=B1_DELETE, faults=[])
+        state.spell_region(index=0, faults=[])  # Region: us-east-1, the function's own: the same ARN
+        state.teardown()
 
 
 @defect(1, "I1, I2")
 def test_defect_1_removing_the_region_keeps_the_live_backup() -> None:
-    state = machine()
-    state.create(stack=0, name=0, props=properties(("B1", REGION), "Delete", "600"), faults=[])
-    state.spell_region(index=0, faults=[])
-    state.teardown()
+    with breaks("I1", "I2"):
+        state = machine()
+        state.create(stack=0, name=0, props=properties(("B1", REGION), "Delete", "600"), faults=[])
+        state.spell_region(index=0, faults=[])
+        state.teardown()
 
 
 @defect(2, "I3")
 def test_defect_2_a_retried_create_after_its_rollback_delete_does_nothing() -> None:
-    state = machine()
-    # The restore is applied, then the invocation runs out of time: crhelper's timer answers FAILED.
-    state.create(stack=0, name=0, props=B1_DELETE, faults=[slow("ModifyBackupAttributes", 400.0)])
-    state.delete(index=0, faults=[])  # C4: the rollback Delete
-    state.redeliver(index=1, faults=[])  # C8: Lambda retries the failed Create
-    state.teardown()
+    with breaks("I3"):
+        state = machine()
+        # The restore is applied, then the invocation runs out of time: crhelper's timer answers FAILED.
+        state.create(stack=0, name=0, props=B1_DELETE, faults=[slow("ModifyBackupAttributes", 400.0)])
+        state.delete(index=0, faults=[])  # C4: the rollback Delete
+        state.redeliver(index=1, faults=[])  # C8: Lambda retries the failed Create
+        state.teardown()
 
 
 @defect(2, "I3")
 def test_defect_2_a_rollback_delete_during_a_parked_wait_ends_it() -> None:
-    state = machine()
-    state.model.add_backups({"B1": 900.0})
-    state.create(stack=0, name=0, props=B1_DELETE, faults=[])  # handed off to polling
-    state.cancel(index=0)  # C7: another resource failed
-    state.delete(index=0, faults=[])  # the rollback Delete
-    state.wait(seconds=1800.0)
-    state.teardown()
+    with breaks("I3"):
+        state = machine()
+        state.model.add_backups({"B1": 900.0})
+        state.create(stack=0, name=0, props=B1_DELETE, faults=[])  # handed off to polling
+        state.cancel(index=0)  # C7: another resource failed
+        state.delete(index=0, faults=[])  # the rollback Delete
+        state.wait(seconds=1800.0)
+        state.teardown()
 
 
 @defect(3, "I1, I2")
 def test_defect_3_a_duplicate_delivery_never_undoes_a_restore_it_did_not_make() -> None:
-    state = machine()
-    state.create(stack=0, name=0, props=B1_DELETE, faults=[])
-    state.redeliver(
-        index=0, faults=[{"service": "cloudhsmv2", "kind": "deny", "operation": "ModifyBackupAttributes"}]
-    )
-    state.teardown()
+    with breaks("I1", "I2"):
+        state = machine()
+        # D1 makes two calls and stops; D2 runs whole: restores, answers SUCCESS. D1 goes on:
+        # its RestoreBackup is refused, ModifyBackupAttributes is denied.
+        denied = {"service": "cloudhsmv2", "kind": "deny", "operation": "ModifyBackupAttributes"}
+        state.create_delivered_twice(stack=0, name=0, props=B1_DELETE, at=2, faults=[denied], duplicate_faults=[])
+        state.teardown()
 
 
 @defect(4, "I1")
 def test_defect_4_an_adopter_in_another_stack_never_deletes() -> None:
-    state = machine()
-    state.create(stack=0, name=0, props=B1_RETAIN, faults=[])
-    state.create(stack=1, name=0, props=B1_DELETE, faults=[])  # finds B1 READY: adopts it
-    state.delete(index=0, faults=[])  # stack 1 deleted: withdraws
-    state.delete(index=0, faults=[])  # stack 2 deleted
-    state.teardown()
+    with breaks("I1"):
+        state = machine()
+        state.create(stack=0, name=0, props=B1_RETAIN, faults=[])
+        state.create(stack=1, name=0, props=B1_DELETE, faults=[])  # finds B1 READY: adopts it
+        state.delete(index=0, faults=[])  # stack 1 deleted: withdraws
+        state.delete(index=0, faults=[])  # stack 2 deleted
+        state.teardown()
 
 
 @defect(5, "I4")
 def test_defect_5_a_poll_that_runs_out_of_time_still_answers() -> None:
-    state = machine()
-    state.model.add_backups({"B1": 900.0})
-    state.create(stack=0, name=0, props=B1_DELETE, faults=[])  # handed off
-    # A poll whose first CloudHSM call hangs past the timer; the timer's DeleteParameter takes effect, then
-    # its answer comes too late: Lambda stops the invocation.
-    state.fire(index=0, faults=[slow("DescribeBackups", 298.0), slow("DeleteParameter", 10.0, "after")])
-    state.teardown()
+    with breaks("I4"):
+        state = machine()
+        state.model.add_backups({"B1": 900.0})
+        state.create(stack=0, name=0, props=B1_DELETE, faults=[])  # handed off
+        # A poll whose first CloudHSM call hangs past the timer; the timer's DeleteParameter takes effect, then
+        # its answer comes too late: Lambda stops the invocation.
+        state.fire(index=0, faults=[slow("DescribeBackups", 298.0), slow("DeleteParameter", 10.0, "after")])
+        state.teardown()
 
 
 @pytest.mark.parametrize("restore", ["synchronous", "slow"])
@@ -118,10 +140,26 @@ def test_defect_6_the_documented_ready_answer_and_the_slow_fallback(restore: str
 
 
 @defect(7, "W7")
-def test_defect_7_a_wait_for_a_backup_that_turned_deleted_fails_at_once() -> None:
+def test_defect_7_a_wait_whose_backup_was_deleted_by_someone_else_fails_at_once() -> None:
+    """The Create waits for a backup still being made; it turns READY, someone deletes it: PENDING_DELETION
+    that this resource did not restore. The next poll ends the wait."""
+    with breaks("W7"):
+        state = machine()
+        state.model.creation_in_progress("B1")
+        state.create(stack=0, name=0, props=B1_DELETE, faults=[])  # waits, hands off
+        state.creation_completes(key="B1")
+        state.delete_from_outside(key="B1")
+        state.fire(index=0, faults=[])
+        state.teardown()
+
+
+def test_defect_7_a_wait_whose_backup_turned_deleted_fails_at_once() -> None:
+    """Today's handler already ends this wait (DELETED) at the next poll; the model keeps it so."""
     state = machine()
     state.model.add_backups({"B1": 900.0})
     state.create(stack=0, name=0, props=B1_DELETE, faults=[])  # handed off
     state.waited_backup_vanishes(index=0)
     state.fire(index=0, faults=[])
     state.teardown()
+    assert state.model.requests[0].answer is not None
+    assert state.model.requests[0].answer.body["Status"] == "FAILED"

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,8 +86,12 @@ class Invocation:
     ended: float = 0.0
     outcome: str = ""
     detail: str = ""
-    calls: list[Call] = field(default_factory=list)
-    first_call_index: int = 0
+    calls: list[tuple[int, Call]] = field(default_factory=list)
+    """(index in the emulator's call log, call) of every CloudHSM call made while this invocation ran."""
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+    accounted: int = 0
+    """How many of ``calls`` and ``arrivals`` the model has attributed (an overlap accounts in parts)."""
+    accounted_arrivals: int = 0
     arrivals: list[Arrival] = field(default_factory=list)
     attempts: list[str] = field(default_factory=list)
 
@@ -145,9 +150,16 @@ class LambdaProcess:
         self._send({"op": "load"})
         self._expect("loaded")
 
-    def invoke(self, message: dict[str, Any]) -> dict[str, Any]:
+    def invoke(self, message: dict[str, Any], on_pause: Callable[[], None] | None = None) -> dict[str, Any]:
+        """Run one invocation; when it pauses (an overlap fault), run ``on_pause`` and resume it."""
         self._send({"op": "invoke", **message})
-        return self._expect("invoke")
+        while True:
+            reply = self._expect("invoke")
+            if not reply.get("paused"):
+                return reply
+            if on_pause is not None:
+                on_pause()
+            self._send({"op": "resume"})
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):
@@ -202,7 +214,8 @@ class World:
         self.ssm = self._client("ssm")
         self.events = self._client("events")
         self.ssm.describe_parameters(MaxResults=1)  # moto builds its SSM backend on first use: not in an invocation
-        self.lam = LambdaProcess(self.clock, env, self.log_path)
+        self.environments = [LambdaProcess(self.clock, env, self.log_path) for _ in range(2)]
+        """Two execution environments: a second one runs an invocation that overlaps one paused in the first."""
 
     def _client(self, service: str) -> Any:
         return boto3.client(  # type: ignore[call-overload]
@@ -231,31 +244,50 @@ class World:
         with self.lock:
             self.invocations = []
             self.arrivals = []
-        self.lam.cold_start()
+        for environment in self.environments:
+            environment.cold_start()
 
     # -- the Lambda ----------------------------------------------------------------------------------
 
-    def invoke(self, event: dict[str, Any], faults: list[dict[str, Any]] | None = None) -> Invocation:
-        """Run the handler once with ``event``; CloudHSM faults are armed on the emulator for this invocation."""
-        lambda_faults = []
-        for fault in faults or []:
-            if fault.get("service") == "cloudhsmv2":
-                self._arm(fault)
-            else:
-                lambda_faults.append(fault)
+    def invoke(
+        self,
+        event: dict[str, Any],
+        faults: list[dict[str, Any]] | None = None,
+        environment: int = 0,
+        on_pause: Callable[[Invocation], None] | None = None,
+    ) -> Invocation:
+        """Run the handler once with ``event``; CloudHSM faults are armed on the emulator for this invocation.
+
+        With a ``pause`` fault, ``on_pause(this invocation)`` runs while it is stopped (another invocation,
+        in the other environment); calls and answers are attributed to whichever invocation was running.
+        """
+        cloudhsm_faults = [f for f in faults or [] if f.get("service") == "cloudhsmv2"]
+        lambda_faults = [f for f in faults or [] if f.get("service") != "cloudhsmv2"]
+        for fault in cloudhsm_faults:
+            self._arm(fault)
         started = self.clock.now()
         invocation = Invocation(
             number=len(self.invocations),
             event=json.loads(json.dumps(event)),
             started=started,
             deadline=started + LAMBDA_TIMEOUT_SECONDS,
-            first_call_index=len(self.emulator.calls),
         )
+        outer = self.current
         with self.lock:
             self.invocations.append(invocation)
-            self.current = invocation
+        self._switch(outer, invocation)
+
+        def paused() -> None:
+            self._switch(invocation, None)
+            self.emulator.faults.clear()
+            if on_pause is not None:
+                on_pause(invocation)
+            for fault in cloudhsm_faults:  # the paused invocation's own faults again (the other one's are gone)
+                self._arm(fault)
+            self._switch(None, invocation)
+
         try:
-            result = self.lam.invoke(
+            result = self.environments[environment].invoke(
                 {
                     "event": event,
                     "faults": lambda_faults,
@@ -264,20 +296,32 @@ class World:
                     "function_arn": FUNCTION_ARN,
                     "memory": MEMORY_MB,
                     "invocation_id": f"invocation-{invocation.number:04d}",
-                }
+                },
+                on_pause=paused,
             )
         finally:
-            with self.lock:
-                self.current = None
+            self._switch(invocation, outer)
             self.emulator.faults.clear()
         invocation.ended = self.clock.now()
         invocation.outcome = str(result["outcome"])
         invocation.detail = str(result.get("detail", ""))
         invocation.attempts = list(result.get("attempts", []))
-        invocation.calls = self.emulator.calls[invocation.first_call_index :]
         if invocation.outcome == "timeout":
-            self.lam.cold_start()  # Lambda resets an environment whose invocation timed out
+            self.environments[environment].cold_start()  # Lambda resets an environment whose invocation timed out
         return invocation
+
+    def _switch(self, leaving: Invocation | None, entering: Invocation | None) -> None:
+        """The running invocation changes: close the leaving one's call range, open the entering one's."""
+        with self.lock:
+            now = len(self.emulator.calls)
+            if leaving is not None and leaving.ranges and leaving.ranges[-1][1] < 0:
+                start = leaving.ranges[-1][0]
+                leaving.ranges[-1] = (start, now)
+                calls = self.emulator.calls
+                leaving.calls.extend((i, calls[i]) for i in range(start, now))
+            if entering is not None:
+                entering.ranges.append((now, -1))
+            self.current = entering
 
     def _arm(self, fault: dict[str, Any]) -> None:
         operation = fault.get("operation")
@@ -347,7 +391,8 @@ class World:
             return "ABSENT"
 
     def close(self) -> None:
-        self.lam.stop()
+        for environment in self.environments:
+            environment.stop()
         self.capture.close()
         self.moto.stop()
         self.emulator.stop()
