@@ -20,7 +20,7 @@ NODE_MAJOR := $(shell node -p 'process.versions.node.split(".")[0]' 2>/dev/null)
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(NODE_MAJOR)
 
-.PHONY: help install lint typecheck test unit demo bench package dist pr clean
+.PHONY: help install lint typecheck test unit model demo bench package dist pr clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(ROOT)/Makefile | sed -E 's/^([a-z-]+):.*## (.*)/make \1\t\2/' | expand -t 16
@@ -46,6 +46,13 @@ test: lint typecheck ## lint, type-check and run every test
 
 unit: $(STAMP) ## the unit tests only (no I/O, seconds)
 	cd $(ROOT) && $(PY) -m pytest -q tests/unit
+
+# The model test's large budget (tests/model/README.md): MODEL_EXAMPLES examples of up to MODEL_STEPS steps, shrunk.
+MODEL_EXAMPLES ?= 2000
+MODEL_STEPS ?= 30
+model: $(STAMP) ## the stateful model test (tests/model) with a large budget: MODEL_EXAMPLES=2000 MODEL_STEPS=30
+	cd $(ROOT) && MODEL_EXAMPLES=$(MODEL_EXAMPLES) MODEL_STEPS=$(MODEL_STEPS) MODEL_SHRINK=1 \
+		$(PY) -m pytest -q -p no:cacheprovider --runxfail tests/model/test_model.py
 
 demo: $(STAMP) ## restore a backup end to end in the offline world (emulated CloudHSM + CloudFormation)
 	cd $(ROOT) && $(PY) -m cloudhsm_offline demo

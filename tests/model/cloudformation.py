@@ -166,7 +166,8 @@ def build_event(
         event["PhysicalResourceId"] = physical
     if kind == "Update":
         event["OldResourceProperties"] = dict(old or {})
-    return json.loads(json.dumps(event))
+    copied: dict[str, Any] = json.loads(json.dumps(event))
+    return copied
 
 
 def invented_physical_id(slot: Slot) -> str:

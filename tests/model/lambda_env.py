@@ -35,7 +35,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 HANDLER_PACKAGES = ("cloudhsm_backup_restore", "crhelper")
 CALL_SECONDS = 0.01
@@ -44,14 +44,18 @@ _REAL_SLEEP = time.sleep
 _REAL_MONOTONIC = time.monotonic
 
 
-class LambdaTimeout(BaseException):  # noqa: N818 - it is what Lambda reports: "Task timed out"
+class LambdaTimeout(BaseException):
     """The invocation ran past its deadline: Lambda stops it here."""
 
 
-class SharedValue:
-    """What the clock needs from multiprocessing's shared double."""
+class SharedValue(Protocol):
+    """What the clock needs from the shared double (MappedClock)."""
 
-    value: float
+    @property
+    def value(self) -> float: ...
+
+    @value.setter
+    def value(self, seconds: float) -> None: ...
 
 
 class VirtualTime:
@@ -92,12 +96,12 @@ class VirtualTime:
         self.shared.value = max(self.now(), target)
 
 
-CLOCK: VirtualTime | None = None
+_CLOCKS: list[VirtualTime] = []
 
 
 def _clock() -> VirtualTime:
-    assert CLOCK is not None, "install() first"
-    return CLOCK
+    assert _CLOCKS, "install() first"
+    return _CLOCKS[0]
 
 
 class VirtualTimer:
@@ -225,7 +229,7 @@ def _service_and_operation(event_name: str) -> tuple[str, str]:
 
 def _before_send(request: Any, event_name: str = "", **_: Any) -> Any:
     """Every AWS call attempt: dead invocations send nothing; each attempt takes modelled time; faults."""
-    from botocore.awsrequest import AWSResponse
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
 
     clock = _clock()
     clock.check_alive()
@@ -244,7 +248,10 @@ def _before_send(request: Any, event_name: str = "", **_: Any) -> Any:
     status = 400
     body = json.dumps({"__type": code, "message": f"{code} (injected by the model)"}).encode()
     headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "model-injected"}
-    return AWSResponse(request.url, status, headers, _Raw(body))
+    fields = HTTPHeaders()
+    for key, value in headers.items():
+        fields[key] = value
+    return AWSResponse(request.url, status, fields, _Raw(body))
 
 
 def _after_attempt(event_name: str = "", **_: Any) -> None:
@@ -274,10 +281,9 @@ class Context:
 
 def install(shared: SharedValue) -> None:
     """Put this process on modelled time and hook boto3; before the handler is imported."""
-    global CLOCK
-    CLOCK = VirtualTime(shared)
+    _CLOCKS[:] = [VirtualTime(shared)]
     time.time = lambda: _clock().now()
-    time.sleep = lambda seconds: _clock().advance(seconds)
+    time.sleep = lambda seconds: _clock().advance(float(seconds))
     base = _clock().now()
     time.monotonic = lambda: 1000.0 + _clock().now() - base
     threading.Timer = VirtualTimer  # type: ignore[misc,assignment]
@@ -318,7 +324,7 @@ def invoke(entry: Callable[[dict[str, Any], Any], Any], message: dict[str, Any])
         entry(message["event"], context)
     except LambdaTimeout:
         outcome = "timeout"
-    except Exception as error:  # noqa: BLE001 - an unhandled error is what Lambda reports as a function error
+    except Exception as error:
         outcome, detail = "error", "".join(traceback.format_exception_only(type(error), error)).strip()
     finally:
         if clock.dead:

@@ -79,7 +79,7 @@ class ModelMachine(RuleBasedStateMachine):
     def backups(self, slow: tuple[str, ...], in_progress: tuple[str, ...] = ()) -> None:
         """Restores answer READY at once (the User Guide's documented behaviour) or take 120 s (the fallback);
         B2 may still be being made (CREATE_IN_PROGRESS)."""
-        self.model.add_backups({key: 120.0 for key in slow})
+        self.model.add_backups(dict.fromkeys(slow, 120.0))
         self.model.steps.append(f"backups; slow restore: {list(slow) or 'none'}")
         for key in in_progress:
             self.model.creation_in_progress(key)

@@ -34,12 +34,12 @@ def test_an_extra_delete_backup_breaks_i1_and_i2() -> None:
 def test_lost_answers_break_i4_at_the_service_timeout() -> None:
     state = _machine("lose_answers")
     state.create(stack=0, name=0, props=RETAIN, faults=[])
-    with pytest.raises(InvariantViolation, match="I4: Create#0 .* got no answer within its ServiceTimeout"):
+    with pytest.raises(InvariantViolation, match=r"I4: Create#0 .* got no answer within its ServiceTimeout"):
         state.wait(seconds=1800.0)
 
 
 def test_a_rule_left_after_the_delete_breaks_i3() -> None:
     state = _machine("leave_rule")
     state.create(stack=0, name=0, props=RETAIN, faults=[])
-    with pytest.raises(InvariantViolation, match="I3: rule cloudhsm-poll-model1-sabotage .* remains after its Delete"):
+    with pytest.raises(InvariantViolation, match=r"I3: rule cloudhsm-poll-model1-sabotage .* remains after its Delete"):
         state.delete(index=0, faults=[])

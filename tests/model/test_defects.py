@@ -18,7 +18,7 @@ from tests.model.model import InvariantViolation
 from tests.model.world import REGION
 
 
-def defect(number: int, invariant: str) -> Any:
+def defect(number: int, invariant: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(
         strict=True, raises=InvariantViolation, reason=f"defect {number} ({invariant}), fixed by issue 15 handler"
     )

@@ -21,9 +21,7 @@ SHRINK = os.environ.get("MODEL_SHRINK", "") not in ("", "0")
 RANDOM = os.environ.get("MODEL_RANDOM", "") not in ("", "0")
 
 
-@pytest.mark.xfail(
-    strict=True, raises=InvariantViolation, reason="defects 1-5 and 7, fixed by issue 15 handler"
-)
+@pytest.mark.xfail(strict=True, raises=InvariantViolation, reason="defects 1-5 and 7, fixed by issue 15 handler")
 def test_generated_event_orders_keep_the_invariants() -> None:
     phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if SHRINK else [])
     run_state_machine_as_test(

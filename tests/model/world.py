@@ -29,11 +29,10 @@ from cloudhsm_offline.emulator import CloudHsmEmulator
 from cloudhsm_offline.emulator.calls import Call
 from moto.server import ThreadedMotoServer
 
-logging.getLogger("werkzeug").setLevel(logging.ERROR)
-
 from tests.model import lambda_env
 from tests.support.https_capture import ResponseCapture
 
+logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
 HANDLER = "cloudhsm_backup_restore.app.handler"
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -122,7 +121,7 @@ class LambdaProcess:
     """The execution environment (``python -m tests.model.lambda_env``) and the JSON-lines pipe to it."""
 
     def __init__(self, clock: SharedClock, env: dict[str, str], log_path: str) -> None:
-        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.model.lambda_env", str(clock.path), HANDLER, log_path],
             cwd=ROOT,
             env={**os.environ, **env, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])},
@@ -185,7 +184,7 @@ class World:
         self.moto_url = f"http://{host}:{port}"
         ca = self.tmp / "ca.pem"
         self.capture = ResponseCapture(ca)
-        self.capture.bodies = _ByPath(self)  # type: ignore[assignment]
+        self.capture.bodies = _ByPath(self)
         self.lock = threading.Lock()
         self.invocations: list[Invocation] = []
         self.current: Invocation | None = None
@@ -223,7 +222,7 @@ class World:
             region_name=REGION,
             endpoint_url=self.moto_url,
             aws_access_key_id="AKIAMODELADMIN000000",
-            aws_secret_access_key="model",  # noqa: S106 - moto accepts any
+            aws_secret_access_key="model",
         )
 
     # -- per example ---------------------------------------------------------------------------------
@@ -372,6 +371,17 @@ class World:
             if not token:
                 return found
 
+    def rule_names(self) -> set[str]:
+        """The names of every EventBridge rule (all pages), without their targets."""
+        names: set[str] = set()
+        token: str | None = None
+        while True:
+            page = self.events.list_rules(**({"NextToken": token} if token else {}))
+            names.update(rule["Name"] for rule in page.get("Rules", []))
+            token = page.get("NextToken")
+            if not token:
+                return names
+
     def parameters(self) -> list[dict[str, Any]]:
         """Every SSM parameter the account holds, with its (decrypted) value."""
         names: list[str] = []
@@ -398,12 +408,11 @@ class World:
         self.emulator.stop()
 
 
-_WORLD: World | None = None
+_WORLDS: list[World] = []
 
 
 def world() -> World:
-    """The process's one world (moto keeps state per process; the Lambda process is slow to spawn)."""
-    global _WORLD
-    if _WORLD is None:
-        _WORLD = World()
-    return _WORLD
+    """The process's one world (moto keeps state per process; the Lambda processes take a second to start)."""
+    if not _WORLDS:
+        _WORLDS.append(World())
+    return _WORLDS[0]
