@@ -106,6 +106,9 @@ class Slot:
     rollback_to: dict[str, str] | None = None
     inflight: Request | None = None
     delete_sent: bool = False
+    """A Delete is in flight or answered SUCCESS (a DELETE_FAILED resource may be sent another)."""
+    delete_came: bool = False
+    """A Delete was ever sent: from then on I2 no longer applies ("no Delete of that resource has come")."""
     gone: bool = False
     """Its Delete was answered SUCCESS: CloudFormation forgot it."""
     gone_at_call: int = 0

@@ -183,7 +183,7 @@ class Model:
         slot.requests.append(request)
         slot.inflight = request
         if kind == "Delete":
-            slot.delete_sent = True
+            slot.delete_sent = slot.delete_came = True
         self.steps.append(f"send {request.label()} {json.dumps(props, sort_keys=True)} faults={faults or []}")
         if overlap is None:
             self.deliver(request, faults)
@@ -589,7 +589,7 @@ class Model:
     def check(self) -> None:
         """I2, I3's leftovers, then raise if anything broke since the start."""
         for slot in self.live():
-            if slot.held is None or slot.delete_sent:
+            if slot.held is None or slot.delete_came:
                 continue
             backup = backup_of(slot.held)
             state = self.world.backup_state(backup, region_of(backup))
@@ -613,7 +613,8 @@ class Model:
                     if any(p in str(parameter.get("Value")) for p in paths):
                         self.violate("I3", f"parameter {parameter['Name']} of {slot.label()} remains after its Delete")
         if self.violations and self.survey is not None:
-            self.survey.extend(self.violations)  # survey mode: record, go on (tests/model/survey.py)
+            steps = "\n".join(self.steps[-40:])
+            self.survey.extend(f"{v}\n--- steps ---\n{steps}" for v in self.violations)  # survey mode: go on
             self.violations = []
         if self.violations:
             unique = list(dict.fromkeys(self.violations))

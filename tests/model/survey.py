@@ -51,13 +51,19 @@ def main() -> None:
     for found in FOUND:
         kinds = set()
         for text in found:
-            key = re.sub(r"[#\d]+", "#", text.split(" by ")[0].split(" for ")[0])[:90]
+            head = text.split("\n")[0]
+            key = re.sub(r"#\d+|\d{4}", "#", re.sub(r"(Stack\d/)?(Restored|Renamed)\d#\d+", "R", head))[:120]
             kinds.add(key)
-            sample.setdefault(key, text[:200])
+            sample.setdefault(key, text)
         by_rule.update(kinds)
     print(f"{len(FOUND)} examples, {steps} steps max, {elapsed:.1f} s ({elapsed / max(1, len(FOUND)):.2f} s each)")
     for key, count in by_rule.most_common():
-        print(f"{count:4d} examples: {sample[key]}")
+        print(f"{count:4d} examples: {key}")
+    details = os.environ.get("MODEL_SURVEY_DETAILS")
+    if details:
+        with open(details, "w") as out:
+            for key, _count in by_rule.most_common():
+                out.write(f"=== {key}\n{sample[key]}\n\n")
 
 
 if __name__ == "__main__":

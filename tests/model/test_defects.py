@@ -70,13 +70,16 @@ def test_defect_1_removing_the_region_keeps_the_live_backup() -> None:
 
 
 @defect(2, "I3")
-def test_defect_2_a_retried_create_after_its_rollback_delete_does_nothing() -> None:
+def test_defect_2_a_redelivered_create_after_its_rollback_delete_does_nothing() -> None:
+    """The Create's restore is applied, then the invocation runs out of time: crhelper's timer answers FAILED,
+    CloudFormation rolls back with a Delete (C4). The same Create event arrives again: Lambda's retry of the
+    timed-out invocation when MaximumRetryAttempts > 0, or, with the contract's 0, an at-least-once duplicate
+    (C8). Either way it must not restore, tag or protect the backup of a resource whose Delete was answered."""
     with breaks("I3"):
         state = machine()
-        # The restore is applied, then the invocation runs out of time: crhelper's timer answers FAILED.
         state.create(stack=0, name=0, props=B1_DELETE, faults=[slow("ModifyBackupAttributes", 400.0)])
-        state.delete(index=0, faults=[])  # C4: the rollback Delete
-        state.redeliver(index=1, faults=[])  # C8: Lambda retries the failed Create
+        state.delete(index=0, faults=[])
+        state.redeliver(index=1, faults=[])
         state.teardown()
 
 

@@ -8,11 +8,13 @@ invocation that was running when it arrived.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
 import os
 import select
+import shutil
 import struct
 import subprocess
 import sys
@@ -124,7 +126,7 @@ class LambdaProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.model.lambda_env", str(clock.path), HANDLER, log_path],
             cwd=ROOT,
-            env={**os.environ, **env, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])},
+            env={**os.environ, **env, "PYTHONPATH": os.pathsep.join(_child_path())},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -167,6 +169,13 @@ class LambdaProcess:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+def _child_path() -> list[str]:
+    """The Lambda process's import path: MODEL_HANDLER_PATH first (another handler tree, e.g. a rewrite's
+    ``handler`` folder), then the repository (tests.model), then what this process has."""
+    extra = os.environ.get("MODEL_HANDLER_PATH", "")
+    return [p for p in (extra, str(ROOT), os.environ.get("PYTHONPATH", "")) if p]
 
 
 class World:
@@ -415,4 +424,14 @@ def world() -> World:
     """The process's one world (moto keeps state per process; the Lambda processes take a second to start)."""
     if not _WORLDS:
         _WORLDS.append(World())
+        atexit.register(_close_world)
     return _WORLDS[0]
+
+
+def _close_world() -> None:
+    """At exit: stop the servers and the Lambda processes; keep the handler's log only if MODEL_KEEP_LOG is set."""
+    for opened in _WORLDS:
+        with contextlib.suppress(Exception):
+            opened.close()
+        if not os.environ.get("MODEL_KEEP_LOG"):
+            shutil.rmtree(opened.tmp, ignore_errors=True)
