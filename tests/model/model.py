@@ -263,7 +263,7 @@ class Model:
                 break
             self.pass_time(min(POLL_PERIOD, end - self.clock.now()))
             for number, rule in enumerate(rules):
-                if number and rule["Name"] not in self.world.rule_names():
+                if number and rule["Name"] not in {r["Name"] for r in self.world.rules()}:
                     continue  # an earlier firing this minute removed it
                 firings[rule["Name"]] = firings.get(rule["Name"], 0) + 1
                 self.fire(rule)
@@ -420,6 +420,7 @@ class Model:
             "Input": json.dumps({"RequestId": request.slot.requests[0].request_id}),
         }
         self.world.events.put_targets(Rule=name, Targets=[target])
+        self.world.changed()
 
     def account(self, invocation: Invocation, delivery: Delivery) -> None:
         """Attribute the invocation's calls and answers not yet attributed, in the order they happened."""

@@ -31,7 +31,7 @@ class SurveyMachine(ModelMachine):
 
 def main() -> None:
     examples = int(sys.argv[1]) if len(sys.argv) > 1 else 50
-    steps = int(os.environ.get("MODEL_STEPS", "15"))
+    steps = int(os.environ.get("MODEL_STEPS", "20"))
     started = time.monotonic()
     run_state_machine_as_test(
         SurveyMachine,

@@ -15,8 +15,8 @@ from hypothesis.stateful import run_state_machine_as_test
 from tests.model.machine import ModelMachine
 from tests.model.model import InvariantViolation
 
-EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "25"))
-STEPS = int(os.environ.get("MODEL_STEPS", "15"))
+EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "40"))
+STEPS = int(os.environ.get("MODEL_STEPS", "20"))
 SHRINK = os.environ.get("MODEL_SHRINK", "") not in ("", "0")
 RANDOM = os.environ.get("MODEL_RANDOM", "") not in ("", "0")
 

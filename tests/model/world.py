@@ -123,6 +123,8 @@ class LambdaProcess:
     """The execution environment (``python -m tests.model.lambda_env``) and the JSON-lines pipe to it."""
 
     def __init__(self, clock: SharedClock, env: dict[str, str], log_path: str) -> None:
+        self.warm = False
+        """Whether an invocation ran since the last (cold) start: only then does ``reset`` restart it."""
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.model.lambda_env", str(clock.path), HANDLER, log_path],
             cwd=ROOT,
@@ -150,9 +152,11 @@ class LambdaProcess:
     def cold_start(self) -> None:
         self._send({"op": "load"})
         self._expect("loaded")
+        self.warm = False
 
     def invoke(self, message: dict[str, Any], on_pause: Callable[[], None] | None = None) -> dict[str, Any]:
         """Run one invocation; when it pauses (an overlap fault), run ``on_pause`` and resume it."""
+        self.warm = True
         self._send({"op": "invoke", **message})
         while True:
             reply = self._expect("invoke")
@@ -196,6 +200,8 @@ class World:
         self.capture.bodies = _ByPath(self)
         self.lock = threading.Lock()
         self.invocations: list[Invocation] = []
+        self._seen_rules: list[dict[str, Any]] | None = None
+        self._seen_parameters: list[dict[str, Any]] | None = None
         self.current: Invocation | None = None
         self.arrivals: list[Arrival] = []
         self.log_path = str(self.tmp / "lambda.log")
@@ -237,23 +243,27 @@ class World:
     # -- per example ---------------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """A clean account a month later: no calls, faults, parameters or rules; a cold Lambda."""
-        self.clock.advance(30 * 86400.0)
+        """A clean account at the next 30-day boundary (so an example replays at the same time of day, hour and
+        retention-sweep phase): no calls, faults, parameters or rules; cold Lambda environments."""
+        period = 30 * 86400.0
+        self.clock.advance((self.clock.now() // period + 1) * period - self.clock.now())
         self.emulator.faults.clear()
         self.emulator.call_log.clear()
-        for rule in self.rules():
+        for rule in self._list_rules():
             targets = [t["Id"] for t in rule["Targets"]]
             if targets:
                 self.events.remove_targets(Rule=rule["Name"], Ids=targets)
             self.events.delete_rule(Name=rule["Name"])
-        names = [p["Name"] for p in self.parameters()]
+        names = [p["Name"] for p in self._list_parameters()]
         for start in range(0, len(names), 10):
             self.ssm.delete_parameters(Names=names[start : start + 10])
         with self.lock:
             self.invocations = []
             self.arrivals = []
         for environment in self.environments:
-            environment.cold_start()
+            if environment.warm:
+                environment.cold_start()
+        self._seen_rules = self._seen_parameters = None
 
     # -- the Lambda ----------------------------------------------------------------------------------
 
@@ -283,6 +293,7 @@ class World:
         outer = self.current
         with self.lock:
             self.invocations.append(invocation)
+        self._seen_rules = self._seen_parameters = None
         self._switch(outer, invocation)
 
         def paused() -> None:
@@ -368,7 +379,23 @@ class World:
     # -- what the handler left in SSM and EventBridge -------------------------------------------------
 
     def rules(self) -> list[dict[str, Any]]:
-        """Every EventBridge rule (all pages) with its targets."""
+        """Every EventBridge rule (all pages) with its targets, as of the last invocation's end (only an
+        invocation, ``reset`` or ``changed`` changes them)."""
+        if self._seen_rules is None:
+            self._seen_rules = self._list_rules()
+        return self._seen_rules
+
+    def parameters(self) -> list[dict[str, Any]]:
+        """Every SSM parameter the account holds, with its (decrypted) value (cached like ``rules``)."""
+        if self._seen_parameters is None:
+            self._seen_parameters = self._list_parameters()
+        return self._seen_parameters
+
+    def changed(self) -> None:
+        """Something other than an invocation changed rules or parameters (the meta-tests' sabotage)."""
+        self._seen_rules = self._seen_parameters = None
+
+    def _list_rules(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         token: str | None = None
         while True:
@@ -380,19 +407,7 @@ class World:
             if not token:
                 return found
 
-    def rule_names(self) -> set[str]:
-        """The names of every EventBridge rule (all pages), without their targets."""
-        names: set[str] = set()
-        token: str | None = None
-        while True:
-            page = self.events.list_rules(**({"NextToken": token} if token else {}))
-            names.update(rule["Name"] for rule in page.get("Rules", []))
-            token = page.get("NextToken")
-            if not token:
-                return names
-
-    def parameters(self) -> list[dict[str, Any]]:
-        """Every SSM parameter the account holds, with its (decrypted) value."""
+    def _list_parameters(self) -> list[dict[str, Any]]:
         names: list[str] = []
         paginator = self.ssm.get_paginator("describe_parameters")
         for page in paginator.paginate():
