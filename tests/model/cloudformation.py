@@ -31,6 +31,9 @@ Each behaviour relied on, with its source (AWS CloudFormation User Guide unless 
   invocation is retried unless EventInvokeConfig says otherwise; an event is kept up to
   MaximumEventAgeInSeconds). The model delivers any request again at any time within that age.
 - C9 CloudFormation sends no Update when no property changed ("Update behaviors of stack resources").
+- C10 A stack operation ends with its rollback or cleanup requests (UPDATE_COMPLETE_CLEANUP_IN_PROGRESS,
+  ROLLBACK_IN_PROGRESS, "Stack status codes"); the next operation on the stack starts only after them. The
+  model sends no Create or Update in a stack that still owes a rollback or cleanup request.
 """
 
 from __future__ import annotations
@@ -113,6 +116,8 @@ class Slot:
     """Its Delete was answered SUCCESS: CloudFormation forgot it."""
     gone_at_call: int = 0
     requests: list[Request] = field(default_factory=list)
+    renames: Slot | None = None
+    """The resource this one's Create renames: it gets its cleanup Delete once this Create succeeded (C5)."""
 
     def label(self) -> str:
         return f"{self.stack}/{self.logical}#{self.number}"

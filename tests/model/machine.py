@@ -91,6 +91,8 @@ class ModelMachine(RuleBasedStateMachine):
     @rule(stack=st.integers(0, 1), name=st.integers(0, 3), props=props_strategy, faults=faults_strategy)
     def create(self, stack: int, name: int, props: dict[str, str], faults: list[dict[str, Any]]) -> None:
         stack_name = STACKS[stack]
+        if self.model.finishing(stack_name):
+            return  # C10
         free = [n for n in LOGICAL_IDS if self.model.current(stack_name, n) is None]
         slot = self.model.create_slot(stack_name, free[name % len(free)], props)
         self.model.send("Create", slot, props, faults)
@@ -116,6 +118,8 @@ class ModelMachine(RuleBasedStateMachine):
     ) -> None:
         """C8: the Create's two deliveries overlap: the first stops before its ``at``-th call, the second runs."""
         stack_name = STACKS[stack]
+        if self.model.finishing(stack_name):
+            return  # C10
         free = [n for n in LOGICAL_IDS if self.model.current(stack_name, n) is None]
         slot = self.model.create_slot(stack_name, free[name % len(free)], props)
         self.model.send("Create", slot, props, faults, overlap=(at, duplicate_faults))
@@ -138,7 +142,7 @@ class ModelMachine(RuleBasedStateMachine):
         old = self.model.idle_held()[index % len(self.model.idle_held())]
         free = [n for n in LOGICAL_IDS if self.model.current(old.stack, n) is None]
         slot = self.model.create_slot(old.stack, free[0], dict(old.props))
-        old.needs = "cleanup_delete"
+        slot.renames = old
         self.model.send("Create", slot, dict(old.props), faults)
         self.model.check()
 

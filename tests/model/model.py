@@ -28,6 +28,7 @@ Invariants as checked (CloudHSM calls count when the emulator applied them: outc
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,10 @@ from tests.model.cloudformation import (
 from tests.model.world import FUNCTION_ARN, Arrival, Invocation, World
 
 MAX_RESPONSE_BYTES = 4096
+DUPLICATE_WINDOW = float(os.environ.get("MODEL_DUPLICATE_WINDOW", EVENT_INVOKE_MAX_EVENT_AGE_SECONDS))
+"""How long after CloudFormation sent a request the model may deliver it again (C8). Lambda keeps an event up
+to MaximumEventAgeInSeconds (the contract's 3600 s), so that is the default; MODEL_DUPLICATE_WINDOW narrows
+it (e.g. 60) to ask only for duplicates close to the first delivery."""
 POLL_PERIOD = 60.0
 """rate(1 minute): the fair scheduler fires every rule once per modelled minute."""
 POLL_STARVED = 150.0
@@ -139,12 +144,20 @@ class Model:
     def live(self) -> list[Slot]:
         return [s for s in self.slots if not s.gone]
 
+    def finishing(self, stack: str) -> bool:
+        """The stack's operation still owes a rollback or cleanup request: no new operation starts there (C10)."""
+        return any(s.stack == stack and s.needs is not None for s in self.live())
+
     def idle_held(self) -> list[Slot]:
         """Resources CloudFormation may update or rename now."""
         return [
             s
             for s in self.live()
-            if s.held is not None and s.inflight is None and s.needs is None and not s.delete_sent
+            if s.held is not None
+            and s.inflight is None
+            and s.needs is None
+            and not s.delete_sent
+            and not self.finishing(s.stack)
         ]
 
     def deletable(self) -> list[Slot]:
@@ -199,7 +212,7 @@ class Model:
 
     def redeliver(self, request: Request, faults: list[dict[str, Any]] | None = None) -> None:
         """C8: the same event again (at-least-once delivery, or Lambda's retry after a failed invocation)."""
-        if self.clock.now() - request.sent_at > EVENT_INVOKE_MAX_EVENT_AGE_SECONDS:
+        if self.clock.now() - request.sent_at > DUPLICATE_WINDOW:
             return
         self.steps.append(f"redeliver {request.label()} faults={faults or []}")
         self.deliver(request, faults)
@@ -377,7 +390,7 @@ class Model:
     ) -> None:
         """Two deliveries of one event overlap (C8): the first stops before its ``at``-th AWS call while the
         duplicate runs whole in a second execution environment, then the first goes on."""
-        if self.clock.now() - request.sent_at > EVENT_INVOKE_MAX_EVENT_AGE_SECONDS:
+        if self.clock.now() - request.sent_at > DUPLICATE_WINDOW:
             return
         first = Delivery(len(self.deliveries), request)
         self.deliveries.append(first)
@@ -522,6 +535,8 @@ class Model:
                     self.clock.now(),
                     request.props,
                 )
+                if slot.renames is not None and not slot.renames.gone:
+                    slot.renames.needs = "cleanup_delete"  # C5: the old logical id goes in cleanup
             else:
                 slot.physical = physical or invented_physical_id(slot)  # C4
                 slot.needs = "rollback_delete"
