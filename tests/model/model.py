@@ -56,7 +56,7 @@ to MaximumEventAgeInSeconds (the contract's 3600 s), so that is the default; MOD
 it (e.g. 60) to ask only for duplicates close to the first delivery."""
 POLL_PERIOD = 60.0
 """rate(1 minute): the fair scheduler fires every rule once per modelled minute."""
-POLL_STARVED = POLL_PERIOD + 15.0
+POLL_STARVED = POLL_PERIOD
 """A rule that did not fire in this long before its request's deadline was starved by the model (its other,
 sequential invocations took the time EventBridge would have used to fire it): no I4 for that request."""
 FAIR_FIRINGS_CAP = 80
