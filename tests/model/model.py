@@ -240,6 +240,7 @@ class Model:
                 self.violate("I3", f"rule {rule['Name']} targets a request CloudFormation never sent: {event}")
                 continue
             delivery = self.rule_delivery.get(rule["Name"]) or Delivery(len(self.deliveries), request)
+            self.expire_due()  # deadlines passed before this firing are judged on the firings before it
             cannot_end = self._cannot_end_well(request, rule["Name"])
             self.rule_last_fired[rule["Name"]] = self.clock.now()
             self.steps.append(f"fire {rule['Name']} for {request.label()} faults={faults or []}")
