@@ -27,7 +27,7 @@ NODE_MAJOR := $(shell node -p 'process.versions.node.split(".")[0]' 2>/dev/null)
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := $(NODE_MAJOR)
 
-.PHONY: help install tools lint typecheck test loaded-test wheel-test unit demo bench package dist pr clean
+.PHONY: help install tools lint typecheck test loaded-test wheel-test unit model demo bench package dist pr clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(ROOT)/Makefile | sed -E 's/^([a-z-]+):.*## (.*)/make \1\t\2/' | expand -t 16
@@ -73,6 +73,13 @@ wheel-test: $(STAMP) ## build the wheel, install it in a clean venv and run ever
 
 unit: $(STAMP) ## the unit tests only (no I/O, seconds)
 	cd $(ROOT) && $(PY) -m pytest -q tests/unit
+
+# The model test's large budget (tests/model/README.md): MODEL_EXAMPLES examples of up to MODEL_STEPS steps, shrunk.
+MODEL_EXAMPLES ?= 2000
+MODEL_STEPS ?= 30
+model: $(STAMP) ## the stateful model test (tests/model) with a large budget: MODEL_EXAMPLES=2000 MODEL_STEPS=30
+	cd $(ROOT) && MODEL_EXAMPLES=$(MODEL_EXAMPLES) MODEL_STEPS=$(MODEL_STEPS) MODEL_SHRINK=1 \
+		$(PY) -m pytest -q -p no:cacheprovider --runxfail tests/model/test_model.py
 
 # The demo needs the project and its [offline] extra only, not the [dev] toolchain: its own small venv,
 # unless `make install` already made the full one.
