@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Stack, Token
+from aws_cdk import Annotations, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk.region_info import RegionInfo
 from cloudhsm_backup_restore.properties import BACKUP_ID_PATTERN, MAX_SERVICE_TIMEOUT, REGION_PATTERN, OnDelete
 from constructs import Construct
+
+UNKNOWN_REGION_WARNING = "@cloudhsm-backup-restore/cdk:unknownRegion"
+"""A region with a region's shape that aws-cdk-lib's RegionInfo does not know: newer, or a typo."""
 
 TAG_KEY_LIMIT = 128
 """CloudHSM (and every AWS tagging API): a tag key has 1 to 128 characters."""
@@ -81,6 +84,13 @@ def check_region(scope: Construct, region: object) -> str | None:
         raise ValueError(
             f"RestoredBackup region must be an AWS region name like eu-west-1 (or None for the stack's region), "
             f"got {region!r}"
+        )
+    if region not in known:
+        # Accepted, so a region newer than the installed aws-cdk-lib still works; warned, so a typo shows at synth.
+        Annotations.of(scope).add_warning_v2(
+            UNKNOWN_REGION_WARNING,
+            f"RestoredBackup region {region} is not a region aws-cdk-lib's RegionInfo knows: check its spelling "
+            "(a region newer than the installed aws-cdk-lib deploys: acknowledge this warning)",
         )
     stack = Stack.of(scope)
     if Token.is_unresolved(stack.region):
