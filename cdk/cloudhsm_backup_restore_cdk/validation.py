@@ -177,7 +177,7 @@ def check_provider_options(
         )
     ):
         raise ValueError(
-            f"{owner} {given} configure a new log group: set them on the log_group you pass, or leave log_group out"
+            f"{owner} {given}: only for a new log group (configure your log_group instead, or leave log_group out)"
         )
     if vpc is not None and not _is_construct_with(vpc, "vpc_id", "select_subnets"):
         raise _type_error(owner, "vpc", "an ec2.IVpc (e.g. ec2.Vpc.from_lookup(...)) or None", vpc)
@@ -195,7 +195,7 @@ def check_provider_options(
             vpc_subnets=vpc_subnets, security_groups=security_groups, allow_public_subnet=allow_public_subnet or None
         )
     ):
-        raise ValueError(f"{owner} {given} need vpc: pass the VPC too, or leave them out")
+        raise ValueError(f"{owner} {given}: only with vpc (pass the VPC too, or leave them out)")
     concurrency = reserved_concurrent_executions
     if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)):
         raise _type_error(owner, "reserved_concurrent_executions", "an int or None", concurrency)
