@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Stack, Token
+from aws_cdk import Annotations, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk.region_info import RegionInfo
 from cloudhsm_backup_restore.properties import BACKUP_ID_PATTERN, MAX_SERVICE_TIMEOUT, REGION_PATTERN, OnDelete
 from constructs import Construct
+
+UNKNOWN_REGION_WARNING = "@cloudhsm-backup-restore/cdk:unknownRegion"
+"""A region with a region's shape that aws-cdk-lib's RegionInfo does not know: newer, or a typo."""
 
 TAG_KEY_LIMIT = 128
 """CloudHSM (and every AWS tagging API): a tag key has 1 to 128 characters."""
@@ -81,6 +84,13 @@ def check_region(scope: Construct, region: object) -> str | None:
         raise ValueError(
             f"RestoredBackup region must be an AWS region name like eu-west-1 (or None for the stack's region), "
             f"got {region!r}"
+        )
+    if region not in known:
+        # Accepted, so a region newer than the installed aws-cdk-lib still works; warned, so a typo shows at synth.
+        Annotations.of(scope).add_warning_v2(
+            UNKNOWN_REGION_WARNING,
+            f"RestoredBackup region {region} is not a region aws-cdk-lib's RegionInfo knows: check its spelling "
+            "(a region newer than the installed aws-cdk-lib deploys: acknowledge this warning)",
         )
     stack = Stack.of(scope)
     if Token.is_unresolved(stack.region):
@@ -167,7 +177,7 @@ def check_provider_options(
         )
     ):
         raise ValueError(
-            f"{owner} {given} configure a new log group: set them on the log_group you pass, or leave log_group out"
+            f"{owner} {given}: only for a new log group (configure your log_group instead, or leave log_group out)"
         )
     if vpc is not None and not _is_construct_with(vpc, "vpc_id", "select_subnets"):
         raise _type_error(owner, "vpc", "an ec2.IVpc (e.g. ec2.Vpc.from_lookup(...)) or None", vpc)
@@ -185,7 +195,7 @@ def check_provider_options(
             vpc_subnets=vpc_subnets, security_groups=security_groups, allow_public_subnet=allow_public_subnet or None
         )
     ):
-        raise ValueError(f"{owner} {given} need vpc: pass the VPC too, or leave them out")
+        raise ValueError(f"{owner} {given}: only with vpc (pass the VPC too, or leave them out)")
     concurrency = reserved_concurrent_executions
     if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)):
         raise _type_error(owner, "reserved_concurrent_executions", "an int or None", concurrency)

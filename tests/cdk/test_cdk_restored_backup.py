@@ -6,11 +6,12 @@ from typing import Any
 
 import pytest
 from aws_cdk import App, Duration, Environment, RemovalPolicy, Stack, Token
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Annotations, Match, Template
 from cloudhsm_backup_restore.attributes import ATTRIBUTE_NAMES
 from cloudhsm_backup_restore.properties import VALID_PROPERTIES, OnDelete, parse_properties
 from cloudhsm_backup_restore_cdk import RestoredBackup, RestoreProvider
 from cloudhsm_backup_restore_cdk.restored_backup import ATTRIBUTE_PROPERTIES
+from cloudhsm_backup_restore_cdk.validation import UNKNOWN_REGION_WARNING
 from cloudhsm_backup_restore_pipeline.contract import RESOURCE_TYPE, backup_actions
 
 from tests.cdk.matrix import backup_id
@@ -384,3 +385,20 @@ def test_provider_in_another_stack_is_rejected() -> None:
     provider = RestoreProvider(Stack(app, "One"), "Provider")
     with pytest.raises(ValueError, match=r"provider must be in the same stack as the backup \(Two\), got one in One"):
         RestoredBackup(Stack(app, "Two"), "Backup", backup_id=PLAIN_ID, provider=provider)
+
+
+@pytest.mark.parametrize("region", ["eu-wst-1", "moon-base-9"])
+def test_a_region_aws_cdk_lib_does_not_know_is_warned_about_at_synth(region: str) -> None:
+    stack = _stack()
+    RestoredBackup(stack, "Backup", backup_id=PLAIN_ID, region=region)
+    (warning,) = Annotations.from_stack(stack).find_warning("*", Match.string_like_regexp("RegionInfo knows"))
+    assert warning.id == "/Validation/Backup"
+    assert f"region {region} is not a region" in str(warning.entry.data)
+    assert UNKNOWN_REGION_WARNING in str(warning.entry.data)
+
+
+@pytest.mark.parametrize("region", ["eu-west-1", "eusc-de-east-1"])
+def test_a_known_region_is_not_warned_about(region: str) -> None:
+    stack = _stack()
+    RestoredBackup(stack, "Backup", backup_id=PLAIN_ID, region=region)
+    assert Annotations.from_stack(stack).find_warning("*", Match.any_value()) == []

@@ -175,7 +175,7 @@ def test_log_group_follows_aws_cdk_lib(tmp_path: Path) -> None:
     assert function["Properties"]["LoggingConfig"] == {"LogGroup": {"Ref": logical_id(stack, shared)}}
     writes = [s for s in all_statements(template) if s.get("Sid") == "WriteOwnLogs"]
     assert f"${{{logical_id(stack, shared)}.Arn}}" in [s["Resource"] for s in writes]
-    with pytest.raises(ValueError, match="log_retention configure a new log group"):
+    with pytest.raises(ValueError, match="log_retention: only for a new log group"):
         RestoreProvider(stack, "Conflict", log_group=shared, log_retention=logs.RetentionDays.ONE_DAY)
 
 

@@ -119,7 +119,7 @@ def test_placement_is_set_once_on_the_provider_and_shared(synthesized: Synthesiz
         (
             {"vpc_subnets": ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)},
             ValueError,
-            "vpc_subnets need vpc",
+            "vpc_subnets: only with vpc",
         ),
         (
             {"reserved_concurrent_executions": "5"},
@@ -133,7 +133,7 @@ def test_placement_is_set_once_on_the_provider_and_shared(synthesized: Synthesiz
         ({"role": "arn:aws:iam::111122223333:role/x"}, TypeError, r"role must be an iam.IRole or None"),
         ({"function_name": 7}, TypeError, r"function_name must be a str or None, got int 7"),
         ({"allow_public_subnet": "yes"}, TypeError, r"allow_public_subnet must be a bool"),
-        ({"allow_public_subnet": True}, ValueError, r"allow_public_subnet need vpc"),
+        ({"allow_public_subnet": True}, ValueError, r"allow_public_subnet: only with vpc"),
         ({"tracing": "Active"}, TypeError, r"tracing must be a lambda.Tracing, got str"),
         ({"log_group_encryption_key": "arn:aws:kms:..."}, TypeError, r"log_group_encryption_key must be a kms.IKey"),
         ({"dead_letter_queue": "queue"}, TypeError, r"dead_letter_queue must be an sqs.IQueue"),
@@ -149,5 +149,5 @@ def test_provider_options_are_checked_naming_the_option(
 def test_security_groups_need_a_vpc() -> None:
     stack = Stack(App(), "NoVpc")
     group = ec2.SecurityGroup.from_security_group_id(stack, "Group", "sg-0123456789abcdef0")
-    with pytest.raises(ValueError, match="RestoreProvider security_groups need vpc"):
+    with pytest.raises(ValueError, match="RestoreProvider security_groups: only with vpc"):
         RestoreProvider(stack, "Provider", security_groups=[group])
