@@ -90,6 +90,8 @@ SEEDS = {
     "created": _PENDING + "    create_timestamp: yesterday\n",
     "retention": "clusters:\n  - id: cluster-declared1a\n    retention_days: 3\n" + _PENDING,
     "tags": _PENDING + "    tags: [just, words]\n",
+    # No state: PENDING_DELETION, as add_backup's default, so the 7-day window applies to it.
+    "stateless-window": "backups:\n  - id: backup-demo2restore\n    deleted_seconds_ago: 700000\n",
 }
 
 
@@ -145,6 +147,10 @@ BAD_INPUTS = {
     "unparsable timestamp": (["run-template", "--seed", "{d}/created-seed.yaml"], "create_timestamp: cannot parse"),
     "retention out of range": (["run-template", "--seed", "{d}/retention-seed.yaml"], "clusters[0].retention_days"),
     "tags not key/values": (["run-template", "--seed", "{d}/tags-seed.yaml"], "backups[0].tags"),
+    "stateless past the window": (
+        ["run-template", "--seed", "{d}/stateless-window-seed.yaml"],
+        "backups[0].deleted_seconds_ago: a PENDING_DELETION backup",
+    ),
     "layer not installed": (["run-template", "--layer", "no_such_layer"], "--layer no_such_layer: no installed"),
 }
 

@@ -709,6 +709,15 @@ def test_demo_seed_has_two_tagged_backups_pending_deletion(aws_env: None, monkey
     assert all(len(b["TagList"]) >= 3 for b in backups)
 
 
+def test_a_seeded_backup_without_state_is_pending_deletion_and_may_carry_its_delete_time(
+    emulator: CloudHsmEmulator, client: CloudHSMV2Client
+) -> None:
+    emulator.seed(load_seed({"backups": [{"id": PENDING, "deleted_seconds_ago": 3600}]}))
+    backup = client.describe_backups(Filters={"backupIds": [PENDING]})["Backups"][0]
+    assert backup["BackupState"] == "PENDING_DELETION"
+    assert "DeleteTimestamp" in backup
+
+
 def test_seeded_faults_are_armed_and_come_back_on_reset(emulator: CloudHsmEmulator, client: CloudHSMV2Client) -> None:
     emulator.seed({"backups": [{"id": PENDING}], "faults": {"throttle_next": {"n": 1, "operation": "RestoreBackup"}}})
     with pytest.raises(ClientError) as exc:
