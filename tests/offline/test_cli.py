@@ -74,6 +74,9 @@ TEMPLATES = {
     "unknown-ref": "Resources:\n" + _CUSTOM + "      BackupId: !Ref Nope\n",
     "unknown-sub": "Resources:\n" + _CUSTOM + "      BackupId: !Sub 'backup-${Missing}'\n",
     "unknown-map": "Resources:\n" + _CUSTOM + "      BackupId: !FindInMap [Ids, a, b]\n",
+    "unknown-map-key": "Mappings:\n  Ids: {a: {b: backup-x}}\nResources:\n"
+    + _CUSTOM
+    + "      BackupId: !FindInMap [Ids, a, c]\n",
     "unknown-condition": "Resources:\n" + _CUSTOM + "      BackupId: !If [Nope, a, b]\n",
     "unknown-getatt": "Resources:\n" + _CUSTOM + "      BackupId: !GetAtt Other.BackupId\n",
     "output-ref": "Resources:\n" + _CUSTOM + "      BackupId: backup-x\nOutputs:\n  O: {Value: !Ref Gone}\n",
@@ -130,6 +133,7 @@ BAD_INPUTS = {
     "unknown Ref": (["run-template", "{d}/unknown-ref.yaml"], "BackupId.Ref: Ref to unknown name Nope"),
     "unknown Sub variable": (["run-template", "{d}/unknown-sub.yaml"], "Ref to unknown name Missing"),
     "unknown mapping": (["run-template", "{d}/unknown-map.yaml"], "unknown mapping Ids"),
+    "unknown mapping key": (["run-template", "{d}/unknown-map-key.yaml"], "FindInMap: mapping Ids has no a.c"),
     "unknown condition": (["run-template", "{d}/unknown-condition.yaml"], "unknown condition Nope"),
     "unknown GetAtt resource": (["run-template", "{d}/unknown-getatt.yaml"], "Fn::GetAtt on unknown resource Other"),
     "unknown Ref in an output": (["run-template", "{d}/output-ref.yaml"], "Outputs.O.Value.Ref: Ref to unknown name"),

@@ -258,6 +258,12 @@ class _ReferenceCheck:
                 raise TemplateError(f"{where}: Fn::FindInMap takes [map, top-level key, second-level key]")
             if isinstance(arg[0], str) and arg[0] not in self.mappings:
                 raise TemplateError(f"{where}: unknown mapping {arg[0]}")
+            if all(isinstance(part, str) for part in arg):
+                # Literal keys can be looked up now, as CloudFormation's own template check does.
+                mapping = self.mappings[arg[0]]
+                top = mapping.get(arg[1]) if isinstance(mapping, Mapping) else None
+                if not isinstance(top, Mapping) or arg[2] not in top:
+                    raise TemplateError(f"{where}: mapping {arg[0]} has no {arg[1]}.{arg[2]}")
             self.walk(arg, where)
         else:
             self.walk(arg, where)
