@@ -29,6 +29,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 from cloudhsm_offline.clock import SimClock
 from cloudhsm_offline.emulator import DEMO_SEED, CloudHsmEmulator, FaultPlan, load_seed
+from cloudhsm_offline.emulator.server import EmulatorServer
 
 from tests.offline.conftest import T0, ClientFactory, ManualClock
 
@@ -829,3 +830,23 @@ def test_standalone_server_refuses_a_bad_seed_with_the_reason(tmp_path: Path) ->
     assert result.returncode == 2
     assert "backup-1" in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("error", "reported"), [(ConnectionResetError(104, "reset by peer"), False), (ValueError("bug"), True)]
+)
+def test_a_client_that_went_away_is_no_traceback_but_a_server_error_is(
+    error: Exception, reported: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fail() -> None:
+        raise error
+
+    server = EmulatorServer(("127.0.0.1", 0), CloudHsmEmulator(clock=ManualClock()))
+    try:
+        try:
+            fail()
+        except Exception:
+            server.handle_error(None, ("127.0.0.1", 1))
+    finally:
+        server.server_close()
+    assert ("Traceback" in capsys.readouterr().err) is reported
