@@ -184,6 +184,7 @@ UNIMPORTABLE = {
         ["--code", str(FIXTURE_HANDLERS), "--handler", "fixture_handlers.nothing"],
         "Runtime.HandlerNotFound: Handler 'nothing' missing on module 'fixture_handlers'",
     ),
+    "handler without a dot": (["--handler", "handler"], "Runtime.MalformedHandlerName: Bad handler 'handler'"),
     "module broken": (["--code", str(FIXTURE_HANDLERS), "--handler", "broken_module.handler"], "broken_module"),
     "code without the handler": (["--code", str(FIXTURES)], "Unable to import module 'cloudhsm_backup_restore.app'"),
 }
