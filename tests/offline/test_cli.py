@@ -80,6 +80,7 @@ TEMPLATES = {
     "unknown-condition": "Resources:\n" + _CUSTOM + "      BackupId: !If [Nope, a, b]\n",
     "unknown-getatt": "Resources:\n" + _CUSTOM + "      BackupId: !GetAtt Other.BackupId\n",
     "output-ref": "Resources:\n" + _CUSTOM + "      BackupId: backup-x\nOutputs:\n  O: {Value: !Ref Gone}\n",
+    "length": "Resources:\n" + _CUSTOM + "      BackupId: !Select [0, !Split [',', backup-x]]\n      N: !Length [1]\n",
     "macro": "Transform: MyMacro\nResources:\n" + _CUSTOM + "      BackupId: backup-x\n",
     "no-token": "Resources:\n  R:\n    Type: Custom::X\n    Properties: {BackupId: backup-x}\n",
     "number": "Parameters:\n  N: {Type: Number, Default: ten}\nResources:\n" + _CUSTOM + "      BackupId: !Ref N\n",
@@ -137,6 +138,10 @@ BAD_INPUTS = {
     "unknown condition": (["run-template", "{d}/unknown-condition.yaml"], "unknown condition Nope"),
     "unknown GetAtt resource": (["run-template", "{d}/unknown-getatt.yaml"], "Fn::GetAtt on unknown resource Other"),
     "unknown Ref in an output": (["run-template", "{d}/output-ref.yaml"], "Outputs.O.Value.Ref: Ref to unknown name"),
+    "Fn::Length without its transform": (
+        ["run-template", "{d}/length.yaml"],
+        "Resources.R.Properties.N.Fn::Length: Fn::Length needs 'Transform: AWS::LanguageExtensions'",
+    ),
     "a macro": (["run-template", "{d}/macro.yaml"], "Transform MyMacro: macros are not run offline"),
     "no ServiceToken": (["run-template", "{d}/no-token.yaml"], "Resources.R: a custom resource needs Properties.Ser"),
     "Number not a number": (["run-template", "{d}/number.yaml"], "parameter N='ten' must be a number"),
