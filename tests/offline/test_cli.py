@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cloudhsm_offline import __version__, demo
-from cloudhsm_offline.cli import main
+from cloudhsm_offline import REPORT_SCHEMA, __version__, demo, inputs
+from cloudhsm_offline.cli import Stopped, main
 
 from tests.functional.conftest import FIXTURE_HANDLERS, FIXTURES
 
@@ -355,7 +355,7 @@ def test_a_signal_at_any_instant_exits_128_plus_n_and_leaves_nothing_behind(
     assert proc.returncode == 128 + signum
     if as_json:
         document = json.loads(rest)
-        assert (document["ok"], document["interrupted"]) == (False, name)
+        assert (document["schema"], document["ok"], document["interrupted"]) == (REPORT_SCHEMA, False, name)
         assert seen[-1].strip() == message
     else:
         assert rest.strip().splitlines() == [message]
@@ -409,4 +409,21 @@ def test_without_the_offline_extra_it_says_which_extra_in_one_line() -> None:
     assert result.stderr.splitlines() == [
         "cloudhsm-offline: error: moto is missing: install the offline extra "
         "(pip install 'cloudhsm-backup-restore[offline]')"
+    ]
+
+
+def test_a_signal_before_the_world_exists_still_writes_a_versioned_json_document(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(_path: str) -> None:
+        raise Stopped(signal.SIGTERM)  # what the CLI's handler raises when SIGTERM comes while inputs are checked
+
+    monkeypatch.setattr(inputs, "check_seed", interrupted)
+    assert main(["run-template", "--output", "json"]) == 128 + signal.SIGTERM
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert (document["schema"], document["version"]) == (REPORT_SCHEMA, __version__)
+    assert (document["ok"], document["interrupted"]) == (False, "SIGTERM")
+    assert captured.err.strip().splitlines() == [
+        "cloudhsm-offline: stopped by SIGTERM: workers and servers stopped, temporary folders removed"
     ]
