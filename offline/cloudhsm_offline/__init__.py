@@ -16,3 +16,6 @@ except PackageNotFoundError:  # run from a checkout that was never installed
 
 JSON_WRITTEN_NOTE = "cloudhsm-offline: the --output json document was written"
 """The note ``demo.run_stack`` adds to an interrupt once it wrote its JSON document (else the CLI writes one)."""
+
+REPORT_SCHEMA = "cloudhsm-offline/run-template/v1"
+"""The ``schema`` of every ``--output json`` document, the one the CLI writes on an early interrupt included."""

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
-from cloudhsm_offline import JSON_WRITTEN_NOTE, __version__, inputs
+from cloudhsm_offline import JSON_WRITTEN_NOTE, REPORT_SCHEMA, __version__, inputs
 from cloudhsm_offline.inputs import InputError, OneLineParser
 
 PROG = "cloudhsm-offline"
@@ -117,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
         name = signal.Signals(signum).name
         if _wants_json(arguments) and JSON_WRITTEN_NOTE not in getattr(exc, "__notes__", ()):
-            print(json.dumps({"ok": False, "interrupted": name, "failures": [f"interrupted by {name}"]}), flush=True)
+            document = {"schema": REPORT_SCHEMA, "version": __version__, "ok": False, "interrupted": name}
+            print(json.dumps({**document, "failures": [f"interrupted by {name}"]}), flush=True)
         # With --output json the timeline shares stderr and the signal may have cut a line: start a new one.
         lead = "\n" if _wants_json(arguments) else ""
         print(

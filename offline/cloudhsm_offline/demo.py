@@ -167,7 +167,7 @@ def _describe_world(world: OfflineWorld, options: RunOptions, timeline: Timeline
     timeline.plain(
         "  markers      CFN> CloudFormation sends an event   <CFN a response reaches the ResponseURL\n"
         "               CFN= CloudFormation decides the operation   λ> the function is invoked   λ< it returns\n"
-        "               λ! it fails   HSM a CloudHSM API call   EB an EventBridge/Lambda API call or a rule firing"
+        "               λ! it fails   HSM a CloudHSM API call   EB an EventBridge/SSM/Lambda API call or a rule firing"
     )
 
 

@@ -6,12 +6,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from cloudhsm_offline import __version__
+from cloudhsm_offline import REPORT_SCHEMA, __version__
 from cloudhsm_offline.cfn.simulator import Outcome
 from cloudhsm_offline.cfn.stack import StackRun
 from cloudhsm_offline.cfn.world import OfflineWorld
-
-SCHEMA = "cloudhsm-offline/run-template/v1"
 
 
 def operation(step: str, outcome: Outcome) -> dict[str, Any]:
@@ -50,7 +48,7 @@ def build_report(
     calls = Counter(call.operation for call in world.emulator.calls) if world.emulator is not None else Counter()
     bridge = world.eventbridge
     return {
-        "schema": SCHEMA,
+        "schema": REPORT_SCHEMA,
         "version": __version__,
         "ok": not failures,
         "stack": {
@@ -87,6 +85,6 @@ def interrupted_report(
     try:
         report = build_report(world, steps, failures)
     except Exception:  # noqa: BLE001 - stopped half-way through start-up: say only that
-        report = {"schema": SCHEMA, "version": __version__, "ok": False, "failures": failures}
+        report = {"schema": REPORT_SCHEMA, "version": __version__, "ok": False, "failures": failures}
     report["interrupted"] = signal_name
     return report

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cloudhsm_offline import __version__, demo
-from cloudhsm_offline.cli import main
+from cloudhsm_offline import REPORT_SCHEMA, __version__, demo, inputs
+from cloudhsm_offline.cli import Stopped, main
 
 from tests.functional.conftest import FIXTURE_HANDLERS, FIXTURES
 
@@ -74,9 +74,13 @@ TEMPLATES = {
     "unknown-ref": "Resources:\n" + _CUSTOM + "      BackupId: !Ref Nope\n",
     "unknown-sub": "Resources:\n" + _CUSTOM + "      BackupId: !Sub 'backup-${Missing}'\n",
     "unknown-map": "Resources:\n" + _CUSTOM + "      BackupId: !FindInMap [Ids, a, b]\n",
+    "unknown-map-key": "Mappings:\n  Ids: {a: {b: backup-x}}\nResources:\n"
+    + _CUSTOM
+    + "      BackupId: !FindInMap [Ids, a, c]\n",
     "unknown-condition": "Resources:\n" + _CUSTOM + "      BackupId: !If [Nope, a, b]\n",
     "unknown-getatt": "Resources:\n" + _CUSTOM + "      BackupId: !GetAtt Other.BackupId\n",
     "output-ref": "Resources:\n" + _CUSTOM + "      BackupId: backup-x\nOutputs:\n  O: {Value: !Ref Gone}\n",
+    "length": "Resources:\n" + _CUSTOM + "      BackupId: !Select [0, !Split [',', backup-x]]\n      N: !Length [1]\n",
     "macro": "Transform: MyMacro\nResources:\n" + _CUSTOM + "      BackupId: backup-x\n",
     "no-token": "Resources:\n  R:\n    Type: Custom::X\n    Properties: {BackupId: backup-x}\n",
     "number": "Parameters:\n  N: {Type: Number, Default: ten}\nResources:\n" + _CUSTOM + "      BackupId: !Ref N\n",
@@ -90,6 +94,8 @@ SEEDS = {
     "created": _PENDING + "    create_timestamp: yesterday\n",
     "retention": "clusters:\n  - id: cluster-declared1a\n    retention_days: 3\n" + _PENDING,
     "tags": _PENDING + "    tags: [just, words]\n",
+    # No state: PENDING_DELETION, as add_backup's default, so the 7-day window applies to it.
+    "stateless-window": "backups:\n  - id: backup-demo2restore\n    deleted_seconds_ago: 700000\n",
 }
 
 
@@ -128,9 +134,14 @@ BAD_INPUTS = {
     "unknown Ref": (["run-template", "{d}/unknown-ref.yaml"], "BackupId.Ref: Ref to unknown name Nope"),
     "unknown Sub variable": (["run-template", "{d}/unknown-sub.yaml"], "Ref to unknown name Missing"),
     "unknown mapping": (["run-template", "{d}/unknown-map.yaml"], "unknown mapping Ids"),
+    "unknown mapping key": (["run-template", "{d}/unknown-map-key.yaml"], "FindInMap: mapping Ids has no a.c"),
     "unknown condition": (["run-template", "{d}/unknown-condition.yaml"], "unknown condition Nope"),
     "unknown GetAtt resource": (["run-template", "{d}/unknown-getatt.yaml"], "Fn::GetAtt on unknown resource Other"),
     "unknown Ref in an output": (["run-template", "{d}/output-ref.yaml"], "Outputs.O.Value.Ref: Ref to unknown name"),
+    "Fn::Length without its transform": (
+        ["run-template", "{d}/length.yaml"],
+        "Resources.R.Properties.N.Fn::Length: Fn::Length needs 'Transform: AWS::LanguageExtensions'",
+    ),
     "a macro": (["run-template", "{d}/macro.yaml"], "Transform MyMacro: macros are not run offline"),
     "no ServiceToken": (["run-template", "{d}/no-token.yaml"], "Resources.R: a custom resource needs Properties.Ser"),
     "Number not a number": (["run-template", "{d}/number.yaml"], "parameter N='ten' must be a number"),
@@ -145,6 +156,10 @@ BAD_INPUTS = {
     "unparsable timestamp": (["run-template", "--seed", "{d}/created-seed.yaml"], "create_timestamp: cannot parse"),
     "retention out of range": (["run-template", "--seed", "{d}/retention-seed.yaml"], "clusters[0].retention_days"),
     "tags not key/values": (["run-template", "--seed", "{d}/tags-seed.yaml"], "backups[0].tags"),
+    "stateless past the window": (
+        ["run-template", "--seed", "{d}/stateless-window-seed.yaml"],
+        "backups[0].deleted_seconds_ago: a PENDING_DELETION backup",
+    ),
     "layer not installed": (["run-template", "--layer", "no_such_layer"], "--layer no_such_layer: no installed"),
 }
 
@@ -174,6 +189,7 @@ UNIMPORTABLE = {
         ["--code", str(FIXTURE_HANDLERS), "--handler", "fixture_handlers.nothing"],
         "Runtime.HandlerNotFound: Handler 'nothing' missing on module 'fixture_handlers'",
     ),
+    "handler without a dot": (["--handler", "handler"], "Runtime.MalformedHandlerName: Bad handler 'handler'"),
     "module broken": (["--code", str(FIXTURE_HANDLERS), "--handler", "broken_module.handler"], "broken_module"),
     "code without the handler": (["--code", str(FIXTURES)], "Unable to import module 'cloudhsm_backup_restore.app'"),
 }
@@ -339,7 +355,7 @@ def test_a_signal_at_any_instant_exits_128_plus_n_and_leaves_nothing_behind(
     assert proc.returncode == 128 + signum
     if as_json:
         document = json.loads(rest)
-        assert (document["ok"], document["interrupted"]) == (False, name)
+        assert (document["schema"], document["ok"], document["interrupted"]) == (REPORT_SCHEMA, False, name)
         assert seen[-1].strip() == message
     else:
         assert rest.strip().splitlines() == [message]
@@ -393,4 +409,21 @@ def test_without_the_offline_extra_it_says_which_extra_in_one_line() -> None:
     assert result.stderr.splitlines() == [
         "cloudhsm-offline: error: moto is missing: install the offline extra "
         "(pip install 'cloudhsm-backup-restore[offline]')"
+    ]
+
+
+def test_a_signal_before_the_world_exists_still_writes_a_versioned_json_document(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(_path: str) -> None:
+        raise Stopped(signal.SIGTERM)  # what the CLI's handler raises when SIGTERM comes while inputs are checked
+
+    monkeypatch.setattr(inputs, "check_seed", interrupted)
+    assert main(["run-template", "--output", "json"]) == 128 + signal.SIGTERM
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert (document["schema"], document["version"]) == (REPORT_SCHEMA, __version__)
+    assert (document["ok"], document["interrupted"]) == (False, "SIGTERM")
+    assert captured.err.strip().splitlines() == [
+        "cloudhsm-offline: stopped by SIGTERM: workers and servers stopped, temporary folders removed"
     ]

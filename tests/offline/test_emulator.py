@@ -29,6 +29,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 from cloudhsm_offline.clock import SimClock
 from cloudhsm_offline.emulator import DEMO_SEED, CloudHsmEmulator, FaultPlan, load_seed
+from cloudhsm_offline.emulator.server import EmulatorServer
 
 from tests.offline.conftest import T0, ClientFactory, ManualClock
 
@@ -709,6 +710,15 @@ def test_demo_seed_has_two_tagged_backups_pending_deletion(aws_env: None, monkey
     assert all(len(b["TagList"]) >= 3 for b in backups)
 
 
+def test_a_seeded_backup_without_state_is_pending_deletion_and_may_carry_its_delete_time(
+    emulator: CloudHsmEmulator, client: CloudHSMV2Client
+) -> None:
+    emulator.seed(load_seed({"backups": [{"id": PENDING, "deleted_seconds_ago": 3600}]}))
+    backup = client.describe_backups(Filters={"backupIds": [PENDING]})["Backups"][0]
+    assert backup["BackupState"] == "PENDING_DELETION"
+    assert "DeleteTimestamp" in backup
+
+
 def test_seeded_faults_are_armed_and_come_back_on_reset(emulator: CloudHsmEmulator, client: CloudHSMV2Client) -> None:
     emulator.seed({"backups": [{"id": PENDING}], "faults": {"throttle_next": {"n": 1, "operation": "RestoreBackup"}}})
     with pytest.raises(ClientError) as exc:
@@ -820,3 +830,23 @@ def test_standalone_server_refuses_a_bad_seed_with_the_reason(tmp_path: Path) ->
     assert result.returncode == 2
     assert "backup-1" in result.stderr
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("error", "reported"), [(ConnectionResetError(104, "reset by peer"), False), (ValueError("bug"), True)]
+)
+def test_a_client_that_went_away_is_no_traceback_but_a_server_error_is(
+    error: Exception, reported: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fail() -> None:
+        raise error
+
+    server = EmulatorServer(("127.0.0.1", 0), CloudHsmEmulator(clock=ManualClock()))
+    try:
+        try:
+            fail()
+        except Exception:
+            server.handle_error(None, ("127.0.0.1", 1))
+    finally:
+        server.server_close()
+    assert ("Traceback" in capsys.readouterr().err) is reported

@@ -27,6 +27,7 @@ def _props(outcome_data: dict[str, str]) -> dict[str, str]:
 def test_comma_delimited_and_list_parameters_are_lists(fixture_world: WorldFactory) -> None:
     world = fixture_world()
     template = (
+        "Transform: AWS::LanguageExtensions\n"  # Fn::Length is one of its functions
         "Parameters:\n"
         "  Ids: {Type: CommaDelimitedList, Default: 'backup-a, backup-b'}\n"
         "  Subnets: {Type: 'List<AWS::EC2::Subnet::Id>', Default: 'subnet-1,subnet-2,subnet-3'}\n"

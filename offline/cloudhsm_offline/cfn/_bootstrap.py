@@ -156,6 +156,24 @@ class _ModelledTimer(threading.Thread):
         self.finished.set()
 
 
+def _init_error(module_name: str, function_name: str) -> dict[str, Any] | None:
+    """The Init phase: import the handler module once per execution environment; the error, if any."""
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - any import failure is an init error, as in Lambda
+        traceback.print_exc()
+        return {
+            "errorType": "Runtime.ImportModuleError" if isinstance(exc, ImportError) else type(exc).__name__,
+            "errorMessage": f"Unable to import module '{module_name}': {exc}",
+        }
+    if not callable(getattr(module, function_name, None)):
+        return {
+            "errorType": "Runtime.HandlerNotFound",
+            "errorMessage": f"Handler '{function_name}' missing on module '{module_name}'",
+        }
+    return None
+
+
 def _install_virtual_time() -> None:
     time.sleep = _TIME.sleep  # type: ignore[assignment]
     time.time = lambda: _TIME.now
@@ -239,23 +257,16 @@ def main() -> None:
     log_filter = _install_root_logger()
     module_name, _, function_name = os.environ["_HANDLER"].rpartition(".")
     handler: Any = None
-    init_error: dict[str, Any] | None = None
+    init_error: dict[str, Any] | None
     started = _REAL_MONOTONIC()
-    try:  # the Init phase: import the handler module once per execution environment
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001 - any import failure is an init error, as in Lambda
-        traceback.print_exc()
+    if not module_name:  # awslambdaric's error type and wording for a handler without a dot
         init_error = {
-            "errorType": "Runtime.ImportModuleError" if isinstance(exc, ImportError) else type(exc).__name__,
-            "errorMessage": f"Unable to import module '{module_name}': {exc}",
+            "errorType": "Runtime.MalformedHandlerName",
+            "errorMessage": f"Bad handler '{function_name}': not enough values to unpack (expected 2, got 1)",
         }
     else:
-        handler = getattr(module, function_name, None)
-        if not callable(handler):
-            init_error = {
-                "errorType": "Runtime.HandlerNotFound",
-                "errorMessage": f"Handler '{function_name}' missing on module '{module_name}'",
-            }
+        init_error = _init_error(module_name, function_name)
+        handler = None if init_error else getattr(sys.modules[module_name], function_name)
     _end_marker("init")
     _emit({"ready": True, "init_seconds": _REAL_MONOTONIC() - started, "init_error": init_error})
     requests: queue.Queue[dict[str, Any] | None] = queue.Queue()

@@ -45,6 +45,9 @@ SUPPORTED = (
 TRANSFORMS = ("AWS::Serverless-2016-10-31", "AWS::LanguageExtensions")
 """Transforms the runner accepts: SAM (its functions count as provider functions, nothing else of it is
 created) and the language extensions (Fn::Length, Fn::ToJsonString). Any other macro is refused."""
+LANGUAGE_EXTENSIONS = ("Fn::Length", "Fn::ToJsonString")
+"""Intrinsics only the AWS::LanguageExtensions transform provides (CloudFormation Template Reference,
+"AWS::LanguageExtensions transform": it enables "additional functions ... not available by default")."""
 PSEUDO = (
     "AWS::Region",
     "AWS::AccountId",
@@ -166,10 +169,12 @@ def check_runnable(template: Any, parameters: Mapping[str, str]) -> None:
     if not isinstance(template, Mapping):
         raise TemplateError(f"a template is a mapping with Resources, got a {type(template).__name__}")
     transforms = template.get("Transform") or []
+    names = []
     for transform in [transforms] if isinstance(transforms, str | Mapping) else transforms:
         name = transform.get("Name") if isinstance(transform, Mapping) else transform
         if name not in TRANSFORMS:
             raise TemplateError(f"Transform {name}: macros are not run offline (only {', '.join(TRANSFORMS)})")
+        names.append(name)
     resources = template.get("Resources")
     if not isinstance(resources, Mapping) or not resources:
         raise TemplateError("expected a mapping of Resources")
@@ -180,7 +185,7 @@ def check_runnable(template: Any, parameters: Mapping[str, str]) -> None:
         if not isinstance(template.get(key) or {}, Mapping):
             raise TemplateError(f"{key} must be a mapping")
     resolve_parameters(template, parameters)
-    checker = _ReferenceCheck(template)
+    checker = _ReferenceCheck(template, "AWS::LanguageExtensions" in names)
     for name, body in (template.get("Conditions") or {}).items():
         checker.walk(body, f"Conditions.{name}")
     for name, resource in resources.items():
@@ -206,7 +211,8 @@ def check_runnable(template: Any, parameters: Mapping[str, str]) -> None:
 class _ReferenceCheck:
     """Walks template values: every intrinsic supported, every name it references declared."""
 
-    def __init__(self, template: Mapping[str, Any]) -> None:
+    def __init__(self, template: Mapping[str, Any], language_extensions: bool) -> None:
+        self.language_extensions = language_extensions
         self.parameters = set(template.get("Parameters") or {})
         self.resources = set(template.get("Resources") or {})
         self.conditions = set(template.get("Conditions") or {})
@@ -238,6 +244,8 @@ class _ReferenceCheck:
     def intrinsic(self, key: str, arg: Any, where: str) -> None:
         if key not in SUPPORTED:
             raise TemplateError(f"{where}: {key} is not supported by the offline runner ({', '.join(SUPPORTED)})")
+        if key in LANGUAGE_EXTENSIONS and not self.language_extensions:
+            raise TemplateError(f"{where}: {key} needs 'Transform: AWS::LanguageExtensions', as in CloudFormation")
         if key == "Ref":
             self.ref(arg, where)
         elif key == "Condition":
@@ -258,6 +266,12 @@ class _ReferenceCheck:
                 raise TemplateError(f"{where}: Fn::FindInMap takes [map, top-level key, second-level key]")
             if isinstance(arg[0], str) and arg[0] not in self.mappings:
                 raise TemplateError(f"{where}: unknown mapping {arg[0]}")
+            if all(isinstance(part, str) for part in arg):
+                # Literal keys can be looked up now, as CloudFormation's own template check does.
+                mapping = self.mappings[arg[0]]
+                top = mapping.get(arg[1]) if isinstance(mapping, Mapping) else None
+                if not isinstance(top, Mapping) or arg[2] not in top:
+                    raise TemplateError(f"{where}: mapping {arg[0]} has no {arg[1]}.{arg[2]}")
             self.walk(arg, where)
         else:
             self.walk(arg, where)

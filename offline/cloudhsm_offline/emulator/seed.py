@@ -112,7 +112,7 @@ def _check(seed: Seed, now: float) -> None:
 
 def _check_backup(backup: Mapping[str, Any], where: str, clusters: Mapping[str, int], now: float) -> None:
     try:
-        state = BackupState(backup.get("state", "READY"))
+        state = BackupState(backup.get("state", "PENDING_DELETION"))
     except ValueError:
         raise ValueError(
             f"{where}.state must be one of {', '.join(s.value for s in BackupState)}, got {backup.get('state')!r}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
@@ -35,6 +36,14 @@ class EmulatorServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], app: Application) -> None:
         super().__init__(address, EmulatorRequestHandler)
         self.app = app
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (a worker the world stopped, an idle keep-alive connection reset) is
+        not a server error: no traceback on stderr for it. Anything else is reported as socketserver does."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            LOG.debug("client %s went away", client_address)
+            return
+        super().handle_error(request, client_address)
 
 
 class EmulatorRequestHandler(BaseHTTPRequestHandler):
