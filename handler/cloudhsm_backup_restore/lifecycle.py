@@ -9,7 +9,9 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from cloudhsm_backup_restore.attributes import as_attribute
 from cloudhsm_backup_restore.backups import (
@@ -39,6 +41,9 @@ MEMO_DELETE_TIMESTAMP = "RestoredFromDeleteTimestamp"
 """The DeleteTimestamp the backup had when this operation restored it: a later different one ends the wait."""
 MEMO_RECORD = "OwnershipRecord"
 """Kept across polls: "deferred" when TagResource refused a backup still restoring (written once READY)."""
+RESTORE_WINDOW_SECONDS = 7 * 24 * 3600.0
+"""A deleted backup stays PENDING_DELETION, restorable, for 7 days (CloudHSM User Guide, "Deleting and restoring
+backups")."""
 MEMO_KEYS = (MEMO_RESTORED, MEMO_DELETE_TIMESTAMP, MEMO_RECORD)
 
 
@@ -54,6 +59,7 @@ class Request:
     logical_id: str
     physical_id: str = ""  # the event's PhysicalResourceId (Update and Delete)
     old_properties: Mapping[str, Any] | None = None  # OldResourceProperties as sent (Update)
+    signed_at: float | None = None  # when CloudFormation presigned the ResponseURL; None when it does not say
 
     @classmethod
     def of(cls, event: CloudFormationEvent) -> Request:
@@ -64,7 +70,31 @@ class Request:
             logical_id=str(event.get("LogicalResourceId", "")),
             physical_id=str(event.get("PhysicalResourceId", "")),
             old_properties=old if isinstance(old, Mapping) else None,
+            signed_at=signed_at(str(event.get("ResponseURL", ""))),
         )
+
+
+def signed_at(response_url: str) -> float | None:
+    """The epoch second a presigned ResponseURL was signed: its SigV4 ``X-Amz-Date`` query parameter (Amazon S3 API
+    Reference, "Authenticating Requests: Using Query Parameters (AWS Signature Version 4)": ``YYYYMMDD'T'HHMMSS'Z'``,
+    UTC; CloudFormation's ResponseURL is such an S3 presigned URL, "Custom resource request objects"). None when the
+    URL carries none (a SigV2 URL, or another format): the request is then never judged stale."""
+    values = parse_qs(urlsplit(response_url).query).get("X-Amz-Date") or [""]
+    try:
+        return datetime.strptime(values[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def _deleted_at(backup: Backup, now: float) -> float | None:
+    """When DeleteBackup was called. DeleteTimestamp is "when the backup will be permanently deleted" (CloudHSM API
+    reference, Backup), the deletion plus the 7-day restore window (User Guide, "Deleting and restoring backups"),
+    or, read literally elsewhere, the deletion itself: a time still to come can only be the former."""
+    value = backup.get("DeleteTimestamp")
+    if not isinstance(value, datetime):
+        return None
+    stamp = (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    return stamp - RESTORE_WINDOW_SECONDS if stamp > now else stamp
 
 
 @dataclass(frozen=True)
@@ -85,6 +115,20 @@ def _arn_target(physical_id: str) -> tuple[str, str] | None:
         if BACKUP_ID_PATTERN.fullmatch(backup_id) and parts[3]:
             return backup_id, parts[3]
     return None
+
+
+def _refuse_stale(request: Request, props: RestoreProperties, backup: Backup, now: float) -> None:
+    """I3: a backup deleted after CloudFormation signed this request was deleted by what came after it (this
+    resource's Delete, a rollback): a late or repeated delivery (Lambda's retry, an at-least-once duplicate) must not
+    restore it again. Nothing has been done yet; CloudFormation, which answered or moved on, ignores the FAILED."""
+    deleted = _deleted_at(backup, now)
+    if state_of(backup) != BackupState.PENDING_DELETION or request.signed_at is None or deleted is None:
+        return
+    if deleted >= request.signed_at + 1:  # X-Amz-Date counts whole seconds: signed within [signed_at, +1)
+        raise BackupRestoreError(
+            f"Backup {props.backup_id} was deleted after CloudFormation sent this request: a late or repeated "
+            "delivery of a request already answered; nothing done"
+        )
 
 
 def _check(backups: CloudHsmBackups, backup_id: str, last_seen: Backup | None) -> Backup | None:
@@ -137,6 +181,7 @@ class BackupLifecycle:
             else:
                 backup = backups.require(props.backup_id)
                 me = Resource(request.stack_id, request.logical_id, backups.arn(backup))
+                _refuse_stale(request, props, backup, self.now())
                 self._delete_rolled_back_replacement(request, props, backups)
                 backup = self._restore_if_deleted(backups, props, me, backup, memo)
             polling = handed_off is not None
