@@ -170,36 +170,31 @@ class BackupLifecycle:
     ) -> Step:
         """Create or Update (``handed_off`` None), or one poll of a wait handed off with that memo: bring the backup
         to READY (restoring it if PENDING_DELETION), settle who owns it, or report it still on its way. ``may_act()``
-        (the right to answer; a poll takes it) is asked before acting after the wait and before an undo (I3)."""
+        (the right to answer; a poll takes it) is asked before acting after the wait (I3). A failure undoes nothing: the
+        Delete or rollback Update CloudFormation sends for it deletes by the record (I1), and a duplicate delivery
+        cannot know whether another delivery already answered SUCCESS (defect 3)."""
         backups = self.backups_for(props.region)
         memo = {key: str(value) for key, value in (handed_off or {}).items() if key in MEMO_KEYS}
         me = Resource(request.stack_id, request.logical_id, str((handed_off or {}).get("PhysicalResourceId") or ""))
-        try:
-            backup: Backup | None
-            if handed_off is not None:
-                backup = _check(backups, props.backup_id, {"BackupId": props.backup_id})  # state unknown: wait on
-            else:
-                backup = backups.require(props.backup_id)
-                me = Resource(request.stack_id, request.logical_id, backups.arn(backup))
-                _refuse_stale(request, props, backup, self.now())
-                self._delete_rolled_back_replacement(request, props, backups)
-                backup = self._restore_if_deleted(backups, props, me, backup, memo)
-            polling = handed_off is not None
-            return self._wait(backups, props, me, backup, memo, started_at, lambda_left, may_act, polling=polling)
-        except AnsweredElsewhereError:
-            raise
-        except Exception:
-            if MEMO_RESTORED in memo and may_act():
-                self._undo(backups, props, me)
-            raise
+        backup: Backup | None
+        if handed_off is not None:
+            backup = _check(backups, props.backup_id, {"BackupId": props.backup_id})  # state unknown: wait on
+        else:
+            backup = backups.require(props.backup_id)
+            me = Resource(request.stack_id, request.logical_id, backups.arn(backup))
+            _refuse_stale(request, props, backup, self.now())
+            self._delete_rolled_back_replacement(request, props, backups)
+            backup = self._restore_if_deleted(backups, props, me, backup, memo)
+        polling = handed_off is not None
+        return self._wait(backups, props, me, backup, memo, started_at, lambda_left, may_act, polling=polling)
 
     def _restore_if_deleted(
         self, backups: CloudHsmBackups, props: RestoreProperties, me: Resource, backup: Backup, memo: dict[str, str]
     ) -> Backup:
         """RestoreBackup a PENDING_DELETION backup. Only when this call restored it does it record the owner, protect
-        it and gain the right to undo (I1). A refusal of a backup no longer PENDING_DELETION (another delivery or
+        it (I1). A refusal of a backup no longer PENDING_DELETION (another delivery or
         resource restored it) goes on as found; of one still PENDING_DELETION it fails in AWS's words, unless the
-        record names this resource (another delivery's restore is taking effect: wait for it, never undo)."""
+        record names this resource (another delivery's restore is taking effect: wait for it)."""
         if state_of(backup) != BackupState.PENDING_DELETION:
             log_event(logger, "restore.skipped", BackupId=props.backup_id, BackupState=state_of(backup))
             return backup
@@ -373,25 +368,6 @@ class BackupLifecycle:
                 "protected (the cluster's backup retention policy?); set NeverExpires true or extend the policy"
             )
         return protected
-
-    @staticmethod
-    def _undo(backups: CloudHsmBackups, props: RestoreProperties, me: Resource) -> None:
-        """This operation restored the backup and failed: back to PENDING_DELETION (OnDelete Delete), unless the
-        record names another owner since (a same-stack rename took it over): a backup in use stays READY."""
-        if props.on_delete is not OnDelete.DELETE:
-            return
-        try:
-            current = backups.describe(props.backup_id)
-            if current is None or state_of(current) in (BackupState.PENDING_DELETION, BackupState.DELETED):
-                return
-            tokens = tokens_of(backups.with_tags(current))
-            if tokens is not None and tokens[:1] != [me.token]:
-                log_event(logger, "failure.restore_kept", BackupId=props.backup_id, reason="owned by another resource")
-                return
-            backups.delete(props.backup_id)
-            log_event(logger, "failure.restore_undone", BackupId=props.backup_id)
-        except BackupRestoreError as error:
-            log_event(logger, "failure.restore_not_undone", BackupId=props.backup_id, error=str(error)[:200])
 
     # -- Delete --------------------------------------------------------------------------------------
 

@@ -45,6 +45,45 @@ def test_a_duplicate_whose_own_restore_was_refused_never_undoes(world: World, ca
     assert "restore_undone" not in caplog.text
 
 
+DAY = 24 * 3600.0
+
+
+def _signed(world: World, seconds_ago: float | None) -> dict[str, Any]:
+    """A Create whose ResponseURL was presigned ``seconds_ago`` (its X-Amz-Date), or carries no X-Amz-Date (None)."""
+    event = world.event("Create")
+    url, world.last_path = world.capture.url(signed_at=None if seconds_ago is None else world.clock.now() - seconds_ago)
+    event["ResponseURL"] = url if seconds_ago is not None else url.split("?", 1)[0]
+    return event
+
+
+def _deleted(world: World, seconds_ago: float, *, expiry: bool) -> dict[str, Any]:
+    """PENDING_DELETION since ``seconds_ago``; DeleteTimestamp the expiry (deletion + 7 days, the API reference's
+    words) or the deletion itself: the handler must be right under either reading."""
+    stamp = world.clock.now() - seconds_ago + (7 * DAY if expiry else 0.0)
+    return backup("PENDING_DELETION", DeleteTimestamp=datetime.fromtimestamp(stamp, tz=UTC))
+
+
+@pytest.mark.parametrize("expiry", [True, False], ids=["expiry", "moment"])
+def test_a_delivery_signed_before_the_backup_was_deleted_restores_nothing(world: World, expiry: bool) -> None:
+    # Defect 2: the Create was answered (crhelper's timer) and rolled back, its Delete deleted the backup an hour
+    # ago; the same Create arrives again (a retry, a duplicate), signed two hours ago. No RestoreBackup is stubbed.
+    world.describe(_deleted(world, 3600.0, expiry=expiry))
+    body = expect_failed(world.invoke("Create", event=_signed(world, 7200.0)), "deleted after CloudFormation")
+    assert "Unexpected" not in body["Reason"]
+    world.cloudhsm.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize("seconds_ago", [60.0, None], ids=["signed-after", "no-x-amz-date"])
+@pytest.mark.parametrize("expiry", [True, False], ids=["expiry", "moment"])
+def test_a_delivery_signed_after_the_deletion_or_undated_restores(
+    world: World, expiry: bool, seconds_ago: float | None
+) -> None:
+    world.describe(_deleted(world, 3600.0, expiry=expiry))
+    world.restored(backup("READY"))
+    world.protect()
+    expect_success(world.invoke("Create", event=_signed(world, seconds_ago)))
+
+
 def test_a_backup_deleted_by_someone_else_while_waiting_ends_the_wait_at_once(world: World) -> None:
     # Defect 7: PENDING_DELETION without this resource having restored it is not worth waiting for.
     world.describe(backup("CREATE_IN_PROGRESS"))
