@@ -131,11 +131,19 @@ class ParkedElsewhereError(BackupRestoreError):
 
 class Answer(Enum):
     """Who answers a finished wait: the poll that deleted the parked ResponseURL (OURS). TAKEN: another poll or the
-    resource's Delete deleted it (stay silent). UNKNOWN: the deletion failed (answer: two answers beat none)."""
+    resource's Delete deleted it (stay silent). UNKNOWN: the deletion failed (answer: two answers beat none). LATER:
+    too little Lambda time left to delete it and still answer before Lambda stops the poll (I4: a deletion that lands
+    just before the kill would leave no one to answer): touch nothing, the next firing answers."""
 
     OURS = "ours"
     TAKEN = "taken"
     UNKNOWN = "unknown"
+    LATER = "later"
+
+
+TAKE_ANSWER_RESERVE = HANDOFF_WORST_CASE / HANDOFF_CALLS + TIMER_MARGIN_SECONDS
+"""Lambda time a poll needs to take the answer: DeleteParameter's worst case, then crhelper's timer margin for the
+answer itself (the timer answers if the poll does not)."""
 
 
 class PollingHandOff:
@@ -248,8 +256,11 @@ class PollingHandOff:
             return None
         return {**event, "ResponseURL": url}
 
-    def take_answer(self, event: CloudFormationEvent) -> Answer:
+    def take_answer(self, event: CloudFormationEvent, lambda_left: float) -> Answer:
         """Delete the parked ResponseURL: exactly one poll succeeds, and that poll acts and answers."""
+        if lambda_left < TAKE_ANSWER_RESERVE:
+            log_event(logger, "polling.answer_left_to_next_firing", LambdaLeft=round(lambda_left, 1))
+            return Answer.LATER
         try:
             self.client("ssm").delete_parameter(Name=str(event["CrHelperResponseParameter"]))
         except (ClientError, BotoCoreError) as error:

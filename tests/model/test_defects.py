@@ -1,7 +1,8 @@
 """Issue 15's seven defects, each a scenario replayed through the model's own steps (machine.ModelMachine).
 
 Each test ends with the model's check of I1-I4 (and W7); each broke the named invariant on the handler before issue
-15. A scenario still marked xfail(strict) is a defect still open; the others guard for real.
+15. None is marked xfail:
+they guard for real.
 """
 
 from __future__ import annotations
@@ -16,10 +17,6 @@ from tests.model.cloudformation import properties
 from tests.model.machine import ModelMachine
 from tests.model.model import InvariantViolation
 from tests.model.world import REGION
-
-
-def defect(number: int, invariant: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, raises=InvariantViolation, reason=f"defect {number} ({invariant}) still open")
 
 
 @contextlib.contextmanager
@@ -109,7 +106,6 @@ def test_defect_4_an_adopter_in_another_stack_never_deletes() -> None:
         state.teardown()
 
 
-@defect(5, "I4")
 def test_defect_5_a_poll_that_runs_out_of_time_still_answers() -> None:
     with breaks("I4"):
         state = machine()

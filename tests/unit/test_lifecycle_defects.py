@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from cloudhsm_backup_restore import app
+from cloudhsm_backup_restore import app, polling
 
 from tests.unit.conftest import (
     OWNER_KEY,
@@ -134,3 +134,25 @@ def test_the_timer_of_a_poll_neither_answers_nor_removes_the_parked_response_url
     _poll(world, poll_event, then=_expect_cleanup)
     expect_success(world.capture.responses(world.last_path))
     assert PARAMETER  # the one DeleteParameter is the answering poll's own (stubbed by _expect_cleanup)
+
+
+def test_a_poll_with_too_little_time_left_to_answer_leaves_the_whole_wait_to_the_next_firing(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Defect 5: a poll finds the backup READY with less Lambda time left than deleting the parked ResponseURL and
+    # answering may take. Deleting it then could land just before Lambda stops the poll, leaving no one to answer.
+    # So it takes nothing: no DeleteParameter, no RemoveTargets, no DeleteRule, no answer (none is stubbed).
+    poll_event = _handed_off(world)
+    original = app.lifecycle.backups_for
+
+    def backups_after_a_slow_start(region: str | None) -> Any:
+        world.clock.t += 300.0 - polling.TAKE_ANSWER_RESERVE + 1.0  # the poll's own start took nearly all its time
+        return original(region)
+
+    monkeypatch.setattr(app.lifecycle, "backups_for", backups_after_a_slow_start)
+    world.describe(backup("READY"))
+    _poll(world, poll_event)
+    assert world.capture.responses(world.last_path) == []
+    world.ssm.assert_no_pending_responses()
+    world.events.assert_no_pending_responses()
+    world.cloudhsm.assert_no_pending_responses()  # it did see the backup READY
