@@ -124,7 +124,7 @@ def _refuse_stale(request: Request, props: RestoreProperties, backup: Backup, no
     deleted = _deleted_at(backup, now)
     if state_of(backup) != BackupState.PENDING_DELETION or request.signed_at is None or deleted is None:
         return
-    if deleted >= request.signed_at + 1:  # X-Amz-Date counts whole seconds: signed within [signed_at, +1)
+    if deleted > request.signed_at:  # X-Amz-Date counts whole seconds: a deletion in that second counts as after
         raise BackupRestoreError(
             f"Backup {props.backup_id} was deleted after CloudFormation sent this request: a late or repeated "
             "delivery of a request already answered; nothing done"
