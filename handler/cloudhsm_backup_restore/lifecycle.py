@@ -186,7 +186,18 @@ class BackupLifecycle:
             self._delete_rolled_back_replacement(request, props, backups)
             backup = self._restore_if_deleted(backups, props, me, backup, memo)
         polling = handed_off is not None
-        return self._wait(backups, props, me, backup, memo, started_at, lambda_left, may_act, polling=polling)
+        return self._wait(
+            backups,
+            props,
+            me,
+            backup,
+            memo,
+            started_at,
+            lambda_left,
+            may_act,
+            polling=polling,
+            signed=request.signed_at,
+        )
 
     def _restore_if_deleted(
         self, backups: CloudHsmBackups, props: RestoreProperties, me: Resource, backup: Backup, memo: dict[str, str]
@@ -264,6 +275,7 @@ class BackupLifecycle:
         may_act: Callable[[], bool],
         *,
         polling: bool,
+        signed: float | None,
     ) -> Step:
         deadline = self.policy.overall_deadline(started_at, props.service_timeout)
         began = self.now()
@@ -315,7 +327,7 @@ class BackupLifecycle:
                 ready = record.record_restorer(ready, me)
             ready = self._protect(backups, props, ready, restored=restored)
             if not restored:
-                ready = record.settle(ready, me)
+                ready = record.settle(ready, me, signed)
             return Step(me.arn, ready, True, memo)
         if result.verdict is Verdict.FAILURE:
             raise self._ended(result.backup, where, restoring)
