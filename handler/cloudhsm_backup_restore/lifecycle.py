@@ -14,19 +14,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cloudhsm_backup_restore.attributes import as_attribute
-from cloudhsm_backup_restore.backups import (
-    INVALID_REQUEST,
-    Backup,
-    BackupState,
-    CloudHsmBackups,
-    backups_in,
-    state_of,
-)
-from cloudhsm_backup_restore.errors import (
-    BackupRestoreError,
-    CloudHsmCallError,
-    InvalidPropertiesError,
-)
+from cloudhsm_backup_restore.backups import INVALID_REQUEST, Backup, BackupState, CloudHsmBackups, backups_in, state_of
+from cloudhsm_backup_restore.errors import BackupRestoreError, CloudHsmCallError, InvalidPropertiesError
 from cloudhsm_backup_restore.event import CloudFormationEvent
 from cloudhsm_backup_restore.logs import log_event
 from cloudhsm_backup_restore.ownership import OnDeleteVerdict, OwnershipRecord, Resource, tokens_of, verdict_for
@@ -41,9 +30,7 @@ MEMO_DELETE_TIMESTAMP = "RestoredFromDeleteTimestamp"
 """The DeleteTimestamp the backup had when this operation restored it: a later different one ends the wait."""
 MEMO_RECORD = "OwnershipRecord"
 """Kept across polls: "deferred" when TagResource refused a backup still restoring (written once READY)."""
-RESTORE_WINDOW_SECONDS = 7 * 24 * 3600.0
-"""A deleted backup stays PENDING_DELETION, restorable, for 7 days (CloudHSM User Guide, "Deleting and restoring
-backups")."""
+RESTORE_WINDOW_SECONDS = 7 * 24 * 3600.0  # PENDING_DELETION, restorable, for 7 days (docs/lifecycle.md, AWS facts)
 MEMO_KEYS = (MEMO_RESTORED, MEMO_DELETE_TIMESTAMP, MEMO_RECORD)
 
 
@@ -75,26 +62,13 @@ class Request:
 
 
 def signed_at(response_url: str) -> float | None:
-    """The epoch second a presigned ResponseURL was signed: its SigV4 ``X-Amz-Date`` query parameter (Amazon S3 API
-    Reference, "Authenticating Requests: Using Query Parameters (AWS Signature Version 4)": ``YYYYMMDD'T'HHMMSS'Z'``,
-    UTC; CloudFormation's ResponseURL is such an S3 presigned URL, "Custom resource request objects"). None when the
-    URL carries none (a SigV2 URL, or another format): the request is then never judged stale."""
-    values = parse_qs(urlsplit(response_url).query).get("X-Amz-Date") or [""]
+    """When CloudFormation signed the ResponseURL, an S3 presigned URL: its SigV4 ``X-Amz-Date`` (docs/lifecycle.md,
+    "AWS facts"); None when it carries none (the request is then never judged stale)."""
     try:
-        return datetime.strptime(values[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+        date = (parse_qs(urlsplit(response_url).query).get("X-Amz-Date") or [""])[0]
+        return datetime.strptime(date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
     except ValueError:
         return None
-
-
-def _deleted_at(backup: Backup, now: float) -> float | None:
-    """When DeleteBackup was called. DeleteTimestamp is "when the backup will be permanently deleted" (CloudHSM API
-    reference, Backup), the deletion plus the 7-day restore window (User Guide, "Deleting and restoring backups"),
-    or, read literally elsewhere, the deletion itself: a time still to come can only be the former."""
-    value = backup.get("DeleteTimestamp")
-    if not isinstance(value, datetime):
-        return None
-    stamp = (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-    return stamp - RESTORE_WINDOW_SECONDS if stamp > now else stamp
 
 
 @dataclass(frozen=True)
@@ -118,17 +92,17 @@ def _arn_target(physical_id: str) -> tuple[str, str] | None:
 
 
 def _refuse_stale(request: Request, props: RestoreProperties, backup: Backup, now: float) -> None:
-    """I3: a backup deleted after CloudFormation signed this request was deleted by what came after it (this
-    resource's Delete, a rollback): a late or repeated delivery (Lambda's retry, an at-least-once duplicate) must not
-    restore it again. Nothing has been done yet; CloudFormation, which answered or moved on, ignores the FAILED."""
-    deleted = _deleted_at(backup, now)
-    if state_of(backup) != BackupState.PENDING_DELETION or request.signed_at is None or deleted is None:
+    """I3: a backup deleted in or after the second CloudFormation signed this request was deleted by what followed it
+    (its resource's Delete, a rollback): this delivery is a late or repeated one and restores nothing. DeleteTimestamp
+    is "when the backup will be permanently deleted" (API reference): the deletion plus the 7-day window when still to
+    come, else (read as the deletion) itself."""
+    stamp = backup.get("DeleteTimestamp")
+    if state_of(backup) != BackupState.PENDING_DELETION or request.signed_at is None or not isinstance(stamp, datetime):
         return
-    if deleted > request.signed_at:  # X-Amz-Date counts whole seconds: a deletion in that second counts as after
-        raise BackupRestoreError(
-            f"Backup {props.backup_id} was deleted after CloudFormation sent this request: a late or repeated "
-            "delivery of a request already answered; nothing done"
-        )
+    deleted = (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
+    if (deleted - RESTORE_WINDOW_SECONDS if deleted > now else deleted) > request.signed_at:
+        raise BackupRestoreError(f"Backup {props.backup_id} was deleted after CloudFormation sent this request: a "
+                                 "late or repeated delivery of a request already answered; nothing done")  # fmt: skip
 
 
 def _check(backups: CloudHsmBackups, backup_id: str, last_seen: Backup | None) -> Backup | None:
@@ -343,20 +317,15 @@ class BackupLifecycle:
     @staticmethod
     def _ended(seen: Backup | None, where: str, restoring: bool) -> BackupRestoreError:
         """Why a wait cannot end well (defect 7): gone, DELETED, or deleted (again) by someone else."""
+        state, waiting = state_of(seen), "while waiting for it to become READY"
+        what = f"became {state} {waiting}"
         if seen is None:
-            return BackupRestoreError(f"Backup {where} disappeared while waiting for it to become READY")
-        state = state_of(seen)
-        if state == BackupState.PENDING_DELETION and restoring:
-            return BackupRestoreError(
-                f"Backup {where} was deleted again while waiting for it to become READY (a Delete, or the cluster's "
-                "backup retention policy); set NeverExpires true or extend the policy"
-            )
-        if state == BackupState.PENDING_DELETION:
-            return BackupRestoreError(
-                f"Backup {where} is PENDING_DELETION, not restored by this resource: deleted by someone else while "
-                "waiting for it to become READY"
-            )
-        return BackupRestoreError(f"Backup {where} became {state} while waiting for it to become READY")
+            what = f"disappeared {waiting}"
+        elif state == BackupState.PENDING_DELETION and restoring:
+            what = f"was deleted again {waiting} (a Delete, or retention); set NeverExpires true or extend the policy"
+        elif state == BackupState.PENDING_DELETION:
+            what = f"is PENDING_DELETION, not restored by this resource: deleted by someone else {waiting}"
+        return BackupRestoreError(f"Backup {where} {what}")
 
     @staticmethod
     def _protect(backups: CloudHsmBackups, props: RestoreProperties, backup: Backup, *, restored: bool) -> Backup:

@@ -61,12 +61,6 @@ def _record(backup: Backup | None) -> str | None:
     return next((str(tag.get("Value", "")) for tag in tags if tag.get("Key") == OWNER_TAG_KEY), None)
 
 
-def restored_at(backup: Backup | None) -> float | None:
-    """When the record's owner restored the backup (epoch s); None when the record does not say."""
-    fields = (_record(backup) or "").split(" ")
-    return float(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
-
-
 def tokens_of(backup: Backup | None) -> list[str] | None:
     """The record's tokens (owner first); None when the backup carries no record."""
     record = _record(backup)
@@ -130,7 +124,8 @@ class OwnershipRecord:
         tokens = tokens_of(backup)
         if tokens and me.token in tokens:
             return backup
-        restored = restored_at(backup)
+        fields = (_record(backup) or "").split(" ")  # when the owner restored it, if the record says
+        restored = float(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
         stale = signed_at is not None and restored is not None and signed_at < restored
         if tokens and me.same_stack(tokens[0]) and not stale:
             log_event(logger, "ownership.renamed", BackupId=backup["BackupId"], previous=tokens[0], owner=me.label)

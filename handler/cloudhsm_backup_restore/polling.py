@@ -130,10 +130,9 @@ class ParkedElsewhereError(BackupRestoreError):
 
 
 class Answer(Enum):
-    """Who answers a finished wait: the poll that deleted the parked ResponseURL (OURS). TAKEN: another poll or the
-    resource's Delete deleted it (stay silent). UNKNOWN: the deletion failed (answer: two answers beat none). LATER:
-    too little Lambda time left to delete it and still answer before Lambda stops the poll (I4: a deletion that lands
-    just before the kill would leave no one to answer): touch nothing, the next firing answers."""
+    """Who answers a finished wait: the poll that deleted the parked ResponseURL (OURS); TAKEN: another poll or the
+    Delete did (stay silent); UNKNOWN: the deletion failed (answer: two beat none); LATER: too little Lambda time left
+    to delete it and still answer (a kill would strand it, I4): touch nothing, the next firing answers."""
 
     OURS = "ours"
     TAKEN = "taken"
@@ -141,9 +140,7 @@ class Answer(Enum):
     LATER = "later"
 
 
-TAKE_ANSWER_RESERVE = HANDOFF_WORST_CASE / HANDOFF_CALLS + TIMER_MARGIN_SECONDS
-"""Lambda time a poll needs to take the answer: DeleteParameter's worst case, then crhelper's timer margin for the
-answer itself (the timer answers if the poll does not)."""
+TAKE_ANSWER_RESERVE = HANDOFF_WORST_CASE / HANDOFF_CALLS + TIMER_MARGIN_SECONDS  # DeleteParameter, then the timer
 
 
 class PollingHandOff:
@@ -315,12 +312,9 @@ def _quietly(what: str, action: Callable[..., Any], *args: Any, **kwargs: Any) -
     """Clean-up that must not turn an answer into FAILED; gone already counts as done. True when done."""
     try:
         action(*args, **kwargs)
-    except ClientError as error:
-        if error_code(error) in GONE_CODES:
+    except (ClientError, BotoCoreError) as error:
+        if isinstance(error, ClientError) and error_code(error) in GONE_CODES:
             return True
-        log_event(logger, "polling.cleanup_failed", call=what, error=str(error)[:200])
-        return False
-    except BotoCoreError as error:
         log_event(logger, "polling.cleanup_failed", call=what, error=str(error)[:200])
         return False
     return True

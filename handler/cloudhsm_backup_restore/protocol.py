@@ -51,11 +51,8 @@ _CfnResourceBase: Any = CfnResource  # crhelper's stubs omit the private hooks o
 
 
 class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
-    """crhelper's CfnResource with its hazards overridden (docs/handoff.md): INFO-level JSON logs that never hold the
-    ResponseURL, no sleep on Delete, polling only when the lifecycle hands off, provider-scoped rule and parameter
-    names, no Lambda policy edits at run time, bounded hand-off calls, one answer per invocation and per wait (the
-    right to answer, docs/lifecycle.md), a response that always matches (non-empty id, Reason clipped at the tail,
-    4096 bytes), FAILED for a malformed event, TLS verified against AWS_CA_BUNDLE."""
+    """crhelper's CfnResource with its hazards overridden (docs/handoff.md: logs, Delete sleep, polling, answers, TLS);
+    one answer per invocation and per wait (the right to answer, docs/lifecycle.md)."""
 
     _event: CloudFormationEvent
 
