@@ -91,16 +91,17 @@ def _arn_target(physical_id: str) -> tuple[str, str] | None:
     return None
 
 
-def _refuse_stale(request: Request, props: RestoreProperties, backup: Backup, now: float) -> None:
-    """I3: a backup deleted in or after the second CloudFormation signed this request was deleted by what followed it
-    (its resource's Delete, a rollback): this delivery is a late or repeated one and restores nothing. DeleteTimestamp
-    is "when the backup will be permanently deleted" (API reference): the deletion plus the 7-day window when still to
-    come, else (read as the deletion) itself."""
+def _refuse_stale(request: Request, props: RestoreProperties, backup: Backup, me: Resource, now: float) -> None:
+    """I3: a backup deleted after CloudFormation signed this request was deleted by what followed it (its resource's
+    Delete, a rollback): this delivery is a late or repeated one and restores nothing. X-Amz-Date counts whole seconds:
+    a deletion in that second counts as after only when the record names this resource. DeleteTimestamp is "when the
+    backup will be permanently deleted" (API reference): the deletion + 7 days when still to come, else itself."""
     stamp = backup.get("DeleteTimestamp")
     if state_of(backup) != BackupState.PENDING_DELETION or request.signed_at is None or not isinstance(stamp, datetime):
         return
     deleted = (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
-    if (deleted - RESTORE_WINDOW_SECONDS if deleted > now else deleted) > request.signed_at:
+    tie = 0.0 if me.token in (tokens_of(backup) or []) else 1.0
+    if (deleted - RESTORE_WINDOW_SECONDS if deleted > now else deleted) >= request.signed_at + tie:
         raise BackupRestoreError(f"Backup {props.backup_id} was deleted after CloudFormation sent this request: a "
                                  "late or repeated delivery of a request already answered; nothing done")  # fmt: skip
 
@@ -156,7 +157,7 @@ class BackupLifecycle:
         else:
             backup = backups.require(props.backup_id)
             me = Resource(request.stack_id, request.logical_id, backups.arn(backup))
-            _refuse_stale(request, props, backup, self.now())
+            _refuse_stale(request, props, backup, me, self.now())
             self._delete_rolled_back_replacement(request, props, backups)
             backup = self._restore_if_deleted(backups, props, me, backup, memo)
         polling = handed_off is not None

@@ -156,3 +156,27 @@ def test_a_poll_with_too_little_time_left_to_answer_leaves_the_whole_wait_to_the
     world.ssm.assert_no_pending_responses()
     world.events.assert_no_pending_responses()
     world.cloudhsm.assert_no_pending_responses()  # it did see the backup READY
+
+
+@pytest.mark.parametrize("mine", [True, False], ids=["recorded-as-mine", "no-record"])
+def test_a_deletion_in_the_second_the_request_was_signed_is_after_it_only_when_this_resource_owned_it(
+    world: World, mine: bool
+) -> None:
+    """X-Amz-Date counts whole seconds. This resource's own Delete in that second came after the request (stale); a
+    backup someone deleted in that second, with no record of this resource, was deleted before the template named it."""
+    from cloudhsm_backup_restore.ownership import Resource
+
+    from tests.unit.conftest import BACKUP_ARN, record_of
+
+    deleted = _deleted(world, 0.0, expiry=True)
+    if mine:
+        deleted["TagList"] = [{"Key": OWNER_KEY, "Value": record_of(Resource(STACK_ID, "RestoredBackup", BACKUP_ARN))}]
+    world.describe(deleted)
+    event = _signed(world, 0.0)
+    if mine:
+        expect_failed(world.invoke("Create", event=event), "deleted after CloudFormation")
+    else:
+        world.restored(backup("READY"))
+        world.protect()
+        expect_success(world.invoke("Create", event=event))
+    world.cloudhsm.assert_no_pending_responses()
