@@ -77,9 +77,6 @@ def target_request_ids(rule: dict[str, Any]) -> set[str]:
     return found
 
 
-BACKUPS_DELETED_SECONDS_AGO = 60.0
-
-
 class InvariantViolation(AssertionError):  # noqa: N818 - what the test reports: an invariant broke
     """One or more invariants broke; the message lists each with the step that broke it."""
 
@@ -129,16 +126,13 @@ class Model:
     # -- setup -----------------------------------------------------------------------------------------
 
     def add_backups(self, restore_seconds: dict[str, float]) -> None:
-        """B1, B2 (the function's region) and B3 (another region) in PENDING_DELETION, restorable, deleted a minute
-        before the first request names them (an operator deletes a backup before writing the template that restores
-        it; the handler judges a request signed before its backup's deletion stale, to the second)."""
+        """B1, B2 (the function's region) and B3 (another region) in PENDING_DELETION, restorable."""
         for key, backup_id in BACKUP_IDS.items():
             region = region_of(backup_id)
             self.world.emulator.add_backup(
                 backup_id,
                 restore_seconds=restore_seconds.get(key, 0.0),
                 region=None if region == self.world.emulator.region else region,
-                deleted_seconds_ago=BACKUPS_DELETED_SECONDS_AGO,
             )
 
     # -- what CloudFormation sees ---------------------------------------------------------------------
