@@ -19,9 +19,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     ReadTimeoutError,
 )
-from botocore.exceptions import (
-    ConnectionError as BotoConnectionError,
-)
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from cloudhsm_backup_restore import __version__
 from cloudhsm_backup_restore.errors import BackupRestoreError, CloudHsmCallError

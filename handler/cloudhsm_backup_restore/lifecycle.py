@@ -9,22 +9,13 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from cloudhsm_backup_restore.attributes import as_attribute
-from cloudhsm_backup_restore.backups import (
-    INVALID_REQUEST,
-    Backup,
-    BackupState,
-    CloudHsmBackups,
-    backups_in,
-    state_of,
-)
-from cloudhsm_backup_restore.errors import (
-    BackupRestoreError,
-    CloudHsmCallError,
-    InvalidPropertiesError,
-)
+from cloudhsm_backup_restore.backups import INVALID_REQUEST, Backup, BackupState, CloudHsmBackups, backups_in, state_of
+from cloudhsm_backup_restore.errors import BackupRestoreError, CloudHsmCallError, InvalidPropertiesError
 from cloudhsm_backup_restore.event import CloudFormationEvent
 from cloudhsm_backup_restore.logs import log_event
 from cloudhsm_backup_restore.ownership import OnDeleteVerdict, OwnershipRecord, Resource, tokens_of, verdict_for
@@ -39,6 +30,7 @@ MEMO_DELETE_TIMESTAMP = "RestoredFromDeleteTimestamp"
 """The DeleteTimestamp the backup had when this operation restored it: a later different one ends the wait."""
 MEMO_RECORD = "OwnershipRecord"
 """Kept across polls: "deferred" when TagResource refused a backup still restoring (written once READY)."""
+RESTORE_WINDOW_SECONDS = 7 * 24 * 3600.0  # PENDING_DELETION, restorable, for 7 days (docs/lifecycle.md, AWS facts)
 MEMO_KEYS = (MEMO_RESTORED, MEMO_DELETE_TIMESTAMP, MEMO_RECORD)
 
 
@@ -54,6 +46,7 @@ class Request:
     logical_id: str
     physical_id: str = ""  # the event's PhysicalResourceId (Update and Delete)
     old_properties: Mapping[str, Any] | None = None  # OldResourceProperties as sent (Update)
+    signed_at: float | None = None  # when CloudFormation presigned the ResponseURL; None when it does not say
 
     @classmethod
     def of(cls, event: CloudFormationEvent) -> Request:
@@ -64,7 +57,18 @@ class Request:
             logical_id=str(event.get("LogicalResourceId", "")),
             physical_id=str(event.get("PhysicalResourceId", "")),
             old_properties=old if isinstance(old, Mapping) else None,
+            signed_at=signed_at(str(event.get("ResponseURL", ""))),
         )
+
+
+def signed_at(response_url: str) -> float | None:
+    """When CloudFormation signed the ResponseURL, an S3 presigned URL: its SigV4 ``X-Amz-Date`` (docs/lifecycle.md,
+    "AWS facts"); None when it carries none (the request is then never judged stale)."""
+    try:
+        date = (parse_qs(urlsplit(response_url).query).get("X-Amz-Date") or [""])[0]
+        return datetime.strptime(date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,21 @@ def _arn_target(physical_id: str) -> tuple[str, str] | None:
         if BACKUP_ID_PATTERN.fullmatch(backup_id) and parts[3]:
             return backup_id, parts[3]
     return None
+
+
+def _refuse_stale(request: Request, props: RestoreProperties, backup: Backup, me: Resource, now: float) -> None:
+    """I3: a backup deleted after CloudFormation signed this request was deleted by what followed it (its resource's
+    Delete, a rollback): this delivery is a late or repeated one and restores nothing. X-Amz-Date counts whole seconds:
+    a deletion in that second counts as after only when the record names this resource. DeleteTimestamp is "when the
+    backup will be permanently deleted" (API reference): the deletion + 7 days when still to come, else itself."""
+    stamp = backup.get("DeleteTimestamp")
+    if state_of(backup) != BackupState.PENDING_DELETION or request.signed_at is None or not isinstance(stamp, datetime):
+        return
+    deleted = (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
+    tie = 0.0 if me.token in (tokens_of(backup) or []) else 1.0
+    if (deleted - RESTORE_WINDOW_SECONDS if deleted > now else deleted) >= request.signed_at + tie:
+        raise BackupRestoreError(f"Backup {props.backup_id} was deleted after CloudFormation sent this request: a "
+                                 "late or repeated delivery of a request already answered; nothing done")  # fmt: skip
 
 
 def _check(backups: CloudHsmBackups, backup_id: str, last_seen: Backup | None) -> Backup | None:
@@ -126,35 +145,42 @@ class BackupLifecycle:
     ) -> Step:
         """Create or Update (``handed_off`` None), or one poll of a wait handed off with that memo: bring the backup
         to READY (restoring it if PENDING_DELETION), settle who owns it, or report it still on its way. ``may_act()``
-        (the right to answer; a poll takes it) is asked before acting after the wait and before an undo (I3)."""
+        (the right to answer; a poll takes it) is asked before acting after the wait (I3). A failure undoes nothing: the
+        Delete or rollback Update CloudFormation sends for it deletes by the record (I1), and a duplicate delivery
+        cannot know whether another delivery already answered SUCCESS (defect 3)."""
         backups = self.backups_for(props.region)
         memo = {key: str(value) for key, value in (handed_off or {}).items() if key in MEMO_KEYS}
         me = Resource(request.stack_id, request.logical_id, str((handed_off or {}).get("PhysicalResourceId") or ""))
-        try:
-            backup: Backup | None
-            if handed_off is not None:
-                backup = _check(backups, props.backup_id, {"BackupId": props.backup_id})  # state unknown: wait on
-            else:
-                backup = backups.require(props.backup_id)
-                me = Resource(request.stack_id, request.logical_id, backups.arn(backup))
-                self._delete_rolled_back_replacement(request, props, backups)
-                backup = self._restore_if_deleted(backups, props, me, backup, memo)
-            polling = handed_off is not None
-            return self._wait(backups, props, me, backup, memo, started_at, lambda_left, may_act, polling=polling)
-        except AnsweredElsewhereError:
-            raise
-        except Exception:
-            if MEMO_RESTORED in memo and may_act():
-                self._undo(backups, props, me)
-            raise
+        backup: Backup | None
+        if handed_off is not None:
+            backup = _check(backups, props.backup_id, {"BackupId": props.backup_id})  # state unknown: wait on
+        else:
+            backup = backups.require(props.backup_id)
+            me = Resource(request.stack_id, request.logical_id, backups.arn(backup))
+            _refuse_stale(request, props, backup, me, self.now())
+            self._delete_rolled_back_replacement(request, props, backups)
+            backup = self._restore_if_deleted(backups, props, me, backup, memo)
+        polling = handed_off is not None
+        return self._wait(
+            backups,
+            props,
+            me,
+            backup,
+            memo,
+            started_at,
+            lambda_left,
+            may_act,
+            polling=polling,
+            signed=request.signed_at,
+        )
 
     def _restore_if_deleted(
         self, backups: CloudHsmBackups, props: RestoreProperties, me: Resource, backup: Backup, memo: dict[str, str]
     ) -> Backup:
         """RestoreBackup a PENDING_DELETION backup. Only when this call restored it does it record the owner, protect
-        it and gain the right to undo (I1). A refusal of a backup no longer PENDING_DELETION (another delivery or
+        it (I1). A refusal of a backup no longer PENDING_DELETION (another delivery or
         resource restored it) goes on as found; of one still PENDING_DELETION it fails in AWS's words, unless the
-        record names this resource (another delivery's restore is taking effect: wait for it, never undo)."""
+        record names this resource (another delivery's restore is taking effect: wait for it)."""
         if state_of(backup) != BackupState.PENDING_DELETION:
             log_event(logger, "restore.skipped", BackupId=props.backup_id, BackupState=state_of(backup))
             return backup
@@ -224,6 +250,7 @@ class BackupLifecycle:
         may_act: Callable[[], bool],
         *,
         polling: bool,
+        signed: float | None,
     ) -> Step:
         deadline = self.policy.overall_deadline(started_at, props.service_timeout)
         began = self.now()
@@ -275,7 +302,7 @@ class BackupLifecycle:
                 ready = record.record_restorer(ready, me)
             ready = self._protect(backups, props, ready, restored=restored)
             if not restored:
-                ready = record.settle(ready, me)
+                ready = record.settle(ready, me, signed)
             return Step(me.arn, ready, True, memo)
         if result.verdict is Verdict.FAILURE:
             raise self._ended(result.backup, where, restoring)
@@ -291,20 +318,15 @@ class BackupLifecycle:
     @staticmethod
     def _ended(seen: Backup | None, where: str, restoring: bool) -> BackupRestoreError:
         """Why a wait cannot end well (defect 7): gone, DELETED, or deleted (again) by someone else."""
+        state, waiting = state_of(seen), "while waiting for it to become READY"
+        what = f"became {state} {waiting}"
         if seen is None:
-            return BackupRestoreError(f"Backup {where} disappeared while waiting for it to become READY")
-        state = state_of(seen)
-        if state == BackupState.PENDING_DELETION and restoring:
-            return BackupRestoreError(
-                f"Backup {where} was deleted again while waiting for it to become READY (a Delete, or the cluster's "
-                "backup retention policy); set NeverExpires true or extend the policy"
-            )
-        if state == BackupState.PENDING_DELETION:
-            return BackupRestoreError(
-                f"Backup {where} is PENDING_DELETION, not restored by this resource: deleted by someone else while "
-                "waiting for it to become READY"
-            )
-        return BackupRestoreError(f"Backup {where} became {state} while waiting for it to become READY")
+            what = f"disappeared {waiting}"
+        elif state == BackupState.PENDING_DELETION and restoring:
+            what = f"was deleted again {waiting} (a Delete, or retention); set NeverExpires true or extend the policy"
+        elif state == BackupState.PENDING_DELETION:
+            what = f"is PENDING_DELETION, not restored by this resource: deleted by someone else {waiting}"
+        return BackupRestoreError(f"Backup {where} {what}")
 
     @staticmethod
     def _protect(backups: CloudHsmBackups, props: RestoreProperties, backup: Backup, *, restored: bool) -> Backup:
@@ -328,25 +350,6 @@ class BackupLifecycle:
                 "protected (the cluster's backup retention policy?); set NeverExpires true or extend the policy"
             )
         return protected
-
-    @staticmethod
-    def _undo(backups: CloudHsmBackups, props: RestoreProperties, me: Resource) -> None:
-        """This operation restored the backup and failed: back to PENDING_DELETION (OnDelete Delete), unless the
-        record names another owner since (a same-stack rename took it over): a backup in use stays READY."""
-        if props.on_delete is not OnDelete.DELETE:
-            return
-        try:
-            current = backups.describe(props.backup_id)
-            if current is None or state_of(current) in (BackupState.PENDING_DELETION, BackupState.DELETED):
-                return
-            tokens = tokens_of(backups.with_tags(current))
-            if tokens is not None and tokens[:1] != [me.token]:
-                log_event(logger, "failure.restore_kept", BackupId=props.backup_id, reason="owned by another resource")
-                return
-            backups.delete(props.backup_id)
-            log_event(logger, "failure.restore_undone", BackupId=props.backup_id)
-        except BackupRestoreError as error:
-            log_event(logger, "failure.restore_not_undone", BackupId=props.backup_id, error=str(error)[:200])
 
     # -- Delete --------------------------------------------------------------------------------------
 

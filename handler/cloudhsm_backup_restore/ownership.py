@@ -1,6 +1,7 @@
 """Who may delete a restored backup (I1): the ownership record, one backup tag (docs/lifecycle.md).
 
-Its value is ``<owner>[+<previous>] owner <stack name>/<logical id>``; each token is ``<stack digest>.<digest of
+Its value is ``<owner>[+<previous>] [<restored at>] owner <stack name>/<logical id>``, the epoch second the owner
+restored it when it did (a rename's take-over writes none); each token is ``<stack digest>.<digest of
 stack, logical id and the backup's ARN>``, so two property sets naming the same ARN are the same resource. Tag values
 allow letters, digits, spaces and ``_.:/=+-@`` up to 256 characters (botocore cloudhsmv2 model, shape TagValue).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from enum import Enum
 
@@ -112,16 +114,20 @@ class OwnershipRecord:
         if tokens_of(backup) == [me.token]:
             return backup
         log_event(logger, "ownership.restored", BackupId=backup["BackupId"], owner=me.label)
-        return self.write(backup, [me.token], "owner " + me.label)
+        return self.write(backup, [me.token], f"{int(time.time())} owner {me.label}")
 
-    def settle(self, backup: Backup, me: Resource) -> Backup:
+    def settle(self, backup: Backup, me: Resource, signed_at: float | None) -> Backup:
         """A backup this operation did not restore: keep it, take it over in a same-stack rename, or adopt it
-        without owning it (its Delete will retain it)."""
+        without owning it (its Delete will retain it). A request signed (``signed_at``) before the owner restored the
+        backup is no rename's Create: a late delivery, or a sibling made in parallel; it adopts (I1, I3)."""
         backup = self.backups.with_tags(backup)
         tokens = tokens_of(backup)
         if tokens and me.token in tokens:
             return backup
-        if tokens and me.same_stack(tokens[0]):
+        fields = (_record(backup) or "").split(" ")  # when the owner restored it, if the record says
+        restored = float(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+        stale = signed_at is not None and restored is not None and signed_at < restored
+        if tokens and me.same_stack(tokens[0]) and not stale:
             log_event(logger, "ownership.renamed", BackupId=backup["BackupId"], previous=tokens[0], owner=me.label)
             return self.write(backup, [me.token, tokens[0]], "owner " + me.label)
         log_event(logger, "backup.adopted", BackupId=backup["BackupId"], reason="not restored by this resource")

@@ -130,12 +130,17 @@ class ParkedElsewhereError(BackupRestoreError):
 
 
 class Answer(Enum):
-    """Who answers a finished wait: the poll that deleted the parked ResponseURL (OURS). TAKEN: another poll or the
-    resource's Delete deleted it (stay silent). UNKNOWN: the deletion failed (answer: two answers beat none)."""
+    """Who answers a finished wait: the poll that deleted the parked ResponseURL (OURS); TAKEN: another poll or the
+    Delete did (stay silent); UNKNOWN: the deletion failed (answer: two beat none); LATER: too little Lambda time left
+    to delete it and still answer (a kill would strand it, I4): touch nothing, the next firing answers."""
 
     OURS = "ours"
     TAKEN = "taken"
     UNKNOWN = "unknown"
+    LATER = "later"
+
+
+TAKE_ANSWER_RESERVE = HANDOFF_WORST_CASE / HANDOFF_CALLS + TIMER_MARGIN_SECONDS  # DeleteParameter, then the timer
 
 
 class PollingHandOff:
@@ -248,8 +253,11 @@ class PollingHandOff:
             return None
         return {**event, "ResponseURL": url}
 
-    def take_answer(self, event: CloudFormationEvent) -> Answer:
+    def take_answer(self, event: CloudFormationEvent, lambda_left: float) -> Answer:
         """Delete the parked ResponseURL: exactly one poll succeeds, and that poll acts and answers."""
+        if lambda_left < TAKE_ANSWER_RESERVE:
+            log_event(logger, "polling.answer_left_to_next_firing", LambdaLeft=round(lambda_left, 1))
+            return Answer.LATER
         try:
             self.client("ssm").delete_parameter(Name=str(event["CrHelperResponseParameter"]))
         except (ClientError, BotoCoreError) as error:
@@ -304,12 +312,9 @@ def _quietly(what: str, action: Callable[..., Any], *args: Any, **kwargs: Any) -
     """Clean-up that must not turn an answer into FAILED; gone already counts as done. True when done."""
     try:
         action(*args, **kwargs)
-    except ClientError as error:
-        if error_code(error) in GONE_CODES:
+    except (ClientError, BotoCoreError) as error:
+        if isinstance(error, ClientError) and error_code(error) in GONE_CODES:
             return True
-        log_event(logger, "polling.cleanup_failed", call=what, error=str(error)[:200])
-        return False
-    except BotoCoreError as error:
         log_event(logger, "polling.cleanup_failed", call=what, error=str(error)[:200])
         return False
     return True

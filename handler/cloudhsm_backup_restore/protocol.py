@@ -51,11 +51,8 @@ _CfnResourceBase: Any = CfnResource  # crhelper's stubs omit the private hooks o
 
 
 class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
-    """crhelper's CfnResource with its hazards overridden (docs/handoff.md): INFO-level JSON logs that never hold the
-    ResponseURL, no sleep on Delete, polling only when the lifecycle hands off, provider-scoped rule and parameter
-    names, no Lambda policy edits at run time, bounded hand-off calls, one answer per invocation and per wait (the
-    right to answer, docs/lifecycle.md), a response that always matches (non-empty id, Reason clipped at the tail,
-    4096 bytes), FAILED for a malformed event, TLS verified against AWS_CA_BUNDLE."""
+    """crhelper's CfnResource with its hazards overridden (docs/handoff.md: logs, Delete sleep, polling, answers, TLS);
+    one answer per invocation and per wait (the right to answer, docs/lifecycle.md)."""
 
     _event: CloudFormationEvent
 
@@ -126,12 +123,12 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         with self._send_lock:
             taken = self._taken
         if taken is None:
-            taken = self.polling.take_answer(self._event)
+            taken = self.polling.take_answer(self._event, self._context.get_remaining_time_in_millis() / 1000.0)
             with self._send_lock:
                 self._taken = taken
-            if taken is Answer.TAKEN:
+            if taken in (Answer.TAKEN, Answer.LATER):
                 self._answered_elsewhere = True
-        return taken is not Answer.TAKEN
+        return taken in (Answer.OURS, Answer.UNKNOWN)
 
     def _answer_failed(self, event: object, reason: str) -> None:
         """Answer FAILED outside crhelper's flow (an event it cannot run), if the event has an https ResponseURL."""
@@ -154,7 +151,7 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
         if self._is_poll:
             with self._send_lock:
                 taken = self._taken
-            if taken in (None, Answer.TAKEN):
+            if taken in (None, Answer.TAKEN, Answer.LATER):
                 log_event(logger, "timeout.left_to_next_firing")
                 return
         super()._timeout()
@@ -179,9 +176,10 @@ class RestoreResource(_CfnResourceBase):  # type: ignore[misc]
 
     def _remove_polling(self) -> None:
         """A finished poll takes the answer (if it has not yet), then stops the polling."""
-        if self._is_poll:
-            # An UNKNOWN take tries the parked ResponseURL once more; a TAKEN one leaves it to its taker.
-            self.polling.remove(self._event, parameter=self.take_answer() and self._taken is Answer.UNKNOWN)
+        if self._is_poll and (self.take_answer() or self._taken is Answer.TAKEN):
+            # An UNKNOWN take tries the parked ResponseURL once more; a TAKEN one leaves it to its taker; a LATER one
+            # leaves the whole wait to the next firing.
+            self.polling.remove(self._event, parameter=self._taken is Answer.UNKNOWN)
         self._event.pop("CrHelperData", None)
         self.Data.pop("PhysicalResourceId", None)
 

@@ -4,7 +4,8 @@ Each behaviour relied on, with its source (AWS CloudFormation User Guide unless 
 - C1 A request is an event with RequestType, RequestId, ResponseURL, StackId, LogicalResourceId,
   ResourceType, ResourceProperties (every value a string), ServiceToken; Update and Delete add
   PhysicalResourceId, Update adds OldResourceProperties ("Custom resource request objects",
-  crpg-ref-requests.html; crpg-ref-requesttypes-*.html).
+  crpg-ref-requests.html; crpg-ref-requesttypes-*.html). The ResponseURL "identifies a presigned S3 bucket"
+  (same page): a SigV4 presigned URL whose X-Amz-Date is when CloudFormation signed it, the request's sending.
 - C2 CloudFormation waits for one response per request until the resource's ServiceTimeout (1-3600 s,
   default 3600) and then fails the operation ("AWS::CloudFormation::CustomResource", ServiceTimeout;
   "Response timeout" in template-custom-resources.html). The first response ends the wait: it is the

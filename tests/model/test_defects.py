@@ -1,7 +1,8 @@
 """Issue 15's seven defects, each a scenario replayed through the model's own steps (machine.ModelMachine).
 
-Each test ends with the model's check of I1-I4 (and W7); on today's handler the marked ones break the named
-invariant. The marks go when the issue-15 handler lands (strict: an unexpected pass fails).
+Each test ends with the model's check of I1-I4 (and W7); each broke the named invariant on the handler before issue
+15. None is marked xfail:
+they guard for real.
 """
 
 from __future__ import annotations
@@ -16,12 +17,6 @@ from tests.model.cloudformation import properties
 from tests.model.machine import ModelMachine
 from tests.model.model import InvariantViolation
 from tests.model.world import REGION
-
-
-def defect(number: int, invariant: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(
-        strict=True, raises=InvariantViolation, reason=f"defect {number} ({invariant}), fixed by issue 15 handler"
-    )
 
 
 @contextlib.contextmanager
@@ -51,7 +46,6 @@ B1_DELETE = properties(("B1", None), "Delete", "600")
 B1_RETAIN = properties(("B1", None), "Retain", "600")
 
 
-@defect(1, "I1, I2")
 def test_defect_1_writing_out_the_region_keeps_the_live_backup() -> None:
     with breaks("I1", "I2"):
         state = machine()
@@ -60,7 +54,6 @@ def test_defect_1_writing_out_the_region_keeps_the_live_backup() -> None:
         state.teardown()
 
 
-@defect(1, "I1, I2")
 def test_defect_1_removing_the_region_keeps_the_live_backup() -> None:
     with breaks("I1", "I2"):
         state = machine()
@@ -69,7 +62,6 @@ def test_defect_1_removing_the_region_keeps_the_live_backup() -> None:
         state.teardown()
 
 
-@defect(2, "I3")
 def test_defect_2_a_redelivered_create_after_its_rollback_delete_does_nothing() -> None:
     """The Create's restore is applied, then the invocation runs out of time: crhelper's timer answers FAILED,
     CloudFormation rolls back with a Delete (C4). The same Create event arrives again: Lambda's retry of the
@@ -83,7 +75,6 @@ def test_defect_2_a_redelivered_create_after_its_rollback_delete_does_nothing() 
         state.teardown()
 
 
-@defect(2, "I3")
 def test_defect_2_a_rollback_delete_during_a_parked_wait_ends_it() -> None:
     with breaks("I3"):
         state = machine()
@@ -95,7 +86,6 @@ def test_defect_2_a_rollback_delete_during_a_parked_wait_ends_it() -> None:
         state.teardown()
 
 
-@defect(3, "I1, I2")
 def test_defect_3_a_duplicate_delivery_never_undoes_a_restore_it_did_not_make() -> None:
     with breaks("I1", "I2"):
         state = machine()
@@ -106,7 +96,6 @@ def test_defect_3_a_duplicate_delivery_never_undoes_a_restore_it_did_not_make() 
         state.teardown()
 
 
-@defect(4, "I1")
 def test_defect_4_an_adopter_in_another_stack_never_deletes() -> None:
     with breaks("I1"):
         state = machine()
@@ -117,7 +106,6 @@ def test_defect_4_an_adopter_in_another_stack_never_deletes() -> None:
         state.teardown()
 
 
-@defect(5, "I4")
 def test_defect_5_a_poll_that_runs_out_of_time_still_answers() -> None:
     with breaks("I4"):
         state = machine()
@@ -142,7 +130,6 @@ def test_defect_6_the_documented_ready_answer_and_the_slow_fallback(restore: str
     assert answers == ["SUCCESS", "SUCCESS"]
 
 
-@defect(7, "W7")
 def test_defect_7_a_wait_whose_backup_was_deleted_by_someone_else_fails_at_once() -> None:
     """The Create waits for a backup still being made; it turns READY, someone deletes it: PENDING_DELETION
     that this resource did not restore. The next poll ends the wait."""

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import os
 
-import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from tests.model.machine import ModelMachine
-from tests.model.model import InvariantViolation
 
 EXAMPLES = int(os.environ.get("MODEL_EXAMPLES", "40"))
 STEPS = int(os.environ.get("MODEL_STEPS", "20"))
@@ -21,7 +19,6 @@ SHRINK = os.environ.get("MODEL_SHRINK", "") not in ("", "0")
 RANDOM = os.environ.get("MODEL_RANDOM", "") not in ("", "0")
 
 
-@pytest.mark.xfail(strict=True, raises=InvariantViolation, reason="defects 1-5 and 7, fixed by issue 15 handler")
 def test_generated_event_orders_keep_the_invariants() -> None:
     phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if SHRINK else [])
     run_state_machine_as_test(

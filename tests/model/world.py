@@ -374,7 +374,8 @@ class World:
                 current.arrivals.append(arrival)
 
     def response_url(self) -> tuple[str, str]:
-        return self.capture.url()
+        """A ResponseURL presigned now (modelled): CloudFormation signs it when it sends the request."""
+        return self.capture.url(signed_at=self.clock.now())
 
     # -- what the handler left in SSM and EventBridge -------------------------------------------------
 

@@ -6,6 +6,7 @@ import json
 import secrets
 import ssl
 import threading
+import time
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,12 +42,15 @@ class ResponseCapture:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def url(self) -> tuple[str, str]:
-        """A fresh presigned-looking URL and its path; the signature is the secret part."""
+    def url(self, signed_at: float | None = None) -> tuple[str, str]:
+        """A fresh presigned-looking URL and its path; the signature is the secret part. ``signed_at`` (epoch s) is
+        its X-Amz-Date (SigV4 query authentication, Amazon S3 API Reference "Authenticating Requests: Using Query
+        Parameters"), when CloudFormation signed it; None keeps a fixed date."""
         path = f"/cfn-response/{secrets.token_hex(8)}"
         signature = secrets.token_hex(32)
+        date = "20261126T000000Z" if signed_at is None else time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(signed_at))
         query = (
-            "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20261126T000000Z&X-Amz-Expires=7200"
+            f"X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date={date}&X-Amz-Expires=7200"
             f"&X-Amz-SignedHeaders=host&X-Amz-Signature={signature}"
         )
         return f"https://127.0.0.1:{self.server.server_port}{path}?{query}", path
