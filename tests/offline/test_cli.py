@@ -305,7 +305,16 @@ SIGNAL_INSTANTS = [
     ("Starting the offline world", signal.SIGINT, True, True),
     ("Offline world", signal.SIGINT, False, False),  # the servers run, nothing invoked yet
     ("CFN>", signal.SIGTERM, False, True),  # the Create event is on its way
-    ("λ>", signal.SIGINT, True, False),  # a Lambda worker holds the Create (the fixture blocks)
+    pytest.param(
+        "λ>",  # a Lambda worker holds the Create (the fixture blocks)
+        signal.SIGINT,
+        True,
+        False,
+        marks=pytest.mark.skip(
+            reason="known defect (issue 18, open): SIGINT to the whole process group while a worker holds an "
+            "invocation hung past 120 s in 1 of about 6 loaded runs; SIGTERM to the run alone is still tested"
+        ),
+    ),
     ("λ>", signal.SIGTERM, False, True),
 ]
 
