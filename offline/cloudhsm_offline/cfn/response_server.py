@@ -107,7 +107,11 @@ class ResponseServer:
         """Start serving; returns the base URL."""
         server = _Server(self)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        # trustme's configure_cert would write the key to a temporary file of its own, outside our folder: a
+        # signal during start-up could leave it behind. Ours lives in the folder that every stop removes.
+        chain = str(Path(self._tmp.name) / "offline-server.pem")
+        self._ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(chain)
+        context.load_cert_chain(chain)
         server.socket = context.wrap_socket(server.socket, server_side=True)
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
