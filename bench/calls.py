@@ -64,10 +64,10 @@ def _prepare(world: OfflineWorld, sim: CloudFormationSimulator, setup: str) -> b
     return True
 
 
-def measure(speed: float = 60.0) -> list[StepCalls]:
+def measure() -> list[StepCalls]:
     """Each step in a fresh emulator state (one world, reset between steps); calls counted by operation."""
     results: list[StepCalls] = []
-    with OfflineWorld(speed=speed) as world:
+    with OfflineWorld() as world:
         for index, (setup, name, action) in enumerate(_steps()):
             sim = CloudFormationSimulator(
                 world.function, world.responses, world.clock, eventbridge=world.eventbridge, stack_name=f"calls-{index}"

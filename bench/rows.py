@@ -1,17 +1,17 @@
-"""The shape of every result row: one (case, variant) pair, measured, modelled or a physical limit."""
+"""The shape of every lifecycle row: one (case, variant) pair, run in the offline world, modelled or a limit."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-MEASURED = "measured"
+RUN = "run"
 MODEL = "model"
 LIMIT = "limit"
 
 
 @dataclass(frozen=True)
 class Case:
-    """A backup that takes ``t_ready`` modelled seconds from RestoreBackup to READY."""
+    """A backup that takes ``t_ready`` modelled seconds from RestoreBackup to READY (its seed's ``restore_seconds``)."""
 
     label: str
     t_ready: float
@@ -21,7 +21,8 @@ CASES: tuple[Case, ...] = (
     Case("READY at once", 0.0),
     Case("READY in 5 s", 5.0),
     Case("READY in 90 s", 90.0),
-    Case("READY in 10 min", 600.0),
+    Case("READY in 5 min", 300.0),
+    Case("READY in 30 min", 1800.0),
 )
 
 OURS = "ours"
@@ -39,7 +40,7 @@ VARIANT_LABELS: dict[str, str] = {
 
 @dataclass
 class Row:
-    """Per-lifecycle (Create then Delete) figures; latencies in modelled seconds, medians over ``runs``."""
+    """One lifecycle (Create then Delete): latencies in modelled seconds of the virtual clock, and counts."""
 
     case: Case
     variant: str
@@ -49,12 +50,9 @@ class Row:
     invocations: float | None
     rules: float | None
     api_calls: float | None
-    speed: float | None = None
-    runs: int | None = None
-    succeeded: int | None = None
-    create_real_s: float | None = None
-    delete_real_s: float | None = None
-    throttled: float | None = None
+    ok: bool = True
+    """The run succeeded: both answers SUCCESS and the backup back in PENDING_DELETION (models and limits: True)."""
+    calls_by_operation: dict[str, int] = field(default_factory=dict)
     lambda_s: float | None = None
     """Modelled seconds the function ran for these requests (what Lambda bills, before rounding)."""
     max_concurrent: float | None = None
@@ -68,6 +66,6 @@ class Row:
         return VARIANT_LABELS.get(self.variant, self.variant)
 
     @property
-    def all_ok(self) -> bool:
-        """Every run succeeded (models and limits count as ok)."""
-        return self.kind != MEASURED or (self.runs is not None and self.succeeded == self.runs)
+    def after_ready_s(self) -> float | None:
+        """How long after the backup became READY the Create was answered (polling and hand-off granularity)."""
+        return None if self.create_s is None else self.create_s - self.case.t_ready

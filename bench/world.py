@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from cloudhsm_offline.cfn.simulator import Outcome
 from cloudhsm_offline.cfn.world import OfflineWorld
 
 from bench import REPO_ROOT
@@ -17,8 +19,6 @@ from bench.rows import CRHELPER_DOCUMENTED, OURS
 BENCH_ACCOUNT = "210987654321"
 """moto keeps EventBridge state per process and account: the benchmark keeps to its own account."""
 BACKUP_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
-WORKAROUNDS: set[str] = set()
-"""Environment settings the bench had to add to the offline world (reported in the notes)."""
 LAMBDA_TIMEOUT_S = 300.0
 """The provider function's Timeout (cfn-templates: 300 s), for both handlers."""
 
@@ -61,34 +61,20 @@ def new_backup_id() -> str:
     return "backup-" + "".join(secrets.choice(BACKUP_ALPHABET) for _ in range(12))
 
 
-def _route_endpoints(world: OfflineWorld) -> None:
-    """Point EventBridge and CloudWatch Logs clients at the offline gateway.
-
-    botocore derives these variables from the service *id* ("EventBridge", "CloudWatch Logs"), so it
-    reads ``AWS_ENDPOINT_URL_EVENTBRIDGE`` and ``AWS_ENDPOINT_URL_CLOUDWATCH_LOGS``, not ``..._EVENTS`` or
-    ``..._LOGS``. An early OfflineWorld set only the latter, and crhelper's polling set-up then tried the
-    real AWS endpoint. Kept as a guard: adds only what the world left out, and the report says so.
-    """
-    if world.eventbridge is None:
-        return
-    url = world.eventbridge.url
-    for name in ("AWS_ENDPOINT_URL_EVENTBRIDGE", "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS"):
-        if name not in world.function.env:
-            world.function.env[name] = url
-            WORKAROUNDS.add(f"set {name} (the offline world did not)")
-
-
 @contextmanager
 def open_world(
     variant: Variant,
-    speed: float,
     *,
     max_concurrency: int = 10,
     init_timeout_real: float | None = None,
 ) -> Iterator[OfflineWorld]:
-    """A started world running ``variant`` at ``speed`` (modelled seconds per real second)."""
+    """A started world running ``variant`` on its virtual clock.
+
+    No warm-up: a cold start (process start, imports) is real compute, which takes no modelled time, so
+    the modelled figures are the same on a cold and on a warm execution environment. The cold start's
+    real cost is measured on its own (bench/coldstart.py).
+    """
     world = OfflineWorld(
-        speed=speed,
         code_dir=variant.code_dir,
         handler=variant.handler,
         layer_packages=("crhelper",),
@@ -101,7 +87,6 @@ def open_world(
         world.function.init_timeout_real = init_timeout_real
     world.start()
     try:
-        _route_endpoints(world)
         if variant.trust_offline_ca_via_env:
             world.function.env["SSL_CERT_FILE"] = world.responses.ca_bundle
         yield world
@@ -109,32 +94,27 @@ def open_world(
         world.stop()
 
 
-def warm_up(world: OfflineWorld, variant: Variant, environments: int = 1) -> None:
-    """Start ``environments`` execution environments and run one harmless Update in each.
+def at_once(world: OfflineWorld, operations: Sequence[Callable[[], Outcome]]) -> list[Outcome]:
+    """Run every operation (a stack operation each) from its own thread, all sent at the same modelled instant.
 
-    Under a compressed clock every real second of compute shows as ``speed`` modelled seconds, so the
-    measured lifecycles run on warm environments (cold start is measured on its own, in real time).
-    The Update names a READY backup: ours re-checks it (one DescribeBackups), the baseline's update
-    does nothing; both import everything, create their clients and PUT one response.
+    Modelled time moves once every actor waits. Threads started one after another could let it move
+    between two sends (the first request's function asleep in a backoff while the next thread is not yet
+    running). So each thread takes its clock token first, and this one keeps its own until all of them
+    hold theirs.
     """
-    backup_id = new_backup_id()
-    assert world.emulator is not None
-    world.emulator.add_backup(backup_id, state="READY")
-    props = variant.properties(backup_id)
-    errors: list[str] = []
+    clock = world.clock
+    everyone = threading.Barrier(len(operations) + 1)
 
-    def one(number: int) -> None:
-        event = world.simulator.build_event(
-            "Update", f"WarmUp{number}", props, physical_id=backup_id, old_properties=props
-        )
-        record = world.function.invoke(event, source="bench:warm-up")
-        if record.error is not None:
-            errors.append(f"{record.error.get('errorType')}: {record.error.get('errorMessage')}")
+    def run(operation: Callable[[], Outcome]) -> Outcome:
+        with clock.driving():
+            everyone.wait()
+            return operation()
 
-    threads = [threading.Thread(target=one, args=(n,)) for n in range(environments)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise RuntimeError(f"warm-up of {variant.key} failed: {errors[0]}")
+    with ThreadPoolExecutor(max_workers=max(1, len(operations))) as pool:
+        clock.hold()
+        try:
+            futures = [pool.submit(run, operation) for operation in operations]
+            everyone.wait()
+        finally:
+            clock.release()
+        return [future.result() for future in futures]

@@ -1,8 +1,8 @@
 """Smoke test of the benchmark harness on a tiny input; ``make bench`` itself never runs in ``make test``.
 
-GIVEN one fast case (READY right after RestoreBackup), one run of our handler in the offline world,
-one cold-start pair and the package build, WHEN the bench runs, THEN the report has the expected rows
-and the numbers are sane.
+GIVEN ours on the fast case (READY right after RestoreBackup), one cold-start pair and the package build,
+WHEN the bench runs, THEN the modelled figures are exactly the fast path's and the report has both parts.
+No real-time figure is asserted on beyond "it was measured": those are the machine's.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.__main__ import QUICK
 from bench.report import plot, render
 from bench.rows import CASES, CDK_PROVIDER, FLOOR, OURS
-from bench.run import BenchConfig, Measure, run_bench
+from bench.run import run_bench
 
 pytestmark = pytest.mark.slow
 
@@ -21,9 +22,7 @@ READY_AT_ONCE = CASES[0]
 
 
 def test_bench_smoke(tmp_path: Path) -> None:
-    config = BenchConfig(plan=(Measure(OURS, READY_AT_ONCE, 1.0, 1),), cold_start_runs=1, scale=None)
-
-    results = run_bench(config)
+    results = run_bench(QUICK)
 
     assert [(r.variant, r.case) for r in results.rows] == [
         (OURS, READY_AT_ONCE),
@@ -32,37 +31,36 @@ def test_bench_smoke(tmp_path: Path) -> None:
     ]
     ours = results.row(OURS, READY_AT_ONCE)
     assert ours is not None
-    assert ours.all_ok, ours.note
-    assert ours.create_s is not None
-    assert 0 <= ours.create_s < 30  # modelled: a restore READY at once takes no modelled time
-    assert ours.delete_s is not None
-    assert 0 <= ours.delete_s < 30
-    assert ours.invocations == 2  # one per request: the fast path answers in the Create invocation
+    assert ours.ok, ours.note
+    # Modelled: the fast path answers in the invocation that got the event, and compute takes no modelled time.
+    assert ours.create_s == 0.0
+    assert ours.delete_s == 0.0
+    assert ours.invocations == 2  # one per request
     assert ours.rules == 0
     # Create: DescribeBackups, RestoreBackup, TagResource (ownership), ModifyBackupAttributes (protection);
     # Delete: DescribeBackups (whose record?), DeleteBackup.
-    assert ours.api_calls == 6
+    assert ours.calls_by_operation == {
+        "DeleteBackup": 1,
+        "DescribeBackups": 2,
+        "ModifyBackupAttributes": 1,
+        "RestoreBackup": 1,
+        "TagResource": 1,
+    }
     assert ours.violations == []
+    assert results.all_ok
 
     cold = results.cold_start
     assert cold is not None
     assert cold.all_ok
-    ours_import = cold.median("ours", "import_s")
-    floor_import = cold.median("floor", "import_s")
-    assert ours_import is not None
-    assert 0 < ours_import < 30
-    assert floor_import is not None
-    assert 0 < floor_import < 30
-
+    assert cold.median("ours", "import_s") is not None
+    assert cold.median("floor", "import_s") is not None
     assert [p.zip_bytes > 1000 for p in results.packages] == [True, True]
 
     report = render(results, markdown=True)
-    assert "| READY at once | ours (handler/) | measured @1x | 1/1 |" in report
-    assert "| READY at once | CDK Provider+isComplete | model |" in report
-    assert "| READY at once | physical floor | limit |" in report
-    assert "Machine: " in report
-    assert "Cold start" in report
-    assert "Package size" in report
+    modelled, real = report.index("## Modelled figures"), report.index("## Real figures")
+    assert modelled < report.index("| READY at once | ours (handler/) | run | yes | 0.00 | 0.00 | 0.00 | 2 |") < real
+    assert modelled < report.index("| READY at once | CDK Provider+isComplete | model |") < real
+    assert real < report.index("### Cold start") < report.index("### Package size") < report.index("### Run time")
 
     png = plot(results, tmp_path / "latency.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
