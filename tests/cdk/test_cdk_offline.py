@@ -31,7 +31,7 @@ def test_synthesized_asset_restores_and_deletes_for_real(tmp_path: Path) -> None
     assert code.parent == tmp_path / "cdk.out"
     assert (code / "crhelper").is_dir()
 
-    with OfflineWorld(speed=20.0, code_dir=code, restore_seconds=10) as world:
+    with OfflineWorld(code_dir=code, restore_seconds=10) as world:
         world.emulator.add_backup(KEEP, tags={"Team": "hsm"})
         world.emulator.add_backup(DROP, cluster_id="cluster-cdk2dropaaaa")
         runner = StackRunner(world.simulator, template, {})

@@ -79,7 +79,7 @@ def test_token_backup_id_replaced_by_a_parameter_update_keeps_its_delete_grant_u
     assert owned["Condition"] == {"Null": {f"aws:ResourceTag/{OWNER_TAG_KEY}": "false"}}
 
     # The simulator: CloudFormation's Update, then the cleanup Delete of the old backup.
-    with OfflineWorld(speed=20.0, code_dir=backup.provider.staged_code_dir, restore_seconds=1) as world:
+    with OfflineWorld(code_dir=backup.provider.staged_code_dir, restore_seconds=1) as world:
         world.emulator.add_backup(OLD)
         world.emulator.add_backup(NEW)
         runner = StackRunner(world.simulator, path, {name: OLD})
@@ -151,7 +151,7 @@ def test_renamed_construct_leaves_the_backup_ready_and_owned_by_the_new_resource
     old_logical, old_path, old_backup = template_for("Before")
     new_logical, new_path, _ = template_for("After")
     assert old_logical != new_logical
-    with OfflineWorld(speed=20.0, code_dir=old_backup.provider.staged_code_dir, restore_seconds=1) as world:
+    with OfflineWorld(code_dir=old_backup.provider.staged_code_dir, restore_seconds=1) as world:
         world.emulator.add_backup(keep)
         assert StackRunner(world.simulator, old_path, {}).create().ok
         renamed = StackRunner(world.simulator, new_path, {})

@@ -95,7 +95,7 @@ def emulator(clock: VirtualClock) -> Iterator[CloudHsmEmulator]:
 
 @pytest.fixture
 def make_world() -> Iterator[WorldFactory]:
-    """Factory for started OfflineWorlds, all stopped after the test (``speed=`` is accepted and ignored)."""
+    """Factory for started OfflineWorlds, all stopped after the test."""
     worlds: list[OfflineWorld] = []
 
     def make(**options: Any) -> OfflineWorld:

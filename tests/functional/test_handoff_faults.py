@@ -19,8 +19,8 @@ from tests.functional.conftest import WorldFactory, assert_clean
 
 BACKUP = "backup-abcdefghijk"
 OTHER = "backup-zyxwvutsrqp"
-# speed 30 and a 120 s Lambda: the Create hands off after 45 s in-process (120 s less the 75 s margin).
-HANDOFF = {"speed": 30.0, "lambda_timeout": 120}
+# A 120 s Lambda: the Create hands off after 45 s in-process (120 s less the 75 s margin).
+HANDOFF = {"lambda_timeout": 120}
 
 
 def _quiet(world: OfflineWorld) -> None:

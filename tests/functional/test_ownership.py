@@ -305,7 +305,7 @@ def test_a_slow_restore_in_a_harsh_retention_race_ends_ready_and_stays_ready(mak
     # The service sweeps every modelled second: once the slow restore is READY the backup is purged again
     # almost at once, before or after the poll sees it. Whichever way the race goes, the resource restores
     # it again and protects it, instead of waiting out ServiceTimeout on a PENDING_DELETION backup.
-    world = make_world(speed=30.0, restore_seconds=420)
+    world = make_world(restore_seconds=420)
     world.emulator.seed({"purge_interval": 1})
     world.emulator.add_cluster(CLUSTER, retention_days=30)
     now = world.clock.now()

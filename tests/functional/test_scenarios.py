@@ -66,8 +66,7 @@ def test_slow_restore_finishes_in_process(make_world: Any) -> None:
 
 
 def test_long_restore_hands_off_to_polling_even_with_a_255_character_logical_id(make_world: Any) -> None:
-    # speed 30 keeps the Lambda's 300 modelled seconds (10 s real) well above real overheads on a busy machine
-    world = make_world(speed=30.0, restore_seconds=600)
+    world = make_world(restore_seconds=600)
     world.emulator.add_backup(BACKUP)
     logical_id = "Restored" + "X" * 247
     outcome = world.simulator.create(logical_id, {"BackupId": BACKUP})
@@ -214,7 +213,7 @@ def test_fifty_maximal_tags_stay_within_4096_bytes(make_world: Any) -> None:
 
 def test_service_timeout_bounds_the_whole_wait(make_world: Any) -> None:
     # 120 s: a hand-off needs its worst case (65 s) of Lambda time left; the 90 s margin leaves 30 s in-process.
-    world = make_world(speed=10.0, restore_seconds=3000, lambda_timeout=120)
+    world = make_world(restore_seconds=3000, lambda_timeout=120)
     world.emulator.add_backup(BACKUP)
     # Warm the function first: a compressed clock turns a 2 s cold start into 20 modelled seconds.
     assert world.simulator.delete("Warm", {"BackupId": BACKUP}, physical_id="create-failed-warm-up").ok

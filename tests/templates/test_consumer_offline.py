@@ -18,7 +18,7 @@ BACKUP = "backup-pipe2lineabc"
 def test_consumer_template_runs_on_the_packaged_zip(tmp_path: Path) -> None:
     code = extract_zip(build_zip(tmp_path / "lambda.zip"), tmp_path / "task")
     assert (code / "crhelper").is_dir()
-    with OfflineWorld(speed=20.0, code_dir=code, restore_seconds=20) as world:
+    with OfflineWorld(code_dir=code, restore_seconds=20) as world:
         world.emulator.add_backup(BACKUP, cluster_id="cluster-pipe2lineabc", tags={"Environment": "prod"})
         runner = StackRunner(
             world.simulator,

@@ -87,7 +87,6 @@ class OfflineWorld:
         self,
         *,
         clock: VirtualClock | None = None,
-        speed: float | None = None,
         code_dir: str | os.PathLike[str] | None = None,
         handler: str = DEFAULT_HANDLER,
         layer_packages: Iterable[str] | None = None,
@@ -108,7 +107,6 @@ class OfflineWorld:
         async_retry_delays: Iterable[float] = ASYNC_RETRY_DELAYS,
         provider_id: str | None = None,
     ) -> None:
-        del speed  # ignored: modelled time is virtual (accepted while cdk/templates tests and bench pass it)
         self.clock = clock or VirtualClock()
         # The seed is read first: a bad seed fails here, before anything starts, and names the region.
         self._seed: Seed | None = None if seed is None else _as_seed(seed)
