@@ -64,7 +64,7 @@ def measure_handoffs(count: int = 200, concurrency: int = 25, speed: float = 5.0
         warm_up(world, variant, environments=concurrency)
         ids = [new_backup_id() for _ in range(count)]
         for backup_id in ids:
-            world.emulator.add_backup(backup_id, restore_seconds=90.0)
+            world.emulator.account.add_backup(backup_id, restore_seconds=90.0)
         simulator = world.simulator
         simulator.settle = False
         started = time.monotonic()

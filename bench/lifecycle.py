@@ -6,7 +6,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cloudhsm_offline.cfn.simulator import Outcome
+from cloudhsm_offline.cfn.outcome import Outcome
 from cloudhsm_offline.cfn.world import OfflineWorld
 
 from bench.rows import MEASURED, Case, Row
@@ -83,7 +83,7 @@ def run_lifecycle(world: OfflineWorld, variant: Variant, case: Case, number: int
     """Create a resource for a fresh backup READY ``case.t_ready`` s after RestoreBackup, then delete it."""
     assert world.emulator is not None
     backup_id = new_backup_id()
-    world.emulator.add_backup(backup_id, restore_seconds=case.t_ready)
+    world.emulator.account.add_backup(backup_id, restore_seconds=case.t_ready)
     logical_id = f"RestoredBackup{number}"
     before = _Counters.read(world)
     create = world.simulator.create(logical_id, variant.properties(backup_id))
@@ -93,7 +93,7 @@ def run_lifecycle(world: OfflineWorld, variant: Variant, case: Case, number: int
         delete = world.simulator.delete(logical_id)
         outcomes.append(delete)
     after = _Counters.read(world)
-    final_state = world.emulator.backup(backup_id).get("BackupState")
+    final_state = world.emulator.account.backup(backup_id).get("BackupState")
     lambda_seconds, max_concurrent = _invocation_load(world, {o.request_id for o in outcomes})
     ok = create.ok and delete is not None and delete.ok and final_state == "PENDING_DELETION"
     reason = "" if ok else "; ".join(o.summary() for o in outcomes if not o.ok) or f"backup ended {final_state}"

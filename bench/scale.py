@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from cloudhsm_offline.cfn.simulator import Outcome
+from cloudhsm_offline.cfn.outcome import Outcome
 from cloudhsm_offline.cfn.world import OfflineWorld
 
 from bench.lifecycle import THROTTLED
@@ -90,7 +90,7 @@ def measure_scale(backups: int = 100, rps: float = 10.0, concurrency: int = 25, 
         cold_before = world.function.cold_starts
         ids = [new_backup_id() for _ in range(backups)]
         for backup_id in ids:
-            world.emulator.add_backup(backup_id, restore_seconds=t_ready)
+            world.emulator.account.add_backup(backup_id, restore_seconds=t_ready)
         world.emulator.faults.throttle_above_rate(rps)
         simulator = world.simulator
 

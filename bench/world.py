@@ -119,7 +119,7 @@ def warm_up(world: OfflineWorld, variant: Variant, environments: int = 1) -> Non
     """
     backup_id = new_backup_id()
     assert world.emulator is not None
-    world.emulator.add_backup(backup_id, state="READY")
+    world.emulator.account.add_backup(backup_id, state="READY")
     props = variant.properties(backup_id)
     errors: list[str] = []
 

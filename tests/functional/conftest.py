@@ -47,7 +47,8 @@ from typing import Any
 import pytest
 from cloudhsm_offline.cfn.world import OfflineWorld
 from cloudhsm_offline.clock import VirtualClock
-from cloudhsm_offline.emulator import CloudHsmEmulator
+from cloudhsm_offline.emulator.account import EmulatedAccount
+from cloudhsm_offline.emulator.emulator import CloudHsmEmulator
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FIXTURE_HANDLERS = FIXTURES / "handlers"
@@ -89,7 +90,7 @@ def clock() -> VirtualClock:
 @pytest.fixture
 def emulator(clock: VirtualClock) -> Iterator[CloudHsmEmulator]:
     """A started, empty CloudHSM emulator on ``clock``."""
-    with CloudHsmEmulator(clock=clock) as emu:
+    with CloudHsmEmulator(EmulatedAccount(clock)) as emu:
         yield emu
 
 
