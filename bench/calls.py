@@ -52,7 +52,7 @@ def _steps() -> list[tuple[str, str, Step]]:
 
 
 def _prepare(world: OfflineWorld, sim: CloudFormationSimulator, setup: str) -> bool:
-    world.emulator.add_backup(BACKUP, state="READY" if setup in ("READY", "adopted") else "PENDING_DELETION")
+    world.emulator.account.add_backup(BACKUP, state="READY" if setup in ("READY", "adopted") else "PENDING_DELETION")
     if setup == "owned":
         return bool(sim.create("R", RESTORE_DELETE).ok)
     if setup == "owned-retain":

@@ -21,7 +21,8 @@ from typing import Any
 
 from cloudhsm_offline.cfn.response_server import ResponseServer
 from cloudhsm_offline.clock import VirtualClock
-from cloudhsm_offline.emulator import CloudHsmEmulator
+from cloudhsm_offline.emulator.account import EmulatedAccount
+from cloudhsm_offline.emulator.emulator import CloudHsmEmulator
 
 from bench.world import BENCH_ACCOUNT, VARIANTS, new_backup_id
 
@@ -115,7 +116,7 @@ def measure_cold_start(runs: int = 5) -> ColdStart:
     """``runs`` fresh processes each for our handler (import + first Create) and the bare floor."""
     ours = VARIANTS["ours"]
     clock = VirtualClock()  # nothing waits on it: the restore is READY at once, the bench times real seconds
-    emulator = CloudHsmEmulator(clock=clock, region=REGION, account=BENCH_ACCOUNT)
+    emulator = CloudHsmEmulator(EmulatedAccount(clock, region=REGION, account_id=BENCH_ACCOUNT))
     responses = ResponseServer(clock, REGION)
     emulator.start()
     responses.start()
@@ -125,7 +126,7 @@ def measure_cold_start(runs: int = 5) -> ColdStart:
         with tempfile.TemporaryDirectory(prefix="bench-cold-") as scratch:
             for number in range(runs):
                 backup_id = new_backup_id()
-                emulator.add_backup(backup_id)  # READY right after RestoreBackup: the fast path
+                emulator.account.add_backup(backup_id)  # READY right after RestoreBackup: the fast path
                 event = _create_event(responses, backup_id)
                 event_path = Path(scratch) / f"event-{number}.json"
                 event_path.write_text(json.dumps(event), encoding="utf-8")

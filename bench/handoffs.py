@@ -61,7 +61,7 @@ def measure_handoffs(count: int = 200, concurrency: int = 25) -> Handoffs:
         assert world.eventbridge is not None
         ids = [new_backup_id() for _ in range(count)]
         for backup_id in ids:
-            world.emulator.add_backup(backup_id, restore_seconds=90.0)
+            world.emulator.account.add_backup(backup_id, restore_seconds=90.0)
         simulator = world.simulator
         simulator.settle = False
         started = time.monotonic()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from cloudhsm_offline.cfn.simulator import Outcome
+from cloudhsm_offline.cfn.outcome import Outcome
 from cloudhsm_offline.cfn.world import OfflineWorld
 
 from bench.rows import RUN, Case, Row
@@ -44,7 +44,7 @@ def measure_case(world: OfflineWorld, variant: Variant, case: Case, number: int 
     """Create a resource for a fresh backup READY ``case.t_ready`` s after RestoreBackup, then delete it."""
     assert world.emulator is not None
     backup_id = new_backup_id()
-    world.emulator.add_backup(backup_id, restore_seconds=case.t_ready)  # the seed's per-backup restore_seconds
+    world.emulator.account.add_backup(backup_id, restore_seconds=case.t_ready)  # the seed's per-backup restore_seconds
     logical_id = f"RestoredBackup{number}"
     issues_before = {str(v) for v in world.verify()}
     calls_before = len(world.emulator.calls)
@@ -56,7 +56,7 @@ def measure_case(world: OfflineWorld, variant: Variant, case: Case, number: int 
         delete = world.simulator.delete(logical_id)
         outcomes.append(delete)
     calls = list(world.emulator.calls)[calls_before:]
-    final_state = world.emulator.backup(backup_id).get("BackupState")
+    final_state = world.emulator.account.backup(backup_id).get("BackupState")
     lambda_seconds, max_concurrent = _invocation_load(world, {o.request_id for o in outcomes})
     ok = create.ok and delete is not None and delete.ok and final_state == "PENDING_DELETION"
     reason = "" if ok else "; ".join(o.summary() for o in outcomes if not o.ok) or f"backup ended {final_state}"

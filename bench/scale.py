@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cloudhsm_offline.cfn.simulator import Outcome
+from cloudhsm_offline.cfn.outcome import Outcome
 from cloudhsm_offline.cfn.world import OfflineWorld
 
 from bench.lifecycle import THROTTLED
@@ -92,7 +92,7 @@ def measure_scale(backups: int = 100, rps: float = 10.0, concurrency: int = 25, 
         assert world.emulator is not None
         ids = [new_backup_id() for _ in range(backups)]
         for backup_id in ids:
-            world.emulator.add_backup(backup_id, restore_seconds=t_ready)
+            world.emulator.account.add_backup(backup_id, restore_seconds=t_ready)
         world.emulator.faults.throttle_above_rate(rps)
         simulator = world.simulator
 

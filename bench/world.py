@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from cloudhsm_offline.cfn.simulator import Outcome
+from cloudhsm_offline.cfn.outcome import Outcome
 from cloudhsm_offline.cfn.world import OfflineWorld
 
 from bench import REPO_ROOT

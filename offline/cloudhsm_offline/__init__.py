@@ -19,3 +19,12 @@ JSON_WRITTEN_NOTE = "cloudhsm-offline: the --output json document was written"
 
 REPORT_SCHEMA = "cloudhsm-offline/run-template/v1"
 """The ``schema`` of every ``--output json`` document, the one the CLI writes on an early interrupt included."""
+
+
+def partition_of(region: str) -> str:
+    """The ARN partition of a region: aws-cn for cn-*, aws-us-gov for us-gov-*, else aws."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"

@@ -154,7 +154,7 @@ def _dispatch(arguments: list[str]) -> int:
 
 def _run_template(args: argparse.Namespace) -> int:
     from cloudhsm_offline.demo import DEMO_TEMPLATE, RunOptions, parse_pairs, run_stack  # noqa: PLC0415
-    from cloudhsm_offline.emulator import DEMO_SEED  # noqa: PLC0415
+    from cloudhsm_offline.emulator.seed import DEMO_SEED  # noqa: PLC0415
 
     try:
         parameters, update = parse_pairs(args.param), parse_pairs(args.update)

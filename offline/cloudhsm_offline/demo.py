@@ -14,7 +14,7 @@ from cloudhsm_offline.cfn.lambda_runtime import DEFAULT_HANDLER
 from cloudhsm_offline.cfn.stack import StackRun, StackRunner
 from cloudhsm_offline.cfn.timeline import Timeline
 from cloudhsm_offline.cfn.world import OfflineWorld
-from cloudhsm_offline.emulator import DEMO_SEED
+from cloudhsm_offline.emulator.seed import DEMO_SEED
 from cloudhsm_offline.report import build_report, interrupted_report
 
 DEMO_TEMPLATE = Path(__file__).with_name("cfn") / "demo_template.yaml"
@@ -127,12 +127,8 @@ def _run(
     return 1 if failures else 0
 
 
-def run_demo(code_dir: str | None = None, out: TextIO | None = None, speed: float | None = None) -> int:
-    """The demo: Create -> outputs -> Update to another backup (replacement) -> Delete, OnDelete=Delete.
-
-    ``speed`` is ignored (modelled time is virtual); accepted while the lifecycle tests still pass it.
-    """
-    del speed
+def run_demo(code_dir: str | None = None, out: TextIO | None = None) -> int:
+    """The demo: Create -> outputs -> Update to another backup (replacement) -> Delete, OnDelete=Delete."""
     out = out or sys.stdout
     restore, replace = "backup-demo2restore", "backup-demo2replace"
     print(

@@ -134,7 +134,8 @@ def check_seed(path: str) -> Any:
     """Read and validate a seed file (schema in the README); InputError naming the file and the problem."""
     import yaml  # noqa: PLC0415 - needs the [offline] extra
 
-    from cloudhsm_offline.emulator import CloudHsmEmulator, load_seed  # noqa: PLC0415
+    from cloudhsm_offline.emulator.emulator import CloudHsmEmulator  # noqa: PLC0415
+    from cloudhsm_offline.emulator.seed import load_seed  # noqa: PLC0415
 
     if not Path(path).is_file():
         raise InputError(f"seed {path}: no such file")

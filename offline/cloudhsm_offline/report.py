@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cloudhsm_offline import REPORT_SCHEMA, __version__
-from cloudhsm_offline.cfn.simulator import Outcome
+from cloudhsm_offline.cfn.outcome import Outcome
 from cloudhsm_offline.cfn.stack import StackRun
 from cloudhsm_offline.cfn.world import OfflineWorld
 

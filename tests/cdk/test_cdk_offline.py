@@ -31,9 +31,9 @@ def test_synthesized_asset_restores_and_deletes_for_real(tmp_path: Path) -> None
     assert code.parent == tmp_path / "cdk.out"
     assert (code / "crhelper").is_dir()
 
-    with OfflineWorld(speed=20.0, code_dir=code, restore_seconds=10) as world:
-        world.emulator.add_backup(KEEP, tags={"Team": "hsm"})
-        world.emulator.add_backup(DROP, cluster_id="cluster-cdk2dropaaaa")
+    with OfflineWorld(code_dir=code, restore_seconds=10) as world:
+        world.emulator.account.add_backup(KEEP, tags={"Team": "hsm"})
+        world.emulator.account.add_backup(DROP, cluster_id="cluster-cdk2dropaaaa")
         runner = StackRunner(world.simulator, template, {})
         created = runner.create()
         assert created.ok, created.errors or [o.summary() for o in created.outcomes]
@@ -49,7 +49,7 @@ def test_synthesized_asset_restores_and_deletes_for_real(tmp_path: Path) -> None
 
         deleted = runner.delete()
         assert deleted.ok, [o.summary() for o in deleted.outcomes]
-        assert world.emulator.backup(KEEP)["BackupState"] == "READY"
-        assert world.emulator.backup(DROP)["BackupState"] == "PENDING_DELETION"
+        assert world.emulator.account.backup(KEEP)["BackupState"] == "READY"
+        assert world.emulator.account.backup(DROP)["BackupState"] == "PENDING_DELETION"
         assert world.verify() == []
         assert world.leaked_secrets() == []

@@ -79,9 +79,9 @@ def test_token_backup_id_replaced_by_a_parameter_update_keeps_its_delete_grant_u
     assert owned["Condition"] == {"Null": {f"aws:ResourceTag/{OWNER_TAG_KEY}": "false"}}
 
     # The simulator: CloudFormation's Update, then the cleanup Delete of the old backup.
-    with OfflineWorld(speed=20.0, code_dir=backup.provider.staged_code_dir, restore_seconds=1) as world:
-        world.emulator.add_backup(OLD)
-        world.emulator.add_backup(NEW)
+    with OfflineWorld(code_dir=backup.provider.staged_code_dir, restore_seconds=1) as world:
+        world.emulator.account.add_backup(OLD)
+        world.emulator.account.add_backup(NEW)
         runner = StackRunner(world.simulator, path, {name: OLD})
         created = runner.create()
         assert created.ok, created.errors
@@ -93,9 +93,9 @@ def test_token_backup_id_replaced_by_a_parameter_update_keeps_its_delete_grant_u
         assert cleanup.event["RequestType"] == "Delete"
         assert cleanup.event["ResourceProperties"]["BackupId"] == OLD
         assert cleanup.status == "SUCCESS", cleanup.reason
-        assert world.emulator.backup(NEW)["BackupState"] == "READY"
-        assert world.emulator.backup(OLD)["BackupState"] == "PENDING_DELETION"
-        assert any(tag["Key"] == OWNER_TAG_KEY for tag in world.emulator.backup(NEW).get("TagList", []))
+        assert world.emulator.account.backup(NEW)["BackupState"] == "READY"
+        assert world.emulator.account.backup(OLD)["BackupState"] == "PENDING_DELETION"
+        assert any(tag["Key"] == OWNER_TAG_KEY for tag in world.emulator.account.backup(NEW).get("TagList", []))
         assert world.verify() == []
 
 
@@ -151,15 +151,15 @@ def test_renamed_construct_leaves_the_backup_ready_and_owned_by_the_new_resource
     old_logical, old_path, old_backup = template_for("Before")
     new_logical, new_path, _ = template_for("After")
     assert old_logical != new_logical
-    with OfflineWorld(speed=20.0, code_dir=old_backup.provider.staged_code_dir, restore_seconds=1) as world:
-        world.emulator.add_backup(keep)
+    with OfflineWorld(code_dir=old_backup.provider.staged_code_dir, restore_seconds=1) as world:
+        world.emulator.account.add_backup(keep)
         assert StackRunner(world.simulator, old_path, {}).create().ok
         renamed = StackRunner(world.simulator, new_path, {})
         created = world.simulator.create(new_logical, renamed.properties_of(new_logical), RESOURCE_TYPE)
         assert created.status == "SUCCESS", created.reason
         cleanup = world.simulator.delete(old_logical)
         assert cleanup.status == "SUCCESS", cleanup.reason
-        backup = world.emulator.backup(keep)
+        backup = world.emulator.account.backup(keep)
         assert backup["BackupState"] == "READY"
         tags = {tag["Key"]: tag["Value"] for tag in backup.get("TagList", [])}
         owner = next((value for key, value in tags.items() if key.endswith(":owner")), "")

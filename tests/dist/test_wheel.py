@@ -186,8 +186,6 @@ def test_the_offline_cli_runs_a_two_resource_template_in_another_region(installe
         "two.yaml",
         "--seed",
         "seed.json",
-        "--speed",
-        "20",
         "--delete",
         "--output",
         "json",

@@ -47,7 +47,8 @@ from typing import Any
 import pytest
 from cloudhsm_offline.cfn.world import OfflineWorld
 from cloudhsm_offline.clock import VirtualClock
-from cloudhsm_offline.emulator import CloudHsmEmulator
+from cloudhsm_offline.emulator.account import EmulatedAccount
+from cloudhsm_offline.emulator.emulator import CloudHsmEmulator
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FIXTURE_HANDLERS = FIXTURES / "handlers"
@@ -89,13 +90,13 @@ def clock() -> VirtualClock:
 @pytest.fixture
 def emulator(clock: VirtualClock) -> Iterator[CloudHsmEmulator]:
     """A started, empty CloudHSM emulator on ``clock``."""
-    with CloudHsmEmulator(clock=clock) as emu:
+    with CloudHsmEmulator(EmulatedAccount(clock)) as emu:
         yield emu
 
 
 @pytest.fixture
 def make_world() -> Iterator[WorldFactory]:
-    """Factory for started OfflineWorlds, all stopped after the test (``speed=`` is accepted and ignored)."""
+    """Factory for started OfflineWorlds, all stopped after the test."""
     worlds: list[OfflineWorld] = []
 
     def make(**options: Any) -> OfflineWorld:

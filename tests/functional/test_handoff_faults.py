@@ -19,8 +19,8 @@ from tests.functional.conftest import WorldFactory, assert_clean
 
 BACKUP = "backup-abcdefghijk"
 OTHER = "backup-zyxwvutsrqp"
-# speed 30 and a 120 s Lambda: the Create hands off after 45 s in-process (120 s less the 75 s margin).
-HANDOFF = {"speed": 30.0, "lambda_timeout": 120}
+# A 120 s Lambda: the Create hands off after 45 s in-process (120 s less the 75 s margin).
+HANDOFF = {"lambda_timeout": 120}
 
 
 def _quiet(world: OfflineWorld) -> None:
@@ -50,7 +50,7 @@ def _statuses(world: OfflineWorld, operation: str) -> list[int]:
 
 def test_ssm_denied_at_a_poll_stops_the_polling_and_leaves_nothing(make_world: WorldFactory) -> None:
     world = make_world(restore_seconds=600, **HANDOFF)
-    world.emulator.add_backup(BACKUP)
+    world.emulator.account.add_backup(BACKUP)
     bridge = world.eventbridge
     assert bridge is not None
     _on_call(world, "PutTargets", lambda: bridge.faults.deny("GetParameter"))
@@ -73,7 +73,7 @@ def test_a_delete_rule_that_fails_past_retries_leaves_a_silent_rule_the_delete_r
     make_world: WorldFactory,
 ) -> None:
     world = make_world(restore_seconds=150, **HANDOFF)
-    world.emulator.add_backup(BACKUP)
+    world.emulator.account.add_backup(BACKUP)
     bridge = world.eventbridge
     assert bridge is not None
     bridge.faults.fail_next(2, "DeleteRule")  # both attempts of the answering poll's DeleteRule
@@ -92,7 +92,7 @@ def test_a_delete_rule_that_fails_past_retries_leaves_a_silent_rule_the_delete_r
 
 def test_a_provider_update_during_a_wait_continues_on_the_new_code(make_world: WorldFactory) -> None:
     world = make_world(restore_seconds=150, **HANDOFF)
-    world.emulator.add_backup(BACKUP)
+    world.emulator.account.add_backup(BACKUP)
     _on_call(world, "PutTargets", lambda: world.function.update(env={"DEPLOYED": "again"}))
 
     outcome = world.simulator.create("Restored", {"BackupId": BACKUP})
@@ -106,8 +106,8 @@ def test_a_provider_update_during_a_wait_continues_on_the_new_code(make_world: W
 
 def test_two_providers_in_one_account_keep_to_their_own_rules_and_parameters(make_world: WorldFactory) -> None:
     world = make_world(restore_seconds=150, **HANDOFF)
-    world.emulator.add_backup(BACKUP)
-    world.emulator.add_backup(OTHER)
+    world.emulator.account.add_backup(BACKUP)
+    world.emulator.account.add_backup(OTHER)
     second = add_provider(world, "second-provider", "bbbbbbbbbbbb")
 
     with ThreadPoolExecutor(2) as pool:
@@ -135,7 +135,7 @@ def test_a_dozen_concurrent_hand_offs_on_one_provider_each_answer_once(make_worl
     ids = [f"backup-{letter * 11}" for letter in "abcdefghijkm"]
     world = make_world(restore_seconds=150, max_concurrency=6, **HANDOFF)
     for backup_id in ids:
-        world.emulator.add_backup(backup_id)
+        world.emulator.account.add_backup(backup_id)
     world.simulator.settle = False
 
     with ThreadPoolExecutor(len(ids)) as pool:
@@ -154,7 +154,7 @@ def test_a_delete_during_a_parked_wait_ends_the_wait_before_it_answers(make_worl
     # Issue 15, defect 2: CloudFormation cancels a Create handed off to polling and sends its Delete. The Delete
     # ends the wait (rule, target, parameter) before answering; nothing acts on the backup for the resource later.
     world = make_world(restore_seconds=600, **HANDOFF)
-    world.emulator.add_backup(BACKUP)
+    world.emulator.account.add_backup(BACKUP)
     bridge = world.eventbridge
     assert bridge is not None
     parked = threading.Event()

@@ -11,7 +11,7 @@ fixture handler's ``id-from-props`` mode answers with the ``Id`` property.
 
 from __future__ import annotations
 
-from cloudhsm_offline.cfn.simulator import Outcome
+from cloudhsm_offline.cfn.outcome import Outcome
 from cloudhsm_offline.cfn.stack import StackRun, StackRunner
 
 from tests.functional.conftest import WorldFactory, assert_clean

@@ -32,11 +32,11 @@ def make_world(make_world: Any) -> Iterator[Any]:
 
 
 def state(world: OfflineWorld) -> str:
-    return str(world.emulator.backup(BACKUP)["BackupState"])
+    return str(world.emulator.account.backup(BACKUP)["BackupState"])
 
 
 def owner_record(world: OfflineWorld) -> str | None:
-    for tag in world.emulator.backup(BACKUP).get("TagList", []):
+    for tag in world.emulator.account.backup(BACKUP).get("TagList", []):
         if tag["Key"] == OWNER_KEY:
             return str(tag["Value"])
     return None
@@ -54,7 +54,7 @@ def second_stack(world: OfflineWorld, name: str = "other-stack") -> CloudFormati
 
 def test_a_restoring_create_owns_and_its_delete_honours_on_delete(make_world: Any) -> None:
     world = make_world()
-    world.emulator.add_backup(BACKUP)
+    world.emulator.account.add_backup(BACKUP)
     created = world.simulator.create("Restored", DELETE)
     assert created.ok, created.summary()
     assert created.physical_resource_id == ARN
@@ -67,7 +67,7 @@ def test_a_restoring_create_owns_and_its_delete_honours_on_delete(make_world: An
 
 def test_an_adopted_ready_backup_is_retained_even_with_on_delete_delete(make_world: Any) -> None:
     world = make_world()
-    world.emulator.add_backup(BACKUP, state="READY")
+    world.emulator.account.add_backup(BACKUP, state="READY")
     assert world.simulator.create("Restored", DELETE).ok
     assert owner_record(world) is None
     deleted = world.simulator.delete("Restored")
@@ -79,7 +79,7 @@ def test_an_adopted_ready_backup_is_retained_even_with_on_delete_delete(make_wor
 
 def test_a_duplicate_delivery_of_the_restoring_create_still_owns(make_world: Any) -> None:
     world = make_world(duplicate_delivery=True)
-    world.emulator.add_backup(BACKUP)
+    world.emulator.account.add_backup(BACKUP)
     created = world.simulator.create("Restored", DELETE)
     assert created.ok, created.summary()
     assert created.deliveries == 2
@@ -90,7 +90,7 @@ def test_a_duplicate_delivery_of_the_restoring_create_still_owns(make_world: Any
 
 def test_rename_new_owns_old_cleanup_keeps_it_deleting_new_honours_on_delete(make_world: Any) -> None:
     world = make_world()
-    world.emulator.add_backup(BACKUP)
+    world.emulator.account.add_backup(BACKUP)
     sim = world.simulator
     assert sim.create("OldName", DELETE).ok
     renamed = sim.create("NewName", DELETE)  # CloudFormation creates the new logical id first...
@@ -106,7 +106,7 @@ def test_rename_new_owns_old_cleanup_keeps_it_deleting_new_honours_on_delete(mak
 
 def test_a_rolled_back_rename_hands_the_backup_back_to_the_old_resource(make_world: Any) -> None:
     world = make_world()
-    world.emulator.add_backup(BACKUP)
+    world.emulator.account.add_backup(BACKUP)
     sim = world.simulator
     assert sim.create("OldName", DELETE).ok
     assert sim.create("NewName", DELETE).ok
@@ -118,7 +118,7 @@ def test_a_rolled_back_rename_hands_the_backup_back_to_the_old_resource(make_wor
 
 def test_two_resources_in_one_stack_never_both_own(make_world: Any) -> None:
     world = make_world()
-    world.emulator.add_backup(BACKUP)
+    world.emulator.account.add_backup(BACKUP)
     sim = world.simulator
     assert sim.create("First", DELETE).ok
     assert sim.create("Second", DELETE).ok
@@ -131,7 +131,7 @@ def test_two_resources_in_one_stack_never_both_own(make_world: Any) -> None:
 def test_across_stacks_nothing_is_inherited_so_the_adopter_never_deletes(make_world: Any) -> None:
     # Issue 15, defect 4: stack 1 restores B (Retain); stack 2 names B with OnDelete Delete and finds it READY.
     world = make_world()
-    world.emulator.add_backup(BACKUP)
+    world.emulator.account.add_backup(BACKUP)
     other = second_stack(world)
     assert world.simulator.create("Restored", {"BackupId": BACKUP}).ok
     adopted = other.create("Restored", DELETE)
@@ -153,7 +153,7 @@ def test_writing_out_or_removing_the_region_is_the_same_backup(
 ) -> None:
     # Issue 15, defect 1: identity is the resolved ARN, whatever the properties spell.
     world = make_world()
-    world.emulator.add_backup(BACKUP)
+    world.emulator.account.add_backup(BACKUP)
     assert world.simulator.create("Restored", {**DELETE, **before}).ok
     updated = world.simulator.update("Restored", {**DELETE, **after})
     assert updated.all_ok, updated.summary()
@@ -167,7 +167,7 @@ def test_writing_out_or_removing_the_region_is_the_same_backup(
 def test_a_backup_with_fifty_tags_restores_unowned_and_is_retained(make_world: Any) -> None:
     world = make_world()
     tags = {f"Key{i:02d}": "v" for i in range(50)}
-    world.emulator.add_backup(BACKUP, tags=tags)
+    world.emulator.account.add_backup(BACKUP, tags=tags)
     created = world.simulator.create("Restored", DELETE)
     assert created.ok, created.summary()
     assert created.data["BackupState"] == "READY"
@@ -183,14 +183,14 @@ def test_a_backup_with_fifty_tags_restores_unowned_and_is_retained(make_world: A
 def test_replacement_by_a_new_backup_deletes_the_old_one_it_owned(make_world: Any) -> None:
     world = make_world()
     other = "backup-zyxwvutsrqp"
-    world.emulator.add_backup(BACKUP)
-    world.emulator.add_backup(other)
+    world.emulator.account.add_backup(BACKUP)
+    world.emulator.account.add_backup(other)
     assert world.simulator.create("Restored", DELETE).ok
     replaced = world.simulator.update("Restored", {"BackupId": other, "OnDelete": "Delete"})
     assert replaced.all_ok, replaced.summary()
     assert replaced.cleanup is not None
     assert state(world) == "PENDING_DELETION"
-    assert world.emulator.backup(other)["BackupState"] == "READY"
+    assert world.emulator.account.backup(other)["BackupState"] == "READY"
 
 
 # -- rule 3: a restored backup stays restored ---------------------------------------------------------
@@ -201,10 +201,12 @@ def test_a_restored_backup_past_the_retention_policy_is_protected_unless_opted_o
     make_world: Any, never_expires: str | None, after_sweep: str
 ) -> None:
     world = make_world()
-    world.emulator.add_cluster(CLUSTER, retention_days=30)
+    world.emulator.account.add_cluster(CLUSTER, retention_days=30)
     now = world.clock.now()
-    world.emulator.add_backup(BACKUP, cluster_id=CLUSTER, create_timestamp=now - 60 * DAY)  # purged by the policy
-    world.emulator.add_backup("backup-latestbackupx", state="READY", cluster_id=CLUSTER, create_timestamp=now)
+    world.emulator.account.add_backup(
+        BACKUP, cluster_id=CLUSTER, create_timestamp=now - 60 * DAY
+    )  # purged by the policy
+    world.emulator.account.add_backup("backup-latestbackupx", state="READY", cluster_id=CLUSTER, create_timestamp=now)
     props: dict[str, Any] = {"BackupId": BACKUP}
     if never_expires is not None:
         props["NeverExpires"] = never_expires
@@ -221,7 +223,7 @@ def test_a_restored_backup_past_the_retention_policy_is_protected_unless_opted_o
 def test_a_refused_restore_fails_fast_with_aws_words(make_world: Any) -> None:
     world = make_world()
     words = "Backup cannot be restored because the source cluster is being deleted."
-    world.emulator.add_backup(BACKUP, refuse_restore=words)
+    world.emulator.account.add_backup(BACKUP, refuse_restore=words)
     outcome = world.simulator.create("Restored", DELETE)
     assert outcome.status == "FAILED"
     assert words in outcome.reason
@@ -235,7 +237,7 @@ def test_a_refused_restore_fails_fast_with_aws_words(make_world: Any) -> None:
 
 def test_a_create_that_restored_then_failed_leaves_the_backup_pending_deletion(make_world: Any) -> None:
     world = make_world()
-    world.emulator.add_backup(BACKUP)
+    world.emulator.account.add_backup(BACKUP)
     world.emulator.faults.deny("ModifyBackupAttributes")
     outcome = world.simulator.create("Restored", DELETE)
     assert outcome.status == "FAILED"
@@ -247,7 +249,7 @@ def test_a_create_that_restored_then_failed_leaves_the_backup_pending_deletion(m
 
 def test_a_create_that_restored_then_failed_with_retain_keeps_it_restored(make_world: Any) -> None:
     world = make_world()
-    world.emulator.add_backup(BACKUP)
+    world.emulator.account.add_backup(BACKUP)
     world.emulator.faults.deny("ModifyBackupAttributes")
     outcome = world.simulator.create("Restored", {"BackupId": BACKUP})
     assert outcome.status == "FAILED"
@@ -256,7 +258,7 @@ def test_a_create_that_restored_then_failed_with_retain_keeps_it_restored(make_w
 
 def test_the_rollback_delete_of_a_create_that_answered_nothing_deletes_what_it_restored(make_world: Any) -> None:
     world = make_world()
-    world.emulator.add_backup(BACKUP)
+    world.emulator.account.add_backup(BACKUP)
     created = world.simulator.create("Restored", DELETE, rollback=False)
     assert created.ok
     # As if that Create had failed after restoring: the rollback Delete carries the failure marker.
@@ -268,8 +270,8 @@ def test_the_rollback_delete_of_a_create_that_answered_nothing_deletes_what_it_r
 def test_the_rollback_of_a_failed_replacement_deletes_the_backup_it_left_restored(make_world: Any) -> None:
     world = make_world()
     other = "backup-zyxwvutsrqp"
-    world.emulator.add_backup(BACKUP)
-    world.emulator.add_backup(other)
+    world.emulator.account.add_backup(BACKUP)
+    world.emulator.account.add_backup(other)
     sim = world.simulator
     # As if an Update to `other` had restored it (recording this resource under other's ARN) and then failed
     # without undoing it (a hand-off failure, crhelper's timeout guard): the resource still has BACKUP's id.
@@ -279,15 +281,15 @@ def test_the_rollback_of_a_failed_replacement_deletes_the_backup_it_left_restore
     assert rollback.all_ok, rollback.summary()
     assert rollback.physical_resource_id == ARN
     assert rollback.cleanup is None
-    assert world.emulator.backup(other)["BackupState"] == "PENDING_DELETION"
+    assert world.emulator.account.backup(other)["BackupState"] == "PENDING_DELETION"
     assert state(world) == "READY"
 
 
 def test_changing_region_is_a_replacement_whose_cleanup_honours_the_old_on_delete(make_world: Any) -> None:
     world = make_world()
-    world.emulator.add_region("eu-west-1")
-    world.emulator.add_backup(BACKUP)
-    world.emulator.add_backup(BACKUP, region="eu-west-1")
+    world.emulator.account.add_region("eu-west-1")
+    world.emulator.account.add_backup(BACKUP)
+    world.emulator.account.add_backup(BACKUP, region="eu-west-1")
     sim = world.simulator
     assert sim.create("Restored", DELETE).ok
     moved = sim.update("Restored", {**DELETE, "Region": "eu-west-1"})
@@ -296,21 +298,21 @@ def test_changing_region_is_a_replacement_whose_cleanup_honours_the_old_on_delet
     assert moved.cleanup is not None
     assert moved.cleanup.event["PhysicalResourceId"] == ARN
     assert state(world) == "PENDING_DELETION"  # the old region's backup: its OnDelete was honoured
-    assert world.emulator.backup(BACKUP, region="eu-west-1")["BackupState"] == "READY"
+    assert world.emulator.account.backup(BACKUP, region="eu-west-1")["BackupState"] == "READY"
     assert sim.delete("Restored").ok
-    assert world.emulator.backup(BACKUP, region="eu-west-1")["BackupState"] == "PENDING_DELETION"
+    assert world.emulator.account.backup(BACKUP, region="eu-west-1")["BackupState"] == "PENDING_DELETION"
 
 
 def test_a_slow_restore_in_a_harsh_retention_race_ends_ready_and_stays_ready(make_world: Any) -> None:
     # The service sweeps every modelled second: once the slow restore is READY the backup is purged again
     # almost at once, before or after the poll sees it. Whichever way the race goes, the resource restores
     # it again and protects it, instead of waiting out ServiceTimeout on a PENDING_DELETION backup.
-    world = make_world(speed=30.0, restore_seconds=420)
+    world = make_world(restore_seconds=420)
     world.emulator.seed({"purge_interval": 1})
-    world.emulator.add_cluster(CLUSTER, retention_days=30)
+    world.emulator.account.add_cluster(CLUSTER, retention_days=30)
     now = world.clock.now()
-    world.emulator.add_backup(BACKUP, cluster_id=CLUSTER, create_timestamp=now - 60 * DAY)
-    world.emulator.add_backup("backup-latestbackupx", state="READY", cluster_id=CLUSTER, create_timestamp=now)
+    world.emulator.account.add_backup(BACKUP, cluster_id=CLUSTER, create_timestamp=now - 60 * DAY)
+    world.emulator.account.add_backup("backup-latestbackupx", state="READY", cluster_id=CLUSTER, create_timestamp=now)
     created = world.simulator.create("Restored", DELETE, service_timeout=900)
     assert created.ok, created.summary()
     assert created.invocations > 1  # handed off to polling

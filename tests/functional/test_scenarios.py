@@ -38,7 +38,7 @@ def calls(world: OfflineWorld, operation: str | None = None, outcome: str | None
 
 def test_fast_restore_answers_in_one_invocation_without_polling(make_world: Any) -> None:
     world = make_world()
-    world.emulator.add_backup(BACKUP, tags={"Environment": "prod"})
+    world.emulator.account.add_backup(BACKUP, tags={"Environment": "prod"})
     outcome = world.simulator.create("Restored", {"BackupId": BACKUP})
     assert outcome.ok, outcome.summary()
     assert outcome.physical_resource_id == arn(BACKUP)
@@ -52,12 +52,12 @@ def test_fast_restore_answers_in_one_invocation_without_polling(make_world: Any)
     assert calls(world, "TagResource") == 1  # the ownership record
     assert calls(world, "ModifyBackupAttributes") == 1  # NeverExpires true: protected from the retention policy
     assert calls(world) == 4
-    assert world.emulator.backup(BACKUP)["BackupState"] == "READY"
+    assert world.emulator.account.backup(BACKUP)["BackupState"] == "READY"
 
 
 def test_slow_restore_finishes_in_process(make_world: Any) -> None:
     world = make_world(restore_seconds=90)
-    world.emulator.add_backup(BACKUP)
+    world.emulator.account.add_backup(BACKUP)
     outcome = world.simulator.create("Restored", {"BackupId": BACKUP})
     assert outcome.ok, outcome.summary()
     assert outcome.invocations == 1
@@ -66,9 +66,8 @@ def test_slow_restore_finishes_in_process(make_world: Any) -> None:
 
 
 def test_long_restore_hands_off_to_polling_even_with_a_255_character_logical_id(make_world: Any) -> None:
-    # speed 30 keeps the Lambda's 300 modelled seconds (10 s real) well above real overheads on a busy machine
-    world = make_world(speed=30.0, restore_seconds=600)
-    world.emulator.add_backup(BACKUP)
+    world = make_world(restore_seconds=600)
+    world.emulator.account.add_backup(BACKUP)
     logical_id = "Restored" + "X" * 247
     outcome = world.simulator.create(logical_id, {"BackupId": BACKUP})
     assert outcome.ok, outcome.summary()
@@ -85,7 +84,7 @@ def test_long_restore_hands_off_to_polling_even_with_a_255_character_logical_id(
 
 def test_already_ready_and_duplicate_deliveries_succeed(make_world: Any) -> None:
     world = make_world(duplicate_delivery=True)
-    world.emulator.add_backup(BACKUP, state="READY")
+    world.emulator.account.add_backup(BACKUP, state="READY")
     outcome = world.simulator.create("Restored", {"BackupId": BACKUP})
     assert outcome.status == "SUCCESS", outcome.summary()
     assert outcome.deliveries == 2
@@ -105,7 +104,7 @@ def test_not_found_fails_and_the_rollback_delete_touches_nothing(make_world: Any
 
 def test_deleted_backup_fails_naming_its_state(make_world: Any) -> None:
     world = make_world()
-    world.emulator.add_backup(BACKUP, state="DELETED")
+    world.emulator.account.add_backup(BACKUP, state="DELETED")
     outcome = world.simulator.create("Restored", {"BackupId": BACKUP})
     assert outcome.status == "FAILED"
     assert "is DELETED" in outcome.reason
@@ -123,31 +122,31 @@ def test_bad_and_unknown_properties_fail_before_any_call(
     make_world: Any, properties: dict[str, Any], reason: str
 ) -> None:
     world = make_world()
-    world.emulator.add_backup(BACKUP)
+    world.emulator.account.add_backup(BACKUP)
     outcome = world.simulator.create("Restored", properties)
     assert outcome.status == "FAILED"
     assert reason in outcome.reason
     assert outcome.rollback is not None
     assert outcome.rollback.ok
     assert calls(world) == 0
-    assert world.emulator.backup(BACKUP)["BackupState"] == "PENDING_DELETION"
+    assert world.emulator.account.backup(BACKUP)["BackupState"] == "PENDING_DELETION"
 
 
 def test_throttling_bursts_and_internal_failures_are_ridden_out(make_world: Any) -> None:
     world = make_world()
-    world.emulator.add_backup(BACKUP)
+    world.emulator.account.add_backup(BACKUP)
     world.emulator.faults.throttle_next(3, operation="RestoreBackup")
     world.emulator.faults.fail_next(2, operation="DescribeBackups")
     outcome = world.simulator.create("Restored", {"BackupId": BACKUP})
     assert outcome.ok, outcome.summary()
     assert calls(world, "RestoreBackup", "ThrottlingException") == 3
     assert calls(world, "DescribeBackups", "CloudHsmInternalFailureException") == 2
-    assert world.emulator.backup(BACKUP)["BackupState"] == "READY"
+    assert world.emulator.account.backup(BACKUP)["BackupState"] == "READY"
 
 
 def test_access_denied_names_the_missing_action(make_world: Any) -> None:
     world = make_world()
-    world.emulator.add_backup(BACKUP)
+    world.emulator.account.add_backup(BACKUP)
     world.emulator.faults.deny("RestoreBackup")
     outcome = world.simulator.create("Restored", {"BackupId": BACKUP})
     assert outcome.status == "FAILED"
@@ -166,8 +165,8 @@ def test_endpoint_down_fails_within_the_lambda_deadline(make_world: Any) -> None
 
 def test_update_without_new_id_rechecks_and_with_new_id_replaces(make_world: Any) -> None:
     world = make_world()
-    world.emulator.add_backup(BACKUP)
-    world.emulator.add_backup(OTHER)
+    world.emulator.account.add_backup(BACKUP)
+    world.emulator.account.add_backup(OTHER)
     created = world.simulator.create("Restored", {"BackupId": BACKUP, "OnDelete": "Delete"})
     assert created.ok, created.summary()
 
@@ -176,33 +175,33 @@ def test_update_without_new_id_rechecks_and_with_new_id_replaces(make_world: Any
     assert same.physical_resource_id == arn(BACKUP)
     assert same.cleanup is None
     assert same.data["NeverExpires"] == "true"
-    assert world.emulator.backup(BACKUP)["NeverExpires"] is True
+    assert world.emulator.account.backup(BACKUP)["NeverExpires"] is True
 
     replaced = world.simulator.update("Restored", {"BackupId": OTHER, "OnDelete": "Delete"})
     assert replaced.all_ok, replaced.summary()
     assert replaced.physical_resource_id == arn(OTHER)
     assert replaced.cleanup is not None
     assert replaced.cleanup.event["PhysicalResourceId"] == arn(BACKUP)
-    assert world.emulator.backup(OTHER)["BackupState"] == "READY"
-    assert world.emulator.backup(BACKUP)["BackupState"] == "PENDING_DELETION"
+    assert world.emulator.account.backup(OTHER)["BackupState"] == "READY"
+    assert world.emulator.account.backup(BACKUP)["BackupState"] == "PENDING_DELETION"
 
 
 @pytest.mark.parametrize(("on_delete", "state_after"), [("Retain", "READY"), ("Delete", "PENDING_DELETION")])
 def test_delete_honours_on_delete(make_world: Any, on_delete: str, state_after: str) -> None:
     world = make_world()
-    world.emulator.add_backup(BACKUP)
+    world.emulator.account.add_backup(BACKUP)
     assert world.simulator.create("Restored", {"BackupId": BACKUP, "OnDelete": on_delete}).ok
     deleted = world.simulator.delete("Restored")
     assert deleted.ok, deleted.summary()
     assert deleted.physical_resource_id == arn(BACKUP)
     assert deleted.elapsed_modelled < 60  # no two-minute sleep
-    assert world.emulator.backup(BACKUP)["BackupState"] == state_after
+    assert world.emulator.account.backup(BACKUP)["BackupState"] == state_after
 
 
 def test_fifty_maximal_tags_stay_within_4096_bytes(make_world: Any) -> None:
     world = make_world()
     tags = [{"Key": f"{i:02d}" + "k" * 126, "Value": "v" * 256} for i in range(50)]
-    world.emulator.add_backup(BACKUP, tags=tags)
+    world.emulator.account.add_backup(BACKUP, tags=tags)
     outcome = world.simulator.create("R" * 255, {"BackupId": BACKUP})
     assert outcome.ok, outcome.summary()
     assert outcome.response_bytes is not None
@@ -214,8 +213,8 @@ def test_fifty_maximal_tags_stay_within_4096_bytes(make_world: Any) -> None:
 
 def test_service_timeout_bounds_the_whole_wait(make_world: Any) -> None:
     # 120 s: a hand-off needs its worst case (65 s) of Lambda time left; the 90 s margin leaves 30 s in-process.
-    world = make_world(speed=10.0, restore_seconds=3000, lambda_timeout=120)
-    world.emulator.add_backup(BACKUP)
+    world = make_world(restore_seconds=3000, lambda_timeout=120)
+    world.emulator.account.add_backup(BACKUP)
     # Warm the function first: a compressed clock turns a 2 s cold start into 20 modelled seconds.
     assert world.simulator.delete("Warm", {"BackupId": BACKUP}, physical_id="create-failed-warm-up").ok
     outcome = world.simulator.create("Restored", {"BackupId": BACKUP}, service_timeout=150)

@@ -129,10 +129,10 @@ class Model:
         """B1, B2 (the function's region) and B3 (another region) in PENDING_DELETION, restorable."""
         for key, backup_id in BACKUP_IDS.items():
             region = region_of(backup_id)
-            self.world.emulator.add_backup(
+            self.world.emulator.account.add_backup(
                 backup_id,
                 restore_seconds=restore_seconds.get(key, 0.0),
-                region=None if region == self.world.emulator.region else region,
+                region=None if region == self.world.emulator.account.region else region,
             )
 
     # -- what CloudFormation sees ---------------------------------------------------------------------
@@ -326,7 +326,7 @@ class Model:
         """Someone else calls DeleteBackup (not through the handler)."""
         backup_id = BACKUP_IDS[key]
         region = region_of(backup_id)
-        store = self.world.emulator.store_of(None if region == self.world.emulator.region else region)
+        store = self.world.emulator.account.store_of(None if region == self.world.emulator.account.region else region)
         if self.world.backup_state(backup_id, region) != "READY":
             return
         store.delete(backup_id)
@@ -348,8 +348,8 @@ class Model:
     def _replace(self, key: str, state: str) -> None:
         backup_id = BACKUP_IDS[key]
         region = region_of(backup_id)
-        self.world.emulator.add_backup(
-            backup_id, state=state, region=None if region == self.world.emulator.region else region
+        self.world.emulator.account.add_backup(
+            backup_id, state=state, region=None if region == self.world.emulator.account.region else region
         )
 
     def backup_vanishes(self, key: str) -> None:
@@ -417,7 +417,7 @@ class Model:
     def _sabotage_delete(self, invocation: Invocation, request: Request) -> None:
         backup_id = backup_of(request.props)
         region = region_of(backup_id)
-        store = self.world.emulator.store_of(None if region == self.world.emulator.region else region)
+        store = self.world.emulator.account.store_of(None if region == self.world.emulator.account.region else region)
         if self.world.backup_state(backup_id, region) == "READY":
             store.delete(backup_id)
             from cloudhsm_offline.emulator.calls import Call

@@ -27,8 +27,9 @@ from typing import Any
 
 import boto3
 from cloudhsm_backup_restore_pipeline.contract import LAMBDA_TIMEOUT_SECONDS, MEMORY_MB
-from cloudhsm_offline.emulator import CloudHsmEmulator
+from cloudhsm_offline.emulator.account import EmulatedAccount
 from cloudhsm_offline.emulator.calls import Call
+from cloudhsm_offline.emulator.emulator import CloudHsmEmulator
 from moto.server import ThreadedMotoServer
 
 from tests.model import lambda_env
@@ -188,8 +189,8 @@ class World:
     def __init__(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="cloudhsm-model-"))
         self.clock = SharedClock(self.tmp / "clock")
-        self.emulator = CloudHsmEmulator(clock=self.clock, region=REGION, account=ACCOUNT)
-        self.emulator.add_region(OTHER_REGION)
+        self.emulator = CloudHsmEmulator(EmulatedAccount(self.clock, region=REGION, account_id=ACCOUNT))
+        self.emulator.account.add_region(OTHER_REGION)
         self.emulator.start()
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.moto.start()
@@ -421,7 +422,7 @@ class World:
 
     def backup_state(self, backup_id: str, region: str | None) -> str:
         try:
-            return str(self.emulator.backup(backup_id, None if region == REGION else region)["BackupState"])
+            return str(self.emulator.account.backup(backup_id, None if region == REGION else region)["BackupState"])
         except KeyError:
             return "ABSENT"
 

@@ -29,7 +29,8 @@ import botocore.endpoint
 import botocore.session
 import pytest
 from botocore.config import Config
-from cloudhsm_offline.emulator import CloudHsmEmulator
+from cloudhsm_offline.emulator.account import EmulatedAccount
+from cloudhsm_offline.emulator.emulator import CloudHsmEmulator
 
 from tests.functional.conftest import fixture_world, make_world, offline_world, simulator
 
@@ -66,7 +67,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def emulator(clock: ManualClock) -> Iterator[CloudHsmEmulator]:
-    with CloudHsmEmulator(clock=clock) as emu:
+    with CloudHsmEmulator(EmulatedAccount(clock)) as emu:
         yield emu
 
 

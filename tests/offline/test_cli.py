@@ -224,7 +224,7 @@ def test_json_report_in_the_seed_region_with_an_account_override(
     files: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     arguments = ["run-template", str(files / "two.yaml"), "--seed", str(files / "seed.json")]
-    status = main([*arguments, "--account", "111122223333", "--speed", "20", "--delete", "--output", "json"])
+    status = main([*arguments, "--account", "111122223333", "--delete", "--output", "json"])
     captured = capsys.readouterr()
     assert status == 0, captured.err[-3000:]
     report = json.loads(captured.out)  # stdout is exactly one JSON document; the timeline went to stderr

@@ -28,7 +28,10 @@ import yaml
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
 from cloudhsm_offline.clock import SimClock
-from cloudhsm_offline.emulator import DEMO_SEED, CloudHsmEmulator, FaultPlan, load_seed
+from cloudhsm_offline.emulator.account import EmulatedAccount
+from cloudhsm_offline.emulator.emulator import CloudHsmEmulator
+from cloudhsm_offline.emulator.faults import FaultPlan
+from cloudhsm_offline.emulator.seed import DEMO_SEED, load_seed
 from cloudhsm_offline.emulator.server import EmulatorServer
 
 from tests.offline.conftest import T0, ClientFactory, ManualClock
@@ -70,7 +73,7 @@ def admin(emulator: CloudHsmEmulator, path: str, body: Any = None) -> tuple[int,
 def test_boto3_reaches_the_emulator_through_the_environment_variable_alone(
     emulator: CloudHsmEmulator, client: CloudHSMV2Client
 ) -> None:
-    emulator.add_backup(PENDING, cluster_id=CLUSTER)
+    emulator.account.add_backup(PENDING, cluster_id=CLUSTER)
     assert os.environ["AWS_ENDPOINT_URL_CLOUDHSM_V2"] == emulator.url
     assert client.meta.endpoint_url == emulator.url
     response = client.describe_backups()
@@ -106,7 +109,7 @@ def cbor_client(emulator: CloudHsmEmulator, aws_env: None, monkeypatch: pytest.M
 def test_botocore_forced_onto_rpc_v2_cbor_gets_the_same_answers(
     emulator: CloudHsmEmulator, cbor_client: Any, clock: ManualClock
 ) -> None:
-    emulator.add_backup(PENDING, cluster_id=CLUSTER, tags={"Env": "prod"}, create_timestamp=T0 - 3600)
+    emulator.account.add_backup(PENDING, cluster_id=CLUSTER, tags={"Env": "prod"}, create_timestamp=T0 - 3600)
     assert cbor_client.meta.service_model.resolved_protocol == "smithy-rpc-v2-cbor"
     restored = cbor_client.restore_backup(BackupId=PENDING)["Backup"]
     assert restored["BackupState"] == "READY"
@@ -137,7 +140,7 @@ SIGV4 = "AWS4-HMAC-SHA256 Credential=AKIAEMULATORTEST/20260101/us-east-1/cloudhs
 
 
 def test_raw_rpc_v2_cbor_request_gets_cbor_with_epoch_timestamps(emulator: CloudHsmEmulator) -> None:
-    emulator.add_backup(PENDING, create_timestamp=T0)
+    emulator.account.add_backup(PENDING, create_timestamp=T0)
     status, headers, body = _raw_cbor(emulator, "DescribeBackups", {"MaxResults": 5}, Authorization=SIGV4)
     assert status == 200
     assert headers["smithy-protocol"] == "rpc-v2-cbor"
@@ -170,9 +173,11 @@ def test_an_operation_the_emulator_does_not_implement_is_an_unknown_operation(cl
 
 
 def _seed_mixed(emulator: CloudHsmEmulator) -> None:
-    emulator.add_backup(PENDING, cluster_id=CLUSTER, create_timestamp=T0 - 300)
-    emulator.add_backup(READY, state="READY", cluster_id=CLUSTER, never_expires=True, create_timestamp=T0 - 200)
-    emulator.add_backup(OTHER, state="READY", cluster_id=OTHER_CLUSTER, source_backup=READY, create_timestamp=T0 - 100)
+    emulator.account.add_backup(PENDING, cluster_id=CLUSTER, create_timestamp=T0 - 300)
+    emulator.account.add_backup(READY, state="READY", cluster_id=CLUSTER, never_expires=True, create_timestamp=T0 - 200)
+    emulator.account.add_backup(
+        OTHER, state="READY", cluster_id=OTHER_CLUSTER, source_backup=READY, create_timestamp=T0 - 100
+    )
 
 
 @pytest.mark.parametrize(
@@ -211,7 +216,7 @@ def test_describe_paginates_with_next_token_and_max_results(
     emulator: CloudHsmEmulator, client: CloudHSMV2Client
 ) -> None:
     for n in range(7):
-        emulator.add_backup(_page_id(n), state="READY", create_timestamp=T0 + n)
+        emulator.account.add_backup(_page_id(n), state="READY", create_timestamp=T0 + n)
     pages: list[list[str]] = []
     kwargs: dict[str, Any] = {"MaxResults": 3, "SortAscending": True}
     while True:
@@ -229,7 +234,7 @@ def test_describe_paginates_with_next_token_and_max_results(
 
 def test_default_page_is_fifty_backups(emulator: CloudHsmEmulator, client: CloudHSMV2Client) -> None:
     for n in range(52):
-        emulator.add_backup(_page_id(n), state="READY", create_timestamp=T0 + n)
+        emulator.account.add_backup(_page_id(n), state="READY", create_timestamp=T0 + n)
     first = client.describe_backups()
     assert len(first["Backups"]) == 50
     assert len(client.describe_backups(NextToken=first["NextToken"])["Backups"]) == 2
@@ -257,7 +262,7 @@ def test_describe_rejects_invalid_requests(
 
 def test_a_next_token_only_fits_the_request_it_came_from(emulator: CloudHsmEmulator, client: CloudHSMV2Client) -> None:
     for n in range(3):
-        emulator.add_backup(_page_id(n), state="READY")
+        emulator.account.add_backup(_page_id(n), state="READY")
     token = client.describe_backups(MaxResults=1)["NextToken"]
     with pytest.raises(client.exceptions.CloudHsmInvalidRequestException, match="NextToken"):
         client.describe_backups(MaxResults=1, NextToken=token, Filters={"states": ["READY"]})
@@ -266,7 +271,7 @@ def test_a_next_token_only_fits_the_request_it_came_from(emulator: CloudHsmEmula
 def test_backup_shape_is_complete_and_omits_absent_members(
     emulator: CloudHsmEmulator, client: CloudHSMV2Client
 ) -> None:
-    emulator.add_backup(
+    emulator.account.add_backup(
         READY,
         state="READY",
         cluster_id=CLUSTER,
@@ -279,7 +284,7 @@ def test_backup_shape_is_complete_and_omits_absent_members(
         mode="NON_FIPS",
         hsm_type="hsm1.medium",
     )
-    emulator.add_backup(PENDING)
+    emulator.account.add_backup(PENDING)
     copied, pending = (client.describe_backups(Filters={"backupIds": [b]})["Backups"][0] for b in (READY, PENDING))
     assert copied == {
         "BackupId": READY,
@@ -314,20 +319,20 @@ def test_backup_shape_is_complete_and_omits_absent_members(
 
 
 def test_restore_with_zero_duration_answers_ready_at_once(emulator: CloudHsmEmulator, client: CloudHSMV2Client) -> None:
-    emulator.add_backup(PENDING)
+    emulator.account.add_backup(PENDING)
     backup = client.restore_backup(BackupId=PENDING)["Backup"]
     assert backup["BackupState"] == "READY"
     assert "DeleteTimestamp" not in backup
-    assert emulator.backup(PENDING)["BackupState"] == "READY"
+    assert emulator.account.backup(PENDING)["BackupState"] == "READY"
 
 
 @pytest.mark.parametrize("in_progress", ["PENDING_DELETION", "CREATE_IN_PROGRESS"])
 def test_restore_takes_its_modelled_time_then_reports_ready(
     emulator: CloudHsmEmulator, client: CloudHSMV2Client, clock: ManualClock, in_progress: str
 ) -> None:
-    emulator.restore_seconds = 600
-    emulator.restore_in_progress_state = in_progress
-    emulator.add_backup(PENDING)
+    emulator.account.restore_seconds = 600
+    emulator.account.restore_in_progress_state = in_progress
+    emulator.account.add_backup(PENDING)
     started = client.restore_backup(BackupId=PENDING)["Backup"]
     assert started["BackupState"] == in_progress
     assert ("DeleteTimestamp" in started) is (in_progress == "PENDING_DELETION")
@@ -344,10 +349,10 @@ def test_the_standalone_sim_clock_runs_a_ten_minute_restore_in_compressed_real_t
 ) -> None:
     # The standalone emulator has no world to drive a virtual clock: its SimClock is real time x speed.
     clock = SimClock(speed=6000)
-    with CloudHsmEmulator(clock=clock, restore_seconds=600) as emulator:
+    with CloudHsmEmulator(EmulatedAccount(clock, restore_seconds=600)) as emulator:
         monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDHSM_V2", emulator.url)
         client = boto3.client("cloudhsmv2")
-        emulator.add_backup(PENDING)
+        emulator.account.add_backup(PENDING)
         restored_at = clock.now()
         assert client.restore_backup(BackupId=PENDING)["Backup"]["BackupState"] == "PENDING_DELETION"
         state = "PENDING_DELETION"
@@ -360,9 +365,9 @@ def test_the_standalone_sim_clock_runs_a_ten_minute_restore_in_compressed_real_t
 def test_each_backup_can_have_its_own_restore_duration(
     emulator: CloudHsmEmulator, client: CloudHSMV2Client, clock: ManualClock
 ) -> None:
-    emulator.restore_seconds = 1000
-    emulator.add_backup(PENDING, restore_seconds=10)
-    emulator.add_backup(OTHER)
+    emulator.account.restore_seconds = 1000
+    emulator.account.add_backup(PENDING, restore_seconds=10)
+    emulator.account.add_backup(OTHER)
     client.restore_backup(BackupId=PENDING)
     client.restore_backup(BackupId=OTHER)
     clock.advance(10)
@@ -372,20 +377,20 @@ def test_each_backup_can_have_its_own_restore_duration(
 def test_restore_again_while_restoring_keeps_the_original_finish_time(
     emulator: CloudHsmEmulator, client: CloudHSMV2Client, clock: ManualClock
 ) -> None:
-    emulator.add_backup(PENDING, restore_seconds=60)
+    emulator.account.add_backup(PENDING, restore_seconds=60)
     client.restore_backup(BackupId=PENDING)
     clock.advance(50)
     again = client.restore_backup(BackupId=PENDING)["Backup"]
     assert again["BackupState"] == "PENDING_DELETION"
     clock.advance(10)
-    assert emulator.backup(PENDING)["BackupState"] == "READY"
+    assert emulator.account.backup(PENDING)["BackupState"] == "READY"
 
 
 def test_restore_while_reporting_create_in_progress_is_refused(
     emulator: CloudHsmEmulator, client: CloudHSMV2Client
 ) -> None:
-    emulator.restore_in_progress_state = "CREATE_IN_PROGRESS"
-    emulator.add_backup(PENDING, restore_seconds=60)
+    emulator.account.restore_in_progress_state = "CREATE_IN_PROGRESS"
+    emulator.account.add_backup(PENDING, restore_seconds=60)
     client.restore_backup(BackupId=PENDING)
     with pytest.raises(client.exceptions.CloudHsmInvalidRequestException, match="CREATE_IN_PROGRESS"):
         client.restore_backup(BackupId=PENDING)
@@ -395,7 +400,7 @@ def test_restore_while_reporting_create_in_progress_is_refused(
 def test_restore_of_a_backup_not_pending_deletion_is_an_invalid_request(
     emulator: CloudHsmEmulator, client: CloudHSMV2Client, state: str
 ) -> None:
-    emulator.add_backup(READY, state=state)
+    emulator.account.add_backup(READY, state=state)
     with pytest.raises(client.exceptions.CloudHsmInvalidRequestException) as exc:
         client.restore_backup(BackupId=READY)
     assert f"is in state {state}" in exc.value.response["Error"]["Message"]
@@ -406,7 +411,7 @@ def test_restore_of_a_backup_not_pending_deletion_is_an_invalid_request(
 def test_delete_puts_a_ready_backup_into_pending_deletion_until_seven_days_from_now(
     emulator: CloudHsmEmulator, client: CloudHSMV2Client, clock: ManualClock
 ) -> None:
-    emulator.add_backup(READY, state="READY")
+    emulator.account.add_backup(READY, state="READY")
     deleted = client.delete_backup(BackupId=READY)["Backup"]
     assert deleted["BackupState"] == "PENDING_DELETION"
     # DeleteTimestamp: "when the backup will be permanently deleted" (API reference, Backup).
@@ -418,9 +423,9 @@ def test_delete_puts_a_ready_backup_into_pending_deletion_until_seven_days_from_
 
 
 def test_delete_timestamp_can_mean_the_deletion_time(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    with CloudHsmEmulator(clock=ManualClock(), delete_timestamp_is_expiry=False) as emulator:
+    with CloudHsmEmulator(EmulatedAccount(ManualClock(), delete_timestamp_is_expiry=False)) as emulator:
         monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDHSM_V2", emulator.url)
-        emulator.add_backup(READY, state="READY")
+        emulator.account.add_backup(READY, state="READY")
         deleted = boto3.client("cloudhsmv2").delete_backup(BackupId=READY)["Backup"]
     assert deleted["DeleteTimestamp"] == datetime.fromtimestamp(T0, tz=UTC)
 
@@ -428,8 +433,8 @@ def test_delete_timestamp_can_mean_the_deletion_time(aws_env: None, monkeypatch:
 def test_pending_deletion_becomes_deleted_after_seven_days(
     emulator: CloudHsmEmulator, client: CloudHSMV2Client, clock: ManualClock
 ) -> None:
-    emulator.add_backup(PENDING)
-    emulator.add_backup(OTHER, deleted_seconds_ago=WEEK - 60)
+    emulator.account.add_backup(PENDING)
+    emulator.account.add_backup(OTHER, deleted_seconds_ago=WEEK - 60)
     clock.advance(WEEK - 1)
     assert ids(client.describe_backups(Filters={"states": ["PENDING_DELETION"]})) == [PENDING]
     assert ids(client.describe_backups(Filters={"states": ["DELETED"]})) == [OTHER]
@@ -442,7 +447,7 @@ def test_pending_deletion_becomes_deleted_after_seven_days(
 
 
 def test_modify_sets_never_expires(emulator: CloudHsmEmulator, client: CloudHSMV2Client) -> None:
-    emulator.add_backup(PENDING)
+    emulator.account.add_backup(PENDING)
     assert client.modify_backup_attributes(BackupId=PENDING, NeverExpires=True)["Backup"]["NeverExpires"] is True
     assert client.describe_backups(Filters={"neverExpires": ["true"]})["Backups"][0]["BackupId"] == PENDING
     assert client.modify_backup_attributes(BackupId=PENDING, NeverExpires=False)["Backup"]["NeverExpires"] is False
@@ -474,11 +479,11 @@ def test_unknown_backup_is_resource_not_found(client: CloudHSMV2Client, operatio
 def test_malformed_requests_are_invalid_requests(
     emulator: CloudHsmEmulator, make_client: ClientFactory, operation: str, kwargs: dict[str, Any], message: str
 ) -> None:
-    emulator.add_backup(PENDING)
+    emulator.account.add_backup(PENDING)
     client = make_client(parameter_validation=False)
     with pytest.raises(client.exceptions.CloudHsmInvalidRequestException, match=message):
         getattr(client, operation)(**kwargs)
-    assert emulator.backup(PENDING)["BackupState"] == "PENDING_DELETION"
+    assert emulator.account.backup(PENDING)["BackupState"] == "PENDING_DELETION"
 
 
 # -- faults ---------------------------------------------------------------------------------------
@@ -487,7 +492,7 @@ def test_malformed_requests_are_invalid_requests(
 def test_throttled_calls_are_retried_by_boto3_then_succeed(
     emulator: CloudHsmEmulator, make_client: ClientFactory, backoffs: list[float]
 ) -> None:
-    emulator.add_backup(PENDING)
+    emulator.account.add_backup(PENDING)
     emulator.faults.throttle_next(2)
     response = make_client(attempts=3).restore_backup(BackupId=PENDING)
     assert response["Backup"]["BackupState"] == "READY"
@@ -509,7 +514,7 @@ def test_throttling_beyond_the_retry_budget_reaches_the_caller(
 
 
 def test_faults_scoped_to_an_operation_spare_the_others(emulator: CloudHsmEmulator, client: CloudHSMV2Client) -> None:
-    emulator.add_backup(PENDING)
+    emulator.account.add_backup(PENDING)
     emulator.faults.throttle_next(1, operation="RestoreBackup")
     assert ids(client.describe_backups()) == [PENDING]
     with pytest.raises(ClientError) as exc:
@@ -536,7 +541,7 @@ def test_rate_limit_is_a_token_bucket_on_the_modelled_clock(
 def test_internal_failure_is_a_500_that_boto3_retries(
     emulator: CloudHsmEmulator, make_client: ClientFactory, backoffs: list[float]
 ) -> None:
-    emulator.add_backup(PENDING)
+    emulator.account.add_backup(PENDING)
     emulator.faults.fail_next(1, operation="RestoreBackup")
     single = make_client(attempts=1)
     with pytest.raises(single.exceptions.CloudHsmInternalFailureException) as exc:
@@ -550,7 +555,7 @@ def test_internal_failure_is_a_500_that_boto3_retries(
 
 
 def test_denied_operation_names_the_action_and_resource(emulator: CloudHsmEmulator, client: CloudHSMV2Client) -> None:
-    emulator.add_backup(PENDING)
+    emulator.account.add_backup(PENDING)
     emulator.faults.deny("RestoreBackup")
     assert ids(client.describe_backups()) == [PENDING]
     with pytest.raises(client.exceptions.CloudHsmAccessDeniedException) as exc:
@@ -565,7 +570,7 @@ def test_denied_operation_names_the_action_and_resource(emulator: CloudHsmEmulat
 def test_added_latency_delays_only_the_targeted_operation(
     emulator: CloudHsmEmulator, client: CloudHSMV2Client, clock: ManualClock
 ) -> None:
-    emulator.add_backup(PENDING)
+    emulator.account.add_backup(PENDING)
     emulator.faults.add_latency(20.0, operation="DescribeBackups")
     started = clock.now()
     client.describe_backups()
@@ -579,7 +584,7 @@ def test_added_latency_delays_only_the_targeted_operation(
 def test_dropped_connection_is_a_connection_error_that_boto3_retries(
     emulator: CloudHsmEmulator, make_client: ClientFactory, backoffs: list[float]
 ) -> None:
-    emulator.add_backup(PENDING)
+    emulator.account.add_backup(PENDING)
     emulator.faults.drop_next(1)
     with pytest.raises(ConnectionClosedError):
         make_client(attempts=1).describe_backups()
@@ -588,7 +593,7 @@ def test_dropped_connection_is_a_connection_error_that_boto3_retries(
     assert response["Backup"]["BackupState"] == "READY"
     assert response["ResponseMetadata"]["RetryAttempts"] == 1
     assert emulator.count(outcome="dropped") == 2
-    assert emulator.backup(PENDING)["BackupState"] == "READY"
+    assert emulator.account.backup(PENDING)["BackupState"] == "READY"
 
 
 def test_clear_disarms_every_fault(emulator: CloudHsmEmulator, client: CloudHSMV2Client) -> None:
@@ -621,7 +626,7 @@ def test_fault_plan_applies_json_specs_and_describes_itself() -> None:
 def test_every_call_is_recorded_with_params_outcome_and_modelled_time(
     emulator: CloudHsmEmulator, client: CloudHSMV2Client, clock: ManualClock
 ) -> None:
-    emulator.add_backup(PENDING)
+    emulator.account.add_backup(PENDING)
     client.describe_backups(Filters={"backupIds": [PENDING]})
     clock.advance(30)
     client.restore_backup(BackupId=PENDING)
@@ -640,7 +645,7 @@ def test_every_call_is_recorded_with_params_outcome_and_modelled_time(
 
 
 def test_concurrent_clients_are_all_served_and_counted(emulator: CloudHsmEmulator, make_client: ClientFactory) -> None:
-    emulator.add_backup(PENDING)
+    emulator.account.add_backup(PENDING)
     clients = [make_client() for _ in range(8)]
     failures: list[BaseException] = []
 
@@ -681,7 +686,7 @@ def test_seed_file_sets_region_account_and_backups(
     path = tmp_path / f"seed{suffix}"
     path.write_text(json.dumps(SEED) if suffix == ".json" else yaml.safe_dump(SEED))
     clock = ManualClock()
-    with CloudHsmEmulator(clock=clock).seed(path) as emulator:
+    with CloudHsmEmulator(EmulatedAccount(clock)).seed(path) as emulator:
         monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDHSM_V2", emulator.url)
         client = boto3.client("cloudhsmv2", region_name="eu-west-1")
         backups = {b["BackupId"]: b for b in client.describe_backups()["Backups"]}
@@ -703,7 +708,7 @@ def test_seed_file_sets_region_account_and_backups(
 def test_demo_seed_has_two_tagged_backups_pending_deletion(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
     seed = load_seed(DEMO_SEED)
     assert len(seed.backups) == 2
-    with CloudHsmEmulator(clock=ManualClock()).seed(seed) as emulator:
+    with CloudHsmEmulator(EmulatedAccount(ManualClock())).seed(seed) as emulator:
         monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDHSM_V2", emulator.url)
         backups = boto3.client("cloudhsmv2").describe_backups(Filters={"states": ["PENDING_DELETION"]})["Backups"]
     assert len(backups) == 2
@@ -729,7 +734,7 @@ def test_seeded_faults_are_armed_and_come_back_on_reset(emulator: CloudHsmEmulat
     with pytest.raises(ClientError) as exc:
         client.restore_backup(BackupId=PENDING)
     assert error_code(exc) == "ThrottlingException"
-    assert emulator.backup(PENDING)["BackupState"] == "PENDING_DELETION"
+    assert emulator.account.backup(PENDING)["BackupState"] == "PENDING_DELETION"
 
 
 @pytest.mark.parametrize(
@@ -745,14 +750,14 @@ def test_seeded_faults_are_armed_and_come_back_on_reset(emulator: CloudHsmEmulat
 )
 def test_a_bad_seed_is_rejected_with_the_reason(seed: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        CloudHsmEmulator(clock=ManualClock()).seed(seed)
+        CloudHsmEmulator(EmulatedAccount(ManualClock())).seed(seed)
 
 
 # -- admin surface --------------------------------------------------------------------------------
 
 
 def test_admin_lists_backups_and_calls(emulator: CloudHsmEmulator, client: CloudHSMV2Client) -> None:
-    emulator.add_backup(PENDING, create_timestamp=T0 - 10)
+    emulator.account.add_backup(PENDING, create_timestamp=T0 - 10)
     client.restore_backup(BackupId=PENDING)
     status, state = admin(emulator, "/_emulator/backups")
     assert status == 200
@@ -777,7 +782,7 @@ def test_admin_arms_faults_that_boto3_then_meets(emulator: CloudHsmEmulator, cli
 
 
 def test_admin_reset_restores_the_seeded_world(emulator: CloudHsmEmulator, client: CloudHSMV2Client) -> None:
-    emulator.add_backup(PENDING)
+    emulator.account.add_backup(PENDING)
     client.restore_backup(BackupId=PENDING)
     emulator.faults.deny("RestoreBackup")
     status, _ = admin(emulator, "/_emulator/reset", {})
@@ -841,7 +846,7 @@ def test_a_client_that_went_away_is_no_traceback_but_a_server_error_is(
     def fail() -> None:
         raise error
 
-    server = EmulatorServer(("127.0.0.1", 0), CloudHsmEmulator(clock=ManualClock()))
+    server = EmulatorServer(("127.0.0.1", 0), CloudHsmEmulator(EmulatedAccount(ManualClock())))
     try:
         try:
             fail()

@@ -12,8 +12,8 @@ from typing import Any
 import boto3
 import pytest
 from cloudhsm_offline.cfn import checks
+from cloudhsm_offline.cfn.outcome import cfn_string, redact
 from cloudhsm_offline.cfn.response_server import ResponseServer
-from cloudhsm_offline.cfn.simulator import cfn_string, redact
 
 from tests.functional.conftest import WorldFactory, assert_clean
 

@@ -18,8 +18,8 @@ BACKUP = "backup-pipe2lineabc"
 def test_consumer_template_runs_on_the_packaged_zip(tmp_path: Path) -> None:
     code = extract_zip(build_zip(tmp_path / "lambda.zip"), tmp_path / "task")
     assert (code / "crhelper").is_dir()
-    with OfflineWorld(speed=20.0, code_dir=code, restore_seconds=20) as world:
-        world.emulator.add_backup(BACKUP, cluster_id="cluster-pipe2lineabc", tags={"Environment": "prod"})
+    with OfflineWorld(code_dir=code, restore_seconds=20) as world:
+        world.emulator.account.add_backup(BACKUP, cluster_id="cluster-pipe2lineabc", tags={"Environment": "prod"})
         runner = StackRunner(
             world.simulator,
             ROOT / "cfn-templates" / "consumer.yaml",
@@ -39,12 +39,12 @@ def test_consumer_template_runs_on_the_packaged_zip(tmp_path: Path) -> None:
         assert outputs["CreateTimestamp"].endswith("Z")
         assert outputs["EnvironmentTag"] == "prod"
         assert outputs["BackupArn"] == f"arn:aws:cloudhsm:us-east-1:123456789012:backup/{BACKUP}"
-        assert world.emulator.backup(BACKUP)["NeverExpires"] is True
+        assert world.emulator.account.backup(BACKUP)["NeverExpires"] is True
         assert Path(world.function.code_dir) == code
         assert world.function.layer_packages in ((), [])  # nothing but the zip and the runtime
 
         deleted = runner.delete()
         assert deleted.ok, [o.summary() for o in deleted.outcomes]
-        assert world.emulator.backup(BACKUP)["BackupState"] == "PENDING_DELETION"
+        assert world.emulator.account.backup(BACKUP)["BackupState"] == "PENDING_DELETION"
         assert world.verify() == []
         assert world.leaked_secrets() == []

@@ -30,20 +30,9 @@ from cloudhsm_offline.cfn.outcome import (
     Outcome,
     ResourceState,
     cfn_string,
-    redact,
 )
 from cloudhsm_offline.cfn.response_server import ReceivedResponse, ResponseServer
 from cloudhsm_offline.clock import VirtualClock
-
-__all__ = [
-    "DEFAULT_RESOURCE_TYPE",
-    "DEFAULT_SERVICE_TIMEOUT",
-    "CloudFormationSimulator",
-    "Outcome",
-    "ResourceState",
-    "cfn_string",
-    "redact",
-]
 
 Listener = Callable[[str, Any], None]
 

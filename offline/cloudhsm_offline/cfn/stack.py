@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cloudhsm_offline.cfn.simulator import CloudFormationSimulator, Outcome
+from cloudhsm_offline.cfn.outcome import Outcome
+from cloudhsm_offline.cfn.simulator import CloudFormationSimulator
 from cloudhsm_offline.cfn.template import (
     TemplateError,
     TemplateResolver,

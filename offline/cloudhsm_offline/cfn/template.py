@@ -20,6 +20,7 @@ from typing import Any
 
 from cfnlint.decode import decode, decode_str
 
+from cloudhsm_offline import partition_of
 from cloudhsm_offline.cfn.simulator import CloudFormationSimulator
 
 CUSTOM_TYPES = ("AWS::CloudFormation::CustomResource",)
@@ -291,15 +292,6 @@ class _ReferenceCheck:
             if "." in name and name.split(".", 1)[0] in self.resources:
                 continue
             self.ref(name, where)
-
-
-def partition_of(region: str) -> str:
-    """The ARN partition of a region: aws-cn for cn-*, aws-us-gov for us-gov-*, else aws."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
 
 
 def is_custom(resource: Mapping[str, Any]) -> bool:

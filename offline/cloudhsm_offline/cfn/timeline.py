@@ -8,9 +8,9 @@ from typing import Any, TextIO
 
 from cloudhsm_offline.cfn.gateway import ApiCall
 from cloudhsm_offline.cfn.lambda_worker import InvocationRecord
+from cloudhsm_offline.cfn.outcome import Outcome
 from cloudhsm_offline.cfn.response_server import ReceivedResponse
 from cloudhsm_offline.cfn.scheduler import Firing, RuleState
-from cloudhsm_offline.cfn.simulator import Outcome
 from cloudhsm_offline.cfn.stack import OutputValue
 from cloudhsm_offline.cfn.world import OfflineWorld
 
@@ -185,8 +185,8 @@ class Timeline:
         if emulator is None:
             return
         self.heading(title)
-        for region in emulator.regions:
-            for backup in emulator.store_of(region).views():
+        for region in emulator.account.regions:
+            for backup in emulator.account.store_of(region).views():
                 deleted = backup.get("DeleteTimestamp")
                 extra = f" (DeleteTimestamp {deleted:%Y-%m-%dT%H:%M:%SZ})" if deleted else ""
                 self.plain(f"  {region:<14} {backup['BackupId']:<24} {backup['BackupState']}{extra}")

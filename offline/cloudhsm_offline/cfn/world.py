@@ -21,7 +21,9 @@ from cloudhsm_offline.cfn.lambda_runtime import (
 from cloudhsm_offline.cfn.response_server import ResponseServer
 from cloudhsm_offline.cfn.simulator import CloudFormationSimulator
 from cloudhsm_offline.clock import VirtualClock
-from cloudhsm_offline.emulator import CloudHsmEmulator, Seed, load_seed
+from cloudhsm_offline.emulator.account import EmulatedAccount
+from cloudhsm_offline.emulator.emulator import CloudHsmEmulator
+from cloudhsm_offline.emulator.seed import Seed, load_seed
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 HANDLER_DIR = REPO_ROOT / "handler"
@@ -87,7 +89,6 @@ class OfflineWorld:
         self,
         *,
         clock: VirtualClock | None = None,
-        speed: float | None = None,
         code_dir: str | os.PathLike[str] | None = None,
         handler: str = DEFAULT_HANDLER,
         layer_packages: Iterable[str] | None = None,
@@ -108,7 +109,6 @@ class OfflineWorld:
         async_retry_delays: Iterable[float] = ASYNC_RETRY_DELAYS,
         provider_id: str | None = None,
     ) -> None:
-        del speed  # ignored: modelled time is virtual (accepted while cdk/templates tests and bench pass it)
         self.clock = clock or VirtualClock()
         # The seed is read first: a bad seed fails here, before anything starts, and names the region.
         self._seed: Seed | None = None if seed is None else _as_seed(seed)
@@ -178,18 +178,13 @@ class OfflineWorld:
             self.responses.start()
             endpoints = {"AWS_CA_BUNDLE": self.responses.ca_bundle}
             if self._emulator_arg is None:
-                self.emulator = CloudHsmEmulator(
-                    clock=self.clock,
-                    region=self.region,
-                    account=self.account,
-                    restore_seconds=self._restore_seconds or 0.0,
-                )
+                self.emulator = CloudHsmEmulator(EmulatedAccount(self.clock))
                 if self._seed is not None:
                     self.emulator.seed(self._seed)
-                    # The world's pair wins over the seed's (--region / --account override the seed).
-                    self.emulator.region, self.emulator.account = self.region, self.account
-                    if self._restore_seconds is not None:
-                        self.emulator.restore_seconds = self._restore_seconds
+                account = self.emulator.account  # the world's pair wins over the seed's (--region / --account)
+                account.region, account.account_id = self.region, self.account
+                if self._restore_seconds is not None:
+                    account.restore_seconds = self._restore_seconds
                 self.emulator.start()
             elif self._emulator_arg is not False:
                 self.emulator = self._emulator_arg

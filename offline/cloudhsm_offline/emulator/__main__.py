@@ -10,6 +10,7 @@ from types import FrameType
 
 from cloudhsm_offline import __version__, inputs
 from cloudhsm_offline.clock import SimClock
+from cloudhsm_offline.emulator.account import EmulatedAccount
 from cloudhsm_offline.emulator.emulator import CloudHsmEmulator
 from cloudhsm_offline.emulator.seed import DEMO_SEED
 from cloudhsm_offline.inputs import OneLineParser
@@ -47,16 +48,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except inputs.InputError as exc:
         parser.error(str(exc))
     try:
-        emulator = CloudHsmEmulator(
-            clock=SimClock(speed=args.speed), host=args.host, port=args.port, check_auth=not args.no_auth_check
-        )
+        account = EmulatedAccount(SimClock(speed=args.speed))
+        emulator = CloudHsmEmulator(account, host=args.host, port=args.port, check_auth=not args.no_auth_check)
         emulator.seed(seed)
         if args.region:
-            emulator.region = args.region
+            account.region = args.region
         if args.restore_seconds is not None:
-            emulator.restore_seconds = args.restore_seconds
+            account.restore_seconds = args.restore_seconds
         if args.restore_in_progress_state:
-            emulator.restore_in_progress_state = args.restore_in_progress_state
+            account.restore_in_progress_state = args.restore_in_progress_state
         url = emulator.start()
     except (OSError, TypeError, ValueError, OverflowError) as exc:
         parser.error(" ".join(str(exc).split()))
@@ -70,11 +70,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     print(
-        f"CloudHSM v2 emulator on {url} (region {emulator.region}, account {emulator.account}, "
-        f"{len(emulator.backups())} backups, speed {args.speed:g}x; admin: {url}/_emulator)"
+        f"CloudHSM v2 emulator on {url} (region {account.region}, account {account.account_id}, "
+        f"{len(account.backups())} backups, speed {args.speed:g}x; admin: {url}/_emulator)"
     )
     print(f"export AWS_ENDPOINT_URL_CLOUDHSM_V2={url}")
-    print(f"export AWS_DEFAULT_REGION={emulator.region}")
+    print(f"export AWS_DEFAULT_REGION={account.region}")
     sys.stdout.flush()
     stopping.wait()
     emulator.stop()

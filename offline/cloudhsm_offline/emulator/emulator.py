@@ -1,7 +1,8 @@
-"""CloudHsmEmulator: an emulated account's backups (``account``), its faults and call log, served over HTTP."""
+"""CloudHsmEmulator: an ``EmulatedAccount`` served over HTTP, with its faults, call log and admin surface."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import uuid
@@ -9,9 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
-from cloudhsm_offline.clock import SimClock
-from cloudhsm_offline.emulator import admin
+from cloudhsm_offline import partition_of
 from cloudhsm_offline.emulator.account import EmulatedAccount
 from cloudhsm_offline.emulator.calls import DROPPED, OK, Call, CallLog
 from cloudhsm_offline.emulator.errors import (
@@ -21,50 +22,45 @@ from cloudhsm_offline.emulator.errors import (
     MissingAuthenticationTokenError,
 )
 from cloudhsm_offline.emulator.faults import FaultPlan
-from cloudhsm_offline.emulator.model import Clock
+from cloudhsm_offline.emulator.operations import BackupApi
 from cloudhsm_offline.emulator.protocol import WireResponse, decode, encode_error, encode_result, identify
-from cloudhsm_offline.emulator.retention import DEFAULT_PURGE_INTERVAL
-from cloudhsm_offline.emulator.seed import Seed, load_seed
-from cloudhsm_offline.emulator.server import EmulatorServer
-from cloudhsm_offline.emulator.store import partition_of
+from cloudhsm_offline.emulator.seed import Seed, load_seed, parse_seed
+from cloudhsm_offline.emulator.server import ADMIN_PREFIX, EmulatorServer
 
 SIGNING_NAME = "cloudhsm"
 CREDENTIAL_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 NOT_FOUND = WireResponse(404, {"Content-Type": "application/json"}, b'{"error": "not found"}')
+ADMIN_ROUTES = {
+    ("GET", ""): "summary",
+    ("GET", "/backups"): "list backups",
+    ("POST", "/backups"): "add a backup (a seed entry)",
+    ("GET", "/clusters"): "list clusters (retention policies)",
+    ("GET", "/calls"): "list calls (?operation=&outcome=)",
+    ("GET", "/faults"): "armed faults",
+    ("POST", "/faults"): "arm faults (FaultPlan.apply)",
+    ("POST", "/reset"): "reset backups, calls, faults",
+    ("GET", "/clock"): "modelled now",
+    ("POST", "/clock"): "advance the clock ({advance: seconds})",
+}
 
 
-class CloudHsmEmulator(EmulatedAccount):
-    """An emulated CloudHSM v2 backup API (plus tags and clusters) on 127.0.0.1 with a lazy, clock-driven state machine.
+class CloudHsmEmulator:
+    """An emulated CloudHSM v2 backup API (plus tags and clusters) on 127.0.0.1, serving ``account``.
 
     Use as a context manager (``with CloudHsmEmulator() as emu: emu.url``) or ``start()``/``stop()``.
-    Point boto3 at it with ``AWS_ENDPOINT_URL_CLOUDHSM_V2=emu.url`` plus fake credentials.
+    Point boto3 at it with ``AWS_ENDPOINT_URL_CLOUDHSM_V2=emu.url`` plus fake credentials. Backups are
+    added and inspected on ``account`` (an ``EmulatedAccount``, on a real-time ``SimClock`` by default).
     """
 
     def __init__(
         self,
-        clock: Clock | None = None,
-        region: str = "us-east-1",
-        account: str = "123456789012",
-        restore_seconds: float = 0.0,
-        restore_in_progress_state: str = "PENDING_DELETION",
+        account: EmulatedAccount | None = None,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
         check_auth: bool = True,
-        delete_timestamp_is_expiry: bool = True,
-        default_page_size: int = 50,
-        purge_interval: float = DEFAULT_PURGE_INTERVAL,
     ) -> None:
-        super().__init__(
-            clock if clock is not None else SimClock(),
-            region,
-            account,
-            restore_seconds,
-            restore_in_progress_state,
-            delete_timestamp_is_expiry=delete_timestamp_is_expiry,
-            default_page_size=default_page_size,
-            purge_interval=purge_interval,
-        )
+        self.account = EmulatedAccount() if account is None else account
         self.faults = FaultPlan()
         self.call_log = CallLog()
         self.host = host
@@ -73,27 +69,12 @@ class CloudHsmEmulator(EmulatedAccount):
         self._seed_faults: list[dict[str, Any]] = []
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
+        self._lock = threading.RLock()
 
     def seed(self, source: str | Path | Mapping[str, Any] | list[Any] | Seed) -> CloudHsmEmulator:
         """Apply a seed (file path, loaded data or ``Seed``): settings first, then backups and faults."""
         parsed = source if isinstance(source, Seed) else load_seed(source)
-        settings = parsed.settings
-        if "region" in settings:
-            self.region = str(settings["region"])
-        if "account" in settings:
-            self.account = str(settings["account"])
-        if "restore_seconds" in settings:
-            self.restore_seconds = float(settings["restore_seconds"])
-        if "restore_in_progress_state" in settings:
-            self.restore_in_progress_state = str(settings["restore_in_progress_state"])
-        if "purge_interval" in settings:
-            self.store.sweep.interval = float(settings["purge_interval"])
-        for kwargs in parsed.clusters:
-            self.add_cluster(**kwargs)
-        for kwargs in parsed.backups:
-            if kwargs.get("region"):
-                self.add_region(str(kwargs["region"]))
-            self.add_backup(**kwargs)
+        self.account.seed(parsed)
         if parsed.faults:
             self.faults.apply(parsed.faults)
             self._seed_faults.append(parsed.faults)
@@ -103,15 +84,13 @@ class CloudHsmEmulator(EmulatedAccount):
         """Back to the seeded start: re-create the added backups, forget calls, re-arm only seeded faults."""
         with self._lock:
             if backups:
-                self.reset_backups()
+                self.account.reset()
             if calls:
                 self.call_log.clear()
             if faults:
                 self.faults.clear()
                 for spec in self._seed_faults:
                     self.faults.apply(spec)
-
-    # -- the call log --------------------------------------------------------------------------
 
     @property
     def calls(self) -> list[Call]:
@@ -130,25 +109,26 @@ class CloudHsmEmulator(EmulatedAccount):
         if identified is None:
             return NOT_FOUND
         protocol, operation = identified
-        at = self.clock.now()
+        clock = self.account.clock
+        at = clock.now()
         request_id = str(uuid.uuid4())
         call = Call(operation, {}, "", at, protocol)
         try:
             call = call.with_params(decode(protocol, operation, headers, body).params)
             access_key, region = self._authenticate(headers)
-            api = self._regions.get(region or "", self.api)
+            store = self.account.others.get(region or "", self.account.store)
             decision = self.faults.decide(
-                operation, at, principal=self._principal(access_key), resource=api.store.arn_of(call.params)
+                operation, at, principal=self._principal(access_key), resource=store.arn_of(call.params)
             )
             if decision.latency:
                 # Modelled: on the world's virtual clock the caller (blocked on this answer) lends its token.
-                self.clock.sleep(decision.latency)
+                clock.sleep(decision.latency)
             if decision.drop:
                 self.call_log.record(call.finished(DROPPED, None))
                 return None
             if decision.error is not None:
                 return self._error(call, decision.error, request_id)
-            response = encode_result(protocol, api.call(operation, call.params), request_id)
+            response = encode_result(protocol, BackupApi(store).call(operation, call.params), request_id)
         except ApiError as api_error:
             return self._error(call, api_error, request_id)
         except Exception as exc:  # noqa: BLE001 - an emulator bug must reach the caller as a 500
@@ -156,10 +136,6 @@ class CloudHsmEmulator(EmulatedAccount):
             return self._error(call, failure, request_id)
         self.call_log.record(call.finished(OK, response.status))
         return response
-
-    def serve_admin(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
-        """Answer one admin request (see ``admin``)."""
-        return admin.handle(self, method, path, body)
 
     def _error(self, call: Call, error: ApiError, request_id: str) -> WireResponse:
         response = encode_error(call.protocol, error, request_id)
@@ -179,16 +155,78 @@ class CloudHsmEmulator(EmulatedAccount):
                 raise MissingAuthenticationTokenError("Authorization header is not a SigV4 signature.")
             return "anonymous", None
         access_key, region, service = match.groups()
-        if self.check_auth and region != self.region and region not in self._regions:
+        if self.check_auth and region not in self.account.regions:
             raise InvalidSignatureError(
-                f"Credential should be scoped to a valid region. (signed for {region}, emulating {self.region})"
+                f"Credential should be scoped to a valid region. (signed for {region}, emulating {self.account.region})"
             )
         if self.check_auth and service != SIGNING_NAME:
             raise InvalidSignatureError(f"Credential should be scoped to correct service: '{SIGNING_NAME}'.")
         return access_key, region
 
     def _principal(self, access_key: str) -> str:
-        return f"arn:{partition_of(self.region)}:sts::{self.account}:assumed-role/EmulatedRole/{access_key}"
+        account = self.account
+        return f"arn:{partition_of(account.region)}:sts::{account.account_id}:assumed-role/EmulatedRole/{access_key}"
+
+    # -- the admin surface under /_emulator: inspect backups and calls, arm faults, reset, move the clock
+
+    def serve_admin(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+        """Answer one admin request with an HTTP status and a JSON-ready payload."""
+        parts = urlsplit(path)
+        route = parts.path.removeprefix(ADMIN_PREFIX).rstrip("/")
+        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        try:
+            data = json.loads(body) if body.strip() else {}
+        except ValueError as exc:
+            return 400, {"error": f"body is not JSON: {exc}"}
+        if not isinstance(data, dict):
+            return 400, {"error": "body must be a JSON object"}
+        try:
+            return self._admin(method, route, query, data)
+        except (ValueError, TypeError, KeyError) as exc:
+            return 400, {"error": f"{type(exc).__name__}: {exc}"}
+
+    def _admin(self, method: str, route: str, query: dict[str, str], data: dict[str, Any]) -> tuple[int, Any]:
+        account, clock = self.account, self.account.clock
+        if method == "GET" and route == "":
+            return 200, {
+                "url": self.url,
+                "region": account.region,
+                "account": account.account_id,
+                "now": clock.now(),
+                "operations": list(BackupApi(account.store).operations),
+                "routes": [f"{m} {ADMIN_PREFIX}{r}: {what}" for (m, r), what in ADMIN_ROUTES.items()],
+            }
+        if method == "GET" and route == "/backups":
+            return 200, {"now": clock.now(), "backups": account.backups()}
+        if method == "GET" and route.startswith("/backups/"):
+            backup_id = route.removeprefix("/backups/")
+            try:
+                return 200, account.backup(backup_id)
+            except KeyError:
+                return 404, {"error": f"no backup {backup_id}"}
+        if method == "POST" and route == "/backups":
+            return 201, account.add_backup(**parse_seed([data]).backups[0])
+        if method == "GET" and route == "/clusters":
+            return 200, {"clusters": account.store.cluster_views()}
+        if method == "GET" and route == "/calls":
+            calls = self.call_log.all(query.get("operation"), query.get("outcome"))
+            return 200, {"count": len(calls), "calls": [c.to_dict() for c in calls]}
+        if method == "GET" and route == "/faults":
+            return 200, self.faults.describe()
+        if method == "POST" and route == "/faults":
+            return 200, self.faults.apply(data).describe()
+        if method == "POST" and route == "/reset":
+            self.reset(**{key: bool(data.get(key, True)) for key in ("backups", "calls", "faults")})
+            return 200, {"reset": True, "backups": len(account.backups())}
+        if method == "GET" and route == "/clock":
+            return 200, {"now": clock.now()}
+        if method == "POST" and route == "/clock":
+            advance = getattr(clock, "advance", None)
+            if advance is None:
+                return 409, {"error": "this emulator's clock cannot be advanced"}
+            advance(float(data["advance"]))
+            return 200, {"now": clock.now()}
+        return 404, {"error": f"no admin route {method} {ADMIN_PREFIX}{route}", "routes": list(ADMIN_ROUTES.values())}
 
     # -- lifecycle -----------------------------------------------------------------------------
 

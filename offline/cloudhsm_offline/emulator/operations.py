@@ -10,9 +10,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from cloudhsm_offline.emulator.account import BackupStore
 from cloudhsm_offline.emulator.errors import InvalidRequestError, UnknownOperationError
 from cloudhsm_offline.emulator.model import BACKUP_ID_PATTERN, CLUSTER_ID_PATTERN, BackupState
-from cloudhsm_offline.emulator.store import BackupStore
 
 MAX_PAGE = 50
 MAX_FILTERS = 30
@@ -66,9 +66,8 @@ def _boolean(params: Params, member: str, required: bool = False) -> bool | None
 class BackupApi:
     """Turns one decoded request into a result dict or an ``ApiError``, against a ``BackupStore``."""
 
-    def __init__(self, store: BackupStore, default_page_size: int = MAX_PAGE) -> None:
+    def __init__(self, store: BackupStore) -> None:
         self.store = store
-        self.default_page_size = default_page_size
         self._handlers: dict[str, Callable[[Params], Result]] = {
             "DescribeBackups": self.describe_backups,
             "RestoreBackup": self.restore_backup,
@@ -166,7 +165,7 @@ class BackupApi:
     def _max_results(self, params: Params) -> int:
         value = params.get("MaxResults")
         if value is None:
-            return self.default_page_size
+            return MAX_PAGE
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PAGE:
             raise _constraint(
                 value, "maxResults", f"Member must have value less than or equal to {MAX_PAGE} and at least 1"

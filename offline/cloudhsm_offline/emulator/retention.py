@@ -80,16 +80,13 @@ def build_cluster(d: Mapping[str, Any], now: float) -> Cluster:
 class RetentionSweep:
     """Runs the purge at every ``interval`` boundary the clock has passed since the last one."""
 
-    def __init__(self, start: float, interval: float = DEFAULT_PURGE_INTERVAL) -> None:
-        if interval <= 0:
-            raise ValueError("purge_interval must be positive")
+    def __init__(self, start: float) -> None:
         self.start = start
-        self.interval = interval
         self.last = start
 
-    def due(self, now: float) -> float | None:
+    def due(self, now: float, interval: float) -> float | None:
         """The latest sweep boundary not yet swept, if the clock has passed one."""
-        boundary = self.start + ((now - self.start) // self.interval) * self.interval
+        boundary = self.start + ((now - self.start) // interval) * interval
         if boundary <= self.last:
             return None
         self.last = boundary
