@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from functools import cache
@@ -216,16 +216,17 @@ class CloudHsmBackups:
 
         return {**backup, "TagList": self._act("ListTags", backup_id, list_tags)}
 
-    def tag(self, backup_id: str, key: str, value: str) -> None:
-        """TagResource: add or overwrite one tag."""
-        tags: list[TagTypeDef] = [{"Key": key, "Value": value}]
-        self._act("TagResource", backup_id, lambda: self.client.tag_resource(ResourceId=backup_id, TagList=tags))
+    def tag(self, backup: Backup, tags: Mapping[str, str]) -> Backup:
+        """TagResource: add or overwrite tags (1 to 50: botocore cloudhsmv2 model, TagList); the backup with them."""
+        backup_id, tag_list = backup["BackupId"], [TagTypeDef(Key=key, Value=value) for key, value in tags.items()]
+        self._act("TagResource", backup_id, lambda: self.client.tag_resource(ResourceId=backup_id, TagList=tag_list))
+        return {**backup, "TagList": [t for t in backup.get("TagList") or [] if t.get("Key") not in tags] + tag_list}
 
-    def untag(self, backup_id: str, key: str) -> None:
-        """UntagResource: remove one tag."""
-        self._act(
-            "UntagResource", backup_id, lambda: self.client.untag_resource(ResourceId=backup_id, TagKeyList=[key])
-        )
+    def untag(self, backup: Backup, keys: Sequence[str]) -> Backup:
+        """UntagResource: remove tags by key; the backup without them."""
+        backup_id = backup["BackupId"]
+        self._act("UntagResource", backup_id, lambda: self.client.untag_resource(ResourceId=backup_id, TagKeyList=keys))
+        return {**backup, "TagList": [t for t in backup.get("TagList") or [] if t.get("Key") not in keys]}
 
 
 def backups_in(region: str | None) -> CloudHsmBackups:

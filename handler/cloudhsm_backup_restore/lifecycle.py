@@ -60,6 +60,13 @@ class Request:
             signed_at=signed_at(str(event.get("ResponseURL", ""))),
         )
 
+    def previous(self) -> RestoreProperties | None:
+        """An Update's OldResourceProperties, validated; None for other requests or when invalid."""
+        try:
+            return None if self.old_properties is None else parse_properties(self.old_properties)
+        except InvalidPropertiesError:
+            return None
+
 
 def signed_at(response_url: str) -> float | None:
     """When CloudFormation signed the ResponseURL, an S3 presigned URL: its SigV4 ``X-Amz-Date`` (docs/lifecycle.md,
@@ -158,6 +165,7 @@ class BackupLifecycle:
             backup = backups.require(props.backup_id)
             me = Resource(request.stack_id, request.logical_id, backups.arn(backup))
             _refuse_stale(request, props, backup, me, self.now())
+            OwnershipRecord(backups, props.tags).refuse_too_many(backup)
             self._delete_rolled_back_replacement(request, props, backups)
             backup = self._restore_if_deleted(backups, props, me, backup, memo)
         polling = handed_off is not None
@@ -171,7 +179,7 @@ class BackupLifecycle:
             lambda_left,
             may_act,
             polling=polling,
-            signed=request.signed_at,
+            request=request,
         )
 
     def _restore_if_deleted(
@@ -202,14 +210,16 @@ class BackupLifecycle:
             memo[MEMO_DELETE_TIMESTAMP] = baseline
             return backup
         memo.update({MEMO_RESTORED: "true", MEMO_DELETE_TIMESTAMP: baseline})
-        backup = self._record_restorer(backups, me, backup, memo)
+        backup = self._record_restorer(backups, props, me, backup, memo)
         ready = state_of(backup) == BackupState.READY
         return backup if ready else self._protect(backups, props, backup, restored=True)  # before any wait
 
-    def _record_restorer(self, backups: CloudHsmBackups, me: Resource, backup: Backup, memo: dict[str, str]) -> Backup:
-        """Record the owner now; a backup still restoring that refuses tags gets its record once READY."""
+    def _record_restorer(
+        self, backups: CloudHsmBackups, props: RestoreProperties, me: Resource, backup: Backup, memo: dict[str, str]
+    ) -> Backup:
+        """Record the owner and Tags now (one call); a backup still restoring that refuses them gets both once READY."""
         try:
-            return OwnershipRecord(backups).record_restorer(backup, me)
+            return OwnershipRecord(backups, props.tags).record_restorer(backup, me)
         except CloudHsmCallError as error:
             if error.code != INVALID_REQUEST or state_of(backup) == BackupState.READY:
                 raise
@@ -223,10 +233,7 @@ class BackupLifecycle:
         """An Update back to this resource's backup from OldResourceProperties naming another (a failed replacement
         rolled back): the other backup gets the Delete CloudFormation never sends for it (best effort, by I1's rule).
         """
-        try:
-            old = None if request.old_properties is None else parse_properties(request.old_properties)  # Update only
-        except InvalidPropertiesError:
-            return
+        old = request.previous()
         identity = props.identity(backups.region)
         if old is None or old.identity(backups.region) == identity or _arn_target(request.physical_id) != identity:
             return
@@ -250,7 +257,7 @@ class BackupLifecycle:
         may_act: Callable[[], bool],
         *,
         polling: bool,
-        signed: float | None,
+        request: Request,
     ) -> Step:
         deadline = self.policy.overall_deadline(started_at, props.service_timeout)
         began = self.now()
@@ -297,13 +304,15 @@ class BackupLifecycle:
             ready = result.backup
             if not me.arn:
                 me = Resource(me.stack_id, me.logical_id, backups.arn(ready))
-            record = OwnershipRecord(backups)
+            record = OwnershipRecord(backups, props.tags)
             if memo.get(MEMO_RECORD) == "deferred":
                 ready = record.record_restorer(ready, me)
             ready = self._protect(backups, props, ready, restored=restored)
             if not restored:
-                ready = record.settle(ready, me, signed)
-            return Step(me.arn, ready, True, memo)
+                ready = record.settle(ready, me, request.signed_at)
+            old = request.previous()  # an Update of the same backup: what its previous Tags set
+            same = old is not None and old.identity(backups.region) == props.identity(backups.region)
+            return Step(me.arn, record.apply_tags(ready, old.tags if old and same else ()), True, memo)
         if result.verdict is Verdict.FAILURE:
             raise self._ended(result.backup, where, restoring)
         if deadline - self.now() < self.policy.poll_interval:

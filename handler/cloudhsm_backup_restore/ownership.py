@@ -15,16 +15,13 @@ from dataclasses import dataclass
 from enum import Enum
 
 from cloudhsm_backup_restore.backups import TAG_LIMIT_CODES, Backup, CloudHsmBackups
-from cloudhsm_backup_restore.errors import CloudHsmCallError
+from cloudhsm_backup_restore.errors import BackupRestoreError, CloudHsmCallError
 from cloudhsm_backup_restore.logs import log_event
+from cloudhsm_backup_restore.properties import MAX_TAGS, PROJECT_TAG_PREFIX, TAG_LIMITS
 
 logger = logging.getLogger(__name__)
 
-OWNER_TAG_KEY = "cloudhsm-backup-restore:owner"
-"""The project's own prefix: never ``aws:``, which AWS reserves."""
-MAX_TAGS = 50
-"""A backup holds at most 50 tags (botocore cloudhsmv2 model, shape TagList max 50)."""
-MAX_TAG_VALUE = 256
+OWNER_TAG_KEY = PROJECT_TAG_PREFIX + "owner"
 
 
 def _digest(text: str, length: int) -> str:
@@ -86,10 +83,11 @@ def verdict_for(me: Resource, tokens: list[str] | None) -> OnDeleteVerdict:
 
 
 class OwnershipRecord:
-    """Writes the record through the backups' client."""
+    """Writes the record through the backups' client, with the resource's own ``tags`` (its Tags) in the same call."""
 
-    def __init__(self, backups: CloudHsmBackups) -> None:
+    def __init__(self, backups: CloudHsmBackups, tags: tuple[tuple[str, str], ...] = ()) -> None:
         self.backups = backups
+        self.tags = dict(tags)
 
     def write(self, backup: Backup, tokens: list[str], label: str) -> Backup:
         """TagResource with the record; a backup with no room for one more tag is left unowned (logged)."""
@@ -98,16 +96,36 @@ class OwnershipRecord:
         if tags is not None and tokens_of(backup) is None and len(tags) >= MAX_TAGS:
             log_event(logger, "ownership.not_recorded", BackupId=backup_id, reason="50 tags already")
             return backup
-        value = ("+".join(tokens[:2]) + " " + label)[:MAX_TAG_VALUE]
+        put = {**self.tags, OWNER_TAG_KEY: ("+".join(tokens[:2]) + " " + label)[: TAG_LIMITS["Value"][1]]}
         try:
-            self.backups.tag(backup_id, OWNER_TAG_KEY, value)
+            return self.backups.tag(backup, put)
         except CloudHsmCallError as error:
             if error.code not in TAG_LIMIT_CODES:
                 raise
             log_event(logger, "ownership.not_recorded", BackupId=backup_id, reason=error.aws_message)
             return backup
-        kept = [tag for tag in backup.get("TagList") or [] if tag.get("Key") != OWNER_TAG_KEY]
-        return {**backup, "TagList": [*kept, {"Key": OWNER_TAG_KEY, "Value": value}]}
+
+    def refuse_too_many(self, backup: Backup) -> None:
+        """Tags that would take the backup past 50 tags fail before anything is done, not after a restore."""
+        keys = {str(tag.get("Key")) for tag in backup.get("TagList") or []} | {OWNER_TAG_KEY, *self.tags}
+        if self.tags and len(keys) > MAX_TAGS:
+            raise BackupRestoreError(
+                f"Backup {self.backups.where(backup['BackupId'])} would have {len(keys)} tags with these Tags and the "
+                f"ownership record; CloudHSM allows {MAX_TAGS} per backup: remove some (nothing was done)"
+            )
+
+    def apply_tags(self, backup: Backup, previous: tuple[tuple[str, str], ...]) -> Backup:
+        """The Tags on a READY backup: TagResource what is missing or different (nothing when the record's write carried
+        them), UntagResource what ``previous`` (the same backup's OldResourceProperties) set, these no longer do, and
+        nobody changed since. Nothing else removes them (docs/lifecycle.md, "Tags")."""
+        if not self.tags and not previous:
+            return backup
+        backup = self.backups.with_tags(backup)
+        current = {tag["Key"]: tag["Value"] for tag in backup.get("TagList") or []}
+        put = {key: value for key, value in self.tags.items() if current.get(key) != value}
+        removed = [key for key, value in previous if key not in self.tags and current.get(key) == value]
+        backup = self.backups.tag(backup, put) if put else backup
+        return self.backups.untag(backup, removed) if removed else backup
 
     def record_restorer(self, backup: Backup, me: Resource) -> Backup:
         """This resource restored the backup: it alone owns it now (older records ended with the deletion)."""
@@ -142,7 +160,7 @@ class OwnershipRecord:
             elif verdict is OnDeleteVerdict.WITHDRAW:
                 self.write(backup, tokens[:1], (_record(backup) or "").partition(" ")[2])
             else:
-                self.backups.untag(backup_id, OWNER_TAG_KEY)
+                self.backups.untag(backup, [OWNER_TAG_KEY])
         except CloudHsmCallError as error:  # a stale record only errs on the side of retaining
             log_event(logger, "ownership.not_updated", BackupId=backup_id, error=str(error)[:200])
         log_event(logger, f"ownership.{verdict.value}", BackupId=backup_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -14,6 +15,12 @@ BACKUP_ID_PATTERN = re.compile(r"backup-[2-7a-zA-Z]{11,16}")
 REGION_PATTERN = re.compile(r"[a-z]{2,4}(-[a-z]+)+-\d{1,2}")
 DEFAULT_SERVICE_TIMEOUT = 3600
 MAX_SERVICE_TIMEOUT = 3600
+PROJECT_TAG_PREFIX = "cloudhsm-backup-restore:"
+"""This resource's own tag keys (the ownership record): never a user's, nor ``aws:``, which AWS reserves."""
+MAX_TAGS = 50
+"""A backup holds at most 50 tags (botocore cloudhsmv2 model, shape TagList max 50), one of them the record."""
+TAG_LIMITS = {"Key": (1, 128), "Value": (0, 256)}
+"""Characters of a tag key and value (botocore cloudhsmv2 model, shapes TagKey and TagValue)."""
 
 
 class OnDelete(StrEnum):
@@ -23,7 +30,7 @@ class OnDelete(StrEnum):
     DELETE = "Delete"
 
 
-RESOURCE_PROPERTIES = ("BackupId", "OnDelete", "NeverExpires", "Region")
+RESOURCE_PROPERTIES = ("BackupId", "OnDelete", "NeverExpires", "Region", "Tags")
 """Properties this resource defines."""
 CLOUDFORMATION_PROPERTIES = ("ServiceToken", "ServiceTimeout")
 """Properties CloudFormation itself reads and passes along."""
@@ -39,6 +46,8 @@ class RestoreProperties:
     never_expires: bool | None = None
     region: str | None = None
     service_timeout: int = DEFAULT_SERVICE_TIMEOUT
+    tags: tuple[tuple[str, str], ...] = ()
+    """(Key, Value) pairs in the order given, keys unique."""
 
     def identity(self, default_region: str) -> tuple[str, str]:
         """What names the backup, as its ARN does: (BackupId, Region or the function's). A change is a replacement;
@@ -104,6 +113,39 @@ def _parse_service_timeout(raw: dict[str, Any]) -> int:
     return seconds
 
 
+def _tag_problem(tag: object, seen: dict[str, str]) -> str:
+    """What is wrong with one tag ("" when nothing): CloudHSM's rules for TagKey and TagValue (botocore cloudhsmv2
+    model: pattern ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*``), the reserved prefixes, a key given twice."""
+    if not isinstance(tag, dict) or sorted(tag) != ["Key", "Value"]:
+        return "each tag must be an object with exactly Key and Value"
+    for name, (low, high) in TAG_LIMITS.items():
+        text = tag[name]
+        if not isinstance(text, str) or not low <= len(text) <= high or not all(map(_tag_character, text)):
+            return f"a tag's {name} must be a string of {low}-{high} letters, digits, spaces and _.:/=+-@"
+    if tag["Key"].lower().startswith(("aws:", PROJECT_TAG_PREFIX)):
+        return f"keys starting with aws: (AWS's) or {PROJECT_TAG_PREFIX} (the ownership record's) are reserved"
+    return f"key {tag['Key']} is given twice" if tag["Key"] in seen else ""
+
+
+def _tag_character(char: str) -> bool:
+    return char.isalnum() or char in "_.:/=+-@" or unicodedata.category(char)[0] == "Z"
+
+
+def _parse_tags(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    value = raw.get("Tags", [])
+    if not isinstance(value, list) or len(value) >= MAX_TAGS:
+        raise InvalidPropertiesError(
+            f"Property Tags must be a list of at most {MAX_TAGS - 1} {{Key, Value}} objects (a backup holds "
+            f"{MAX_TAGS} tags, one is the ownership record), got {_shown(value)}"
+        )
+    tags: dict[str, str] = {}
+    for tag in value:
+        if problem := _tag_problem(tag, tags):
+            raise InvalidPropertiesError(f"Property Tags: {problem}, got {_shown(tag)}")
+        tags[tag["Key"]] = tag["Value"]
+    return tuple(tags.items())
+
+
 def _reject_unknown(raw: dict[str, Any]) -> None:
     unknown = sorted(str(key) for key in raw if key not in VALID_PROPERTIES)
     if not unknown:
@@ -131,4 +173,5 @@ def parse_properties(raw: object) -> RestoreProperties:
         never_expires=_parse_never_expires(raw),
         region=_parse_region(raw),
         service_timeout=_parse_service_timeout(raw),
+        tags=_parse_tags(raw),
     )

@@ -69,8 +69,9 @@ def test_the_record_keeps_an_owner_and_at_most_one_previous_within_tag_limits() 
     written: list[str] = []
 
     class Tagging:
-        def tag(self, backup_id: str, key: str, value: str) -> None:
-            written.append(value)
+        def tag(self, backup: dict[str, Any], tags: dict[str, str]) -> dict[str, Any]:
+            written.append(tags[OWNER_TAG_KEY])
+            return {**backup, "TagList": [{"Key": key, "Value": value} for key, value in tags.items()]}
 
     backup = OwnershipRecord(Tagging()).write(
         {"BackupId": BACKUP, "TagList": []}, [me.token, old.token, "x"], "owner " + me.label
@@ -114,11 +115,13 @@ class FakeBackups:
     def arn(self, backup: Any) -> str:
         return ARN
 
-    def tag(self, backup_id: str, key: str, value: str) -> None:
+    def tag(self, backup: Any, tags: dict[str, str]) -> Any:
         self.calls.append("TagResource")
+        return backup
 
-    def untag(self, backup_id: str, key: str) -> None:
+    def untag(self, backup: Any, keys: list[str]) -> Any:
         self.calls.append("UntagResource")
+        return backup
 
     def delete(self, backup_id: str) -> None:
         self.calls.append("DeleteBackup")
