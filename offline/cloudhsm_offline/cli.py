@@ -47,7 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,run-template,emulator}")
 
     demo = commands.add_parser("demo", help="Create -> Update (replacement) -> Delete through the real handler")
-    demo.add_argument("--speed", type=inputs.positive_float, help=argparse.SUPPRESS)  # ignored: time is virtual
     demo.add_argument("--code", type=inputs.existing_dir, help="run this unzipped Lambda package instead of handler/")
 
     run = commands.add_parser("run-template", help="run a template's custom resources against the emulator")
@@ -72,7 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PACKAGE",
         help="installed package to expose like a Lambda layer (default: crhelper for handler/, none for --code)",
     )
-    run.add_argument("--speed", type=inputs.positive_float, help=argparse.SUPPRESS)  # ignored: time is virtual
     run.add_argument("--restore-seconds", type=inputs.non_negative_float, help="override the seed's restore time")
     run.add_argument(
         "--lambda-timeout", type=inputs.lambda_timeout, default=300, help="function timeout, 1-900 s (default 300)"
