@@ -319,3 +319,46 @@ def test_a_slow_restore_in_a_harsh_retention_race_ends_ready_and_stays_ready(mak
     assert created.data["NeverExpires"] == "true"
     world.clock.advance(3600)
     assert state(world) == "READY"
+
+
+# -- user tags: set apart from the ownership record ---------------------------------------------------
+
+
+def user_tags(world: OfflineWorld) -> dict[str, str]:
+    tags = world.emulator.account.backup(BACKUP).get("TagList", [])
+    return {str(t["Key"]): str(t["Value"]) for t in tags if t["Key"] != OWNER_KEY}
+
+
+def test_tags_reach_the_backup_follow_updates_and_survive_the_delete(make_world: Any) -> None:
+    world = make_world()
+    world.emulator.account.add_backup(BACKUP, tags=[{"Key": "keep", "Value": "theirs"}])
+    first = [{"Key": "team", "Value": "hsm"}, {"Key": "cost", "Value": "42"}]
+    created = world.simulator.create("Restored", {**DELETE, "OnDelete": "Retain", "Tags": first})
+    assert created.ok, created.summary()
+    assert user_tags(world) == {"keep": "theirs", "team": "hsm", "cost": "42"}
+    assert owner_record(world) is not None
+    assert '"team"' in created.data["TagList"]
+    assert created.data["Tag.team"] == "hsm"
+
+    # cost dropped, team changed: only the key this resource set goes; a tag set by someone else stays
+    updated = world.simulator.update(
+        "Restored", {**DELETE, "OnDelete": "Retain", "Tags": [{"Key": "team", "Value": "ops"}]}
+    )
+    assert updated.ok, updated.summary()
+    assert user_tags(world) == {"keep": "theirs", "team": "ops"}
+
+    deleted = world.simulator.delete("Restored")
+    assert deleted.ok, deleted.summary()
+    assert state(world) == "READY"
+    assert owner_record(world) is None
+    assert user_tags(world) == {"keep": "theirs", "team": "ops"}
+
+
+def test_a_reserved_tag_key_fails_the_create_naming_the_property_and_restores_nothing(make_world: Any) -> None:
+    world = make_world()
+    world.emulator.account.add_backup(BACKUP)
+    created = world.simulator.create("Restored", {**DELETE, "Tags": [{"Key": "aws:team", "Value": "x"}]})
+    assert not created.ok
+    assert "Tags" in created.reason
+    assert state(world) == "PENDING_DELETION"
+    assert world.emulator.count("RestoreBackup") == 0
