@@ -32,13 +32,14 @@ def first_check_at_or_after(t_ready: float) -> float:
     return next(t for t in itertools.accumulate(POLICY.delays()) if t >= t_ready)
 
 
-@pytest.fixture(scope="module")
+# Function scope: moto keeps EventBridge state per process, so two worlds of one account cannot overlap.
+@pytest.fixture
 def ours() -> Iterator[OfflineWorld]:
     with open_world(VARIANTS[OURS]) as world:
         yield world
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def crhelper() -> Iterator[OfflineWorld]:
     with open_world(VARIANTS[CRHELPER_DOCUMENTED]) as world:
         yield world
