@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -60,8 +61,9 @@ class Request:
             signed_at=signed_at(str(event.get("ResponseURL", ""))),
         )
 
+    @cached_property
     def previous(self) -> RestoreProperties | None:
-        """An Update's OldResourceProperties, validated; None for other requests or when invalid."""
+        """An Update's OldResourceProperties, validated once per request; None for other requests or when invalid."""
         try:
             return None if self.old_properties is None else parse_properties(self.old_properties)
         except InvalidPropertiesError:
@@ -233,7 +235,7 @@ class BackupLifecycle:
         """An Update back to this resource's backup from OldResourceProperties naming another (a failed replacement
         rolled back): the other backup gets the Delete CloudFormation never sends for it (best effort, by I1's rule).
         """
-        old = request.previous()
+        old = request.previous
         identity = props.identity(backups.region)
         if old is None or old.identity(backups.region) == identity or _arn_target(request.physical_id) != identity:
             return
@@ -310,7 +312,7 @@ class BackupLifecycle:
             ready = self._protect(backups, props, ready, restored=restored)
             if not restored:
                 ready = record.settle(ready, me, request.signed_at)
-            old = request.previous()  # an Update of the same backup: what its previous Tags set
+            old = request.previous  # an Update of the same backup: what its previous Tags set
             same = old is not None and old.identity(backups.region) == props.identity(backups.region)
             return Step(me.arn, record.apply_tags(ready, old.tags if old and same else ()), True, memo)
         if result.verdict is Verdict.FAILURE:

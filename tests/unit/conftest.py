@@ -45,6 +45,7 @@ from cloudhsm_backup_restore.polling import PROVIDER_ID_ENV  # noqa: E402
 BACKUP_ID = "backup-abcdefghijk"
 OTHER_BACKUP_ID = "backup-zyxwvutsrqp"
 BACKUP_ARN = f"arn:aws:cloudhsm:us-east-1:123456789012:backup/{BACKUP_ID}"
+OTHER_ARN = f"arn:aws:cloudhsm:us-east-1:123456789012:backup/{OTHER_BACKUP_ID}"
 OWNER_KEY = "cloudhsm-backup-restore:owner"
 PROVIDER_ID = "0a1b2c3d4e5f"
 STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/unit/0f0e0d0c-0000-1111-2222-333344445555"

@@ -10,6 +10,7 @@ from botocore.stub import ANY
 from tests.unit.conftest import (
     BACKUP_ARN,
     BACKUP_ID,
+    OTHER_ARN,
     OTHER_BACKUP_ID,
     OWNER_KEY,
     STACK_ID,
@@ -21,7 +22,6 @@ from tests.unit.conftest import (
 )
 
 TEAM = [{"Key": "team", "Value": "x"}]
-OTHER_ARN = f"arn:aws:cloudhsm:us-east-1:123456789012:backup/{OTHER_BACKUP_ID}"
 
 
 def props(tags: list[dict[str, str]], backup_id: str = BACKUP_ID, **extra: str) -> dict[str, Any]:

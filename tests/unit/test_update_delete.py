@@ -9,6 +9,7 @@ from cloudhsm_backup_restore.ownership import Resource
 from tests.unit.conftest import (
     BACKUP_ARN,
     BACKUP_ID,
+    OTHER_ARN,
     OTHER_BACKUP_ID,
     OWNER_KEY,
     STACK_ID,
@@ -19,7 +20,6 @@ from tests.unit.conftest import (
     record_of,
 )
 
-OTHER_ARN = f"arn:aws:cloudhsm:us-east-1:123456789012:backup/{OTHER_BACKUP_ID}"
 ME = Resource(STACK_ID, "RestoredBackup", BACKUP_ARN)
 DELETE_PROPS = {"BackupId": BACKUP_ID, "OnDelete": "Delete"}
 
