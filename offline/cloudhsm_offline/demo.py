@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TextIO
 
 from cloudhsm_offline import JSON_WRITTEN_NOTE
-from cloudhsm_offline.cfn.lambda_runtime import DEFAULT_HANDLER
 from cloudhsm_offline.cfn.stack import StackRun, StackRunner
 from cloudhsm_offline.cfn.timeline import Timeline
 from cloudhsm_offline.cfn.world import OfflineWorld
 from cloudhsm_offline.emulator.seed import DEMO_SEED
+from cloudhsm_offline.lambda_runtime.function import DEFAULT_HANDLER
 from cloudhsm_offline.report import build_report, interrupted_report
 
 DEMO_TEMPLATE = Path(__file__).with_name("cfn") / "demo_template.yaml"

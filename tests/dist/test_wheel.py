@@ -154,7 +154,7 @@ def test_the_wheel_holds_every_package_data_file_and_the_license(installed: Inst
     assert packages == _packages_in_source()
     for data in (
         "cloudhsm_offline/cfn/demo_template.yaml",
-        "cloudhsm_offline/cfn/_bootstrap.py",
+        "cloudhsm_offline/lambda_runtime/_bootstrap.py",
         "cloudhsm_offline/emulator/demo_seed.yaml",
         "cloudhsm_offline/py.typed",
         "cloudhsm_backup_restore/py.typed",

@@ -10,7 +10,7 @@ import botocore.exceptions
 import pytest
 from cloudhsm_backup_restore import polling
 from cloudhsm_backup_restore_pipeline import contract
-from cloudhsm_offline.cfn import deployment
+from cloudhsm_offline.eventbridge import deployment
 
 from tests.functional.conftest import WorldFactory
 

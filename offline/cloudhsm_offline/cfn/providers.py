@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cloudhsm_offline.cfn.deployment import PROVIDER_ID_ENV
-from cloudhsm_offline.cfn.lambda_runtime import LambdaFunction
 from cloudhsm_offline.cfn.simulator import CloudFormationSimulator
+from cloudhsm_offline.eventbridge.deployment import PROVIDER_ID_ENV
+from cloudhsm_offline.lambda_runtime.function import LambdaFunction
 
 if TYPE_CHECKING:
     from cloudhsm_offline.cfn.world import OfflineWorld

@@ -21,9 +21,6 @@ from typing import Any
 
 from cloudhsm_offline.cfn import checks
 from cloudhsm_offline.cfn.checks import Violation
-from cloudhsm_offline.cfn.eventbridge import EventBridge
-from cloudhsm_offline.cfn.lambda_runtime import LambdaFunction
-from cloudhsm_offline.cfn.lambda_worker import Invocation
 from cloudhsm_offline.cfn.outcome import (
     DEFAULT_RESOURCE_TYPE,
     DEFAULT_SERVICE_TIMEOUT,
@@ -33,6 +30,9 @@ from cloudhsm_offline.cfn.outcome import (
 )
 from cloudhsm_offline.cfn.response_server import ReceivedResponse, ResponseServer
 from cloudhsm_offline.clock import VirtualClock
+from cloudhsm_offline.eventbridge.bridge import EventBridge
+from cloudhsm_offline.lambda_runtime.function import LambdaFunction
+from cloudhsm_offline.lambda_runtime.worker import Invocation
 
 Listener = Callable[[str, Any], None]
 

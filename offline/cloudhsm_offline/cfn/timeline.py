@@ -6,13 +6,13 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from cloudhsm_offline.cfn.gateway import ApiCall
-from cloudhsm_offline.cfn.lambda_worker import InvocationRecord
 from cloudhsm_offline.cfn.outcome import Outcome
 from cloudhsm_offline.cfn.response_server import ReceivedResponse
-from cloudhsm_offline.cfn.scheduler import Firing, RuleState
 from cloudhsm_offline.cfn.stack import OutputValue
 from cloudhsm_offline.cfn.world import OfflineWorld
+from cloudhsm_offline.eventbridge.gateway import ApiCall
+from cloudhsm_offline.eventbridge.scheduler import Firing, RuleState
+from cloudhsm_offline.lambda_runtime.worker import InvocationRecord
 
 COLOURS = {"ok": "32", "bad": "31", "dim": "2", "head": "1"}
 

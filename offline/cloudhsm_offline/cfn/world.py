@@ -10,20 +10,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cloudhsm_offline.cfn.checks import Violation
-from cloudhsm_offline.cfn.deployment import PROVIDER_ID_ENV
-from cloudhsm_offline.cfn.eventbridge import EventBridge
-from cloudhsm_offline.cfn.lambda_runtime import (
-    ASYNC_RETRY_DELAYS,
-    DEFAULT_FUNCTION_NAME,
-    DEFAULT_HANDLER,
-    LambdaFunction,
-)
 from cloudhsm_offline.cfn.response_server import ResponseServer
 from cloudhsm_offline.cfn.simulator import CloudFormationSimulator
 from cloudhsm_offline.clock import VirtualClock
 from cloudhsm_offline.emulator.account import EmulatedAccount
 from cloudhsm_offline.emulator.emulator import CloudHsmEmulator
 from cloudhsm_offline.emulator.seed import Seed, load_seed
+from cloudhsm_offline.eventbridge.bridge import EventBridge
+from cloudhsm_offline.eventbridge.deployment import PROVIDER_ID_ENV
+from cloudhsm_offline.lambda_runtime.function import (
+    ASYNC_RETRY_DELAYS,
+    DEFAULT_FUNCTION_NAME,
+    DEFAULT_HANDLER,
+    LambdaFunction,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 HANDLER_DIR = REPO_ROOT / "handler"

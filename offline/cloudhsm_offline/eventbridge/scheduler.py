@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cloudhsm_offline.cfn.gateway import rate_seconds
-from cloudhsm_offline.cfn.lambda_runtime import LambdaFunction
-from cloudhsm_offline.cfn.lambda_worker import Invocation
 from cloudhsm_offline.clock import VirtualClock
+from cloudhsm_offline.eventbridge.gateway import rate_seconds
+from cloudhsm_offline.lambda_runtime.function import LambdaFunction
+from cloudhsm_offline.lambda_runtime.worker import Invocation
 
 
 @dataclass

@@ -22,8 +22,9 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from cloudhsm_offline.cfn.api_faults import ApiFaultPlan
-from cloudhsm_offline.cfn.deployment import INVOKE_STATEMENT_ID, deploy_function
-from cloudhsm_offline.cfn.gateway import (
+from cloudhsm_offline.clock import HANG_GUARD_SECONDS, VirtualClock
+from cloudhsm_offline.eventbridge.deployment import INVOKE_STATEMENT_ID, deploy_function
+from cloudhsm_offline.eventbridge.gateway import (
     ApiCall,
     GatewayHandler,
     GatewayServer,
@@ -32,9 +33,8 @@ from cloudhsm_offline.cfn.gateway import (
     error_code,
     summarise,
 )
-from cloudhsm_offline.cfn.lambda_runtime import LambdaFunction
-from cloudhsm_offline.cfn.scheduler import RuleScheduler, all_rules
-from cloudhsm_offline.clock import HANG_GUARD_SECONDS, VirtualClock
+from cloudhsm_offline.eventbridge.scheduler import RuleScheduler, all_rules
+from cloudhsm_offline.lambda_runtime.function import LambdaFunction
 
 _LIVE_ACCOUNTS: set[str] = set()
 _LIVE_LOCK = threading.Lock()

@@ -15,7 +15,7 @@ import zipfile
 from collections.abc import Callable
 from typing import Any
 
-from cloudhsm_offline.cfn.lambda_runtime import LambdaFunction
+from cloudhsm_offline.lambda_runtime.function import LambdaFunction
 
 PROVIDER_ID_ENV = "CLOUDHSM_RESTORE_PROVIDER_ID"
 POLL_RULE_PREFIX = "cloudhsm-poll-"

@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cloudhsm_offline.cfn.lambda_worker import (
+from cloudhsm_offline.clock import HANG_GUARD_SECONDS, VirtualClock
+from cloudhsm_offline.lambda_runtime.worker import (
     Invocation,
     InvocationRecord,
     LogLine,
@@ -37,7 +38,6 @@ from cloudhsm_offline.cfn.lambda_worker import (
     iso_timestamp,
     runtime_dir_for,
 )
-from cloudhsm_offline.clock import HANG_GUARD_SECONDS, VirtualClock
 
 DEFAULT_HANDLER = "cloudhsm_backup_restore.app.handler"
 DEFAULT_FUNCTION_NAME = "cloudhsm-backup-restore-provider"
