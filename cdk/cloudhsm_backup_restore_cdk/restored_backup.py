@@ -91,7 +91,7 @@ class RestoredBackup(Construct):
         :param service_timeout: How long CloudFormation waits for the restore (the resource's ServiceTimeout),
             1 second to 60 minutes in whole seconds. Default: ``Duration.minutes(60)``.
         :param provider: The RestoreProvider (in the same stack) whose function serves this backup; VPC, logs,
-            concurrency, tracing and the dead-letter queue are set there. Default: ``RestoreProvider.of(self)``.
+            concurrency, tracing and the dead-letter queue are set there. Default: the stack's default provider.
 
         Invalid values raise TypeError/ValueError naming the option and what was expected.
         """
@@ -105,7 +105,7 @@ class RestoredBackup(Construct):
 
         stack = Stack.of(self)
         if provider is None:
-            provider = RestoreProvider.of(self)
+            provider = RestoreProvider._default_of(self)
         elif not isinstance(provider, RestoreProvider):
             raise TypeError(f"RestoredBackup provider must be a RestoreProvider or None, got {type(provider).__name__}")
         elif Stack.of(provider) is not stack:
