@@ -3,6 +3,7 @@ resource's ``Tags`` property, once per key, with aws-cdk-lib's priorities; what 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +11,9 @@ from aws_cdk import App, CfnParameter, Environment, Stack, TagManager, Tags
 from aws_cdk.assertions import Match, Template
 from cloudhsm_backup_restore.properties import MAX_TAGS, parse_properties
 from cloudhsm_backup_restore_cdk import RestoredBackup
-from cloudhsm_backup_restore_pipeline.contract import RESOURCE_TYPE
+from cloudhsm_backup_restore_pipeline.contract import OWNER_TAG_KEY, RESOURCE_TYPE
+from cloudhsm_offline.cfn.stack import StackRunner
+from cloudhsm_offline.cfn.world import OfflineWorld
 
 from tests.cdk.matrix import recommended_flags
 from tests.cdk.support import KEEP_ID, PLAIN_ID, logical_id, render, resources
@@ -155,3 +158,45 @@ def test_a_token_value_is_rendered_and_left_to_deploy_time() -> None:
     backup = RestoredBackup(stack, "Backup", backup_id=PLAIN_ID)
     Tags.of(stack).add("environment", CfnParameter(stack, "Environment").value_as_string)
     assert _tags(stack, backup) == [{"Key": "environment", "Value": {"Ref": "Environment"}}]
+
+
+def _tag_app(outdir: Path, tags: dict[str, str]) -> tuple[RestoredBackup, Path]:
+    """The app a team deploys, then edits: a stack tag for every resource, the rest on the backup."""
+    app = App(outdir=str(outdir), context=recommended_flags())
+    stack = Stack(app, "TaggedRestores")
+    backup = RestoredBackup(stack, "Backup", backup_id=PLAIN_ID)
+    Tags.of(stack).add("team", tags.pop("team"))
+    for key, value in tags.items():
+        Tags.of(backup).add(key, value)
+    app.synth()
+    return backup, outdir / "TaggedRestores.template.json"
+
+
+@pytest.mark.slow
+def test_the_tags_reach_the_backup_and_an_update_removes_only_its_own(tmp_path: Path) -> None:
+    """Under the offline CloudFormation simulator: Create tags the backup, Update changes and drops what the old
+    properties set (never an operator's tag), Delete leaves every user tag."""
+    backup, first = _tag_app(tmp_path / "v1", {"team": "platform", "purpose": "audit", "ticket": "HSM-1"})
+    _, second = _tag_app(tmp_path / "v2", {"team": "hsm", "purpose": "audit"})
+
+    def user_tags() -> dict[str, str]:
+        tags = world.emulator.account.backup(PLAIN_ID).get("TagList") or []
+        return {tag["Key"]: tag["Value"] for tag in tags if tag["Key"] != OWNER_TAG_KEY}
+
+    with OfflineWorld(code_dir=backup.provider.staged_code_dir, restore_seconds=1) as world:
+        world.emulator.account.add_backup(PLAIN_ID)
+        runner = StackRunner(world.simulator, first, {})
+        created = runner.create()
+        assert created.ok, created.errors
+        assert user_tags() == {"team": "platform", "purpose": "audit", "ticket": "HSM-1"}
+        world.emulator.account.store.tag(PLAIN_ID, [{"Key": "ops-note", "Value": "checked"}])  # an operator's own tag
+        updated = runner.update({}, second)
+        assert updated.ok, updated.errors
+        assert user_tags() == {"team": "hsm", "purpose": "audit", "ops-note": "checked"}
+        deleted = runner.delete()
+        assert deleted.ok, deleted.errors
+        backup_after = world.emulator.account.backup(PLAIN_ID)
+        assert backup_after["BackupState"] == "READY"  # RemovalPolicy.RETAIN
+        assert user_tags() == {"team": "hsm", "purpose": "audit", "ops-note": "checked"}
+        assert all(tag["Key"] != OWNER_TAG_KEY for tag in backup_after.get("TagList") or [])
+        assert world.verify() == []
