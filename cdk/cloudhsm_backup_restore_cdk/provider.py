@@ -105,7 +105,7 @@ class RestoreProvider(Construct):
     Like aws-cdk-lib's ``custom_resources.Provider``, one provider serves many resources. The **first**
     RestoreProvider created in a stack is the stack's default: every ``RestoredBackup`` without ``provider=``
     uses it. Create it before the backups to configure it (VPC, log group, role, ...); a stack with no
-    RestoreProvider gets one with every option at its default (``RestoreProvider.of(stack)``). A second
+    RestoreProvider gets one with every option at its default when its first RestoredBackup needs it. A second
     provider in one stack is reported at synth (warning ``SECOND_PROVIDER_WARNING``).
 
     The role holds only customer managed policies: ``policy`` (everything but the backups, including what is
@@ -307,7 +307,7 @@ class RestoreProvider(Construct):
         return [policy, self.policy, self.poll_permission]
 
     @classmethod
-    def of(cls, scope: Construct) -> RestoreProvider:
+    def _default_of(cls, scope: Construct) -> RestoreProvider:
         """The stack's default provider: the first RestoreProvider created in ``scope``'s stack, or a new one
         (every option at its default) when the stack has none yet."""
         registry = stack_registry(scope)

@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 import jsii
-from aws_cdk import Annotations, ArnFormat, CfnDeletionPolicy, CfnResource, Duration, RemovalPolicy, Stack, Token
+from aws_cdk import (
+    Annotations,
+    ArnFormat,
+    CfnDeletionPolicy,
+    CfnResource,
+    Duration,
+    ITaggable,
+    RemovalPolicy,
+    Stack,
+    TagManager,
+    TagType,
+    Token,
+)
 from cloudhsm_backup_restore.attributes import ATTRIBUTE_NAMES, TAG_ATTRIBUTE_PREFIX
 from cloudhsm_backup_restore.properties import OnDelete
 from cloudhsm_backup_restore_pipeline.contract import RESOURCE_TYPE, backup_actions
@@ -19,6 +31,7 @@ DUPLICATE_BACKUP_WARNING = "@cloudhsm-backup-restore/cdk:duplicateBackup"
 RETAINED_WARNING = "@cloudhsm-backup-restore/cdk:deletionPolicyRetain"
 
 
+@jsii.implements(ITaggable)
 class RestoredBackup(Construct):
     """A deleted (PENDING_DELETION) CloudHSM backup, restored on create and READY when the resource is.
 
@@ -33,6 +46,10 @@ class RestoredBackup(Construct):
     Not an aws-cdk-lib ``Resource``: its deletion behaviour is ``removal_policy``, carried out by the provider's
     Delete; a CloudFormation ``DeletionPolicy: Retain`` (``apply_removal_policy``) would skip that Delete.
     The CloudFormation resource is ``backup.resource`` (also ``backup.node.default_child``).
+
+    Taggable: ``Tags.of(backup)`` (or of any scope above it, the stack included) renders into the resource's
+    ``Tags`` property, which the provider applies to the restored backup; a tag the handler would refuse (an
+    ``aws:`` or ``cloudhsm-backup-restore:`` key, more than 49 tags, characters CloudHSM refuses) fails synth.
 
     Example::
 
@@ -74,7 +91,7 @@ class RestoredBackup(Construct):
         :param service_timeout: How long CloudFormation waits for the restore (the resource's ServiceTimeout),
             1 second to 60 minutes in whole seconds. Default: ``Duration.minutes(60)``.
         :param provider: The RestoreProvider (in the same stack) whose function serves this backup; VPC, logs,
-            concurrency, tracing and the dead-letter queue are set there. Default: ``RestoreProvider.of(self)``.
+            concurrency, tracing and the dead-letter queue are set there. Default: the stack's default provider.
 
         Invalid values raise TypeError/ValueError naming the option and what was expected.
         """
@@ -88,7 +105,7 @@ class RestoredBackup(Construct):
 
         stack = Stack.of(self)
         if provider is None:
-            provider = RestoreProvider.of(self)
+            provider = RestoreProvider._default_of(self)
         elif not isinstance(provider, RestoreProvider):
             raise TypeError(f"RestoredBackup provider must be a RestoreProvider or None, got {type(provider).__name__}")
         elif Stack.of(provider) is not stack:
@@ -114,7 +131,8 @@ class RestoredBackup(Construct):
         )
         grants = provider._grant_backup(actions, scoped_arn, arn_cost(partition=partition, region=stack_region))
 
-        properties: dict[str, str] = {
+        self._tags = TagManager(TagType.KEY_VALUE, RESOURCE_TYPE, tag_property_name="Tags")
+        properties: dict[str, object] = {
             "ServiceToken": provider.service_token,
             "ServiceTimeout": Token.as_string(service_timeout.to_seconds())
             if service_timeout.is_unresolved()
@@ -126,6 +144,9 @@ class RestoredBackup(Construct):
             properties["NeverExpires"] = "true" if never_expires else "false"
         if region is not None:
             properties["Region"] = region
+        # Resolved at synth, after the Tags aspects ran: absent while no tag is set, so untagged templates keep
+        # their shape.
+        properties["Tags"] = self._tags.rendered_tags
         self.resource = CfnResource(self, "Resource", type=RESOURCE_TYPE, properties=properties)
         """The CloudFormation resource (``Custom::CloudHsmBackupRestore``), the escape hatch."""
         # CloudFormation's Delete must run: it is what carries out removal_policy.
@@ -133,6 +154,7 @@ class RestoredBackup(Construct):
         # The grants must exist before Create and outlive Delete: CloudFormation orders both by dependencies.
         self.resource.node.add_dependency(*grants)
         self.node.add_validation(_DeletionRuns(self))
+        self.node.add_validation(_TagsAccepted(self))
 
     def _warn_if_named_twice(self, backup_id: str, region: str | None) -> None:
         stack = Stack.of(self)
@@ -146,6 +168,11 @@ class RestoredBackup(Construct):
                 f"{backup_id} is also restored by {first} in this stack: each resource's Delete acts on the same "
                 "backup, and only the one that restored it owns it",
             )
+
+    @property
+    def tags(self) -> TagManager:
+        """The tags ``Tags.of(...)`` set on this backup (ITaggable), rendered into the resource's ``Tags``."""
+        return self._tags
 
     def _attribute(self, name: str) -> str:
         return self.resource.get_att(name).to_string()
@@ -259,3 +286,23 @@ class _DeletionRuns:
                 "removal_policy=RemovalPolicy.RETAIN on the RestoredBackup if that is what you want",
             )
         return []
+
+
+@jsii.implements(IValidation)
+class _TagsAccepted:
+    """Fails synth on tags the handler would refuse at deploy time, naming ``Tags`` and the rule (the handler's
+    own parser decides: one source for the rules)."""
+
+    def __init__(self, backup: RestoredBackup) -> None:
+        self._backup = backup
+
+    def validate(self) -> list[str]:
+        """The handler's message for the first tag it refuses; [] when the tags (or there are none) are fine."""
+        tags = self._backup.tags.tag_values()
+        problem = validation.tags_problem(tags)
+        if not problem:
+            return []
+        return [
+            f"RestoredBackup {problem}. The tag comes from Tags.of(...) on this backup or a scope above it: remove "
+            f'it there, or keep it off this resource with exclude_resource_types=["{RESOURCE_TYPE}"]'
+        ]

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import enum
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aws_cdk import Annotations, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk.region_info import RegionInfo
-from cloudhsm_backup_restore.properties import BACKUP_ID_PATTERN, MAX_SERVICE_TIMEOUT, REGION_PATTERN, OnDelete
+from cloudhsm_backup_restore.errors import InvalidPropertiesError
+from cloudhsm_backup_restore.properties import (
+    BACKUP_ID_PATTERN,
+    MAX_SERVICE_TIMEOUT,
+    MAX_TAGS,
+    REGION_PATTERN,
+    OnDelete,
+    parse_properties,
+)
 from constructs import Construct
 
 UNKNOWN_REGION_WARNING = "@cloudhsm-backup-restore/cdk:unknownRegion"
@@ -20,6 +29,10 @@ TAG_KEY_LIMIT = 128
 
 
 def _shown(value: object) -> str:
+    """How a wrong value is named: ``RemovalPolicy.SNAPSHOT`` for an enum member (as the user wrote it), else its
+    type and repr."""
+    if isinstance(value, enum.Enum):
+        return f"{type(value).__name__}.{value.name}"
     return f"{type(value).__name__} {value!r}"
 
 
@@ -132,6 +145,25 @@ def check_tag_key(key: object) -> str:
     if not key or (not Token.is_unresolved(key) and len(key) > TAG_KEY_LIMIT):
         raise ValueError(f"RestoredBackup.get_tag key must have 1 to {TAG_KEY_LIMIT} characters, got {len(key)}")
     return key
+
+
+_PARSED_BACKUP_ID = "backup-abcdefghijk"
+"""A valid BackupId, so that parse_properties judges only the Tags it is given."""
+
+
+def tags_problem(tags: Mapping[str, str]) -> str:
+    """The handler's message (``Tags ...``) for the tags it would refuse; "" when it accepts them.
+
+    A tag whose key or value is a token counts towards the limit, but its content is known only at deploy time.
+    """
+    given = [{"Key": key, "Value": value} for key, value in tags.items()]
+    if len(given) < MAX_TAGS:  # the parser judges the count first, and the content only when the count is fine
+        given = [tag for tag in given if not any(Token.is_unresolved(text) for text in tag.values())]
+    try:
+        parse_properties({"BackupId": _PARSED_BACKUP_ID, "Tags": given})
+    except InvalidPropertiesError as error:
+        return str(error).removeprefix("Property ")
+    return ""
 
 
 def _given(**options: Any) -> str:

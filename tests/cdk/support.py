@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,12 +229,41 @@ def all_statements(template: Mapping[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def cdk_cli(project: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    """``npx --offline aws-cdk <arguments>`` in ``project``, the virtualenv's python3 first on PATH; skips the test
-    when npm's cache has no CLI (``npx --offline`` cannot fetch it)."""
+def cdk_init_project(tmp_path: Path, source: str, context: Mapping[str, Any]) -> Path:
+    """A project as ``cdk init app --language python`` lays it out: cdk.json (``context``: its flags) and app.py."""
+    project = tmp_path / "project"
+    project.mkdir()
+    settings = {"app": f"{sys.executable} app.py", "context": dict(context)}
+    (project / "cdk.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
+    (project / "app.py").write_text(textwrap.dedent(source), encoding="utf-8")
+    return project
+
+
+NO_AWS_CREDENTIALS: dict[str, str | None] = {
+    "AWS_ACCESS_KEY_ID": None,
+    "AWS_SECRET_ACCESS_KEY": None,
+    "AWS_SESSION_TOKEN": None,
+    "AWS_PROFILE": None,
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+"""Environment for a CLI run on a machine with no AWS credentials at all (None removes a variable)."""
+
+
+def cdk_cli(
+    project: Path, *arguments: str, env: Mapping[str, str | None] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``npx --offline aws-cdk <arguments>`` in ``project``, the virtualenv's python3 first on PATH, ``env`` over the
+    environment; skips the test when npm's cache has no CLI (``npx --offline`` cannot fetch it)."""
     if shutil.which("npx") is None:
         pytest.skip("npx is not installed")
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "CDK_CONTEXT_JSON")}
+    overrides = env or {}
+    env = {
+        key: value
+        for key, value in {**os.environ, **overrides}.items()
+        if key not in ("PYTHONPATH", "CDK_CONTEXT_JSON") and value is not None
+    }
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     probe = subprocess.run(
         ["npx", "--offline", "--yes", "aws-cdk", "--version"], capture_output=True, text=True, check=False, timeout=120

@@ -10,6 +10,7 @@ plus a second copy of every one replaced; each policy document is the old or the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,8 @@ SIZES = (1, 5, 30, 100, 450)
 REPLACING_PROPERTIES = ("ManagedPolicyName", "Path", "Description")
 """AWS::IAM::ManagedPolicy properties whose change replaces the policy (CloudFormation resource reference)."""
 IDS_PARAMETER = "BackupIds"
+DOCUMENTED = tuple(Path(__file__).resolve().parents[2] / "docs" / name for name in ("cdk.md", "iam.md"))
+"""The pages quoting the figures this test measures."""
 
 
 def longest_id(number: int) -> str:
@@ -196,6 +199,20 @@ def test_no_edit_exceeds_an_iam_quota_during_the_update(tmp_path: Path, count: i
     # The figures are what the design promises: the peak is the larger template, never the sum of both.
     assert all(figure.inline_characters == 0 for figure in figures.values())
     assert max(figure.managed_policies for figure in figures.values()) <= 1 + -(-count // 60)
+    measured = tuple(max(getattr(figure, name) for figure in figures.values()) for name in vars(Peak(0, 0, 0)))
+    for page in DOCUMENTED:
+        assert documented_figures(page).get(count) == measured, page.name
+
+
+def documented_figures(page: Path) -> dict[int, tuple[int, ...]]:
+    """The peak table of a docs page: backups -> (managed policies, largest policy, inline characters)."""
+    rows = re.findall(r"^\| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \|$", page.read_text(encoding="utf-8"), re.M)
+    return {int(row[0].replace(",", "")): tuple(int(cell.replace(",", "")) for cell in row[1:]) for row in rows}
+
+
+def test_the_pages_tabulate_every_size() -> None:
+    for page in DOCUMENTED:
+        assert sorted(documented_figures(page)) == list(SIZES), page.name
 
 
 def test_the_peak_counts_a_replaced_policy_twice(tmp_path: Path) -> None:

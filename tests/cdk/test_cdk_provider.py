@@ -85,7 +85,7 @@ def test_one_provider_per_stack_however_many_backups(synthesized: Synthesized) -
     template.resource_count_is("AWS::IAM::Role", 1)
     template.resource_count_is("AWS::Logs::LogGroup", 1)
     assert main.plain.provider is main.delete.provider is main.keep.provider
-    assert RestoreProvider.of(main.stack) is main.plain.provider
+    assert [child for child in main.stack.node.children if isinstance(child, RestoreProvider)] == [main.plain.provider]
     token = {"Fn::GetAtt": [logical_id(main.stack, main.plain.provider.function), "Arn"]}
     for custom in resources(template.to_json(), RESOURCE_TYPE).values():
         assert custom["Properties"]["ServiceToken"] == token

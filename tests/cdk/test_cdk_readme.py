@@ -1,6 +1,6 @@
-"""docs/cdk.md (the README's CDK internals moved there) says what synthesizes: every Python block on the page and
-in the construct's docstrings runs, the option tables are the signatures, the acknowledgment counts are the
-construct's."""
+"""docs/cdk.md (the README's CDK internals moved there) and the README say what synthesizes: every Python block of
+both pages and of the construct's docstrings runs as written, the option tables are the signatures, the
+acknowledgment counts are the construct's."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from cloudhsm_backup_restore_pipeline.contract import VPC_ENDPOINT_SERVICES
 
 from tests.cdk.matrix import backup_id
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "cdk.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs" / "cdk.md"
+README = ROOT / "README.md"
 
 
 def _page() -> str:
@@ -52,6 +54,7 @@ def _run(code: str, where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 DOC_BLOCKS = _python_blocks(_page())
+README_BLOCKS = _python_blocks(README.read_text(encoding="utf-8"))
 DOCSTRING_BLOCKS = _docstring_blocks()
 
 
@@ -62,6 +65,12 @@ def test_every_python_block_of_the_page_runs(code: str, tmp_path: Path, monkeypa
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("code", README_BLOCKS, ids=[f"readme-block-{n}" for n in range(len(README_BLOCKS))])
+def test_every_python_block_of_the_readme_runs(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _run(code, str(README), tmp_path, monkeypatch)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(("owner", "code"), DOCSTRING_BLOCKS, ids=[owner for owner, _ in DOCSTRING_BLOCKS])
 def test_every_docstring_example_runs(owner: str, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _run(code, owner, tmp_path, monkeypatch)
@@ -69,14 +78,16 @@ def test_every_docstring_example_runs(owner: str, code: str, tmp_path: Path, mon
 
 def test_the_blocks_are_found() -> None:
     assert len(DOC_BLOCKS) >= 5
+    assert len(README_BLOCKS) >= 1
     assert {owner.split(".")[0] for owner, _ in DOCSTRING_BLOCKS} >= {"RestoredBackup", "RestoreProvider"}
 
 
 def test_no_block_uses_a_condition_on_an_attribute() -> None:
     """Defect 1: CloudFormation allows no Fn::GetAtt in a Condition; the page documents only what deploys."""
-    for code in DOC_BLOCKS + [code for _, code in DOCSTRING_BLOCKS]:
+    for code in DOC_BLOCKS + README_BLOCKS + [code for _, code in DOCSTRING_BLOCKS]:
         assert "condition_equals" not in code
     assert "condition_equals" not in _page()
+    assert "condition_equals" not in README.read_text(encoding="utf-8")
 
 
 def _table_options(section: str, heading: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aws_cdk import App, Duration, Environment, RemovalPolicy, Stack, Token
+from aws_cdk import App, CfnDeletionPolicy, Duration, Environment, RemovalPolicy, Stack, Token
 from aws_cdk.assertions import Annotations, Match, Template
 from cloudhsm_backup_restore.attributes import ATTRIBUTE_NAMES
 from cloudhsm_backup_restore.properties import VALID_PROPERTIES, OnDelete, parse_properties
@@ -305,8 +305,13 @@ def test_invalid_region_is_rejected(region: str) -> None:
 
 @pytest.mark.parametrize("given", [RemovalPolicy.SNAPSHOT, RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE])
 def test_removal_policies_without_a_meaning_for_a_backup_are_rejected(given: RemovalPolicy) -> None:
-    with pytest.raises(ValueError, match=r"removal_policy must be RemovalPolicy.RETAIN .* or RemovalPolicy.DESTROY"):
+    with pytest.raises(ValueError, match="removal_policy") as raised:
         RestoredBackup(_stack(), "Backup", backup_id=PLAIN_ID, removal_policy=given)
+    message = str(raised.value)
+    assert message.startswith("RestoredBackup removal_policy must be RemovalPolicy.RETAIN (")
+    assert "or RemovalPolicy.DESTROY (" in message
+    # The value as the user wrote it, not the enum's repr (<RemovalPolicy.SNAPSHOT: 'SNAPSHOT'>).
+    assert message.endswith(f", got RemovalPolicy.{given.name}")
 
 
 @pytest.mark.parametrize(
@@ -325,6 +330,11 @@ def test_removal_policies_without_a_meaning_for_a_backup_are_rejected(given: Rem
             r"never_expires must be a bool \(True or False\) or None, got str 'true'",
         ),
         ({"removal_policy": "Delete"}, TypeError, r"removal_policy must be RemovalPolicy.RETAIN .*, got str 'Delete'"),
+        (
+            {"removal_policy": CfnDeletionPolicy.RETAIN},
+            TypeError,
+            r"removal_policy must be RemovalPolicy.RETAIN .*, got CfnDeletionPolicy.RETAIN$",
+        ),
         ({"region": 1}, TypeError, r"region must be a str .*, got int 1"),
         ({"provider": "p"}, TypeError, r"provider must be a RestoreProvider or None, got str"),
     ],

@@ -7,8 +7,6 @@ stack's default provider, their own log group, and the warnings ``cdk synth`` mu
 from __future__ import annotations
 
 import json
-import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,16 @@ from cloudhsm_backup_restore_cdk.provider import SECOND_PROVIDER_WARNING
 from cloudhsm_backup_restore_cdk.restored_backup import DUPLICATE_BACKUP_WARNING, RETAINED_WARNING
 
 from tests.cdk.matrix import recommended_flags
-from tests.cdk.support import KEEP_ID, PLAIN_ID, all_statements, as_list, cdk_cli, logical_id, resources
+from tests.cdk.support import (
+    KEEP_ID,
+    PLAIN_ID,
+    all_statements,
+    as_list,
+    cdk_cli,
+    cdk_init_project,
+    logical_id,
+    resources,
+)
 
 ENV = Environment(account="111122223333", region="eu-west-1")
 PARAMETER_ARN = "arn:aws:ssm:eu-west-1:111122223333:parameter/hsm"
@@ -113,7 +120,7 @@ def test_the_first_provider_in_the_stack_is_the_default() -> None:
     provider = RestoreProvider(stack, "Restores", reserved_concurrent_executions=2, function_name="hsm-restores")
     first = RestoredBackup(stack, "First", backup_id=PLAIN_ID)
     second = RestoredBackup(stack, "Second", backup_id=KEEP_ID)
-    assert first.provider is second.provider is provider is RestoreProvider.of(stack)
+    assert first.provider is second.provider is provider
     template = Template.from_stack(stack)
     template.resource_count_is("AWS::Lambda::Function", 1)
     template.has_resource_properties(
@@ -221,19 +228,9 @@ app.synth()
 """
 
 
-def cdk_init_project(tmp_path: Path, source: str) -> Path:
-    """A project as ``cdk init app --language python`` lays it out: cdk.json (its flags) and app.py."""
-    project = tmp_path / "project"
-    project.mkdir()
-    settings = {"app": f"{sys.executable} app.py", "context": recommended_flags()}
-    (project / "cdk.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
-    (project / "app.py").write_text(textwrap.dedent(source), encoding="utf-8")
-    return project
-
-
 @pytest.mark.slow
 def test_cdk_synth_prints_the_warnings(tmp_path: Path) -> None:
-    project = cdk_init_project(tmp_path, APP.format(plain=PLAIN_ID))
+    project = cdk_init_project(tmp_path, APP.format(plain=PLAIN_ID), recommended_flags())
     result = cdk_cli(project, "synth", "--quiet", "-o", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     printed = result.stderr

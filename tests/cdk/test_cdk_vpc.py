@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Stack
+from aws_cdk import App, Environment, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Match
 from cloudhsm_backup_restore_cdk import RestoreProvider
 
-from tests.cdk.support import Synthesized, as_list, logical_id, resources, statements
+from tests.cdk.matrix import recommended_flags
+from tests.cdk.support import (
+    NO_AWS_CREDENTIALS,
+    Synthesized,
+    as_list,
+    cdk_cli,
+    cdk_init_project,
+    logical_id,
+    resources,
+    statements,
+)
 
 INTERFACES = "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*"
 
@@ -151,3 +163,53 @@ def test_security_groups_need_a_vpc() -> None:
     group = ec2.SecurityGroup.from_security_group_id(stack, "Group", "sg-0123456789abcdef0")
     with pytest.raises(ValueError, match="RestoreProvider security_groups: only with vpc"):
         RestoreProvider(stack, "Provider", security_groups=[group])
+
+
+# --- an ec2.Vpc in a stack with an explicit env: the availability zones come from context (docs/cdk.md) ------------
+
+AZ_CONTEXT_KEY = "availability-zones:account=111122223333:region=eu-west-1"
+VPC_APP = """
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from cloudhsm_backup_restore_cdk import RestoredBackup, RestoreProvider
+
+app = cdk.App()
+stack = cdk.Stack(app, "Placed", env=cdk.Environment(account="111122223333", region="eu-west-1"))
+RestoreProvider(stack, "Provider", vpc=ec2.Vpc(stack, "Vpc", max_azs=2))
+RestoredBackup(stack, "Backup", backup_id="backup-abcdefghijk")
+app.synth()
+"""
+
+
+def _missing_context(tmp_path: Path, context: dict[str, Any], **vpc_options: Any) -> list[str]:
+    """The context keys a synth left for the CLI to look up (it needs the account's credentials to)."""
+    app = App(outdir=str(tmp_path), context=context)
+    stack = Stack(app, "Placed", env=Environment(account="111122223333", region="eu-west-1"))
+    RestoreProvider(stack, "Provider", vpc=ec2.Vpc(stack, "Vpc", **vpc_options))
+    app.synth()
+    manifest = json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8"))
+    return [entry["key"] for entry in manifest.get("missing", [])]
+
+
+@pytest.mark.parametrize(
+    "vpc_options", [{}, {"max_azs": 2}, {"availability_zones": ["eu-west-1a", "eu-west-1b"]}], ids=str
+)
+def test_a_vpc_in_an_explicit_env_asks_for_the_regions_zones(tmp_path: Path, vpc_options: dict[str, Any]) -> None:
+    """Neither max_azs nor availability_zones spares the lookup: only the context (cdk.context.json) does."""
+    assert _missing_context(tmp_path / "bare", {}, **vpc_options) == [AZ_CONTEXT_KEY]
+    zones = {AZ_CONTEXT_KEY: ["eu-west-1a", "eu-west-1b", "eu-west-1c"]}
+    assert _missing_context(tmp_path / "with-context", zones, **vpc_options) == []
+
+
+@pytest.mark.slow
+def test_cdk_synth_offline_needs_the_zones_in_cdk_context_json(tmp_path: Path) -> None:
+    project = cdk_init_project(tmp_path, VPC_APP, recommended_flags())
+    failed = cdk_cli(project, "synth", "--quiet", "-o", str(tmp_path / "first"), env=NO_AWS_CREDENTIALS)
+    assert "no credentials have been configured" in failed.stdout + failed.stderr
+    zones = {AZ_CONTEXT_KEY: ["eu-west-1a", "eu-west-1b", "eu-west-1c"]}
+    (project / "cdk.context.json").write_text(json.dumps(zones), encoding="utf-8")
+    synthesized = cdk_cli(project, "synth", "--quiet", "-o", str(tmp_path / "second"), env=NO_AWS_CREDENTIALS)
+    assert synthesized.returncode == 0, synthesized.stderr
+    template = json.loads((tmp_path / "second" / "Placed.template.json").read_text(encoding="utf-8"))
+    zones_used = {body["Properties"]["AvailabilityZone"] for body in resources(template, "AWS::EC2::Subnet").values()}
+    assert zones_used == {"eu-west-1a", "eu-west-1b"}
