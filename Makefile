@@ -16,6 +16,10 @@ CHECKOV_VENV := $(ROOT)/.venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 AWSCLI_VENV := $(ROOT)/.venv-awscli
 AWSCLI_STAMP := $(AWSCLI_VENV)/.installed
+# The CDK CLI, for the tests that run `cdk synth` as a user does: a project-local npm prefix, pinned.
+CDK_CLI_VERSION := 2.1148.1
+CDK_CLI_PREFIX := $(ROOT)/.node-cdk
+CDK_CLI_STAMP := $(CDK_CLI_PREFIX)/.installed-$(CDK_CLI_VERSION)
 DEMO_VENV := $(ROOT)/.venv-demo
 DEMO_STAMP := $(DEMO_VENV)/.installed
 PYTEST_WORKERS ?= auto
@@ -51,8 +55,12 @@ $(AWSCLI_STAMP):
 	$(AWSCLI_VENV)/bin/python -m pip install $(PIP) "awscli>=1.38,<2"
 	touch $@
 
-tools: $(CHECKOV_STAMP) $(AWSCLI_STAMP) ## .venv-checkov (checkov 3) and .venv-awscli (AWS CLI v1) for the template tests
-	@echo "$(CHECKOV_VENV) and $(AWSCLI_VENV) are ready"
+$(CDK_CLI_STAMP):
+	npm install --silent --no-audit --no-fund --prefix $(CDK_CLI_PREFIX) aws-cdk@$(CDK_CLI_VERSION)
+	touch $@
+
+tools: $(CHECKOV_STAMP) $(AWSCLI_STAMP) $(CDK_CLI_STAMP) ## checkov 3, the AWS CLI v1 and the CDK CLI for the template and CDK tests
+	@echo "$(CHECKOV_VENV), $(AWSCLI_VENV) and $(CDK_CLI_PREFIX) are ready"
 
 lint: $(STAMP) ## ruff check and ruff format --check
 	cd $(ROOT) && $(PY) -m ruff check .
@@ -121,5 +129,5 @@ pr: test ## everything a reviewer runs (same as make test)
 
 clean: ## remove the virtualenvs, dist/, build/ and caches
 	rm -rf $(VENV) $(PACKAGE_VENV) $(BUILD_VENV) $(CHECKOV_VENV) $(AWSCLI_VENV) $(DEMO_VENV) $(ROOT)/dist $(ROOT)/build \
-		$(ROOT)/cdk.out $(ROOT)/.mypy_cache \
+		$(ROOT)/cdk.out $(CDK_CLI_PREFIX) $(ROOT)/.mypy_cache \
 		$(ROOT)/.ruff_cache $(ROOT)/.pytest_cache $(ROOT)/.hypothesis

@@ -251,13 +251,28 @@ NO_AWS_CREDENTIALS: dict[str, str | None] = {
 """Environment for a CLI run on a machine with no AWS credentials at all (None removes a variable)."""
 
 
+CDK_CLI = Path(__file__).resolve().parents[2] / ".node-cdk" / "node_modules" / ".bin" / "cdk"
+"""The CDK CLI ``make tools`` installs (pinned in the Makefile)."""
+
+
+def cdk_cli_command() -> list[str]:
+    """The CDK CLI: ``make tools``'s, else npm's cache (``npx --offline``); skips the test when neither has it."""
+    if CDK_CLI.exists():
+        return [str(CDK_CLI)]
+    if shutil.which("npx") is None:
+        pytest.skip("npx is not installed")
+    command = ["npx", "--offline", "--yes", "aws-cdk"]
+    probe = subprocess.run([*command, "--version"], capture_output=True, text=True, check=False, timeout=120)
+    if probe.returncode != 0:
+        pytest.skip("the aws-cdk CLI is not installed (make tools) nor in npm's cache")
+    return command
+
+
 def cdk_cli(
     project: Path, *arguments: str, env: Mapping[str, str | None] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """``npx --offline aws-cdk <arguments>`` in ``project``, the virtualenv's python3 first on PATH, ``env`` over the
-    environment; skips the test when npm's cache has no CLI (``npx --offline`` cannot fetch it)."""
-    if shutil.which("npx") is None:
-        pytest.skip("npx is not installed")
+    """The CDK CLI (``cdk_cli_command``) with ``arguments`` in ``project``, the virtualenv's python3 first on PATH,
+    ``env`` over the environment."""
     overrides = env or {}
     env = {
         key: value
@@ -265,13 +280,9 @@ def cdk_cli(
         if key not in ("PYTHONPATH", "CDK_CONTEXT_JSON") and value is not None
     }
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    probe = subprocess.run(
-        ["npx", "--offline", "--yes", "aws-cdk", "--version"], capture_output=True, text=True, check=False, timeout=120
-    )
-    if probe.returncode != 0:
-        pytest.skip("the aws-cdk CLI is not in npm's cache (npx --offline cannot run it)")
+    command = cdk_cli_command()
     return subprocess.run(
-        ["npx", "--offline", "--yes", "aws-cdk", *arguments],
+        [*command, *arguments],
         cwd=project,
         env=env,
         capture_output=True,
