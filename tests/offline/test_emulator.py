@@ -30,9 +30,9 @@ from botocore.exceptions import ClientError, ConnectionClosedError
 from cloudhsm_offline.clock import SimClock
 from cloudhsm_offline.emulator.account import EmulatedAccount
 from cloudhsm_offline.emulator.emulator import CloudHsmEmulator
-from cloudhsm_offline.emulator.faults import FaultPlan
 from cloudhsm_offline.emulator.seed import DEMO_SEED, load_seed
 from cloudhsm_offline.emulator.server import EmulatorServer
+from cloudhsm_offline.faults import FaultPlan
 
 from tests.offline.conftest import T0, ClientFactory, ManualClock
 

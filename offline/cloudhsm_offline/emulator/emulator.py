@@ -16,16 +16,18 @@ from cloudhsm_offline import partition_of
 from cloudhsm_offline.emulator.account import EmulatedAccount
 from cloudhsm_offline.emulator.calls import DROPPED, OK, Call, CallLog
 from cloudhsm_offline.emulator.errors import (
+    AccessDeniedError,
     ApiError,
     InternalFailureError,
     InvalidSignatureError,
     MissingAuthenticationTokenError,
+    ThrottlingError,
 )
-from cloudhsm_offline.emulator.faults import FaultPlan
 from cloudhsm_offline.emulator.operations import BackupApi
 from cloudhsm_offline.emulator.protocol import WireResponse, decode, encode_error, encode_result, identify
 from cloudhsm_offline.emulator.seed import Seed, load_seed, parse_seed
 from cloudhsm_offline.emulator.server import ADMIN_PREFIX, EmulatorServer
+from cloudhsm_offline.faults import CLOUDHSM_KINDS, DENY, DROP, FAIL, THROTTLE, FaultPlan, denied_message
 
 SIGNING_NAME = "cloudhsm"
 CREDENTIAL_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -61,7 +63,7 @@ class CloudHsmEmulator:
         check_auth: bool = True,
     ) -> None:
         self.account = EmulatedAccount() if account is None else account
-        self.faults = FaultPlan()
+        self.faults = FaultPlan(CLOUDHSM_KINDS)
         self.call_log = CallLog()
         self.host = host
         self.port = port
@@ -117,17 +119,16 @@ class CloudHsmEmulator:
             call = call.with_params(decode(protocol, operation, headers, body).params)
             access_key, region = self._authenticate(headers)
             store = self.account.others.get(region or "", self.account.store)
-            decision = self.faults.decide(
-                operation, at, principal=self._principal(access_key), resource=store.arn_of(call.params)
-            )
+            decision = self.faults.decide(operation, at)
             if decision.latency:
                 # Modelled: on the world's virtual clock the caller (blocked on this answer) lends its token.
                 clock.sleep(decision.latency)
-            if decision.drop:
+            if decision.fault == DROP:
                 self.call_log.record(call.finished(DROPPED, None))
                 return None
-            if decision.error is not None:
-                return self._error(call, decision.error, request_id)
+            if decision.fault is not None:
+                resource = store.arn_of(call.params)
+                return self._error(call, self._fault_error(decision.fault, operation, access_key, resource), request_id)
             response = encode_result(protocol, BackupApi(store).call(operation, call.params), request_id)
         except ApiError as api_error:
             return self._error(call, api_error, request_id)
@@ -163,9 +164,17 @@ class CloudHsmEmulator:
             raise InvalidSignatureError(f"Credential should be scoped to correct service: '{SIGNING_NAME}'.")
         return access_key, region
 
-    def _principal(self, access_key: str) -> str:
+    def _fault_error(self, fault: str, operation: str, access_key: str, resource: str) -> ApiError:
+        """An injected fault in CloudHSM's words."""
+        if fault == THROTTLE:
+            return ThrottlingError("Rate exceeded")
+        if fault == FAIL:
+            return InternalFailureError("An internal error occurred (injected by the emulator).")
+        assert fault == DENY, fault
         account = self.account
-        return f"arn:{partition_of(account.region)}:sts::{account.account_id}:assumed-role/EmulatedRole/{access_key}"
+        role = f"assumed-role/EmulatedRole/{access_key}"
+        principal = f"arn:{partition_of(account.region)}:sts::{account.account_id}:{role}"
+        return AccessDeniedError(denied_message(principal, f"cloudhsm:{operation}", resource))
 
     # -- the admin surface under /_emulator: inspect backups and calls, arm faults, reset, move the clock
 

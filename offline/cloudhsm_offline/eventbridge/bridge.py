@@ -21,19 +21,21 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from cloudhsm_offline.cfn.api_faults import ApiFaultPlan
 from cloudhsm_offline.clock import HANG_GUARD_SECONDS, VirtualClock
 from cloudhsm_offline.eventbridge.deployment import INVOKE_STATEMENT_ID, deploy_function
 from cloudhsm_offline.eventbridge.gateway import (
+    FAULT_ERRORS,
     ApiCall,
     GatewayHandler,
     GatewayServer,
     check_events_call,
     classify,
     error_code,
+    fault_answer,
     summarise,
 )
 from cloudhsm_offline.eventbridge.scheduler import RuleScheduler, all_rules
+from cloudhsm_offline.faults import GATEWAY_KINDS, FaultPlan
 from cloudhsm_offline.lambda_runtime.function import LambdaFunction
 
 _LIVE_ACCOUNTS: set[str] = set()
@@ -48,7 +50,7 @@ class EventBridge:
 
     def __init__(self, function: LambdaFunction, clock: VirtualClock | None = None) -> None:
         self.function = function
-        self.faults = ApiFaultPlan()
+        self.faults = FaultPlan(GATEWAY_KINDS)
         """Faults injected into the SSM, EventBridge and Lambda calls passing the gateway."""
         self.clock = clock or function.clock
         self.region = function.region
@@ -167,10 +169,10 @@ class EventBridge:
     def handle(self, request: GatewayHandler, body: bytes) -> None:
         """Check, record and forward one API call to moto (or answer it with an injected fault)."""
         service, operation, params = classify(request.command, request.path, request.headers, body)
-        injected = self.faults.decide(service, operation, _resource_of(params))
+        fault = self.faults.decide(operation, self.clock.now()).fault if service in FAULT_ERRORS else None
         rejection = check_events_call(operation, params) if service == "events" else None
-        if injected is not None:
-            status, headers, data = injected.status, injected.headers, injected.body
+        if fault is not None:
+            status, headers, data = fault_answer(service, fault, operation, params)
         elif rejection is not None:
             status, payload = rejection
             data = json.dumps(payload).encode()
@@ -248,11 +250,3 @@ class EventBridge:
     def has_live_rules(self) -> bool:
         """True while a scheduled rule created through the gateway has not been seen removed."""
         return self.scheduler.has_live_rules
-
-
-def _resource_of(params: dict[str, Any]) -> str:
-    """The resource an injected AccessDenied names (the parameter, rule or function)."""
-    for key in ("Name", "Rule", "FunctionName"):
-        if key in params:
-            return str(params[key])
-    return "*"
