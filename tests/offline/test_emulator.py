@@ -31,8 +31,8 @@ from cloudhsm_offline.clock import SimClock
 from cloudhsm_offline.emulator.account import EmulatedAccount
 from cloudhsm_offline.emulator.emulator import CloudHsmEmulator
 from cloudhsm_offline.emulator.seed import DEMO_SEED, load_seed
-from cloudhsm_offline.emulator.server import EmulatorServer
 from cloudhsm_offline.faults import FaultPlan
+from cloudhsm_offline.loopback import LoopbackServer
 
 from tests.offline.conftest import T0, ClientFactory, ManualClock
 
@@ -846,7 +846,7 @@ def test_a_client_that_went_away_is_no_traceback_but_a_server_error_is(
     def fail() -> None:
         raise error
 
-    server = EmulatorServer(("127.0.0.1", 0), CloudHsmEmulator(EmulatedAccount(ManualClock())))
+    server = LoopbackServer(CloudHsmEmulator(EmulatedAccount(ManualClock())).respond)
     try:
         try:
             fail()

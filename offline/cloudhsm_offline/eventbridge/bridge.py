@@ -26,7 +26,6 @@ from cloudhsm_offline.eventbridge.deployment import INVOKE_STATEMENT_ID, deploy_
 from cloudhsm_offline.eventbridge.gateway import (
     FAULT_ERRORS,
     ApiCall,
-    GatewayHandler,
     GatewayServer,
     check_events_call,
     classify,
@@ -37,6 +36,7 @@ from cloudhsm_offline.eventbridge.gateway import (
 from cloudhsm_offline.eventbridge.scheduler import RuleScheduler, all_rules
 from cloudhsm_offline.faults import GATEWAY_KINDS, FaultPlan
 from cloudhsm_offline.lambda_runtime.function import LambdaFunction
+from cloudhsm_offline.loopback import Reply, Request
 
 _LIVE_ACCOUNTS: set[str] = set()
 _LIVE_LOCK = threading.Lock()
@@ -166,9 +166,9 @@ class EventBridge:
 
     # -- gateway -----------------------------------------------------------------------------------
 
-    def handle(self, request: GatewayHandler, body: bytes) -> None:
+    def handle(self, request: Request) -> Reply:
         """Check, record and forward one API call to moto (or answer it with an injected fault)."""
-        service, operation, params = classify(request.command, request.path, request.headers, body)
+        service, operation, params = classify(request.method, request.path, request.headers, request.body)
         fault = self.faults.decide(operation, self.clock.now()).fault if service in FAULT_ERRORS else None
         rejection = check_events_call(operation, params) if service == "events" else None
         if fault is not None:
@@ -178,7 +178,7 @@ class EventBridge:
             data = json.dumps(payload).encode()
             headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "offline-gateway"}
         else:
-            status, headers, data = self._forward(request, body)
+            status, headers, data = self._forward(request)
         error = error_code(headers, data) if status >= 400 else None
         call = ApiCall(service, operation, self.clock.now(), status, error, summarise(params))
         with self._lock:
@@ -188,20 +188,14 @@ class EventBridge:
         if service == "events" and status < 400:
             self.scheduler.rules_changed()
         self._notify("call", call)
-        request.send_response(status)
-        for key, value in headers.items():
-            if key.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
-                request.send_header(key, value)
-        request.send_header("Content-Length", str(len(data)))
-        request.end_headers()
-        request.wfile.write(data)
+        return Reply(status, headers, data)
 
-    def _forward(self, request: GatewayHandler, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def _forward(self, request: Request) -> tuple[int, dict[str, str], bytes]:
         connection = http.client.HTTPConnection(self._moto_url.removeprefix("http://"), timeout=30)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("connection", "host")}
+        headers = {k: v for k, v in request.headers.items() if k not in ("connection", "host")}
         headers["x-moto-account-id"] = self.account
         try:
-            connection.request(request.command, request.path, body=body, headers=headers)
+            connection.request(request.method, request.path, body=request.body, headers=headers)
             response = connection.getresponse()
             return response.status, dict(response.getheaders()), response.read()
         finally:

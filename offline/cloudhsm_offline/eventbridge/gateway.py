@@ -20,10 +20,10 @@ import contextlib
 import json
 import re
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
 from cloudhsm_offline.faults import CONFLICT, DENY, FAIL, THROTTLE, denied_message
+from cloudhsm_offline.loopback import LoopbackServer, Reply, Request
 
 FAULT_ERRORS: dict[str, dict[str, tuple[int, str]]] = {
     "events": {
@@ -129,7 +129,7 @@ _LAMBDA_ROUTES = (
 
 
 def classify(method: str, path: str, headers: Any, body: bytes) -> tuple[str, str, dict[str, Any]]:
-    target = headers.get("X-Amz-Target", "")
+    target = headers.get("x-amz-target", "")
     params: dict[str, Any] = {}
     if target:
         service_prefix, _, operation = target.partition(".")
@@ -150,34 +150,18 @@ def classify(method: str, path: str, headers: Any, body: bytes) -> tuple[str, st
     return "lambda" if bare.startswith("/2015-03-31/") else "other", f"{method} {bare}", params
 
 
+class GatewayServer(LoopbackServer):
+    """The gateway's loopback server: every request goes to ``owner.handle``."""
+
+    def __init__(self, owner: GatewayOwner) -> None:
+        super().__init__(owner.handle)
+
+
 class GatewayOwner(Protocol):
     """What the gateway server hands each request to."""
 
-    def handle(self, request: GatewayHandler, body: bytes) -> None:
+    def handle(self, request: Request) -> Reply:
         """Answer one request."""
-
-
-class GatewayHandler(BaseHTTPRequestHandler):
-    server: GatewayServer
-    protocol_version = "HTTP/1.1"
-
-    def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        self.server.owner.handle(self, body)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle  # noqa: N815
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        """Quiet."""
-
-
-class GatewayServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, owner: GatewayOwner) -> None:
-        super().__init__(("127.0.0.1", 0), GatewayHandler)
-        self.owner = owner
 
 
 def fault_answer(service: str, fault: str, operation: str, params: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
