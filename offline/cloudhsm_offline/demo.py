@@ -112,7 +112,6 @@ def _run(
     if options.delete and runner.applied:
         timeline.heading("Delete stack")
         steps.append(("delete", runner.delete()))
-    timeline.close()
     timeline.backups()
     failures.extend(_failures(steps))
     failures.extend(str(v) for v in world.verify())

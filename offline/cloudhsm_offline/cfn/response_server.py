@@ -7,7 +7,6 @@ path becomes the function's ``AWS_CA_BUNDLE``. Each request gets a presigned-loo
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import ssl
@@ -15,7 +14,6 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import trustme
 
 from cloudhsm_offline.clock import VirtualClock
 from cloudhsm_offline.loopback import LoopbackServer, Reply, Request
+from cloudhsm_offline.observers import Listeners
 
 PATH_PREFIX = "/cloudformation-custom-resource-response/"
 
@@ -70,7 +69,8 @@ class ResponseServer:
         self._minted: dict[str, MintedUrl] = {}
         self._by_request: dict[str, list[MintedUrl]] = {}
         self._lock = threading.Condition()
-        self._listeners: list[Callable[[ReceivedResponse], None]] = []
+        self.listeners: Listeners[[ReceivedResponse]] = Listeners()
+        """Called with every recorded PUT."""
         self.stray: list[tuple[str, bytes]] = []
         self._server: LoopbackServer | None = None
 
@@ -108,10 +108,6 @@ class ResponseServer:
     def ssl_context(self) -> ssl.SSLContext:
         """A client context trusting only the offline CA (for tests that PUT themselves)."""
         return ssl.create_default_context(cafile=self.ca_bundle)
-
-    def add_listener(self, listener: Callable[[ReceivedResponse], None]) -> None:
-        """Call ``listener(response)`` for every recorded PUT."""
-        self._listeners.append(listener)
 
     def mint(self, stack_id: str, request_id: str) -> str:
         """A presigned-looking URL for one request."""
@@ -160,9 +156,7 @@ class ResponseServer:
         with self._lock:
             minted.responses.append(response)
         self.clock.notify()  # the simulator waits on the clock for this response
-        for listener in list(self._listeners):  # an observer (the timeline) never changes the answer
-            with contextlib.suppress(Exception):
-                listener(response)
+        self.listeners.notify(response)
         return 200
 
     def responses(self, request_id: str | None = None) -> list[ReceivedResponse]:

@@ -10,12 +10,10 @@ provided the function's resource policy lets ``events.amazonaws.com`` invoke it.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -37,6 +35,7 @@ from cloudhsm_offline.eventbridge.scheduler import RuleScheduler, all_rules
 from cloudhsm_offline.faults import GATEWAY_KINDS, FaultPlan
 from cloudhsm_offline.lambda_runtime.function import LambdaFunction
 from cloudhsm_offline.loopback import Reply, Request
+from cloudhsm_offline.observers import Listeners
 
 _LIVE_ACCOUNTS: set[str] = set()
 _LIVE_LOCK = threading.Lock()
@@ -56,8 +55,9 @@ class EventBridge:
         self.region = function.region
         self.account = function.account
         self.calls: list[ApiCall] = []
-        self._listeners: list[Callable[[str, Any], None]] = []
-        self.scheduler = RuleScheduler(self.clock, self.region, self.account, self.client, self._notify)
+        self.listeners: Listeners[[str, Any]] = Listeners()
+        """Called with ``(kind, item)``: ``call`` (ApiCall), ``fire`` (Firing) or ``rule-gone`` (RuleState)."""
+        self.scheduler = RuleScheduler(self.clock, self.region, self.account, self.client, self.listeners.notify)
         self.scheduler.functions[function.arn] = function
         self.rules = self.scheduler.rules
         self.firings = self.scheduler.firings
@@ -155,15 +155,6 @@ class EventBridge:
         self.functions[function.arn] = function
         deploy_function(self.client, function)
 
-    def add_listener(self, listener: Callable[[str, Any], None]) -> None:
-        """Call ``listener(kind, item)``: kind ``call`` (ApiCall), ``fire`` (Firing) or ``rule-gone`` (RuleState)."""
-        self._listeners.append(listener)
-
-    def _notify(self, kind: str, item: Any) -> None:
-        for listener in list(self._listeners):
-            with contextlib.suppress(Exception):
-                listener(kind, item)
-
     # -- gateway -----------------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Reply:
@@ -187,7 +178,7 @@ class EventBridge:
                 self.scheduler.track(params, call.modelled)
         if service == "events" and status < 400:
             self.scheduler.rules_changed()
-        self._notify("call", call)
+        self.listeners.notify("call", call)
         return Reply(status, headers, data)
 
     def _forward(self, request: Request) -> tuple[int, dict[str, str], bytes]:
