@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from cloudhsm_offline.cfn.stack import StackRunner
-from cloudhsm_offline.cfn.template import TemplateError, check_runnable, load_template
+from cloudhsm_offline.cfn.template import TemplateError, TemplateResolver, check_runnable, load_template
 
 from tests.functional.conftest import WorldFactory
 
@@ -136,3 +136,12 @@ def test_the_check_walks_every_branch_and_leaves_to_the_run_what_only_the_stack_
         TemplateError, match=r"^Resources\.R\.Properties\.Second\.Fn::If\[2\]\.Ref: Ref to unknown name Nope"
     ):
         check_runnable(load_template(broken), {})
+
+
+def test_a_resource_depends_on_the_resources_it_references_not_on_names_that_look_alike() -> None:
+    resources = "".join(f"  {name}:\n    Type: Custom::Fixture\n    Properties:\n" + TOKEN for name in ("B", "Bee"))
+    resolver = TemplateResolver(
+        None, load_template("Conditions:\n  Never: !Equals [a, b]\nResources:\n" + resources), {}
+    )
+    assert resolver.references({"Fn::Sub": "${Bee}-x"}) == {"Bee"}  # "${B" starts it, yet B is not referenced
+    assert resolver.references({"Fn::If": ["Never", {"Fn::GetAtt": "B.Id"}, "plain"]}) == {"B"}  # either branch counts

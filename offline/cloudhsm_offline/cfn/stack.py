@@ -17,7 +17,6 @@ Source: AWS CloudFormation User Guide, "Update behaviors of stack resources" and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,13 +131,7 @@ class StackRunner:
         resource = self.resources[name]
         depends = resource.get("DependsOn") or []
         found = set([depends] if isinstance(depends, str) else depends)
-        text = json.dumps(resource.get("Properties") or {})
-        for other in self.resources:
-            if other != name and (
-                f'"Ref": "{other}"' in text or f'"{other}.' in text or f'["{other}"' in text or "${" + other in text
-            ):
-                found.add(other)
-        return found
+        return (found | self.resolver.references(resource.get("Properties") or {})) - {name}
 
     def properties_of(self, name: str) -> dict[str, Any]:
         """The resolved Properties of a resource."""

@@ -251,6 +251,14 @@ class TemplateResolver:
         """Each created custom resource's response Data (the stack's, shared with its runner): Fn::GetAtt."""
         self.physical: dict[str, str] = {} if physical is None else physical
         """Each created custom resource's PhysicalResourceId (the stack's, shared with its runner): Ref."""
+        self.referenced: set[str] = set()
+        """The resources a Ref, Fn::GetAtt or Fn::Sub resolved so far named (what a resource depends on)."""
+
+    def references(self, value: Any) -> set[str]:
+        """The resources ``value`` refers to through Ref, Fn::GetAtt or Fn::Sub, in every branch."""
+        checker = TemplateResolver(None, self.template, self.given)
+        checker.resolve(value)
+        return checker.referenced
 
     def check(self) -> None:
         """Walk every Condition, every custom resource's Properties and every Output (what a stack evaluates)."""
@@ -386,6 +394,7 @@ class TemplateResolver:
         if name in PSEUDO:
             return self.pseudo(name)
         if isinstance(name, str) and name in self.resources:
+            self.referenced.add(name)
             if is_custom(self.resources[name]):
                 if name in self.physical:
                     return self.physical[name]
@@ -407,6 +416,7 @@ class TemplateResolver:
         resource = self.resources.get(logical)
         if resource is None:
             raise self._error(where, f"Fn::GetAtt on unknown resource {logical}")
+        self.referenced.add(logical)
         if resource.get("Type") in FUNCTION_TYPES and attribute == "Arn":
             return UNKNOWN if self.simulator is None else self.simulator.function.arn
         if not is_custom(resource):
