@@ -235,9 +235,6 @@ class TemplateResolver:
         simulator: CloudFormationSimulator | None,
         template: str | Path | Mapping[str, Any],
         parameters: Mapping[str, str] | None = None,
-        *,
-        physical: dict[str, str] | None = None,
-        data: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.simulator = simulator
         self.checking = simulator is None
@@ -247,10 +244,6 @@ class TemplateResolver:
         self.given = dict(parameters or {})
         """The parameter values as given (text); ``parameters`` holds them resolved (lists for list types)."""
         self.parameters: dict[str, Any] = resolve_parameters(self.template, self.given)
-        self.data: dict[str, dict[str, Any]] = {} if data is None else data
-        """Each created custom resource's response Data (the stack's, shared with its runner): Fn::GetAtt."""
-        self.physical: dict[str, str] = {} if physical is None else physical
-        """Each created custom resource's PhysicalResourceId (the stack's, shared with its runner): Ref."""
         self.referenced: set[str] = set()
         """The resources a Ref, Fn::GetAtt or Fn::Sub resolved so far named (what a resource depends on)."""
 
@@ -396,11 +389,11 @@ class TemplateResolver:
         if isinstance(name, str) and name in self.resources:
             self.referenced.add(name)
             if is_custom(self.resources[name]):
-                if name in self.physical:
-                    return self.physical[name]
-                if self.checking:
+                if self.simulator is None:
                     return UNKNOWN
-                raise TemplateError(f"Ref {name}: the resource has no physical id yet")
+                if name not in self.simulator.resources:
+                    raise TemplateError(f"Ref {name}: the resource has no physical id yet")
+                return self.simulator.resources[name].physical_id
             if self.resources[name].get("Type") in FUNCTION_TYPES:
                 return UNKNOWN if self.simulator is None else self.simulator.function.function_name
             return f"offline-{name}"
@@ -421,17 +414,17 @@ class TemplateResolver:
             return UNKNOWN if self.simulator is None else self.simulator.function.arn
         if not is_custom(resource):
             return f"offline-{logical}.{attribute}"
-        data = self.data.get(logical)
-        if data is None or self.simulator is None:
-            if self.checking:
-                return UNKNOWN
+        if self.simulator is None:
+            return UNKNOWN
+        state = self.simulator.resources.get(logical)
+        if state is None:
             raise TemplateError(f"Fn::GetAtt {logical}.{attribute}: {logical} was not created")
-        if attribute not in data:
+        if attribute not in state.data:
             raise TemplateError(
                 f"CustomResource attribute error: Vendor response doesn't contain {attribute} key in object "
-                f"{self.simulator.stack_id}|{logical}|{self.physical.get(logical, '')}"
+                f"{self.simulator.stack_id}|{logical}|{state.physical_id}"
             )
-        return data[attribute]
+        return state.data[attribute]
 
     def _sub(self, arg: Any, where: str) -> Any:
         if isinstance(arg, str):
