@@ -348,7 +348,7 @@ class CloudFormationSimulator:
     # -- after the fact ----------------------------------------------------------------------------
 
     def verify(self) -> list[Violation]:
-        """Re-check every request now (late or duplicate responses) plus leftovers in EventBridge."""
+        """Re-check every request now: responses that came late or more than once."""
         found: list[Violation] = []
         for outcome in list(self.outcomes):
             responses = self.responses.responses_for_url(str(outcome.event["ResponseURL"]))
@@ -361,11 +361,6 @@ class CloudFormationSimulator:
                 found.append(
                     Violation(violation.code, f"{outcome.operation} {outcome.logical_id}: {violation.message}")
                 )
-        if self.eventbridge is not None:
-            for problem in self.eventbridge.problems:
-                found.append(Violation("eventbridge", problem))
-            for rule in self.eventbridge.active_rules():
-                found.append(Violation("rule-left-behind", f"EventBridge rule {rule} still exists"))
         return found
 
 

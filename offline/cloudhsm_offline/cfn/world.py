@@ -245,7 +245,10 @@ class OfflineWorld:
     def verify(self) -> list[Violation]:
         """Every protocol problem seen so far: late/duplicate responses, leftover rules, leaked secrets."""
         found = self.simulator.verify()
-        if self.eventbridge is not None:
+        if self.eventbridge is not None:  # what the hand-off may leave in EventBridge, SSM and Lambda
+            found.extend(Violation("eventbridge", problem) for problem in self.eventbridge.problems)
+            rules = self.eventbridge.active_rules()
+            found.extend(Violation("rule-left-behind", f"EventBridge rule {rule} still exists") for rule in rules)
             found.extend(Violation("left-behind", item) for item in self.eventbridge.leftovers())
         for signature in self.leaked_secrets():
             found.append(Violation("secret-in-logs", f"a ResponseURL signature ({signature[:6]}...) was logged"))
