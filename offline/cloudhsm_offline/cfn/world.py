@@ -111,7 +111,7 @@ class OfflineWorld:
     ) -> None:
         self.clock = clock or VirtualClock()
         # The seed is read first: a bad seed fails here, before anything starts, and names the region.
-        self._seed: Seed | None = None if seed is None else _as_seed(seed)
+        self._seed: Seed | None = None if seed is None else load_seed(seed)
         settings = self._seed.settings if self._seed is not None else {}
         self.region = str(region or settings.get("region") or DEFAULT_REGION)
         self.account = str(account or settings.get("account") or DEFAULT_ACCOUNT)
@@ -253,8 +253,3 @@ class OfflineWorld:
         for signature in self.leaked_secrets():
             found.append(Violation("secret-in-logs", f"a ResponseURL signature ({signature[:6]}...) was logged"))
         return found
-
-
-def _as_seed(seed: Any) -> Seed:
-    """A seed file path, loaded data or ``Seed``, parsed and validated."""
-    return seed if isinstance(seed, Seed) else load_seed(seed)

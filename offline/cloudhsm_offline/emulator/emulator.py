@@ -75,7 +75,7 @@ class CloudHsmEmulator:
 
     def seed(self, source: str | Path | Mapping[str, Any] | list[Any] | Seed) -> CloudHsmEmulator:
         """Apply a seed (file path, loaded data or ``Seed``): settings first, then backups and faults."""
-        parsed = source if isinstance(source, Seed) else load_seed(source)
+        parsed = load_seed(source)
         self.account.seed(parsed)
         if parsed.faults:
             self.faults.apply(parsed.faults)

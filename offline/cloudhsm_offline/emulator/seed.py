@@ -231,8 +231,10 @@ def _cluster_entry(index: int, entry: object) -> dict[str, Any]:
     return kwargs
 
 
-def load_seed(source: str | Path | Mapping[str, Any] | list[Any]) -> Seed:
-    """Read a seed from a .json/.yaml/.yml file (or take already-loaded data) and validate it."""
+def load_seed(source: str | Path | Mapping[str, Any] | list[Any] | Seed) -> Seed:
+    """Read a seed from a .json/.yaml/.yml file (or take already-loaded data) and validate it; a Seed is one."""
+    if isinstance(source, Seed):
+        return source
     if isinstance(source, Mapping | list):
         return parse_seed(source)
     path = Path(source)
