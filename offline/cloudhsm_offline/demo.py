@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from cloudhsm_offline import JSON_WRITTEN_NOTE
 from cloudhsm_offline.cfn.stack import StackRun, StackRunner
@@ -112,16 +112,16 @@ def _run(
     if options.delete and runner.applied:
         timeline.heading("Delete stack")
         steps.append(("delete", runner.delete()))
-    timeline.close()
     timeline.backups()
     failures.extend(_failures(steps))
     failures.extend(str(v) for v in world.verify())
-    _summary(world, timeline, failures)
+    report = build_report(world, steps, failures)
+    _summary(world, timeline, report)
     if options.show_logs:
         timeline.heading("Function logs")
         timeline.plain(_redacted_logs(world))
     if json_out is not None:
-        json.dump(build_report(world, steps, failures), json_out, indent=2)
+        json.dump(report, json_out, indent=2)
         json_out.write("\n")
         json_out.flush()
     return 1 if failures else 0
@@ -186,23 +186,20 @@ def _failures(steps: Sequence[tuple[str, StackRun | None]]) -> list[str]:
     return list(dict.fromkeys(failures))
 
 
-def _summary(world: OfflineWorld, timeline: Timeline, failures: list[str]) -> None:
+def _summary(world: OfflineWorld, timeline: Timeline, report: dict[str, Any]) -> None:
+    """The report's summary, as lines."""
+    summary, failures = report["summary"], report["failures"]
     timeline.heading("Summary")
-    function = world.function
-    timeline.plain(f"  invocations  {len(function.records)} ({function.cold_starts} cold)")
+    timeline.plain(f"  invocations  {summary['invocations']} ({summary['cold_starts']} cold)")
     if world.emulator is not None:
-        counts: dict[str, int] = {}
-        for call in world.emulator.calls:
-            counts[call.operation] = counts.get(call.operation, 0) + 1
-        timeline.plain("  CloudHSM API " + (", ".join(f"{k} x{v}" for k, v in sorted(counts.items())) or "no calls"))
+        calls = ", ".join(f"{k} x{v}" for k, v in summary["cloudhsm_calls"].items())
+        timeline.plain(f"  CloudHSM API {calls or 'no calls'}")
     if world.eventbridge is not None:
-        bridge = world.eventbridge
         timeline.plain(
-            f"  EventBridge  {bridge.count('PutRule')} rule(s) created, {len(bridge.firings)} firing(s), "
-            f"{bridge.count('DeleteRule')} removed"
+            f"  EventBridge  {summary['eventbridge_rules_created']} rule(s) created, "
+            f"{summary['eventbridge_firings']} firing(s), {summary['eventbridge_rules_deleted']} removed"
         )
-    leaked = world.leaked_secrets()
-    timeline.plain(f"  secrets      ResponseURL signature in logs: {'YES' if leaked else 'no'}")
+    timeline.plain(f"  secrets      ResponseURL signature in logs: {'YES' if summary['secrets_in_logs'] else 'no'}")
     if failures:
         timeline.plain(timeline.paint("  FAILED:", "bad"))
         for failure in failures:

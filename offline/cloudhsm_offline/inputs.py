@@ -9,9 +9,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
-"""Region names: us-east-1, eu-west-2, ap-southeast-5, us-gov-west-1, cn-north-1."""
-ACCOUNT = re.compile(r"^\d{12}$")
+from cloudhsm_offline.emulator.model import ACCOUNT_PATTERN, REGION_PATTERN
+
 LAMBDA_TIMEOUT_RANGE = (1.0, 900.0)
 """Lambda's function timeout: 1 to 900 seconds (Lambda Developer Guide, "Configure Lambda function timeout")."""
 
@@ -55,14 +54,14 @@ def lambda_timeout(text: str) -> float:
 
 def region(text: str) -> str:
     """argparse type: an AWS region name."""
-    if not REGION.fullmatch(text):
+    if not REGION_PATTERN.fullmatch(text):
         raise argparse.ArgumentTypeError(f"must be a region name like eu-west-1, got {text!r}")
     return text
 
 
 def account(text: str) -> str:
     """argparse type: a 12-digit AWS account id."""
-    if not ACCOUNT.fullmatch(text):
+    if not ACCOUNT_PATTERN.fullmatch(text):
         raise argparse.ArgumentTypeError(f"must be a 12-digit account id, got {text!r}")
     return text
 
@@ -134,44 +133,14 @@ def check_seed(path: str) -> Any:
     """Read and validate a seed file (schema in the README); InputError naming the file and the problem."""
     import yaml  # noqa: PLC0415 - needs the [offline] extra
 
-    from cloudhsm_offline.emulator.emulator import CloudHsmEmulator  # noqa: PLC0415
     from cloudhsm_offline.emulator.seed import load_seed  # noqa: PLC0415
 
     if not Path(path).is_file():
         raise InputError(f"seed {path}: no such file")
     try:
-        seed = load_seed(path)
+        return load_seed(path)
     except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
         raise InputError(f"seed {path}: {_one_line(exc)}") from None
-    problems = _seed_problems(seed.settings, seed.backups)
-    if problems:
-        raise InputError(f"seed {path}: {problems[0]}")
-    try:  # a dry run on an emulator that is never started: states, timestamps, tags, faults
-        CloudHsmEmulator().seed(seed)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise InputError(f"seed {path}: {_one_line(exc)}") from None
-    return seed
-
-
-def _seed_problems(settings: Mapping[str, Any], backups: list[dict[str, Any]]) -> list[str]:
-    problems: list[str] = []
-    if "region" in settings and not REGION.fullmatch(str(settings["region"])):
-        problems.append(f"region must be a region name like eu-west-1, got {settings['region']!r}")
-    if "account" in settings and not ACCOUNT.fullmatch(str(settings["account"])):
-        problems.append(f"account must be a 12-digit account id (quote it in YAML), got {settings['account']!r}")
-    places = [("restore_seconds", settings)] + [
-        (f"backups[{i}].restore_seconds", entry) for i, entry in enumerate(backups)
-    ]
-    for where, holder in places:
-        value = holder.get("restore_seconds")
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-            problems.append(f"{where} must be a number of seconds >= 0, got {value!r}")
-    for i, entry in enumerate(backups):
-        if not isinstance(entry.get("backup_id"), str):
-            problems.append(f"backups[{i}].id must be a string, got {entry.get('backup_id')!r}")
-    return problems
 
 
 def _one_line(exc: BaseException) -> str:

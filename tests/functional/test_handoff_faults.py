@@ -40,7 +40,7 @@ def _on_call(world: OfflineWorld, operation: str, action: Any) -> None:
             done.append(True)
             action()
 
-    world.eventbridge.add_listener(listener)
+    world.eventbridge.listeners.add(listener)
 
 
 def _statuses(world: OfflineWorld, operation: str) -> list[int]:

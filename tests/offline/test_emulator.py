@@ -30,9 +30,9 @@ from botocore.exceptions import ClientError, ConnectionClosedError
 from cloudhsm_offline.clock import SimClock
 from cloudhsm_offline.emulator.account import EmulatedAccount
 from cloudhsm_offline.emulator.emulator import CloudHsmEmulator
-from cloudhsm_offline.emulator.faults import FaultPlan
 from cloudhsm_offline.emulator.seed import DEMO_SEED, load_seed
-from cloudhsm_offline.emulator.server import EmulatorServer
+from cloudhsm_offline.faults import CLOUDHSM_KINDS, GATEWAY_KINDS, FaultPlan
+from cloudhsm_offline.loopback import LoopbackServer
 
 from tests.offline.conftest import T0, ClientFactory, ManualClock
 
@@ -620,6 +620,19 @@ def test_fault_plan_applies_json_specs_and_describes_itself() -> None:
         plan.apply({"throttle": 1})
 
 
+def test_a_plan_refuses_the_faults_its_server_cannot_answer() -> None:
+    with pytest.raises(ValueError, match="conflict"):
+        FaultPlan(CLOUDHSM_KINDS).conflict_next(1)  # CloudHSM has no conflict error
+    gateway = FaultPlan(GATEWAY_KINDS)
+    with pytest.raises(ValueError, match="drop"):
+        gateway.drop_next(1)
+    with pytest.raises(ValueError, match="unknown fault keys"):
+        gateway.apply({"latency": {"seconds": 1}})
+    gateway.conflict_next(1, "AddPermission").deny("GetParameter")
+    decided = [gateway.decide(operation, T0).fault for operation in ("GetParameter", "AddPermission", "AddPermission")]
+    assert decided == ["deny", "conflict", None]  # a counted fault is consumed, a denial holds
+
+
 # -- the call record ------------------------------------------------------------------------------
 
 
@@ -846,7 +859,7 @@ def test_a_client_that_went_away_is_no_traceback_but_a_server_error_is(
     def fail() -> None:
         raise error
 
-    server = EmulatorServer(("127.0.0.1", 0), CloudHsmEmulator(EmulatedAccount(ManualClock())))
+    server = LoopbackServer(CloudHsmEmulator(EmulatedAccount(ManualClock())).respond)
     try:
         try:
             fail()

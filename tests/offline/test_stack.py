@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from cloudhsm_offline.cfn.stack import StackRunner
+from cloudhsm_offline.cfn.template import TemplateError, TemplateResolver, check_runnable, load_template
 
 from tests.functional.conftest import WorldFactory
 
@@ -113,3 +114,34 @@ def test_an_edited_template_the_runner_cannot_run_is_refused_before_anything_cha
     assert run.status == "UPDATE_ROLLBACK_COMPLETE"
     assert "Fn::GetAZs is not supported" in run.errors[0]
     assert len(world.function.records) == calls
+
+
+CHECKED = (
+    "Parameters:\n  Ids: {Type: CommaDelimitedList, Default: backup-only}\n"
+    "Mappings:\n  ByRegion:\n    us-east-1: {Id: backup-east}\n"
+    "Conditions:\n  East: !Equals [!Ref 'AWS::Region', us-east-1]\n"
+    "Resources:\n  R:\n    Type: Custom::Fixture\n    Properties:\n"
+    + TOKEN
+    + "      BackupId: !FindInMap [ByRegion, !Ref 'AWS::Region', Id]\n"
+    "      Second: !If [East, !Select [1, !Ref Ids], !Select [0, !Ref Ids]]\n"
+)
+
+
+def test_the_check_walks_every_branch_and_leaves_to_the_run_what_only_the_stack_knows() -> None:
+    # The region decides the mapping key and the condition: unknown before the stack runs, so not refused;
+    # the Select on a one-item list sits in a branch the check cannot rule out, so not refused either.
+    check_runnable(load_template(CHECKED), {})
+    broken = CHECKED.replace("!Select [0, !Ref Ids]", "!Ref Nope")
+    with pytest.raises(
+        TemplateError, match=r"^Resources\.R\.Properties\.Second\.Fn::If\[2\]\.Ref: Ref to unknown name Nope"
+    ):
+        check_runnable(load_template(broken), {})
+
+
+def test_a_resource_depends_on_the_resources_it_references_not_on_names_that_look_alike() -> None:
+    resources = "".join(f"  {name}:\n    Type: Custom::Fixture\n    Properties:\n" + TOKEN for name in ("B", "Bee"))
+    resolver = TemplateResolver(
+        None, load_template("Conditions:\n  Never: !Equals [a, b]\nResources:\n" + resources), {}
+    )
+    assert resolver.references({"Fn::Sub": "${Bee}-x"}) == {"Bee"}  # "${B" starts it, yet B is not referenced
+    assert resolver.references({"Fn::If": ["Never", {"Fn::GetAtt": "B.Id"}, "plain"]}) == {"B"}  # either branch counts

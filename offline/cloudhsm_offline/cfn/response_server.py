@@ -7,7 +7,6 @@ path becomes the function's ``AWS_CA_BUNDLE``. Each request gets a presigned-loo
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import ssl
@@ -15,15 +14,15 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import trustme
 
 from cloudhsm_offline.clock import VirtualClock
+from cloudhsm_offline.loopback import LoopbackServer, Reply, Request
+from cloudhsm_offline.observers import Listeners
 
 PATH_PREFIX = "/cloudformation-custom-resource-response/"
 
@@ -57,34 +56,6 @@ class MintedUrl:
     responses: list[ReceivedResponse] = field(default_factory=list)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def do_PUT(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        status = self.server.owner.receive(self.path, body, dict(self.headers.items()))
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def do_GET(self) -> None:
-        self.send_response(405)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        """Stay quiet: the URL holds the secret."""
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, owner: ResponseServer) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.owner = owner
-
-
 class ResponseServer:
     """HTTPS endpoint for ResponseURLs; records every body PUT to it."""
 
@@ -98,37 +69,32 @@ class ResponseServer:
         self._minted: dict[str, MintedUrl] = {}
         self._by_request: dict[str, list[MintedUrl]] = {}
         self._lock = threading.Condition()
-        self._listeners: list[Callable[[ReceivedResponse], None]] = []
+        self.listeners: Listeners[[ReceivedResponse]] = Listeners()
+        """Called with every recorded PUT."""
         self.stray: list[tuple[str, bytes]] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
 
     def start(self) -> str:
         """Start serving; returns the base URL."""
-        server = _Server(self)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         # trustme's configure_cert would write the key to a temporary file of its own, outside our folder: a
         # signal during start-up could leave it behind. Ours lives in the folder that every stop removes.
         chain = str(Path(self._tmp.name) / "offline-server.pem")
         self._ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(chain)
         context.load_cert_chain(chain)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self.url
+        self._server = LoopbackServer(self._respond, tls=context)
+        return self._server.start("response-url")
 
     @property
     def url(self) -> str:
         """``https://127.0.0.1:<port>``."""
         assert self._server is not None, "start() first"
-        return f"https://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     def stop(self) -> None:
         """Stop serving and delete the CA file."""
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
         self._tmp.cleanup()
 
@@ -142,10 +108,6 @@ class ResponseServer:
     def ssl_context(self) -> ssl.SSLContext:
         """A client context trusting only the offline CA (for tests that PUT themselves)."""
         return ssl.create_default_context(cafile=self.ca_bundle)
-
-    def add_listener(self, listener: Callable[[ReceivedResponse], None]) -> None:
-        """Call ``listener(response)`` for every recorded PUT."""
-        self._listeners.append(listener)
 
     def mint(self, stack_id: str, request_id: str) -> str:
         """A presigned-looking URL for one request."""
@@ -171,6 +133,10 @@ class ResponseServer:
             self._by_request.setdefault(request_id, []).append(minted)
         return url
 
+    def _respond(self, request: Request) -> Reply:
+        status = self.receive(request.path, request.body, request.headers) if request.method == "PUT" else 405
+        return Reply(status, {}, b"")
+
     def receive(self, path: str, body: bytes, headers: dict[str, str]) -> int:
         """Record a PUT; 403 for an unknown or tampered URL, else 200."""
         parsed_url = urllib.parse.urlsplit(path)
@@ -190,9 +156,7 @@ class ResponseServer:
         with self._lock:
             minted.responses.append(response)
         self.clock.notify()  # the simulator waits on the clock for this response
-        for listener in list(self._listeners):  # an observer (the timeline) never changes the answer
-            with contextlib.suppress(Exception):
-                listener(response)
+        self.listeners.notify(response)
         return 200
 
     def responses(self, request_id: str | None = None) -> list[ReceivedResponse]:

@@ -16,7 +16,7 @@ import string
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from cloudhsm_offline.cfn import checks
@@ -33,8 +33,7 @@ from cloudhsm_offline.clock import VirtualClock
 from cloudhsm_offline.eventbridge.bridge import EventBridge
 from cloudhsm_offline.lambda_runtime.function import LambdaFunction
 from cloudhsm_offline.lambda_runtime.worker import Invocation
-
-Listener = Callable[[str, Any], None]
+from cloudhsm_offline.observers import Listeners
 
 
 class CloudFormationSimulator:
@@ -69,18 +68,9 @@ class CloudFormationSimulator:
         self.outcomes: list[Outcome] = []
         self.events: list[dict[str, Any]] = []
         self._deliveries: dict[str, list[Invocation]] = {}
-        self._listeners: list[Listener] = []
+        self.listeners: Listeners[[str, Any]] = Listeners()
+        """Called with ``(kind, item)``: ``event`` (dict, when sent) and ``outcome`` (Outcome, when decided)."""
         self._lock = threading.Lock()
-
-    # -- observation -------------------------------------------------------------------------------
-
-    def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(kind, item)``: ``event`` (dict, when sent) and ``outcome`` (Outcome, when decided)."""
-        self._listeners.append(listener)
-
-    def _notify(self, kind: str, item: Any) -> None:
-        for listener in list(self._listeners):
-            listener(kind, item)
 
     # -- events ------------------------------------------------------------------------------------
 
@@ -252,7 +242,7 @@ class CloudFormationSimulator:
         start_modelled, start_real = self.clock.now(), time.monotonic()
         deadline = start_modelled + timeout
         self.events.append(copy.deepcopy(event))
-        self._notify("event", event)
+        self.listeners.notify("event", event)
         deliveries = self._deliveries.setdefault(request_id, [])
         deliveries.append(self.function.invoke_async(event, source="cloudformation"))
         if self.duplicate_delivery if duplicate is None else duplicate:
@@ -269,7 +259,7 @@ class CloudFormationSimulator:
         outcome.event_sent = start_modelled
         with self._lock:
             self.outcomes.append(outcome)
-        self._notify("outcome", outcome)
+        self.listeners.notify("outcome", outcome)
         return outcome
 
     def _await_first(self, url: str, deadline: float) -> ReceivedResponse | None:
@@ -358,7 +348,7 @@ class CloudFormationSimulator:
     # -- after the fact ----------------------------------------------------------------------------
 
     def verify(self) -> list[Violation]:
-        """Re-check every request now (late or duplicate responses) plus leftovers in EventBridge."""
+        """Re-check every request now: responses that came late or more than once."""
         found: list[Violation] = []
         for outcome in list(self.outcomes):
             responses = self.responses.responses_for_url(str(outcome.event["ResponseURL"]))
@@ -371,11 +361,6 @@ class CloudFormationSimulator:
                 found.append(
                     Violation(violation.code, f"{outcome.operation} {outcome.logical_id}: {violation.message}")
                 )
-        if self.eventbridge is not None:
-            for problem in self.eventbridge.problems:
-                found.append(Violation("eventbridge", problem))
-            for rule in self.eventbridge.active_rules():
-                found.append(Violation("rule-left-behind", f"EventBridge rule {rule} still exists"))
         return found
 
 

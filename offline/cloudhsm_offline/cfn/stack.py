@@ -17,13 +17,12 @@ Source: AWS CloudFormation User Guide, "Update behaviors of stack resources" and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cloudhsm_offline.cfn.outcome import Outcome
+from cloudhsm_offline.cfn.outcome import Outcome, ResourceState
 from cloudhsm_offline.cfn.simulator import CloudFormationSimulator
 from cloudhsm_offline.cfn.template import (
     TemplateError,
@@ -73,7 +72,8 @@ class _Step:
 class StackRunner:
     """Create/Update/Delete a template's custom resources in dependency order, as one stack.
 
-    The stack's state (``applied`` properties, ``physical`` ids, response ``data``) is the runner's; the
+    The stack's resources are the simulator's record (``simulator.resources``: properties, physical ids,
+    response data), one record for both; the
     template and its parameters are read through a ``TemplateResolver`` (``resolver``), which an Update
     with an edited template replaces.
     """
@@ -85,13 +85,20 @@ class StackRunner:
         parameters: Mapping[str, str] | None = None,
     ) -> None:
         self.simulator = simulator
-        self.applied: dict[str, dict[str, Any]] = {}
-        self.physical: dict[str, str] = {}
-        self.data: dict[str, dict[str, Any]] = {}
         self.resolver = self._resolver(template, parameters or {})
 
     def _resolver(self, template: str | Path | Mapping[str, Any], parameters: Mapping[str, str]) -> TemplateResolver:
-        return TemplateResolver(self.simulator, template, parameters, physical=self.physical, data=self.data)
+        return TemplateResolver(self.simulator, template, parameters)
+
+    @property
+    def applied(self) -> dict[str, dict[str, Any]]:
+        """The properties each resource of the stack was last created or updated with, in creation order."""
+        return {name: state.properties for name, state in self.simulator.resources.items()}
+
+    @property
+    def physical(self) -> dict[str, str]:
+        """Each resource's PhysicalResourceId."""
+        return {name: state.physical_id for name, state in self.simulator.resources.items()}
 
     @property
     def resources(self) -> dict[str, Any]:
@@ -132,13 +139,7 @@ class StackRunner:
         resource = self.resources[name]
         depends = resource.get("DependsOn") or []
         found = set([depends] if isinstance(depends, str) else depends)
-        text = json.dumps(resource.get("Properties") or {})
-        for other in self.resources:
-            if other != name and (
-                f'"Ref": "{other}"' in text or f'"{other}.' in text or f'["{other}"' in text or "${" + other in text
-            ):
-                found.add(other)
-        return found
+        return (found | self.resolver.references(resource.get("Properties") or {})) - {name}
 
     def properties_of(self, name: str) -> dict[str, Any]:
         """The resolved Properties of a resource."""
@@ -169,7 +170,6 @@ class StackRunner:
                     failed.append(name)
                     run.errors.append(f"rollback: {name}: {rollback.reason}")
                 break
-            self._remember(name, outcome, properties)
             created.append(name)
         if not run.errors:
             run.outputs = self.outputs()
@@ -180,9 +180,7 @@ class StackRunner:
         for name in reversed(created):
             outcome = self.simulator.delete(name, role="rollback")
             run.outcomes.append(outcome)
-            if outcome.status == "SUCCESS":
-                self._forget(name)
-            else:  # CloudFormation keeps the resource it could not delete and stops in ROLLBACK_FAILED
+            if outcome.status != "SUCCESS":  # CloudFormation keeps the resource it could not delete: ROLLBACK_FAILED
                 failed.append(name)
                 run.errors.append(f"rollback: {name}: {outcome.reason}")
         run.status = "ROLLBACK_FAILED" if failed else "ROLLBACK_COMPLETE"
@@ -194,7 +192,7 @@ class StackRunner:
         """Update with changed parameters and optionally an edited template; cleanup after success, rollback
         (previous template, parameters and Outputs kept) on failure."""
         run = StackRun()
-        before = (self.resolver, dict(self.applied), dict(self.data), dict(self.physical))
+        before = (self.resolver, dict(self.simulator.resources))
         try:  # CloudFormation rejects an update it cannot run before touching anything
             source = self.resolver.template if template is None else load_template(template)
             given = carried_parameters(source, self.resolver.given, parameters)
@@ -239,13 +237,12 @@ class StackRunner:
             elif properties == self.applied[name]:
                 continue
             else:
+                step = _Step(name, False, self.physical[name], self.applied[name])  # before the record changes
                 outcome = self.simulator.update(name, properties, cleanup=False)
-                step = _Step(name, False, self.physical[name], self.applied[name])
             run.outcomes.append(outcome)
             if outcome.status != "SUCCESS":  # the simulator already rolled this resource itself back
                 run.errors.append(f"{name}: {outcome.reason}")
                 break
-            self._remember(name, outcome, properties)
             steps.append(step)
         return steps
 
@@ -253,7 +250,7 @@ class StackRunner:
         self,
         run: StackRun,
         steps: list[_Step],
-        before: tuple[TemplateResolver, dict[str, Any], dict[str, Any], dict[str, str]],
+        before: tuple[TemplateResolver, dict[str, ResourceState]],
     ) -> None:
         """Undo ``steps`` in reverse: Update back, delete this update's creations, then its new replacements."""
         undo: list[Outcome] = []
@@ -279,18 +276,9 @@ class StackRunner:
         for name, physical, properties in replacements:
             undo.append(self.simulator.delete(name, properties, physical, self._type(name), role="cleanup"))
         run.outcomes.extend(undo)
-        self.resolver, old_applied, old_data, old_physical = before
-        self.applied.clear()  # in place: the resolvers share these dictionaries
-        self.applied.update(old_applied)
-        self.data.clear()
-        self.data.update(old_data)
-        self.physical.clear()
-        self.physical.update(old_physical)
-        for step in steps:  # the simulator's record follows the stack back to the old resources
-            state = self.simulator.resources.get(step.name)
-            if not step.created and state is not None:
-                state.physical_id, state.properties = step.old_physical, dict(step.old_properties)
-                state.data = dict(self.data.get(step.name, {}))
+        self.resolver, resources = before  # the stack is back on its old resources
+        self.simulator.resources.clear()
+        self.simulator.resources.update(resources)
         run.outputs = self.outputs()
         failed = [o for o in undo if not o.all_ok]
         run.errors.extend(f"rollback: {o.logical_id}: {o.reason or o.status}" for o in failed)
@@ -326,15 +314,9 @@ class StackRunner:
                 values.append(OutputValue(name, None, str(exc), description))
         return values
 
-    def _remember(self, name: str, outcome: Outcome, properties: dict[str, Any]) -> None:
-        self.data[name] = dict(outcome.data)
-        self.physical[name] = str(outcome.physical_resource_id)
-        self.applied[name] = properties
-
     def _forget(self, name: str) -> None:
-        self.applied.pop(name, None)
-        self.data.pop(name, None)
-        self.physical.pop(name, None)
+        """The resource is no longer the stack's (deleted, or left behind by a cleanup that failed)."""
+        self.simulator.resources.pop(name, None)
 
     @staticmethod
     def _safe(run: StackRun, thunk: Any) -> Any:

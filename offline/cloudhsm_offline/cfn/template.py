@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,8 @@ LIST_TYPES = ("CommaDelimitedList",)
 string is space trimmed"."""
 FUNCTION_TYPES = ("AWS::Lambda::Function", "AWS::Serverless::Function")
 NO_VALUE = object()
+UNKNOWN = object()
+"""While checking: a value only a running stack knows (a pseudo parameter, a custom resource's id or attribute)."""
 SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
@@ -169,13 +171,9 @@ def check_runnable(template: Any, parameters: Mapping[str, str]) -> None:
     to a name that does not exist, a custom resource without ServiceToken, bad parameter values."""
     if not isinstance(template, Mapping):
         raise TemplateError(f"a template is a mapping with Resources, got a {type(template).__name__}")
-    transforms = template.get("Transform") or []
-    names = []
-    for transform in [transforms] if isinstance(transforms, str | Mapping) else transforms:
-        name = transform.get("Name") if isinstance(transform, Mapping) else transform
+    for name in _transforms(template):
         if name not in TRANSFORMS:
             raise TemplateError(f"Transform {name}: macros are not run offline (only {', '.join(TRANSFORMS)})")
-        names.append(name)
     resources = template.get("Resources")
     if not isinstance(resources, Mapping) or not resources:
         raise TemplateError("expected a mapping of Resources")
@@ -185,113 +183,13 @@ def check_runnable(template: Any, parameters: Mapping[str, str]) -> None:
     for key in ("Conditions", "Mappings", "Outputs"):
         if not isinstance(template.get(key) or {}, Mapping):
             raise TemplateError(f"{key} must be a mapping")
-    resolve_parameters(template, parameters)
-    checker = _ReferenceCheck(template, "AWS::LanguageExtensions" in names)
-    for name, body in (template.get("Conditions") or {}).items():
-        checker.walk(body, f"Conditions.{name}")
-    for name, resource in resources.items():
-        if not is_custom(resource):
-            continue  # never created: its properties are not evaluated
-        where = f"Resources.{name}"
-        checker.condition(resource.get("Condition"), f"{where}.Condition")
-        depends = resource.get("DependsOn") or []
-        for other in [depends] if isinstance(depends, str) else depends:
-            if other not in resources:
-                raise TemplateError(f"{where}.DependsOn: unknown resource {other}")
-        properties = resource.get("Properties") or {}
-        if not isinstance(properties, Mapping) or "ServiceToken" not in properties:
-            raise TemplateError(f"{where}: a custom resource needs Properties.ServiceToken")
-        checker.walk(properties, f"{where}.Properties")
-    for name, output in (template.get("Outputs") or {}).items():
-        if not isinstance(output, Mapping) or "Value" not in output:
-            raise TemplateError(f"Outputs.{name}: needs a Value")
-        checker.condition(output.get("Condition"), f"Outputs.{name}.Condition")
-        checker.walk(output["Value"], f"Outputs.{name}.Value")
+    TemplateResolver(None, template, parameters).check()
 
 
-class _ReferenceCheck:
-    """Walks template values: every intrinsic supported, every name it references declared."""
-
-    def __init__(self, template: Mapping[str, Any], language_extensions: bool) -> None:
-        self.language_extensions = language_extensions
-        self.parameters = set(template.get("Parameters") or {})
-        self.resources = set(template.get("Resources") or {})
-        self.conditions = set(template.get("Conditions") or {})
-        self.mappings = dict(template.get("Mappings") or {})
-
-    def condition(self, name: Any, where: str) -> None:
-        if name is not None and name not in self.conditions:
-            raise TemplateError(f"{where}: unknown condition {name}")
-
-    def ref(self, name: Any, where: str) -> None:
-        if not isinstance(name, str) or name not in {*self.parameters, *self.resources, *PSEUDO}:
-            raise TemplateError(f"{where}: Ref to unknown name {name}")
-
-    def walk(self, value: Any, where: str) -> None:
-        if isinstance(value, list):
-            for index, item in enumerate(value):
-                self.walk(item, f"{where}[{index}]")
-            return
-        if not isinstance(value, Mapping):
-            return
-        if len(value) == 1:
-            ((key, arg),) = value.items()
-            if key == "Ref" or key.startswith("Fn::") or key == "Condition":
-                self.intrinsic(str(key), arg, f"{where}.{key}")
-                return
-        for key, item in value.items():
-            self.walk(item, f"{where}.{key}")
-
-    def intrinsic(self, key: str, arg: Any, where: str) -> None:
-        if key not in SUPPORTED:
-            raise TemplateError(f"{where}: {key} is not supported by the offline runner ({', '.join(SUPPORTED)})")
-        if key in LANGUAGE_EXTENSIONS and not self.language_extensions:
-            raise TemplateError(f"{where}: {key} needs 'Transform: AWS::LanguageExtensions', as in CloudFormation")
-        if key == "Ref":
-            self.ref(arg, where)
-        elif key == "Condition":
-            self.condition(arg, where)
-        elif key == "Fn::GetAtt":
-            logical = arg.partition(".")[0] if isinstance(arg, str) else (arg[0] if isinstance(arg, list) else None)
-            if logical not in self.resources:
-                raise TemplateError(f"{where}: Fn::GetAtt on unknown resource {logical}")
-        elif key == "Fn::Sub":
-            self.sub(arg, where)
-        elif key == "Fn::If":
-            if not isinstance(arg, list) or len(arg) != 3:
-                raise TemplateError(f"{where}: Fn::If takes [condition, value if true, value if false]")
-            self.condition(arg[0], where)
-            self.walk(arg[1:], where)
-        elif key == "Fn::FindInMap":
-            if not isinstance(arg, list) or len(arg) != 3:
-                raise TemplateError(f"{where}: Fn::FindInMap takes [map, top-level key, second-level key]")
-            if isinstance(arg[0], str) and arg[0] not in self.mappings:
-                raise TemplateError(f"{where}: unknown mapping {arg[0]}")
-            if all(isinstance(part, str) for part in arg):
-                # Literal keys can be looked up now, as CloudFormation's own template check does.
-                mapping = self.mappings[arg[0]]
-                top = mapping.get(arg[1]) if isinstance(mapping, Mapping) else None
-                if not isinstance(top, Mapping) or arg[2] not in top:
-                    raise TemplateError(f"{where}: mapping {arg[0]} has no {arg[1]}.{arg[2]}")
-            self.walk(arg, where)
-        else:
-            self.walk(arg, where)
-
-    def sub(self, arg: Any, where: str) -> None:
-        if isinstance(arg, str):
-            text, variables = arg, {}
-        elif isinstance(arg, list) and len(arg) == 2 and isinstance(arg[0], str) and isinstance(arg[1], Mapping):
-            text, variables = arg[0], dict(arg[1])
-            self.walk(variables, where)
-        else:
-            raise TemplateError(f"{where}: Fn::Sub takes a string or [string, variables]")
-        for match in SUB_VARIABLE.finditer(text):
-            name = match.group(1).strip()
-            if name in variables:
-                continue
-            if "." in name and name.split(".", 1)[0] in self.resources:
-                continue
-            self.ref(name, where)
+def _transforms(template: Mapping[str, Any]) -> list[Any]:
+    transforms = template.get("Transform") or []
+    items = [transforms] if isinstance(transforms, str | Mapping) else transforms
+    return [item.get("Name") if isinstance(item, Mapping) else item for item in items]
 
 
 def is_custom(resource: Mapping[str, Any]) -> bool:
@@ -300,38 +198,97 @@ def is_custom(resource: Mapping[str, Any]) -> bool:
     return kind.startswith("Custom::") or kind in CUSTOM_TYPES
 
 
+def _unknown(value: Any) -> bool:
+    """Whether a resolved value still holds something only a running stack knows (see ``UNKNOWN``)."""
+    if isinstance(value, list):
+        return any(_unknown(v) for v in value)
+    if isinstance(value, dict):
+        return any(_unknown(v) for v in value.values())
+    return value is UNKNOWN
+
+
+EVALUATE: dict[str, Callable[[Any], Any]] = {
+    "Fn::Join": lambda a: str(a[0]).join(str(x) for x in a[1]),
+    "Fn::Select": lambda a: a[1][int(a[0])],
+    "Fn::Split": lambda a: str(a[1]).split(str(a[0])),
+    "Fn::Equals": lambda a: str(a[0]) == str(a[1]),
+    "Fn::Not": lambda a: not a[0],
+    "Fn::And": all,
+    "Fn::Or": any,
+    "Fn::Base64": lambda a: base64.b64encode(str(a).encode()).decode(),
+    "Fn::Length": len,
+    "Fn::ToJsonString": lambda a: json.dumps(a, separators=(",", ":")),
+}
+"""The intrinsics that are a plain function of their resolved arguments."""
+
+
 class TemplateResolver:
-    """A template's parameters, conditions and intrinsics, resolved against a simulated stack."""
+    """A template's parameters, conditions and intrinsics, resolved against a simulated stack.
+
+    Without a simulator it *checks* instead (``check``): the same walk visits every branch, resolves what
+    the parameters decide and leaves ``UNKNOWN`` what only a running stack knows (pseudo parameters,
+    custom resources' ids and attributes); a TemplateError then names the place in the template.
+    """
 
     def __init__(
         self,
-        simulator: CloudFormationSimulator,
+        simulator: CloudFormationSimulator | None,
         template: str | Path | Mapping[str, Any],
         parameters: Mapping[str, str] | None = None,
-        *,
-        physical: dict[str, str] | None = None,
-        data: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.simulator = simulator
+        self.checking = simulator is None
         self.template = load_template(template)
         self.resources: dict[str, Any] = dict(self.template.get("Resources") or {})
+        self.language_extensions = "AWS::LanguageExtensions" in _transforms(self.template)
         self.given = dict(parameters or {})
         """The parameter values as given (text); ``parameters`` holds them resolved (lists for list types)."""
-        self.parameters: dict[str, Any] = self.resolve_parameters(self.given)
-        self.data: dict[str, dict[str, Any]] = {} if data is None else data
-        """Each created custom resource's response Data (the stack's, shared with its runner): Fn::GetAtt."""
-        self.physical: dict[str, str] = {} if physical is None else physical
-        """Each created custom resource's PhysicalResourceId (the stack's, shared with its runner): Ref."""
+        self.parameters: dict[str, Any] = resolve_parameters(self.template, self.given)
+        self.referenced: set[str] = set()
+        """The resources a Ref, Fn::GetAtt or Fn::Sub resolved so far named (what a resource depends on)."""
+
+    def references(self, value: Any) -> set[str]:
+        """The resources ``value`` refers to through Ref, Fn::GetAtt or Fn::Sub, in every branch."""
+        checker = TemplateResolver(None, self.template, self.given)
+        checker.resolve(value)
+        return checker.referenced
+
+    def check(self) -> None:
+        """Walk every Condition, every custom resource's Properties and every Output (what a stack evaluates)."""
+        for name, body in (self.template.get("Conditions") or {}).items():
+            self.resolve(body, f"Conditions.{name}")
+        for name, resource in self.resources.items():
+            if not is_custom(resource):
+                continue  # never created: its properties are not evaluated
+            where = f"Resources.{name}"
+            if resource.get("Condition") is not None:
+                self.condition(resource["Condition"], f"{where}.Condition")
+            depends = resource.get("DependsOn") or []
+            for other in [depends] if isinstance(depends, str) else depends:
+                if other not in self.resources:
+                    raise TemplateError(f"{where}.DependsOn: unknown resource {other}")
+            properties = resource.get("Properties") or {}
+            if not isinstance(properties, Mapping) or "ServiceToken" not in properties:
+                raise TemplateError(f"{where}: a custom resource needs Properties.ServiceToken")
+            self.resolve(properties, f"{where}.Properties")
+        for name, output in (self.template.get("Outputs") or {}).items():
+            if not isinstance(output, Mapping) or "Value" not in output:
+                raise TemplateError(f"Outputs.{name}: needs a Value")
+            if output.get("Condition") is not None:
+                self.condition(output["Condition"], f"Outputs.{name}.Condition")
+            self.resolve(output["Value"], f"Outputs.{name}.Value")
+
+    def _error(self, where: str, message: str) -> TemplateError:
+        """A refusal; while checking it names the place in the template."""
+        return TemplateError(f"{where}: {message}" if self.checking else message)
 
     # -- parameters and conditions -----------------------------------------------------------------
 
-    def resolve_parameters(self, given: Mapping[str, str]) -> dict[str, Any]:
-        """Defaults plus given values, checked against AllowedValues and AllowedPattern."""
-        return resolve_parameters(self.template, given)
-
-    def pseudo(self) -> dict[str, str]:
-        """Pseudo parameters of the simulated stack."""
+    def pseudo(self, name: str) -> Any:
+        """A pseudo parameter of the simulated stack (``UNKNOWN`` when checking)."""
         sim = self.simulator
+        if sim is None:
+            return UNKNOWN
         return {
             "AWS::Region": sim.region,
             "AWS::AccountId": sim.account,
@@ -340,110 +297,155 @@ class TemplateResolver:
             "AWS::Partition": partition_of(sim.region),
             "AWS::URLSuffix": "amazonaws.com.cn" if sim.region.startswith("cn-") else "amazonaws.com",
             "AWS::NotificationARNs": "",
-        }
+        }[name]
 
-    def condition(self, name: str) -> bool:
-        """Evaluate a named condition."""
+    def condition(self, name: Any, where: str = "") -> Any:
+        """Evaluate a named condition (``UNKNOWN`` when checking and it depends on the running stack)."""
         conditions = self.template.get("Conditions") or {}
-        if name not in conditions:
-            raise TemplateError(f"unknown condition {name}")
-        return bool(self.resolve(conditions[name]))
+        if not isinstance(name, str) or name not in conditions:
+            raise self._error(where, f"unknown condition {name}")
+        value = self.resolve(conditions[name], f"Conditions.{name}")
+        return UNKNOWN if value is UNKNOWN else bool(value)
 
     # -- intrinsics --------------------------------------------------------------------------------
 
-    def resolve(self, value: Any) -> Any:
+    def resolve(self, value: Any, where: str = "") -> Any:
         """Resolve intrinsics in a value; ``NO_VALUE`` entries are dropped."""
         if isinstance(value, list):
-            return [v for v in (self.resolve(item) for item in value) if v is not NO_VALUE]
+            items = (self.resolve(item, f"{where}[{index}]") for index, item in enumerate(value))
+            return [v for v in items if v is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
             ((key, arg),) = value.items()
             if key == "Ref" or key.startswith("Fn::") or key == "Condition":
-                return self._intrinsic(key, arg)
-        resolved = {k: self.resolve(v) for k, v in value.items()}
+                return self._intrinsic(str(key), arg, f"{where}.{key}")
+        resolved = {k: self.resolve(v, f"{where}.{k}") for k, v in value.items()}
         return {k: v for k, v in resolved.items() if v is not NO_VALUE}
 
-    def _intrinsic(self, key: str, arg: Any) -> Any:
-        handlers: dict[str, Any] = {
+    def _intrinsic(self, key: str, arg: Any, where: str) -> Any:
+        if key not in SUPPORTED:
+            raise self._error(where, f"{key} is not supported by the offline runner ({', '.join(SUPPORTED)})")
+        if key in LANGUAGE_EXTENSIONS and not self.language_extensions:
+            raise self._error(where, f"{key} needs 'Transform: AWS::LanguageExtensions', as in CloudFormation")
+        special: dict[str, Callable[[Any, str], Any]] = {
             "Ref": self._ref,
+            "Condition": self.condition,
             "Fn::GetAtt": self._get_att,
             "Fn::Sub": self._sub,
-            "Fn::ImportValue": lambda _arg: self.simulator.service_token,
-            "Fn::Join": lambda a: str(self.resolve(a[0])).join(str(x) for x in self.resolve(a[1])),
-            "Fn::Select": lambda a: self.resolve(a[1])[int(self.resolve(a[0]))],
-            "Fn::Split": lambda a: str(self.resolve(a[1])).split(str(self.resolve(a[0]))),
-            "Fn::If": lambda a: self.resolve(a[1] if self.condition(a[0]) else a[2]),
-            "Fn::Equals": lambda a: str(self.resolve(a[0])) == str(self.resolve(a[1])),
-            "Fn::Not": lambda a: not self.resolve(a[0]),
-            "Fn::And": lambda a: all(self.resolve(x) for x in a),
-            "Fn::Or": lambda a: any(self.resolve(x) for x in a),
-            "Condition": self.condition,
-            "Fn::ToJsonString": lambda a: json.dumps(self.resolve(a), separators=(",", ":")),
+            "Fn::If": self._if,
             "Fn::FindInMap": self._find_in_map,
-            "Fn::Base64": lambda a: base64.b64encode(str(self.resolve(a)).encode()).decode(),
-            "Fn::Length": lambda a: len(self.resolve(a)),
+            "Fn::ImportValue": self._import_value,
         }
-        if key not in handlers:
-            raise TemplateError(f"{key} is not supported by the offline runner")
-        return handlers[key](arg)
-
-    def _find_in_map(self, arg: Any) -> Any:
-        name, top, second = (str(self.resolve(a)) for a in arg)
+        if key in special:
+            return special[key](arg, where)
+        args = self.resolve(arg, where)
+        if _unknown(args):
+            return UNKNOWN
         try:
-            return self.template["Mappings"][name][top][second]
-        except (KeyError, TypeError):
-            raise TemplateError(f"Fn::FindInMap: {name} has no {top}.{second}") from None
+            return EVALUATE[key](args)
+        except (KeyError, IndexError, TypeError, ValueError):
+            if self.checking:  # it may fail for values of this run, or sit in a branch never taken
+                return UNKNOWN
+            raise
 
-    def _ref(self, name: str) -> Any:
+    def _import_value(self, arg: Any, where: str) -> Any:
+        self.resolve(arg, where)
+        return UNKNOWN if self.simulator is None else self.simulator.service_token
+
+    def _if(self, arg: Any, where: str) -> Any:
+        if not isinstance(arg, list) or len(arg) != 3:
+            raise self._error(where, "Fn::If takes [condition, value if true, value if false]")
+        chosen = self.condition(arg[0], where)
+        if not self.checking:
+            return self.resolve(arg[1] if chosen else arg[2], where)
+        branches = [self.resolve(arg[1], f"{where}[1]"), self.resolve(arg[2], f"{where}[2]")]
+        return UNKNOWN if chosen is UNKNOWN else branches[0 if chosen else 1]
+
+    def _find_in_map(self, arg: Any, where: str) -> Any:
+        if not isinstance(arg, list) or len(arg) != 3:
+            raise self._error(where, "Fn::FindInMap takes [map, top-level key, second-level key]")
+        mappings = self.template.get("Mappings") or {}
+        if isinstance(arg[0], str) and arg[0] not in mappings:
+            raise self._error(where, f"unknown mapping {arg[0]}")
+        keys = self.resolve(arg, where)
+        if _unknown(keys):
+            return UNKNOWN
+        name, top, second = (str(key) for key in keys)
+        try:
+            return mappings[name][top][second]
+        except (KeyError, TypeError):
+            if self.checking and not all(isinstance(part, str) for part in arg):
+                return UNKNOWN  # keys from this run's values: CloudFormation too finds out only when it runs
+            raise self._error(where, f"mapping {name} has no {top}.{second}") from None
+
+    def _ref(self, name: Any, where: str) -> Any:
         if name == "AWS::NoValue":
             return NO_VALUE
-        if name in self.parameters:
+        if isinstance(name, str) and name in self.parameters:
             return self.parameters[name]
-        pseudo = self.pseudo()
-        if name in pseudo:
-            return pseudo[name]
-        if name in self.resources:
+        if name in PSEUDO:
+            return self.pseudo(name)
+        if isinstance(name, str) and name in self.resources:
+            self.referenced.add(name)
             if is_custom(self.resources[name]):
-                if name not in self.physical:
+                if self.simulator is None:
+                    return UNKNOWN
+                if name not in self.simulator.resources:
                     raise TemplateError(f"Ref {name}: the resource has no physical id yet")
-                return self.physical[name]
+                return self.simulator.resources[name].physical_id
             if self.resources[name].get("Type") in FUNCTION_TYPES:
-                return self.simulator.function.function_name
+                return UNKNOWN if self.simulator is None else self.simulator.function.function_name
             return f"offline-{name}"
-        raise TemplateError(f"Ref to unknown name {name}")
+        raise self._error(where, f"Ref to unknown name {name}")
 
-    def _get_att(self, arg: Any) -> Any:
+    def _get_att(self, arg: Any, where: str) -> Any:
         if isinstance(arg, str):
             logical, _, attribute = arg.partition(".")
+        elif isinstance(arg, list) and len(arg) == 2:
+            logical, attribute = str(arg[0]), self.resolve(arg[1], where)
         else:
-            logical, attribute = str(arg[0]), str(self.resolve(arg[1]))
+            raise self._error(where, "Fn::GetAtt takes LogicalId.Attribute or [LogicalId, Attribute]")
         resource = self.resources.get(logical)
         if resource is None:
-            raise TemplateError(f"Fn::GetAtt on unknown resource {logical}")
+            raise self._error(where, f"Fn::GetAtt on unknown resource {logical}")
+        self.referenced.add(logical)
         if resource.get("Type") in FUNCTION_TYPES and attribute == "Arn":
-            return self.simulator.function.arn
+            return UNKNOWN if self.simulator is None else self.simulator.function.arn
         if not is_custom(resource):
             return f"offline-{logical}.{attribute}"
-        data = self.data.get(logical)
-        if data is None:
+        if self.simulator is None:
+            return UNKNOWN
+        state = self.simulator.resources.get(logical)
+        if state is None:
             raise TemplateError(f"Fn::GetAtt {logical}.{attribute}: {logical} was not created")
-        if attribute not in data:
+        if attribute not in state.data:
             raise TemplateError(
                 f"CustomResource attribute error: Vendor response doesn't contain {attribute} key in object "
-                f"{self.simulator.stack_id}|{logical}|{self.physical.get(logical, '')}"
+                f"{self.simulator.stack_id}|{logical}|{state.physical_id}"
             )
-        return data[attribute]
+        return state.data[attribute]
 
-    def _sub(self, arg: Any) -> str:
-        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+    def _sub(self, arg: Any, where: str) -> Any:
+        if isinstance(arg, str):
+            text, variables = arg, {}
+        elif isinstance(arg, list) and len(arg) == 2 and isinstance(arg[0], str) and isinstance(arg[1], Mapping):
+            text, variables = arg[0], self.resolve(arg[1], where)
+        else:
+            raise self._error(where, "Fn::Sub takes a string or [string, variables]")
+        unknown = False
 
         def replace(match: re.Match[str]) -> str:
+            nonlocal unknown
             name = match.group(1).strip()
             if name in variables:
-                return str(variables[name])
-            if "." in name and name.split(".", 1)[0] in self.resources:
-                return str(self._get_att(name))
-            return str(self._ref(name))
+                value = variables[name]
+            elif "." in name and name.split(".", 1)[0] in self.resources:
+                value = self._get_att(name, where)
+            else:
+                value = self._ref(name, where)
+            unknown = unknown or value is UNKNOWN
+            return str(value)
 
-        return SUB_VARIABLE.sub(replace, str(text)).replace("${!", "${")
+        substituted = SUB_VARIABLE.sub(replace, text).replace("${!", "${")
+        return UNKNOWN if unknown else substituted

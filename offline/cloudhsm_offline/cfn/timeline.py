@@ -10,6 +10,7 @@ from cloudhsm_offline.cfn.outcome import Outcome
 from cloudhsm_offline.cfn.response_server import ReceivedResponse
 from cloudhsm_offline.cfn.stack import OutputValue
 from cloudhsm_offline.cfn.world import OfflineWorld
+from cloudhsm_offline.emulator.calls import Call
 from cloudhsm_offline.eventbridge.gateway import ApiCall
 from cloudhsm_offline.eventbridge.scheduler import Firing, RuleState
 from cloudhsm_offline.lambda_runtime.worker import InvocationRecord
@@ -31,26 +32,14 @@ class Timeline:
         self.colour = self.out.isatty() if colour is None else colour
         self.start_modelled = world.clock.now()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._seen_calls = 0
         self._numbers: dict[str, int] = {}
-        world.simulator.add_listener(self._on_simulator)
-        world.function.add_listener(self._on_invocation)
-        world.responses.add_listener(self._on_response)
+        world.simulator.listeners.add(self._on_simulator)
+        world.function.listeners.add(self._on_invocation)
+        world.responses.listeners.add(self._on_response)
         if world.eventbridge is not None:
-            world.eventbridge.add_listener(self._on_eventbridge)
-        self._poller: threading.Thread | None = None
+            world.eventbridge.listeners.add(self._on_eventbridge)
         if world.emulator is not None:
-            self._seen_calls = len(world.emulator.calls)
-            self._poller = threading.Thread(target=self._poll_emulator, daemon=True)
-            self._poller.start()
-
-    def close(self) -> None:
-        """Stop polling the emulator (after printing what is left)."""
-        self._stop.set()
-        if self._poller is not None:
-            self._poller.join(timeout=1)
-        self._drain_emulator()
+            world.emulator.call_log.listeners.add(self._on_cloudhsm_call)
 
     # -- output ------------------------------------------------------------------------------------
 
@@ -143,28 +132,17 @@ class Timeline:
         elif kind == "rule-gone" and isinstance(item, RuleState):
             self.line("EB", f"rule {item.name} gone after firing {item.fired} time(s)", "dim")
 
-    def _poll_emulator(self) -> None:
-        while not self._stop.wait(0.02):
-            self._drain_emulator()
-
-    def _drain_emulator(self) -> None:
-        emulator = self.world.emulator
-        if emulator is None:
-            return
-        calls = emulator.calls
-        with self._lock:
-            fresh, self._seen_calls = calls[self._seen_calls :], len(calls)
-        for call in fresh:
-            params = call.params or {}
-            target = params.get("BackupId") or params.get("ResourceId")  # TagResource & co. name a ResourceId
-            if target is None:
-                ids = (params.get("Filters") or {}).get("backupIds")
-                target = ",".join(ids) if ids else ""
-            extras = f" NeverExpires={params['NeverExpires']}" if "NeverExpires" in params else ""
-            if params.get("TagList"):
-                extras += " " + ",".join(f"{tag.get('Key')}" for tag in params["TagList"] if isinstance(tag, dict))
-            style = None if call.ok else "bad"
-            self.line("HSM", f"{call.operation} {target}{extras} -> {call.outcome}", style, at=call.at)
+    def _on_cloudhsm_call(self, call: Call) -> None:
+        params = call.params or {}
+        target = params.get("BackupId") or params.get("ResourceId")  # TagResource & co. name a ResourceId
+        if target is None:
+            ids = (params.get("Filters") or {}).get("backupIds")
+            target = ",".join(ids) if ids else ""
+        extras = f" NeverExpires={params['NeverExpires']}" if "NeverExpires" in params else ""
+        if params.get("TagList"):
+            extras += " " + ",".join(f"{tag.get('Key')}" for tag in params["TagList"] if isinstance(tag, dict))
+        style = None if call.ok else "bad"
+        self.line("HSM", f"{call.operation} {target}{extras} -> {call.outcome}", style, at=call.at)
 
     # -- tables ------------------------------------------------------------------------------------
 

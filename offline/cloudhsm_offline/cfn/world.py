@@ -111,7 +111,7 @@ class OfflineWorld:
     ) -> None:
         self.clock = clock or VirtualClock()
         # The seed is read first: a bad seed fails here, before anything starts, and names the region.
-        self._seed: Seed | None = None if seed is None else _as_seed(seed)
+        self._seed: Seed | None = None if seed is None else load_seed(seed)
         settings = self._seed.settings if self._seed is not None else {}
         self.region = str(region or settings.get("region") or DEFAULT_REGION)
         self.account = str(account or settings.get("account") or DEFAULT_ACCOUNT)
@@ -245,13 +245,11 @@ class OfflineWorld:
     def verify(self) -> list[Violation]:
         """Every protocol problem seen so far: late/duplicate responses, leftover rules, leaked secrets."""
         found = self.simulator.verify()
-        if self.eventbridge is not None:
+        if self.eventbridge is not None:  # what the hand-off may leave in EventBridge, SSM and Lambda
+            found.extend(Violation("eventbridge", problem) for problem in self.eventbridge.problems)
+            rules = self.eventbridge.active_rules()
+            found.extend(Violation("rule-left-behind", f"EventBridge rule {rule} still exists") for rule in rules)
             found.extend(Violation("left-behind", item) for item in self.eventbridge.leftovers())
         for signature in self.leaked_secrets():
             found.append(Violation("secret-in-logs", f"a ResponseURL signature ({signature[:6]}...) was logged"))
         return found
-
-
-def _as_seed(seed: Any) -> Seed:
-    """A seed file path, loaded data or ``Seed``, parsed and validated."""
-    return seed if isinstance(seed, Seed) else load_seed(seed)

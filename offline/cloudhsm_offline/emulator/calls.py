@@ -6,6 +6,8 @@ import threading
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from cloudhsm_offline.observers import Listeners
+
 OK = "ok"
 DROPPED = "dropped"
 ERROR = "error"
@@ -53,12 +55,15 @@ class CallLog:
     """A thread-safe, append-only list of ``Call``."""
 
     _calls: list[Call] = field(default_factory=list)
+    listeners: Listeners[[Call]] = field(default_factory=Listeners)
+    """Called with each call as it is recorded."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, call: Call) -> None:
         """Append one call."""
         with self._lock:
             self._calls.append(call)
+        self.listeners.notify(call)
 
     def all(self, operation: str | None = None, outcome: str | None = None) -> list[Call]:
         """A snapshot of the calls, optionally of one operation and/or outcome (``error`` = any error)."""

@@ -16,20 +16,23 @@ from cloudhsm_offline import partition_of
 from cloudhsm_offline.emulator.account import EmulatedAccount
 from cloudhsm_offline.emulator.calls import DROPPED, OK, Call, CallLog
 from cloudhsm_offline.emulator.errors import (
+    AccessDeniedError,
     ApiError,
     InternalFailureError,
     InvalidSignatureError,
     MissingAuthenticationTokenError,
+    ThrottlingError,
 )
-from cloudhsm_offline.emulator.faults import FaultPlan
 from cloudhsm_offline.emulator.operations import BackupApi
-from cloudhsm_offline.emulator.protocol import WireResponse, decode, encode_error, encode_result, identify
+from cloudhsm_offline.emulator.protocol import decode, dumps_json, encode_error, encode_result, identify
 from cloudhsm_offline.emulator.seed import Seed, load_seed, parse_seed
-from cloudhsm_offline.emulator.server import ADMIN_PREFIX, EmulatorServer
+from cloudhsm_offline.faults import CLOUDHSM_KINDS, DENY, DROP, FAIL, THROTTLE, FaultPlan, denied_message
+from cloudhsm_offline.loopback import LoopbackServer, Reply, Request
 
 SIGNING_NAME = "cloudhsm"
 CREDENTIAL_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
-NOT_FOUND = WireResponse(404, {"Content-Type": "application/json"}, b'{"error": "not found"}')
+ADMIN_PREFIX = "/_emulator"
+NOT_FOUND = Reply(404, {"Content-Type": "application/json"}, b'{"error": "not found"}')
 ADMIN_ROUTES = {
     ("GET", ""): "summary",
     ("GET", "/backups"): "list backups",
@@ -61,19 +64,18 @@ class CloudHsmEmulator:
         check_auth: bool = True,
     ) -> None:
         self.account = EmulatedAccount() if account is None else account
-        self.faults = FaultPlan()
+        self.faults = FaultPlan(CLOUDHSM_KINDS)
         self.call_log = CallLog()
         self.host = host
         self.port = port
         self.check_auth = check_auth
         self._seed_faults: list[dict[str, Any]] = []
-        self._server: EmulatorServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
         self._lock = threading.RLock()
 
     def seed(self, source: str | Path | Mapping[str, Any] | list[Any] | Seed) -> CloudHsmEmulator:
         """Apply a seed (file path, loaded data or ``Seed``): settings first, then backups and faults."""
-        parsed = source if isinstance(source, Seed) else load_seed(source)
+        parsed = load_seed(source)
         self.account.seed(parsed)
         if parsed.faults:
             self.faults.apply(parsed.faults)
@@ -103,7 +105,14 @@ class CloudHsmEmulator:
 
     # -- serving -------------------------------------------------------------------------------
 
-    def serve_api(self, method: str, path: str, headers: dict[str, str], body: bytes) -> WireResponse | None:
+    def respond(self, request: Request) -> Reply | None:
+        """Answer one HTTP request: the admin surface under ``ADMIN_PREFIX``, else the API (None: drop it)."""
+        if request.path.startswith(ADMIN_PREFIX):
+            status, payload = self.serve_admin(request.method, request.path, request.body)
+            return Reply(status, {"Content-Type": "application/json"}, dumps_json(payload))
+        return self.serve_api(request.method, request.path, request.headers, request.body)
+
+    def serve_api(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply | None:
         """Answer one API request: decode, check auth, apply faults, run the operation, record the call."""
         identified = identify(method, path, headers)
         if identified is None:
@@ -117,17 +126,16 @@ class CloudHsmEmulator:
             call = call.with_params(decode(protocol, operation, headers, body).params)
             access_key, region = self._authenticate(headers)
             store = self.account.others.get(region or "", self.account.store)
-            decision = self.faults.decide(
-                operation, at, principal=self._principal(access_key), resource=store.arn_of(call.params)
-            )
+            decision = self.faults.decide(operation, at)
             if decision.latency:
                 # Modelled: on the world's virtual clock the caller (blocked on this answer) lends its token.
                 clock.sleep(decision.latency)
-            if decision.drop:
+            if decision.fault == DROP:
                 self.call_log.record(call.finished(DROPPED, None))
                 return None
-            if decision.error is not None:
-                return self._error(call, decision.error, request_id)
+            if decision.fault is not None:
+                resource = store.arn_of(call.params)
+                return self._error(call, self._fault_error(decision.fault, operation, access_key, resource), request_id)
             response = encode_result(protocol, BackupApi(store).call(operation, call.params), request_id)
         except ApiError as api_error:
             return self._error(call, api_error, request_id)
@@ -137,7 +145,7 @@ class CloudHsmEmulator:
         self.call_log.record(call.finished(OK, response.status))
         return response
 
-    def _error(self, call: Call, error: ApiError, request_id: str) -> WireResponse:
+    def _error(self, call: Call, error: ApiError, request_id: str) -> Reply:
         response = encode_error(call.protocol, error, request_id)
         self.call_log.record(call.finished(error.code, response.status))
         return response
@@ -163,9 +171,17 @@ class CloudHsmEmulator:
             raise InvalidSignatureError(f"Credential should be scoped to correct service: '{SIGNING_NAME}'.")
         return access_key, region
 
-    def _principal(self, access_key: str) -> str:
+    def _fault_error(self, fault: str, operation: str, access_key: str, resource: str) -> ApiError:
+        """An injected fault in CloudHSM's words."""
+        if fault == THROTTLE:
+            return ThrottlingError("Rate exceeded")
+        if fault == FAIL:
+            return InternalFailureError("An internal error occurred (injected by the emulator).")
+        assert fault == DENY, fault
         account = self.account
-        return f"arn:{partition_of(account.region)}:sts::{account.account_id}:assumed-role/EmulatedRole/{access_key}"
+        role = f"assumed-role/EmulatedRole/{access_key}"
+        principal = f"arn:{partition_of(account.region)}:sts::{account.account_id}:{role}"
+        return AccessDeniedError(denied_message(principal, f"cloudhsm:{operation}", resource))
 
     # -- the admin surface under /_emulator: inspect backups and calls, arm faults, reset, move the clock
 
@@ -235,33 +251,22 @@ class CloudHsmEmulator:
         """The endpoint URL (``http://127.0.0.1:<port>``); only once started."""
         if self._server is None:
             raise RuntimeError("the emulator is not running; call start() or use it as a context manager")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.url
 
     def start(self) -> str:
         """Bind and serve in a background thread; returns the endpoint URL."""
         with self._lock:
             if self._server is None:
-                self._server = EmulatorServer((self.host, self.port), self)
-                self._thread = threading.Thread(
-                    target=self._server.serve_forever,
-                    kwargs={"poll_interval": 0.05},
-                    name=f"cloudhsm-emulator-{self._server.server_address[1]}",
-                    daemon=True,
-                )
-                self._thread.start()
+                self._server = LoopbackServer(self.respond, host=self.host, port=self.port)
+                self._server.start(f"cloudhsm-emulator-{self._server.server_address[1]}")
             return self.url
 
     def stop(self) -> None:
         """Stop serving and release the port."""
         with self._lock:
-            server, thread = self._server, self._thread
-            self._server = self._thread = None
+            server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
+            server.stop()
 
     def __enter__(self) -> CloudHsmEmulator:
         self.start()

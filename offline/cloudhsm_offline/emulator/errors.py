@@ -75,9 +75,3 @@ class ResourceLimitExceededError(ApiError):
     """The request would exceed a CloudHSM limit (here: 50 tags on a resource)."""
 
     code = "CloudHsmResourceLimitExceededException"
-
-
-class TagError(ApiError):
-    """A tagging failure (e.g. a tag policy condition)."""
-
-    code = "CloudHsmTagException"

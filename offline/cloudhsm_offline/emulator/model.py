@@ -13,6 +13,9 @@ from typing import Any, Protocol
 
 BACKUP_ID_PATTERN = re.compile(r"backup-[2-7a-zA-Z]{11,16}")
 CLUSTER_ID_PATTERN = re.compile(r"cluster-[2-7a-zA-Z]{11,16}")
+REGION_PATTERN = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+"""Region names: us-east-1, eu-west-2, ap-southeast-5, us-gov-west-1, cn-north-1."""
+ACCOUNT_PATTERN = re.compile(r"^\d{12}$")
 RESTORE_WINDOW_SECONDS = 7 * 24 * 3600.0
 MAX_TAGS = 50
 MAX_TAG_KEY = 128

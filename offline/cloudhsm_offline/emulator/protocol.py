@@ -12,6 +12,7 @@ from typing import Any
 import cbor2
 
 from cloudhsm_offline.emulator.errors import ApiError, SerializationError
+from cloudhsm_offline.loopback import Reply
 
 TARGET_PREFIX = "BaldrApiService"
 JSON = "json"
@@ -28,15 +29,6 @@ class ApiRequest:
     protocol: str
     operation: str
     params: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class WireResponse:
-    """An encoded HTTP response."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
 
 
 def _json_default(value: object) -> object:
@@ -82,16 +74,16 @@ def decode(protocol: str, operation: str, headers: Mapping[str, str], body: byte
     return ApiRequest(protocol=protocol, operation=operation, params=params)
 
 
-def encode_result(protocol: str, result: Mapping[str, Any], request_id: str) -> WireResponse:
+def encode_result(protocol: str, result: Mapping[str, Any], request_id: str) -> Reply:
     """A 200 response carrying ``result`` in ``protocol``."""
-    return WireResponse(200, _headers(protocol, request_id), _body(protocol, result))
+    return Reply(200, _headers(protocol, request_id), _body(protocol, result))
 
 
-def encode_error(protocol: str, error: ApiError, request_id: str) -> WireResponse:
+def encode_error(protocol: str, error: ApiError, request_id: str) -> Reply:
     """An error response: ``{"__type", "message"}`` with the error's HTTP status."""
     headers = _headers(protocol, request_id)
     headers["x-amzn-ErrorType"] = error.code
-    return WireResponse(error.status, headers, _body(protocol, {"__type": error.code, "message": error.message}))
+    return Reply(error.status, headers, _body(protocol, {"__type": error.code, "message": error.message}))
 
 
 def _headers(protocol: str, request_id: str) -> dict[str, str]:

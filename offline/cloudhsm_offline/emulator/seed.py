@@ -5,14 +5,24 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from cloudhsm_offline.emulator.model import MODES, RESTORE_WINDOW_SECONDS, BackupState, normalize_tags, to_epoch
+from cloudhsm_offline.emulator.model import (
+    ACCOUNT_PATTERN,
+    REGION_PATTERN,
+    RESTORE_WINDOW_SECONDS,
+    BackupState,
+    build_backup,
+    normalize_tags,
+    to_epoch,
+)
+from cloudhsm_offline.emulator.retention import build_cluster
+from cloudhsm_offline.faults import CLOUDHSM_KINDS, FaultPlan
 
 SETTINGS = ("region", "account", "restore_seconds", "restore_in_progress_state", "purge_interval")
 BACKUP_KEYS = {
@@ -82,6 +92,12 @@ def _check(seed: Seed, now: float) -> None:
     """Refuse a seed that cannot be true, naming the field: ids twice, undeclared clusters, values that do
     not parse, a PENDING_DELETION backup deleted outside the 7-day window (CloudHSM User Guide, "Deleting
     and restoring AWS CloudHSM backups": a deleted backup can be restored for 7 days)."""
+    settings = seed.settings
+    if "region" in settings and not REGION_PATTERN.fullmatch(str(settings["region"])):
+        raise ValueError(f"region must be a region name like eu-west-1, got {settings['region']!r}")
+    if "account" in settings and not ACCOUNT_PATTERN.fullmatch(str(settings["account"])):
+        raise ValueError(f"account must be a 12-digit account id (quote it in YAML), got {settings['account']!r}")
+    _seconds(settings, "restore_seconds")
     state = seed.settings.get("restore_in_progress_state")
     if state is not None and state not in (BackupState.PENDING_DELETION, BackupState.CREATE_IN_PROGRESS):
         raise ValueError(f"restore_in_progress_state must be PENDING_DELETION or CREATE_IN_PROGRESS, got {state!r}")
@@ -108,9 +124,36 @@ def _check(seed: Seed, now: float) -> None:
             raise ValueError(f"{where}.id: {key[0]} is declared twice (backups[{seen[key]}])")
         seen[key] = index
         _check_backup(backup, where, declared, now)
+    for index, cluster in enumerate(seed.clusters):
+        _builds(build_cluster, cluster, f"clusters[{index}]", now)
+    for index, backup in enumerate(seed.backups):
+        _builds(build_backup, {"state": BackupState.PENDING_DELETION, **backup}, f"backups[{index}]", now)
+    try:
+        FaultPlan(CLOUDHSM_KINDS).apply(seed.faults or {})
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"faults: {exc}") from None
+
+
+def _builds(
+    build: Callable[[Mapping[str, Any], float], object], entry: Mapping[str, Any], where: str, now: float
+) -> None:
+    """What the emulator will build from this entry builds: any other refusal is named by its place."""
+    try:
+        build(entry, now)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+def _seconds(holder: Mapping[str, Any], where: str) -> None:
+    value = holder.get("restore_seconds")
+    if value is not None and not (_is_number(value) and value >= 0):
+        raise ValueError(f"{where} must be a number of seconds >= 0, got {value!r}")
 
 
 def _check_backup(backup: Mapping[str, Any], where: str, clusters: Mapping[str, int], now: float) -> None:
+    if not isinstance(backup.get("backup_id"), str):
+        raise TypeError(f"{where}.id must be a string, got {backup.get('backup_id')!r}")
+    _seconds(backup, f"{where}.restore_seconds")
     try:
         state = BackupState(backup.get("state", "PENDING_DELETION"))
     except ValueError:
@@ -124,10 +167,6 @@ def _check_backup(backup: Mapping[str, Any], where: str, clusters: Mapping[str, 
         raise ValueError(f"{where}.cluster: {cluster} is not declared under clusters")
     for name in ("create_timestamp", "copy_timestamp"):
         _timestamp(backup, name, where)
-    if backup.get("mode") is not None and backup["mode"] not in MODES:
-        raise ValueError(f"{where}.mode must be one of {', '.join(MODES)}, got {backup['mode']!r}")
-    if "never_expires" in backup and not isinstance(backup["never_expires"], bool):
-        raise ValueError(f"{where}.never_expires must be true or false, got {backup['never_expires']!r}")
     try:
         normalize_tags(backup.get("tags"))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -192,8 +231,10 @@ def _cluster_entry(index: int, entry: object) -> dict[str, Any]:
     return kwargs
 
 
-def load_seed(source: str | Path | Mapping[str, Any] | list[Any]) -> Seed:
-    """Read a seed from a .json/.yaml/.yml file (or take already-loaded data) and validate it."""
+def load_seed(source: str | Path | Mapping[str, Any] | list[Any] | Seed) -> Seed:
+    """Read a seed from a .json/.yaml/.yml file (or take already-loaded data) and validate it; a Seed is one."""
+    if isinstance(source, Seed):
+        return source
     if isinstance(source, Mapping | list):
         return parse_seed(source)
     path = Path(source)

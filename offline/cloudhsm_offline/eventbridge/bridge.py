@@ -10,31 +10,32 @@ provided the function's resource policy lets ``events.amazonaws.com`` invoke it.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import boto3
 from moto.server import ThreadedMotoServer
 
-from cloudhsm_offline.cfn.api_faults import ApiFaultPlan
 from cloudhsm_offline.clock import HANG_GUARD_SECONDS, VirtualClock
 from cloudhsm_offline.eventbridge.deployment import INVOKE_STATEMENT_ID, deploy_function
 from cloudhsm_offline.eventbridge.gateway import (
+    FAULT_ERRORS,
     ApiCall,
-    GatewayHandler,
     GatewayServer,
     check_events_call,
     classify,
     error_code,
+    fault_answer,
     summarise,
 )
 from cloudhsm_offline.eventbridge.scheduler import RuleScheduler, all_rules
+from cloudhsm_offline.faults import GATEWAY_KINDS, FaultPlan
 from cloudhsm_offline.lambda_runtime.function import LambdaFunction
+from cloudhsm_offline.loopback import Reply, Request
+from cloudhsm_offline.observers import Listeners
 
 _LIVE_ACCOUNTS: set[str] = set()
 _LIVE_LOCK = threading.Lock()
@@ -48,14 +49,15 @@ class EventBridge:
 
     def __init__(self, function: LambdaFunction, clock: VirtualClock | None = None) -> None:
         self.function = function
-        self.faults = ApiFaultPlan()
+        self.faults = FaultPlan(GATEWAY_KINDS)
         """Faults injected into the SSM, EventBridge and Lambda calls passing the gateway."""
         self.clock = clock or function.clock
         self.region = function.region
         self.account = function.account
         self.calls: list[ApiCall] = []
-        self._listeners: list[Callable[[str, Any], None]] = []
-        self.scheduler = RuleScheduler(self.clock, self.region, self.account, self.client, self._notify)
+        self.listeners: Listeners[[str, Any]] = Listeners()
+        """Called with ``(kind, item)``: ``call`` (ApiCall), ``fire`` (Firing) or ``rule-gone`` (RuleState)."""
+        self.scheduler = RuleScheduler(self.clock, self.region, self.account, self.client, self.listeners.notify)
         self.scheduler.functions[function.arn] = function
         self.rules = self.scheduler.rules
         self.firings = self.scheduler.firings
@@ -153,30 +155,21 @@ class EventBridge:
         self.functions[function.arn] = function
         deploy_function(self.client, function)
 
-    def add_listener(self, listener: Callable[[str, Any], None]) -> None:
-        """Call ``listener(kind, item)``: kind ``call`` (ApiCall), ``fire`` (Firing) or ``rule-gone`` (RuleState)."""
-        self._listeners.append(listener)
-
-    def _notify(self, kind: str, item: Any) -> None:
-        for listener in list(self._listeners):
-            with contextlib.suppress(Exception):
-                listener(kind, item)
-
     # -- gateway -----------------------------------------------------------------------------------
 
-    def handle(self, request: GatewayHandler, body: bytes) -> None:
+    def handle(self, request: Request) -> Reply:
         """Check, record and forward one API call to moto (or answer it with an injected fault)."""
-        service, operation, params = classify(request.command, request.path, request.headers, body)
-        injected = self.faults.decide(service, operation, _resource_of(params))
+        service, operation, params = classify(request.method, request.path, request.headers, request.body)
+        fault = self.faults.decide(operation, self.clock.now()).fault if service in FAULT_ERRORS else None
         rejection = check_events_call(operation, params) if service == "events" else None
-        if injected is not None:
-            status, headers, data = injected.status, injected.headers, injected.body
+        if fault is not None:
+            status, headers, data = fault_answer(service, fault, operation, params)
         elif rejection is not None:
             status, payload = rejection
             data = json.dumps(payload).encode()
             headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "offline-gateway"}
         else:
-            status, headers, data = self._forward(request, body)
+            status, headers, data = self._forward(request)
         error = error_code(headers, data) if status >= 400 else None
         call = ApiCall(service, operation, self.clock.now(), status, error, summarise(params))
         with self._lock:
@@ -185,21 +178,15 @@ class EventBridge:
                 self.scheduler.track(params, call.modelled)
         if service == "events" and status < 400:
             self.scheduler.rules_changed()
-        self._notify("call", call)
-        request.send_response(status)
-        for key, value in headers.items():
-            if key.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
-                request.send_header(key, value)
-        request.send_header("Content-Length", str(len(data)))
-        request.end_headers()
-        request.wfile.write(data)
+        self.listeners.notify("call", call)
+        return Reply(status, headers, data)
 
-    def _forward(self, request: GatewayHandler, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def _forward(self, request: Request) -> tuple[int, dict[str, str], bytes]:
         connection = http.client.HTTPConnection(self._moto_url.removeprefix("http://"), timeout=30)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("connection", "host")}
+        headers = {k: v for k, v in request.headers.items() if k not in ("connection", "host")}
         headers["x-moto-account-id"] = self.account
         try:
-            connection.request(request.command, request.path, body=body, headers=headers)
+            connection.request(request.method, request.path, body=request.body, headers=headers)
             response = connection.getresponse()
             return response.status, dict(response.getheaders()), response.read()
         finally:
@@ -248,11 +235,3 @@ class EventBridge:
     def has_live_rules(self) -> bool:
         """True while a scheduled rule created through the gateway has not been seen removed."""
         return self.scheduler.has_live_rules
-
-
-def _resource_of(params: dict[str, Any]) -> str:
-    """The resource an injected AccessDenied names (the parameter, rule or function)."""
-    for key in ("Name", "Rule", "FunctionName"):
-        if key in params:
-            return str(params[key])
-    return "*"

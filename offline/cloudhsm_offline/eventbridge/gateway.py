@@ -3,6 +3,15 @@
 EventBridge's own limits (rule names at most 64 characters of [.-_A-Za-z0-9], a valid ``rate()``, target
 ``Input`` valid JSON of at most 8192 characters: EventBridge API reference, PutRule/PutTargets) are enforced
 here; each call is recorded as an ``ApiCall`` without secrets (never the target Input).
+
+Injected faults (``cloudhsm_offline.faults``) are answered with the codes and statuses of each service's
+botocore model and API reference:
+- events (JSON 1.1): AccessDeniedException 400, ThrottlingException 400, InternalException 500,
+  ConcurrentModificationException 400;
+- ssm (JSON 1.1): AccessDeniedException 400, ThrottlingException 400, InternalServerError 500,
+  TooManyUpdates 400;
+- lambda (REST-JSON, code in x-amzn-ErrorType): AccessDeniedException 403, TooManyRequestsException 429,
+  ServiceException 500, ResourceConflictException 409 ("another operation is in progress").
 """
 
 from __future__ import annotations
@@ -11,9 +20,37 @@ import contextlib
 import json
 import re
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
+from cloudhsm_offline.faults import CONFLICT, DENY, FAIL, THROTTLE, denied_message
+from cloudhsm_offline.loopback import LoopbackServer, Reply, Request
+
+FAULT_ERRORS: dict[str, dict[str, tuple[int, str]]] = {
+    "events": {
+        DENY: (400, "AccessDeniedException"),
+        THROTTLE: (400, "ThrottlingException"),
+        FAIL: (500, "InternalException"),
+        CONFLICT: (400, "ConcurrentModificationException"),
+    },
+    "ssm": {
+        DENY: (400, "AccessDeniedException"),
+        THROTTLE: (400, "ThrottlingException"),
+        FAIL: (500, "InternalServerError"),
+        CONFLICT: (400, "TooManyUpdates"),
+    },
+    "lambda": {
+        DENY: (403, "AccessDeniedException"),
+        THROTTLE: (429, "TooManyRequestsException"),
+        FAIL: (500, "ServiceException"),
+        CONFLICT: (409, "ResourceConflictException"),
+    },
+}
+FAULT_MESSAGES = {
+    THROTTLE: "Rate exceeded",
+    FAIL: "An internal error occurred (injected by the offline gateway).",
+    CONFLICT: "The operation cannot be performed at this time. Another operation is in progress.",
+}
+PROVIDER_PRINCIPAL = "arn:aws:sts::000000000000:assumed-role/provider/function"
 MAX_RULE_NAME = 64
 MAX_TARGET_INPUT = 8192
 RULE_NAME = re.compile(r"^[\.\-_A-Za-z0-9]+$")
@@ -92,7 +129,7 @@ _LAMBDA_ROUTES = (
 
 
 def classify(method: str, path: str, headers: Any, body: bytes) -> tuple[str, str, dict[str, Any]]:
-    target = headers.get("X-Amz-Target", "")
+    target = headers.get("x-amz-target", "")
     params: dict[str, Any] = {}
     if target:
         service_prefix, _, operation = target.partition(".")
@@ -113,34 +150,35 @@ def classify(method: str, path: str, headers: Any, body: bytes) -> tuple[str, st
     return "lambda" if bare.startswith("/2015-03-31/") else "other", f"{method} {bare}", params
 
 
+class GatewayServer(LoopbackServer):
+    """The gateway's loopback server: every request goes to ``owner.handle``."""
+
+    def __init__(self, owner: GatewayOwner) -> None:
+        super().__init__(owner.handle)
+
+
 class GatewayOwner(Protocol):
     """What the gateway server hands each request to."""
 
-    def handle(self, request: GatewayHandler, body: bytes) -> None:
+    def handle(self, request: Request) -> Reply:
         """Answer one request."""
 
 
-class GatewayHandler(BaseHTTPRequestHandler):
-    server: GatewayServer
-    protocol_version = "HTTP/1.1"
-
-    def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        self.server.owner.handle(self, body)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle  # noqa: N815
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        """Quiet."""
-
-
-class GatewayServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, owner: GatewayOwner) -> None:
-        super().__init__(("127.0.0.1", 0), GatewayHandler)
-        self.owner = owner
+def fault_answer(service: str, fault: str, operation: str, params: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    """An injected fault as ``service`` answers it: status, headers, body."""
+    status, code = FAULT_ERRORS[service][fault]
+    resource = next((str(params[key]) for key in ("Name", "Rule", "FunctionName") if key in params), "*")
+    if fault == DENY:
+        message = denied_message(PROVIDER_PRINCIPAL, f"{service}:{operation}", resource)
+    else:
+        message = FAULT_MESSAGES[fault]
+    if service == "lambda":
+        headers = {"Content-Type": "application/json", "x-amzn-ErrorType": code}
+        body = json.dumps({"Type": "User", "message": message}).encode()
+    else:
+        headers = {"Content-Type": "application/x-amz-json-1.1"}
+        body = json.dumps({"__type": code, "message": message}).encode()
+    return status, {**headers, "x-amzn-RequestId": "offline-gateway-fault"}, body
 
 
 def error_code(headers: dict[str, str], data: bytes) -> str:

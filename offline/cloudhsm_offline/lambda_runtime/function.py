@@ -17,7 +17,6 @@ dependency fails to import here as it would in AWS.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -25,7 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +37,13 @@ from cloudhsm_offline.lambda_runtime.worker import (
     iso_timestamp,
     runtime_dir_for,
 )
+from cloudhsm_offline.observers import Listeners
 
 DEFAULT_HANDLER = "cloudhsm_backup_restore.app.handler"
 DEFAULT_FUNCTION_NAME = "cloudhsm-backup-restore-provider"
 # What the Lambda Python runtime ships besides the standard library.
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 ASYNC_RETRY_DELAYS = (60.0, 120.0)
-
-
-Listener = Callable[[str, InvocationRecord], None]
 
 
 class LambdaFunction:
@@ -104,7 +101,8 @@ class LambdaFunction:
             raise
         self.version = 1
         """Bumped by ``update``: workers of an older version are not reused (a new execution environment)."""
-        self._listeners: list[Listener] = []
+        self.listeners: Listeners[[str, InvocationRecord]] = Listeners()
+        """Called with ``(phase, record)``, phase ``start`` or ``end``, for each attempt."""
         self._idle: list[Worker] = []
         self._workers: list[Worker] = []
         self._busy = 0
@@ -229,15 +227,6 @@ class LambdaFunction:
         }
 
     # -- observation -------------------------------------------------------------------------------
-
-    def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(phase, record)`` with phase ``start`` or ``end`` for each attempt."""
-        self._listeners.append(listener)
-
-    def _notify(self, phase: str, record: InvocationRecord) -> None:
-        for listener in list(self._listeners):
-            with contextlib.suppress(Exception):
-                listener(phase, record)
 
     def log(self, record: InvocationRecord, stream: str, text: str) -> None:
         """Append a log line to an invocation."""
@@ -373,7 +362,7 @@ class LambdaFunction:
         record.start_real = time.monotonic()
         self.records.append(record)
         self._platform(record, f"START RequestId: {record.request_id} Version: $LATEST")
-        self._notify("start", record)
+        self.listeners.notify("start", record)
         deadline = record.start_modelled + self.timeout_seconds
         reuse = True
         try:
@@ -413,7 +402,7 @@ class LambdaFunction:
         self._platform(record, f"END RequestId: {record.request_id}")
         self._platform(record, self._report_line(record))
         self._release(worker, reuse)
-        self._notify("end", record)
+        self.listeners.notify("end", record)
         return record
 
     def _report_line(self, record: InvocationRecord) -> str:

@@ -62,11 +62,6 @@ class InvocationRecord:
         """Modelled duration, once finished."""
         return None if self.end_modelled is None else self.end_modelled - self.start_modelled
 
-    @property
-    def real_seconds(self) -> float | None:
-        """Real duration, once finished."""
-        return None if self.end_real is None else self.end_real - self.start_real
-
     def log_text(self) -> str:
         """All captured lines joined with newlines."""
         return "\n".join(line.text for line in self.logs)
