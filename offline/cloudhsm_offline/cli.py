@@ -20,10 +20,10 @@ from typing import Any
 
 from cloudhsm_offline import JSON_WRITTEN_NOTE, REPORT_SCHEMA, __version__, inputs
 from cloudhsm_offline.inputs import InputError, OneLineParser
+from cloudhsm_offline.lambda_runtime.function import DEFAULT_HANDLER
 
 PROG = "cloudhsm-offline"
 EXIT_FAILED, EXIT_USAGE = 1, 2
-DEFAULT_HANDLER = "cloudhsm_backup_restore.app.handler"
 OFFLINE_EXTRA = ("moto", "werkzeug", "flask", "trustme", "cbor2", "yaml", "cfnlint")
 
 

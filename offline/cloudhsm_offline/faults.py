@@ -66,7 +66,7 @@ def denied_message(principal: str, action: str, resource: str) -> str:
 class FaultPlan:
     """The faults armed on one server; thread-safe, may change while the world runs.
 
-    ``kinds`` is what that server can answer (``EVERY_KIND`` for the CloudHSM emulator, ``GATEWAY_KINDS``
+    ``kinds`` is what that server can answer (``CLOUDHSM_KINDS`` for the CloudHSM emulator, ``GATEWAY_KINDS``
     for the gateway); arming anything else is a ValueError.
     """
 
