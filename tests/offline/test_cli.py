@@ -77,6 +77,9 @@ TEMPLATES = {
     "unknown-map-key": "Mappings:\n  Ids: {a: {b: backup-x}}\nResources:\n"
     + _CUSTOM
     + "      BackupId: !FindInMap [Ids, a, c]\n",
+    "map-default": "Transform: AWS::LanguageExtensions\nMappings:\n  Ids: {a: {b: backup-x}}\nResources:\n"
+    + _CUSTOM
+    + "      BackupId: !FindInMap [Ids, a, c, {DefaultValue: backup-y}]\n",
     "unknown-condition": "Resources:\n" + _CUSTOM + "      BackupId: !If [Nope, a, b]\n",
     "unknown-getatt": "Resources:\n" + _CUSTOM + "      BackupId: !GetAtt Other.BackupId\n",
     "output-ref": "Resources:\n" + _CUSTOM + "      BackupId: backup-x\nOutputs:\n  O: {Value: !Ref Gone}\n",
@@ -135,6 +138,7 @@ BAD_INPUTS = {
     "unknown Sub variable": (["run-template", "{d}/unknown-sub.yaml"], "Ref to unknown name Missing"),
     "unknown mapping": (["run-template", "{d}/unknown-map.yaml"], "unknown mapping Ids"),
     "unknown mapping key": (["run-template", "{d}/unknown-map-key.yaml"], "FindInMap: mapping Ids has no a.c"),
+    "FindInMap DefaultValue": (["run-template", "{d}/map-default.yaml"], "FindInMap takes [map, top-level key, sec"),
     "unknown condition": (["run-template", "{d}/unknown-condition.yaml"], "unknown condition Nope"),
     "unknown GetAtt resource": (["run-template", "{d}/unknown-getatt.yaml"], "Fn::GetAtt on unknown resource Other"),
     "unknown Ref in an output": (["run-template", "{d}/output-ref.yaml"], "Outputs.O.Value.Ref: Ref to unknown name"),
