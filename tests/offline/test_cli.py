@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from cloudhsm_offline import REPORT_SCHEMA, __version__, demo, inputs
-from cloudhsm_offline.cli import Stopped, main
+from cloudhsm_offline.cli import main
+from cloudhsm_offline.signals import Stopped
 
 from tests.functional.conftest import FIXTURE_HANDLERS, FIXTURES
 
