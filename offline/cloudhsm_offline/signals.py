@@ -31,6 +31,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Handled in this order: once SIGTERM is caught (SigCgt in /proc/PID/status), so is SIGINT."""
 REDELIVERY_SECONDS = 0.05
 """Real seconds after which a ``Stopped`` lost in a finalizer is sent again (see ``_unraisable``)."""
 
