@@ -3,7 +3,8 @@
 Exit status: 0 every operation succeeded; 1 the stack FAILED, rolled back or broke the protocol (or the
 world could not start); 2 bad input (one ``cloudhsm-offline: error: ...`` line on stderr, checked before
 the world starts); 128 + N when stopped by signal N (SIGINT 130, SIGTERM 143) after stopping the
-Lambda workers and servers and removing their temporary folders.
+Lambda workers and servers and removing their temporary folders; with ``--output json`` stdout then
+still holds one document, marked interrupted (``cloudhsm_offline.signals`` states the invariant).
 """
 
 from __future__ import annotations

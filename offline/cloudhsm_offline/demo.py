@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -70,7 +69,7 @@ def run_stack(options: RunOptions, out: TextIO | None = None, json_out: TextIO |
             account=options.account,
         )
         stopped: KeyboardInterrupt | None = None
-        status = 1
+        status: int | None = None  # None: stopped before the run ended
         try:
             with signals.raising():
                 status = _start_and_run(world, options, steps, failures, out)
@@ -82,12 +81,11 @@ def run_stack(options: RunOptions, out: TextIO | None = None, json_out: TextIO |
             except Exception:
                 if stopped is None:  # when stopping on a signal, the signal decides the exit status
                     raise
-        signum = stopped.signum if isinstance(stopped, signals.Stopped) else signals.received()
-        stopped_by = None if stopped is None and signum is None else signal.Signals(signum or signal.SIGINT).name
         if json_out is not None and status != EXIT_USAGE:
-            _write_report(json_out, world, steps, failures, stopped_by)
+            _write_report(json_out, world, steps, failures, signals.stopped_by(stopped))
         if stopped is not None:
             raise stopped
+    assert status is not None
     return status
 
 

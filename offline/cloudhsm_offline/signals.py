@@ -1,18 +1,20 @@
 """SIGINT and SIGTERM in the CLI: a signal at any instant stops the run cleanly.
 
 The invariant: whenever SIGINT or SIGTERM arrives while ``cli.main`` runs, the world's teardown runs
-once, to completion; the exit status is 128 + N (N the first signal); stderr gets one line; with
-``--output json`` stdout holds one valid JSON document saying the run was interrupted.
+to completion, and no later signal cuts it short or starts it again; the exit status is 128 + N (N the
+first signal); stderr gets one line; with ``--output json`` stdout holds one valid JSON document
+saying the run was interrupted.
 
-How, in three rules (everything runs in the main thread, where Python runs signal handlers):
+How, in three rules (only the main thread counts: Python runs signal handlers there, and the blocks
+below are no-ops in other threads):
 
 - ``install`` is the first thing ``main`` does, before the heavy modules are imported. From then on
   the handler raises ``Stopped`` in the main thread, once: ``with`` blocks and ``finally`` clauses
   stop what they started. Every later signal is only recorded.
-- Inside ``deferred()`` (a teardown, writing the report) a signal is only recorded; it is raised
-  when the block ends, so what the block does is never cut short. ``raising()`` inside it marks the
-  part that may stop at once (the run itself): being nested, neither has a gap at its edges in which
-  a signal could skip the teardown.
+- Inside ``deferred()`` (the world's teardown, writing the report, starting a Lambda worker's
+  process) a signal is only recorded; it is raised when the block ends, so what the block does is
+  never cut short. ``raising()`` inside it marks the part that may stop at once (the run itself):
+  being nested, neither has a gap at its edges in which a signal could skip the teardown.
 - A ``Stopped`` that Python could not raise (the handler ran inside a finalizer, which reports the
   exception as unraisable instead) is delivered again.
 
@@ -83,9 +85,16 @@ def uninstall(*, ignore_late: bool) -> None:
     _state.modes = []
 
 
-def received() -> int | None:
-    """The number of the first signal that came since ``install``, if any (raised yet or not)."""
-    return _state.received
+def stopped_by(exc: BaseException | None) -> str | None:
+    """The name of the signal stopping the run: ``exc``'s, else one that came and waits to be raised; or None.
+
+    A bare ``KeyboardInterrupt`` is a SIGINT that came before ``install``.
+    """
+    if isinstance(exc, Stopped):
+        return signal.Signals(exc.signum).name
+    if isinstance(exc, KeyboardInterrupt):
+        return signal.SIGINT.name
+    return None if _state.received is None else signal.Signals(_state.received).name
 
 
 class _Mode:
