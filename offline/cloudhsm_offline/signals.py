@@ -18,6 +18,16 @@ below are no-ops in other threads):
 - A ``Stopped`` that Python could not raise (the handler ran inside a finalizer, which reports the
   exception as unraisable instead) is delivered again.
 
+A process-directed signal may be delivered to any thread that does not block it (signal(7)), and
+CPython runs the Python-level handler only when the main thread next executes bytecode
+(https://docs.python.org/3/library/signal.html, "Signals and threads"). A main thread blocked in a
+lock or ``Event.wait`` is woken by the signal only if the kernel picked that thread: under load it
+sometimes picks a server thread, and the handler then waits for the main thread's wait to end. So
+the main thread never blocks longer than ``MAIN_THREAD_SLICE`` at a time: ``wait`` is the one way it
+waits on an event. Between slices, in a block that raises, a signal that came is raised again even
+if ``Stopped`` was raised before: code that swallowed it (a finalizer, a library catching
+``BaseException``) must not leave the run waiting on with its signal spent.
+
 Before ``install`` (the interpreter starting up, imports of the entry module) a signal takes its
 default action: nothing exists yet to remove. After ``uninstall`` the run is over and has reported
 its status; a late signal no longer changes it.
@@ -25,15 +35,19 @@ its status; a late signal no longer changes it.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
 import threading
+import time
 from types import FrameType, TracebackType
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 """Handled in this order: once SIGTERM is caught (SigCgt in /proc/PID/status), so is SIGINT."""
+MAIN_THREAD_SLICE = 0.1
+"""Real seconds the main thread blocks at most before it runs a pending signal handler (see ``wait``)."""
 REDELIVERY_SECONDS = 0.05
 """Real seconds after which a ``Stopped`` lost in a finalizer is sent again (see ``_unraisable``)."""
 
@@ -122,6 +136,20 @@ def deferred() -> _Mode:
 def raising() -> _Mode:
     """A block (inside ``deferred``) that stops at the first signal, including one deferred before it."""
     return _Mode(raising=True)
+
+
+def wait(event: threading.Event, timeout: float | None = None) -> bool:
+    """``event.wait(timeout)``; in the main thread in slices, so a signal always stops it (module docstring)."""
+    if threading.current_thread() is not threading.main_thread():
+        return event.wait(timeout)
+    deadline = math.inf if timeout is None else time.monotonic() + timeout
+    while not event.wait(min(MAIN_THREAD_SLICE, max(0.0, deadline - time.monotonic()))):
+        if _state.modes and _state.modes[-1] and _state.received is not None:  # a stop that was lost
+            _state.raised = True
+            raise Stopped(_state.received)
+        if time.monotonic() >= deadline:
+            return False
+    return True
 
 
 def _raise_if_due() -> None:

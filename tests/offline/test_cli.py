@@ -355,7 +355,8 @@ def test_a_signal_at_any_instant_exits_128_plus_n_and_leaves_nothing_behind(
     scratch.mkdir()
     template = tmp_path / "held.yaml"
     template.write_text(HELD % mode, encoding="utf-8")
-    env = {**os.environ, "TMPDIR": str(scratch), "PYTHONUNBUFFERED": "1"}
+    # PYTHONFAULTHANDLER: should the run hang, SIGABRT makes it print every thread's stack (see below).
+    env = {**os.environ, "TMPDIR": str(scratch), "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
     command = [sys.executable, "-m", "cloudhsm_offline", "run-template", str(template)]
     command += ["--code", str(FIXTURE_HANDLERS), "--handler", "fixture_handlers.handler"]
     command += ["--output", "json"] if as_json else []
@@ -380,7 +381,16 @@ def test_a_signal_at_any_instant_exits_128_plus_n_and_leaves_nothing_behind(
             os.killpg(proc.pid, signum)
         else:
             proc.send_signal(signum)
-        proc.wait(timeout=120)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:  # a hang: fail with the stacks of the run's threads, not a bare timeout
+            proc.send_signal(signal.SIGABRT)
+            proc.wait(timeout=30)
+            reader.join(timeout=10)
+            other = proc.stdout if as_json else proc.stderr  # stderr holds the stacks: read by the reader with json
+            assert other is not None
+            dump = "".join([*seen, *lines.queue, other.read()])
+            pytest.fail(f"the run did not stop within 120 s of {signal.Signals(signum).name}:\n{dump}")
         reader.join(timeout=10)
         while not lines.empty():
             seen.append(lines.get())
