@@ -3,40 +3,34 @@
 Exit status: 0 every operation succeeded; 1 the stack FAILED, rolled back or broke the protocol (or the
 world could not start); 2 bad input (one ``cloudhsm-offline: error: ...`` line on stderr, checked before
 the world starts); 128 + N when stopped by signal N (SIGINT 130, SIGTERM 143) after stopping the
-Lambda workers and servers and removing their temporary folders.
+Lambda workers and servers and removing their temporary folders; with ``--output json`` stdout then
+still holds one document, marked interrupted (``cloudhsm_offline.signals`` states the invariant).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import signal
+# Only what the first lines of ``main`` need: the signal handlers go in before anything heavy is imported.
+import io
 import sys
-import threading
 from collections.abc import Callable, Sequence
-from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING
 
-from cloudhsm_offline import JSON_WRITTEN_NOTE, REPORT_SCHEMA, __version__, inputs
-from cloudhsm_offline.inputs import InputError, OneLineParser
-from cloudhsm_offline.lambda_runtime.function import DEFAULT_HANDLER
+from cloudhsm_offline import signals
+
+if TYPE_CHECKING:
+    import argparse
 
 PROG = "cloudhsm-offline"
 EXIT_FAILED, EXIT_USAGE = 1, 2
 OFFLINE_EXTRA = ("moto", "werkzeug", "flask", "trustme", "cbor2", "yaml", "cfnlint")
 
 
-class Stopped(KeyboardInterrupt):
-    """SIGINT or SIGTERM arrived: unwind (every ``with`` block stops what it started) and exit 128 + N."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser."""
+    from cloudhsm_offline import __version__, inputs  # noqa: PLC0415 - after the signal handlers (see main)
+    from cloudhsm_offline.inputs import OneLineParser  # noqa: PLC0415
+    from cloudhsm_offline.lambda_runtime.function import DEFAULT_HANDLER  # noqa: PLC0415
+
     parser = OneLineParser(
         prog=PROG,
         description="The offline world: an emulated CloudHSM API and a CloudFormation lifecycle simulator "
@@ -88,14 +82,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
+    """Entry point; returns the exit status (the module docstring lists them).
+
+    SIGINT and SIGTERM are handled from the first line on (``cloudhsm_offline.signals`` states the
+    invariant). The previous handlers are put back on return; run as the program (``argv`` None), a
+    signal after the run has ended is ignored instead: its status and output are already decided.
+    """
     arguments = list(sys.argv[1:] if argv is None else argv)
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    previous_unraisable = sys.unraisablehook
-    if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
-        _stop_on_signals()
+    document = io.StringIO()  # the --output json document: written by the run, printed here once, last
     try:
-        return _dispatch(arguments)
+        signals.install()
+        status = _main(arguments, document)
+    except KeyboardInterrupt as exc:  # the world has stopped: every with block and finally clause has run
+        status = _stopped(exc, arguments, document)
+    finally:
+        signals.uninstall(ignore_late=argv is None)
+    if document.getvalue():
+        sys.stdout.write(document.getvalue())
+        sys.stdout.flush()
+    return status
+
+
+def _main(arguments: list[str], document: io.StringIO) -> int:
+    from cloudhsm_offline.inputs import InputError  # noqa: PLC0415 - after the signal handlers
+
+    try:
+        return _dispatch(arguments, document)
     except SystemExit as exc:  # argparse: --help, --version, or a one-line usage error (exit 2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except InputError as exc:
@@ -111,23 +123,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    except KeyboardInterrupt as exc:
-        signum = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
-        name = signal.Signals(signum).name
-        if _wants_json(arguments) and JSON_WRITTEN_NOTE not in getattr(exc, "__notes__", ()):
-            document = {"schema": REPORT_SCHEMA, "version": __version__, "ok": False, "interrupted": name}
-            print(json.dumps({**document, "failures": [f"interrupted by {name}"]}), flush=True)
-        # With --output json the timeline shares stderr and the signal may have cut a line: start a new one.
-        lead = "\n" if _wants_json(arguments) else ""
-        print(
-            f"{lead}{PROG}: stopped by {name}: workers and servers stopped, temporary folders removed", file=sys.stderr
-        )
-        return 128 + signum
-    finally:
-        if threading.current_thread() is threading.main_thread():
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            sys.unraisablehook = previous_unraisable
+
+
+def _stopped(exc: KeyboardInterrupt, arguments: Sequence[str], document: io.StringIO) -> int:
+    """The one stderr line, and with --output json the document marked interrupted; 128 + N."""
+    import json  # noqa: PLC0415 - after the signal handlers
+    import signal  # noqa: PLC0415
+
+    from cloudhsm_offline.report import interrupted  # noqa: PLC0415
+
+    signum = exc.signum if isinstance(exc, signals.Stopped) else signal.SIGINT
+    name = signal.Signals(signum).name
+    if _wants_json(arguments):  # what the run wrote (how far it got), else a document saying only that
+        written = document.getvalue()
+        document.seek(0)
+        document.truncate()
+        json.dump(interrupted(json.loads(written) if written else None, name), document, indent=2)
+        document.write("\n")
+    # With --output json the timeline shares stderr and the signal may have cut a line: start a new one.
+    lead = "\n" if _wants_json(arguments) else ""
+    print(f"{lead}{PROG}: stopped by {name}: workers and servers stopped, temporary folders removed", file=sys.stderr)
+    return 128 + signum
 
 
 def _wants_json(arguments: Sequence[str]) -> bool:
@@ -137,7 +153,7 @@ def _wants_json(arguments: Sequence[str]) -> bool:
     )
 
 
-def _dispatch(arguments: list[str]) -> int:
+def _dispatch(arguments: list[str], document: io.StringIO) -> int:
     if arguments[:1] == ["emulator"]:
         from cloudhsm_offline.emulator.__main__ import main as emulator_main  # noqa: PLC0415 - [offline] extra
 
@@ -147,12 +163,14 @@ def _dispatch(arguments: list[str]) -> int:
         from cloudhsm_offline.demo import run_demo  # noqa: PLC0415 - [offline] extra
 
         return _guard_start(lambda: run_demo(code_dir=args.code))
-    return _run_template(args)
+    return _run_template(args, document)
 
 
-def _run_template(args: argparse.Namespace) -> int:
+def _run_template(args: argparse.Namespace, document: io.StringIO) -> int:
+    from cloudhsm_offline import inputs  # noqa: PLC0415 - after the signal handlers
     from cloudhsm_offline.demo import DEMO_TEMPLATE, RunOptions, parse_pairs, run_stack  # noqa: PLC0415
     from cloudhsm_offline.emulator.seed import DEMO_SEED  # noqa: PLC0415
+    from cloudhsm_offline.inputs import InputError  # noqa: PLC0415
 
     try:
         parameters, update = parse_pairs(args.param), parse_pairs(args.update)
@@ -187,7 +205,7 @@ def _run_template(args: argparse.Namespace) -> int:
         account=args.account,
     )
     if args.output == "json":
-        return _guard_start(lambda: run_stack(options, out=sys.stderr, json_out=sys.stdout))
+        return _guard_start(lambda: run_stack(options, out=sys.stderr, json_out=document))
     return _guard_start(lambda: run_stack(options))
 
 
@@ -199,33 +217,6 @@ def _guard_start(run: Callable[[], int]) -> int:
         print(f"{PROG}: error: the offline world failed: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_FAILED
     return status
-
-
-def _stop_on_signals() -> None:
-    """SIGINT and SIGTERM raise ``Stopped`` in the main thread once; later ones are ignored while unwinding.
-
-    Python cannot raise out of a ``__del__`` or another finalizer the main thread happens to run when a
-    signal comes: it reports the exception as unraisable and carries on. Such a ``Stopped`` is delivered
-    again, so the run still stops instead of waiting on with its signals ignored.
-    """
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Stopped(signum)
-
-    previous_hook = sys.unraisablehook
-
-    def _unraisable(info: Any) -> None:
-        if isinstance(info.exc_value, Stopped):
-            signal.signal(info.exc_value.signum, _stop)
-            os.kill(os.getpid(), info.exc_value.signum)
-            return
-        previous_hook(info)
-
-    sys.unraisablehook = _unraisable
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from cloudhsm_offline import signals
+
 HANG_GUARD_SECONDS = 300.0
 """Real seconds a wait gives up after when the world makes no progress at all (a bug, never an outcome)."""
 
@@ -178,7 +180,7 @@ class VirtualClock:
             wait = _Wait(None if timeout is None else self._now + timeout, predicate, driver=driver)
             self._park(wait)
         try:
-            woken = wait.event.wait(hang_guard)
+            woken = signals.wait(wait.event, hang_guard)  # interruptible by a signal in the main thread
         except BaseException:  # a signal in the main thread: take the token back before unwinding
             with self._cond:
                 if not wait.woken:

@@ -9,15 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from cloudhsm_offline import JSON_WRITTEN_NOTE
+from cloudhsm_offline import signals
 from cloudhsm_offline.cfn.stack import StackRun, StackRunner
 from cloudhsm_offline.cfn.timeline import Timeline
 from cloudhsm_offline.cfn.world import OfflineWorld
 from cloudhsm_offline.emulator.seed import DEMO_SEED
 from cloudhsm_offline.lambda_runtime.function import DEFAULT_HANDLER
-from cloudhsm_offline.report import build_report, interrupted_report
+from cloudhsm_offline.report import build_report, interrupted
 
 DEMO_TEMPLATE = Path(__file__).with_name("cfn") / "demo_template.yaml"
+EXIT_USAGE = 2
 
 
 @dataclass
@@ -46,51 +47,91 @@ def run_stack(options: RunOptions, out: TextIO | None = None, json_out: TextIO |
 
     0 if every operation succeeded with no protocol violation, 1 otherwise (a stack that FAILED or
     rolled back, a broken protocol), 2 when the function cannot even be imported (checked before any
-    server starts). The timeline goes to ``out``; with ``json_out`` a JSON report
-    (``cloudhsm_offline.report``) is written there at the end, or ``{"interrupted": ...}`` when a
-    signal stops the run.
+    server starts). The timeline goes to ``out``; with ``json_out`` the JSON report
+    (``cloudhsm_offline.report``) is written there once the world has stopped, also when a signal
+    stopped the run (then it says how far the run got, and ``interrupted``).
+
+    Signals (``cloudhsm_offline.signals``): the run stops at the first one; the world's teardown and the
+    report are never cut short, and a signal that comes during them is raised once they are done.
     """
     out = out or sys.stdout
     steps: list[tuple[str, StackRun | None]] = []
-    world = OfflineWorld(
-        seed=options.seed,
-        restore_seconds=options.restore_seconds,
-        code_dir=options.code_dir,
-        handler=options.handler,
-        layer_packages=options.layers,
-        lambda_timeout=options.lambda_timeout,
-        region=options.region,
-        account=options.account,
-    )
-    try:
-        init_error = world.function.check_init()
-        if init_error is not None:
-            message = f"--handler {options.handler}: {init_error['errorType']}: {init_error['errorMessage']}"
-            print(f"cloudhsm-offline: error: {' '.join(message.split())}", file=sys.stderr)
-            return 2
-        print("Starting the offline world: the function imports; now the servers ...", file=out, flush=True)
-        world.start()
-        status = _run(world, options, steps, out, json_out)
-    except KeyboardInterrupt as exc:
-        if json_out is not None:  # a pipeline still gets one valid document, saying how far it got
-            json.dump(interrupted_report(world, steps, str(exc) or "SIGINT"), json_out, indent=2)
-            json_out.write("\n")
-            json_out.flush()
-            exc.add_note(JSON_WRITTEN_NOTE)
-        raise
-    finally:
-        world.stop()
+    failures: list[str] = []
+    with signals.deferred():
+        world = OfflineWorld(
+            seed=options.seed,
+            restore_seconds=options.restore_seconds,
+            code_dir=options.code_dir,
+            handler=options.handler,
+            layer_packages=options.layers,
+            lambda_timeout=options.lambda_timeout,
+            region=options.region,
+            account=options.account,
+        )
+        stopped: KeyboardInterrupt | None = None
+        status: int | None = None  # None: stopped before the run ended
+        try:
+            with signals.raising():
+                status = _start_and_run(world, options, steps, failures, out)
+        except KeyboardInterrupt as exc:
+            stopped = exc
+        finally:
+            try:
+                world.stop()
+            except Exception:
+                if stopped is None:  # when stopping on a signal, the signal decides the exit status
+                    raise
+        if json_out is not None and status != EXIT_USAGE:
+            _write_report(json_out, world, steps, failures, signals.stopped_by(stopped))
+        if stopped is not None:
+            raise stopped
+    assert status is not None
     return status
+
+
+def _write_report(
+    json_out: TextIO,
+    world: OfflineWorld,
+    steps: list[tuple[str, StackRun | None]],
+    failures: list[str],
+    stopped_by: str | None,
+) -> None:
+    """The report of the run, or with ``stopped_by`` (a signal's name) of how far it got."""
+    if stopped_by is None:
+        document = build_report(world, steps, failures)
+    else:
+        try:
+            document = interrupted(build_report(world, steps, failures), stopped_by)
+        except Exception:  # noqa: BLE001 - stopped half-way through start-up: the document says only that
+            document = interrupted(None, stopped_by)
+    json.dump(document, json_out, indent=2)
+    json_out.write("\n")
+
+
+def _start_and_run(
+    world: OfflineWorld,
+    options: RunOptions,
+    steps: list[tuple[str, StackRun | None]],
+    failures: list[str],
+    out: TextIO,
+) -> int:
+    init_error = world.function.check_init()
+    if init_error is not None:
+        message = f"--handler {options.handler}: {init_error['errorType']}: {init_error['errorMessage']}"
+        print(f"cloudhsm-offline: error: {' '.join(message.split())}", file=sys.stderr)
+        return EXIT_USAGE
+    print("Starting the offline world: the function imports; now the servers ...", file=out, flush=True)
+    world.start()
+    return _run(world, options, steps, failures, out)
 
 
 def _run(
     world: OfflineWorld,
     options: RunOptions,
     steps: list[tuple[str, StackRun | None]],
+    failures: list[str],
     out: TextIO,
-    json_out: TextIO | None,
 ) -> int:
-    failures: list[str] = []
     timeline = Timeline(world, out)
     _describe_world(world, options, timeline)
     runner = StackRunner(world.simulator, options.template, options.parameters)
@@ -120,10 +161,6 @@ def _run(
     if options.show_logs:
         timeline.heading("Function logs")
         timeline.plain(_redacted_logs(world))
-    if json_out is not None:
-        json.dump(report, json_out, indent=2)
-        json_out.write("\n")
-        json_out.flush()
     return 1 if failures else 0
 
 

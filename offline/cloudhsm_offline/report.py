@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from cloudhsm_offline import REPORT_SCHEMA, __version__
-from cloudhsm_offline.cfn.outcome import Outcome
-from cloudhsm_offline.cfn.stack import StackRun
-from cloudhsm_offline.cfn.world import OfflineWorld
+from cloudhsm_offline import REPORT_SCHEMA
+
+if TYPE_CHECKING:  # only types: the CLI imports this module to mark a document interrupted, world or none
+    from cloudhsm_offline.cfn.outcome import Outcome
+    from cloudhsm_offline.cfn.stack import StackRun
+    from cloudhsm_offline.cfn.world import OfflineWorld
 
 
 def operation(step: str, outcome: Outcome) -> dict[str, Any]:
@@ -47,6 +49,8 @@ def build_report(
     function = world.function
     calls = Counter(call.operation for call in world.emulator.calls) if world.emulator is not None else Counter()
     bridge = world.eventbridge
+    from cloudhsm_offline import __version__  # noqa: PLC0415 - read lazily (see the package docstring)
+
     return {
         "schema": REPORT_SCHEMA,
         "version": __version__,
@@ -78,14 +82,14 @@ def build_report(
     }
 
 
-def interrupted_report(
-    world: OfflineWorld, steps: Sequence[tuple[str, StackRun | None]], signal_name: str
-) -> dict[str, Any]:
-    """The document ``--output json`` still writes when a signal stops the run: what was done, and that it stopped."""
-    failures = [f"interrupted by {signal_name}"]
-    try:
-        report = build_report(world, steps, failures)
-    except Exception:  # noqa: BLE001 - stopped half-way through start-up: say only that
-        report = {"schema": REPORT_SCHEMA, "version": __version__, "ok": False, "failures": failures}
-    report["interrupted"] = signal_name
+def interrupted(document: Mapping[str, Any] | None, signal_name: str) -> dict[str, Any]:
+    """``document`` (the report of how far the run got; None: not that far) saying a signal stopped the run."""
+    from cloudhsm_offline import __version__  # noqa: PLC0415 - read lazily (see the package docstring)
+
+    report = dict(document or {"schema": REPORT_SCHEMA, "version": __version__})
+    message = f"interrupted by {signal_name}"
+    failures = list(report.get("failures", []))
+    report.update(
+        ok=False, interrupted=signal_name, failures=[*failures, message] if message not in failures else failures
+    )
     return report

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from cloudhsm_offline import signals
 from cloudhsm_offline.cfn.checks import Violation
 from cloudhsm_offline.cfn.response_server import ResponseServer
 from cloudhsm_offline.cfn.simulator import CloudFormationSimulator
@@ -47,26 +48,30 @@ STARTUP_SECONDS = 60.0
 """Real seconds a part may take to start; then the world fails instead of hanging (moto's start waits unbounded)."""
 
 
-def bounded_start(start: Callable[[], T], what: str, starting: list[threading.Thread] | None = None) -> T:
+def bounded_start(start: Callable[[], T], what: str, starting: list[threading.Event] | None = None) -> T:
     """Run ``start`` with a bound of ``STARTUP_SECONDS`` real seconds: a part that never comes up is an error.
 
-    The starting thread is added to ``starting``: a stop that comes meanwhile (a signal) waits for it
-    first, so what it starts is stopped too instead of outliving the process's cleanup.
+    ``start`` runs in a thread; an event set when it ends is added to ``starting``, so a stop that comes
+    meanwhile (a signal) waits for it first and stops what it started instead of stopping it under it.
+    The caller waits on that event, never with ``Thread.join``: in CPython 3.11 an exception raised in
+    ``join`` by a signal handler can mark the thread finished while it still runs (gh-90882).
     """
     outcome: list[T] = []
     failure: list[BaseException] = []
+    done = threading.Event()
 
     def run() -> None:
         try:
             outcome.append(start())
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             failure.append(exc)
+        finally:
+            done.set()
 
-    thread = threading.Thread(target=run, name=f"start {what}", daemon=True)
     if starting is not None:
-        starting.append(thread)
-    thread.start()
-    thread.join(STARTUP_SECONDS)
+        starting.append(done)
+    threading.Thread(target=run, name=f"start {what}", daemon=True).start()
+    done.wait(STARTUP_SECONDS)
     if failure:
         raise failure[0]
     if not outcome:
@@ -163,7 +168,7 @@ class OfflineWorld:
             self.extra_functions: list[LambdaFunction] = []
             """Other providers deployed into this account (cloudhsm_offline.cfn.providers.add_provider)."""
             self._started = False
-            self._starting: list[threading.Thread] = []
+            self._starting: list[threading.Event] = []
         except BaseException:
             if hasattr(self, "function"):
                 self.function.close()
@@ -202,14 +207,15 @@ class OfflineWorld:
                 self.function.env.setdefault(key, value)
             self._started = True
         except BaseException:
-            self.stop()
+            with signals.deferred():  # stopping what did start is never cut short
+                self.stop()
             raise
         return self
 
     def stop(self) -> None:
         """Stop everything this world started (an emulator passed in is left running)."""
-        for thread in self._starting:  # a part still coming up (a signal during start): let it finish first
-            thread.join(STARTUP_SECONDS)
+        for started in self._starting:  # a part still coming up (a signal during start): let it finish first
+            started.wait(STARTUP_SECONDS)
         steps: list[Callable[[], object]] = [function.close for function in [self.function, *self.extra_functions]]
         if self.eventbridge is not None:
             steps.append(self.eventbridge.stop)

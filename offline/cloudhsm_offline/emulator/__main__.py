@@ -8,7 +8,7 @@ import sys
 import threading
 from types import FrameType
 
-from cloudhsm_offline import __version__, inputs
+from cloudhsm_offline import __version__, inputs, signals
 from cloudhsm_offline.clock import SimClock
 from cloudhsm_offline.emulator.account import EmulatedAccount
 from cloudhsm_offline.emulator.emulator import CloudHsmEmulator
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     print(f"export AWS_ENDPOINT_URL_CLOUDHSM_V2={url}")
     print(f"export AWS_DEFAULT_REGION={account.region}")
     sys.stdout.flush()
-    stopping.wait()
+    signals.wait(stopping)  # not stopping.wait(): the signal may come to another thread (see signals.wait)
     emulator.stop()
     return 128 + received[0] if received else 0  # like run-template: SIGINT 130, SIGTERM 143
 

@@ -107,11 +107,11 @@ class EventBridge:
         """Stop the scheduler, the gateway and moto."""
         self.scheduler.stop()
         if self._gateway is not None:
-            self._gateway.shutdown()
+            if self._thread is not None and self._thread.ident is not None:  # shutdown() waits for serve_forever
+                self._gateway.shutdown()
+                self._thread.join(timeout=2)
             self._gateway.server_close()
             self._gateway = None
-        if self._thread is not None:
-            self._thread.join(timeout=2)
         if self._moto is not None:
             self._moto.stop()
             self._moto = None

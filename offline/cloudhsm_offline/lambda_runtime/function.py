@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from cloudhsm_offline import signals
 from cloudhsm_offline.clock import HANG_GUARD_SECONDS, VirtualClock
 from cloudhsm_offline.lambda_runtime.worker import (
     Invocation,
@@ -164,16 +165,22 @@ class LambdaFunction:
                 worker.stop()
 
     def _new_worker(self, number: int) -> Worker:
-        return Worker(
-            python=self.python,
-            code_dir=self.code_dir,
-            env=self.worker_environment(f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"),
-            clock=self.clock,
-            version=self.version,
-            number=number,
-            log=self.log,
-            orphan_lines=self.orphan_lines,
-        )
+        """A new execution environment, known to ``close`` from the moment its process exists."""
+        env = self.worker_environment(f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}")
+        with signals.deferred():  # no signal between the process starting and close() knowing it
+            worker = Worker(
+                python=self.python,
+                code_dir=self.code_dir,
+                env=env,
+                clock=self.clock,
+                version=self.version,
+                number=number,
+                log=self.log,
+                orphan_lines=self.orphan_lines,
+            )
+            with self._cond:
+                self._workers.append(worker)
+        return worker
 
     # -- configuration seen by the worker ---------------------------------------------------------
 
@@ -321,11 +328,8 @@ class LambdaFunction:
             self._worker_count += 1
             number = self._worker_count
         try:
-            worker = self._new_worker(number)
-            with self._cond:  # known at once: close() stops it even while it starts
-                self._workers.append(worker)
-                closed = self._closed.is_set()
-            if closed:
+            worker = self._new_worker(number)  # known at once: close() stops it even while it starts
+            if self._closed.is_set():
                 worker.stop()
                 self._refuse_closed()
             worker.wait_ready(self.init_timeout_real)
