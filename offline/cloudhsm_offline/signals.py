@@ -21,8 +21,9 @@ below are no-ops in other threads):
 A process-directed signal may be delivered to any thread that does not block it (signal(7)), and
 CPython runs the Python-level handler only when the main thread next executes bytecode
 (https://docs.python.org/3/library/signal.html, "Signals and threads"). A main thread blocked in a
-lock or ``Event.wait`` is woken by the signal only if the kernel picked that thread: under load it
-sometimes picks a server thread, and the handler then waits for the main thread's wait to end. So
+lock or ``Event.wait`` is woken by the signal only if the kernel picked that thread; otherwise the
+handler waits for the main thread's wait to end (a run under load was seen hung this way, its main
+thread in ``Event.wait`` after SIGTERM, with no way to tell which thread took the signal). So
 the main thread never blocks longer than ``MAIN_THREAD_SLICE`` at a time: ``wait`` is the one way it
 waits on an event. Between slices, in a block that raises, a signal that came is raised again even
 if ``Stopped`` was raised before: code that swallowed it (a finalizer, a library catching
