@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO, cast
 
 from cloudhsm_offline import signals
 
@@ -23,6 +23,30 @@ if TYPE_CHECKING:
 PROG = "cloudhsm-offline"
 EXIT_FAILED, EXIT_USAGE = 1, 2
 OFFLINE_EXTRA = ("moto", "werkzeug", "flask", "trustme", "cbor2", "yaml", "cfnlint")
+
+
+class _Timeline(io.TextIOBase):
+    """sys.stderr for ``--output json``'s timeline, knowing whether a signal cut its last line short.
+
+    The timeline uses ``write``, ``flush`` and ``isatty`` only: the ones given here.
+    """
+
+    def __init__(self) -> None:
+        self.cut = False
+
+    def write(self, text: str) -> int:
+        if text:
+            self.cut = not text.endswith("\n")
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
+TIMELINE = _Timeline()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="The offline world: an emulated CloudHSM API and a CloudFormation lifecycle simulator "
         "that runs the real handler in Lambda-like worker processes.",
-        epilog="Exit status: 0 success, 1 a stack operation FAILED or broke the protocol, 2 bad input.",
+        epilog="Exit status: 0 success, 1 a stack operation FAILED or broke the protocol, 2 bad input, "
+        "128 + N stopped by signal N (SIGINT 130, SIGTERM 143).",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,run-template,emulator}")
@@ -54,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="then update to this edited template (repeatable: one Update each, in order; with --update's values)",
     )
     run.add_argument("--delete", action="store_true", help="then delete the stack")
-    run.add_argument("--seed", help="emulator seed file, YAML or JSON (default: the demo seed; schema in README)")
+    run.add_argument("--seed", help="emulator seed, YAML or JSON (default: the demo seed; keys in docs/offline.md)")
     run.add_argument("--region", type=inputs.region, help="region of the stack and emulator (default: the seed's)")
     run.add_argument("--account", type=inputs.account, help="12-digit account id (default: the seed's)")
     run.add_argument("--code", type=inputs.existing_dir, help="unzipped Lambda package or CDK asset directory")
@@ -140,8 +165,7 @@ def _stopped(exc: KeyboardInterrupt, arguments: Sequence[str], document: io.Stri
         document.truncate()
         json.dump(interrupted(json.loads(written) if written else None, name), document, indent=2)
         document.write("\n")
-    # With --output json the timeline shares stderr and the signal may have cut a line: start a new one.
-    lead = "\n" if _wants_json(arguments) else ""
+    lead = "\n" if TIMELINE.cut else ""  # the timeline shares stderr with --output json: end a line cut short
     print(f"{lead}{PROG}: stopped by {name}: workers and servers stopped, temporary folders removed", file=sys.stderr)
     return 128 + signum
 
@@ -205,7 +229,8 @@ def _run_template(args: argparse.Namespace, document: io.StringIO) -> int:
         account=args.account,
     )
     if args.output == "json":
-        return _guard_start(lambda: run_stack(options, out=sys.stderr, json_out=document))
+        TIMELINE.cut = False
+        return _guard_start(lambda: run_stack(options, out=cast("TextIO", TIMELINE), json_out=document))
     return _guard_start(lambda: run_stack(options))
 
 

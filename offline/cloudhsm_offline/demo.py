@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -137,8 +138,7 @@ def _run(
     runner = StackRunner(world.simulator, options.template, options.parameters)
     names = runner.custom_resources()
     timeline.heading(f"Create stack {world.simulator.stack_name} ({', '.join(names)})")
-    created = runner.create()
-    steps.append(("create", created))
+    created = _step(steps, "create", runner.create)
     timeline.outputs(created.outputs, f"Outputs after Create ({created.status})")
     updates: list[str | None] = list(options.update_templates) or ([None] if options.update else [])
     for number, template in enumerate(updates, start=1):
@@ -147,12 +147,11 @@ def _run(
         changes = ", ".join(f"{k}={v}" for k, v in options.update.items())
         what = " and ".join(x for x in (f"template {template}" if template else "", changes) if x)
         timeline.heading(f"Update stack: {what}")
-        updated = runner.update(options.update, template)
-        steps.append(("update", updated))
+        updated = _step(steps, "update", partial(runner.update, options.update, template))
         timeline.outputs(updated.outputs, f"Outputs after Update ({updated.status})")
     if options.delete and runner.applied:
         timeline.heading("Delete stack")
-        steps.append(("delete", runner.delete()))
+        _step(steps, "delete", runner.delete)
     timeline.backups()
     failures.extend(_failures(steps))
     failures.extend(str(v) for v in world.verify())
@@ -162,6 +161,13 @@ def _run(
         timeline.heading("Function logs")
         timeline.plain(_redacted_logs(world))
     return 1 if failures else 0
+
+
+def _step(steps: list[tuple[str, StackRun | None]], name: str, operation: Callable[[], StackRun]) -> StackRun:
+    """Run one stack operation, listed in ``steps`` from its start: a signal meanwhile leaves it INTERRUPTED."""
+    steps.append((name, None))
+    steps[-1] = (name, done := operation())
+    return done
 
 
 def run_demo(code_dir: str | None = None, out: TextIO | None = None) -> int:

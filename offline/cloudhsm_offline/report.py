@@ -61,7 +61,8 @@ def build_report(
             "region": world.region,
             "account": world.account,
         },
-        "steps": [{"name": name, "status": run.status if run else "SKIPPED"} for name, run in steps],
+        # None: the step was under way when a signal stopped the run (demo.run_stack records it first)
+        "steps": [{"name": name, "status": run.status if run else "INTERRUPTED"} for name, run in steps],
         "operations": operations,
         "outputs": outputs,
         "output_errors": output_errors,
@@ -86,7 +87,16 @@ def interrupted(document: Mapping[str, Any] | None, signal_name: str) -> dict[st
     """``document`` (the report of how far the run got; None: not that far) saying a signal stopped the run."""
     from cloudhsm_offline import __version__  # noqa: PLC0415 - read lazily (see the package docstring)
 
-    report = dict(document or {"schema": REPORT_SCHEMA, "version": __version__})
+    # Not that far (the world had not started): the same keys, empty, so a pipeline's queries still apply.
+    empty: dict[str, Any] = {
+        "stack": None,
+        "steps": [],
+        "operations": [],
+        "outputs": {},
+        "output_errors": {},
+        "summary": None,
+    }
+    report = dict(document or {"schema": REPORT_SCHEMA, "version": __version__, "ok": False, **empty})
     message = f"interrupted by {signal_name}"
     failures = list(report.get("failures", []))
     report.update(

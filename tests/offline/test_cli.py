@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -298,6 +299,8 @@ def _live_processes_mentioning(marker: str) -> list[int]:
     return found
 
 
+REPORT_KEYS = {"schema", "version", "ok", "stack", "steps", "operations", "outputs", "output_errors"}
+REPORT_KEYS |= {"summary", "failures"}  # every --output json document's keys (report.build_report)
 HELD = """
 Resources:
   Held:
@@ -343,6 +346,16 @@ def _has_child(pid: int) -> bool:
     return bool(Path(f"/proc/{pid}/task/{pid}/children").read_text(encoding="ascii").split())
 
 
+def _shows(instant: str, line: str) -> bool:
+    """Whether a timeline line is the instant: a marker (``λ>``) as an event's, after its modelled time.
+
+    Not anywhere in the line: the header's legend names every marker before anything happens.
+    """
+    if instant in ("CFN>", "λ>"):
+        return re.match(rf"\s*\d+\.\ds\s+{re.escape(instant)}\s", line) is not None
+    return instant in line
+
+
 def _wait_until(proc: subprocess.Popen[str], state: Any) -> None:
     """Poll the process's state (no line says it): the instant is a state, never a guessed delay."""
     pause = threading.Event()
@@ -378,7 +391,7 @@ def test_a_signal_at_any_instant_exits_128_plus_n_and_leaves_nothing_behind(
             _wait_until(proc, lambda: _catches_sigterm(proc.pid))
         elif instant == INIT_WORKER:
             _wait_until(proc, lambda: _has_child(proc.pid))
-        while instant not in (CATCHES, INIT_WORKER) and not any(instant in line for line in seen):
+        while instant not in (CATCHES, INIT_WORKER) and not any(_shows(instant, line) for line in seen):
             assert proc.poll() is None, "".join(seen)  # a marker line, never a sleep: no CPU-speed guess
             seen.append(lines.get(timeout=300))
         if whole_group:
@@ -412,7 +425,11 @@ def test_a_signal_at_any_instant_exits_128_plus_n_and_leaves_nothing_behind(
         document = json.loads(rest)  # the whole of stdout: one document
         assert (document["schema"], document["ok"], document["interrupted"]) == (REPORT_SCHEMA, False, name)
         assert document["failures"][-1] == f"interrupted by {name}"
+        assert set(document) == REPORT_KEYS | {"interrupted"}  # one shape, however early the signal came
         assert seen[-1].strip() == message
+        assert len(seen) == 1 or seen[-2].strip(), "no blank line before the stop line: no line was cut"
+        if instant in ("CFN>", "λ>"):  # the Create was under way
+            assert document["steps"] == [{"name": "create", "status": "INTERRUPTED"}]
         if mode == "linger":  # stopped after a successful Create: the document still says how far it got
             assert document["steps"] == [{"name": "create", "status": "CREATE_COMPLETE"}]
             assert document["summary"]["succeeded"] == 1
