@@ -8,7 +8,6 @@ from typing import Any
 
 MAX_BODY_BYTES = 4096
 MAX_PHYSICAL_ID_BYTES = 1024
-MAX_REASON_SHOWN = 4000
 STATUSES = ("SUCCESS", "FAILED")
 ECHOED_FIELDS = ("StackId", "RequestId", "LogicalResourceId")
 

@@ -14,7 +14,6 @@ import copy
 import secrets
 import string
 import threading
-import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -49,9 +48,7 @@ class CloudFormationSimulator:
         stack_name: str = "offline-stack",
         region: str = "us-east-1",
         account: str = "123456789012",
-        service_token: str | None = None,
         duplicate_delivery: bool = False,
-        settle: bool = True,
     ) -> None:
         self.function = function
         self.responses = responses
@@ -61,9 +58,10 @@ class CloudFormationSimulator:
         self.region = region
         self.account = account
         self.stack_id = f"arn:aws:cloudformation:{region}:{account}:stack/{stack_name}/{uuid.uuid4()}"
-        self.service_token = service_token or function.arn
+        self.service_token = function.arn
         self.duplicate_delivery = duplicate_delivery
-        self.settle = settle
+        self.settle = True
+        """Wait, after the first response, for this request's invocations to finish (to notice a second one)."""
         self.resources: dict[str, ResourceState] = {}
         self.outcomes: list[Outcome] = []
         self.events: list[dict[str, Any]] = []
@@ -230,41 +228,34 @@ class CloudFormationSimulator:
 
     # -- the protocol ------------------------------------------------------------------------------
 
-    def send(self, event: dict[str, Any], role: str = "request", duplicate: bool | None = None) -> Outcome:
+    def send(self, event: dict[str, Any], role: str = "request") -> Outcome:
         """Invoke the function asynchronously with ``event`` and decide the operation as CloudFormation does."""
         with self.clock.driving():  # one world call: time moves only while it waits
-            return self._send(event, role, duplicate)
+            return self._send(event, role)
 
-    def _send(self, event: dict[str, Any], role: str, duplicate: bool | None) -> Outcome:
+    def _send(self, event: dict[str, Any], role: str) -> Outcome:
         request_id = str(event["RequestId"])
-        url = str(event["ResponseURL"])
-        timeout = self.service_timeout_of(event)
-        start_modelled, start_real = self.clock.now(), time.monotonic()
-        deadline = start_modelled + timeout
+        start_modelled = self.clock.now()
+        deadline = start_modelled + self.service_timeout_of(event)
         self.events.append(copy.deepcopy(event))
         self.listeners.notify("event", event)
         deliveries = self._deliveries.setdefault(request_id, [])
         deliveries.append(self.function.invoke_async(event, source="cloudformation"))
-        if self.duplicate_delivery if duplicate is None else duplicate:
+        if self.duplicate_delivery:
             deliveries.append(self.function.invoke_async(event, source="cloudformation:duplicate"))
-        first = self._await_first(url, deadline)
+        # On the virtual clock: when nothing runs or is scheduled before the deadline, time jumps to it.
+        first = self.responses.wait_for_response(str(event["ResponseURL"]), max(0.0, deadline - self.clock.now()))
         timed_out = first is None or first.modelled > deadline
         if not timed_out and self.settle:
             self._settle()
         elapsed_modelled = (first.modelled if first and not timed_out else self.clock.now()) - start_modelled
-        elapsed_real = (first.real if first and not timed_out else time.monotonic()) - start_real
         outcome = self._judge(event, role, first, timed_out, deadline)
         outcome.elapsed_modelled = elapsed_modelled
-        outcome.elapsed_real = elapsed_real
         outcome.event_sent = start_modelled
         with self._lock:
             self.outcomes.append(outcome)
         self.listeners.notify("outcome", outcome)
         return outcome
-
-    def _await_first(self, url: str, deadline: float) -> ReceivedResponse | None:
-        # On the virtual clock: when nothing runs or is scheduled before the deadline, time jumps to it.
-        return self.responses.wait_for_response(url, max(0.0, deadline - self.clock.now()))
 
     def _settle(self) -> None:
         """Let the invocations of this request finish so that a second response can be noticed."""
@@ -316,7 +307,6 @@ class CloudFormationSimulator:
             response_status=None if body is None else str(body.get("Status")),
             response_bytes=None if first is None else first.size,
             elapsed_modelled=0.0,
-            elapsed_real=0.0,
             invocations=invocations,
             violations=violations,
             event=event,
