@@ -41,7 +41,6 @@ class OutputValue:
     name: str
     value: str | None
     error: str | None = None
-    description: str = ""
 
 
 @dataclass
@@ -85,10 +84,7 @@ class StackRunner:
         parameters: Mapping[str, str] | None = None,
     ) -> None:
         self.simulator = simulator
-        self.resolver = self._resolver(template, parameters or {})
-
-    def _resolver(self, template: str | Path | Mapping[str, Any], parameters: Mapping[str, str]) -> TemplateResolver:
-        return TemplateResolver(self.simulator, template, parameters)
+        self.resolver = TemplateResolver(simulator, template, parameters)
 
     @property
     def applied(self) -> dict[str, dict[str, Any]]:
@@ -100,21 +96,11 @@ class StackRunner:
         """Each resource's PhysicalResourceId."""
         return {name: state.physical_id for name, state in self.simulator.resources.items()}
 
-    @property
-    def resources(self) -> dict[str, Any]:
-        """The current template's Resources."""
-        return self.resolver.resources
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        """The current parameter values, resolved (lists for list types)."""
-        return self.resolver.parameters
-
     def custom_resources(self) -> list[str]:
         """Logical ids of the custom resources that exist under the conditions, in dependency order."""
         selected = [
             name
-            for name, resource in self.resources.items()
+            for name, resource in self.resolver.resources.items()
             if is_custom(resource) and ("Condition" not in resource or self.resolver.condition(resource["Condition"]))
         ]
         ordered: list[str] = []
@@ -136,19 +122,19 @@ class StackRunner:
         return ordered
 
     def _dependencies(self, name: str) -> set[str]:
-        resource = self.resources[name]
+        resource = self.resolver.resources[name]
         depends = resource.get("DependsOn") or []
         found = set([depends] if isinstance(depends, str) else depends)
         return (found | self.resolver.references(resource.get("Properties") or {})) - {name}
 
     def properties_of(self, name: str) -> dict[str, Any]:
         """The resolved Properties of a resource."""
-        resolved = self.resolver.resolve(self.resources[name].get("Properties") or {})
+        resolved = self.resolver.resolve(self.resolver.resources[name].get("Properties") or {})
         assert isinstance(resolved, dict)
         return resolved
 
     def _type(self, name: str) -> str:
-        return str(self.resources[name]["Type"])
+        return str(self.resolver.resources[name]["Type"])
 
     # -- create ------------------------------------------------------------------------------------
 
@@ -197,7 +183,7 @@ class StackRunner:
             source = self.resolver.template if template is None else load_template(template)
             given = carried_parameters(source, self.resolver.given, parameters)
             check_runnable(source, given)
-            resolver = self._resolver(source, given)
+            resolver = TemplateResolver(self.simulator, source, given)
         except TemplateError as exc:
             run.errors.append(str(exc))
             run.outputs, run.status = self.outputs(), "UPDATE_ROLLBACK_COMPLETE"
@@ -220,7 +206,7 @@ class StackRunner:
                 )
         for name in [n for n in reversed(list(self.applied)) if n not in selected]:
             run.outcomes.append(self.simulator.delete(name, role="cleanup"))
-            self._forget(name)
+            self.simulator.resources.pop(name, None)  # no longer the stack's, even when its Delete failed
         run.status = "UPDATE_COMPLETE" if run.ok else "UPDATE_COMPLETE_CLEANUP_FAILED"
         return run
 
@@ -296,7 +282,7 @@ class StackRunner:
             run.outcomes.append(outcome)
             if outcome.status != "SUCCESS":
                 run.errors.append(f"{name}: {outcome.reason}")
-            self._forget(name)
+            self.simulator.resources.pop(name, None)  # no longer the stack's, even when its Delete failed
         run.status = "DELETE_FAILED" if run.errors else "DELETE_COMPLETE"
         return run
 
@@ -304,19 +290,13 @@ class StackRunner:
         """Resolve the template's Outputs (with their Conditions)."""
         values = []
         for name, spec in (self.resolver.template.get("Outputs") or {}).items():
-            description = str(spec.get("Description", ""))
             try:
                 if "Condition" in spec and not self.resolver.condition(spec["Condition"]):
                     continue
-                value = self.resolver.resolve(spec.get("Value"))
-                values.append(OutputValue(name, str(value), description=description))
+                values.append(OutputValue(name, str(self.resolver.resolve(spec.get("Value")))))
             except (TemplateError, KeyError, IndexError, TypeError, ValueError) as exc:
-                values.append(OutputValue(name, None, str(exc), description))
+                values.append(OutputValue(name, None, str(exc)))
         return values
-
-    def _forget(self, name: str) -> None:
-        """The resource is no longer the stack's (deleted, or left behind by a cleanup that failed)."""
-        self.simulator.resources.pop(name, None)
 
     @staticmethod
     def _safe(run: StackRun, thunk: Any) -> Any:

@@ -110,11 +110,6 @@ def carried_parameters(
     return {**{k: v for k, v in previous.items() if k in declared}, **changes}
 
 
-def is_list_type(kind: str) -> bool:
-    """Whether a parameter type's value is a list (CommaDelimitedList, List<...>)."""
-    return kind in LIST_TYPES or kind.startswith("List<")
-
-
 def resolve_parameters(template: Mapping[str, Any], given: Mapping[str, str]) -> dict[str, Any]:
     """A template's parameter values (lists for list types): defaults plus given values, checked as CloudFormation
     checks them (AllowedValues, AllowedPattern, MinLength/MaxLength, MinValue/MaxValue, Number)."""
@@ -135,11 +130,11 @@ def resolve_parameters(template: Mapping[str, Any], given: Mapping[str, str]) ->
             text = ",".join(str(d) for d in default) if isinstance(default, list) else str(default)
         else:
             raise TemplateError(f"parameter {name} needs a value (--param {name}=...)")
-        kind = str(spec["Type"])
-        members = [m.strip() for m in text.split(",")] if is_list_type(kind) else [text]
+        listed = spec["Type"] in LIST_TYPES or spec["Type"].startswith("List<")
+        members = [m.strip() for m in text.split(",")] if listed else [text]
         for member in members:
             _check_parameter_value(name, spec, member)
-        values[name] = members if is_list_type(kind) else text
+        values[name] = members if listed else text
     return values
 
 
@@ -165,12 +160,11 @@ def _check_parameter_value(name: str, spec: Mapping[str, Any], value: str) -> No
             raise TemplateError(f"parameter {name}={value!r} is above MaxValue {spec['MaxValue']}")
 
 
-def check_runnable(template: Any, parameters: Mapping[str, str]) -> None:
+def check_runnable(template: Mapping[str, Any], parameters: Mapping[str, str]) -> None:
     """Refuse (TemplateError naming the place) what the runner cannot run, before anything starts: a
-    template that is not a mapping, a Transform it cannot expand, an unsupported intrinsic, a reference
-    to a name that does not exist, a custom resource without ServiceToken, bad parameter values."""
-    if not isinstance(template, Mapping):
-        raise TemplateError(f"a template is a mapping with Resources, got a {type(template).__name__}")
+    Transform it cannot expand, an unsupported intrinsic, a reference to a name that does not exist,
+    a custom resource without ServiceToken, bad parameter values (``load_template`` refuses a
+    template that is not a mapping)."""
     for name in _transforms(template):
         if name not in TRANSFORMS:
             raise TemplateError(f"Transform {name}: macros are not run offline (only {', '.join(TRANSFORMS)})")
