@@ -2,10 +2,11 @@
 
 Only what a custom-resource consumer template needs is evaluated: parameters (String, Number,
 CommaDelimitedList and List<...> as lists; defaults, AllowedValues, AllowedPattern, lengths and
-values), pseudo parameters, Mappings, Conditions, and the intrinsics in ``SUPPORTED``. Resources that
-are not custom resources are not created and their properties are never evaluated: Ref gives
-``offline-<LogicalId>``, Fn::GetAtt ``offline-<LogicalId>.<Attribute>``, and a Lambda function's Ref
-and Arn give the provider function's. Fn::ImportValue of any name gives the provider's ServiceToken.
+values), pseudo parameters, Mappings, Conditions, and the intrinsics ``TemplateResolver`` walks
+itself or finds in ``EVALUATE``. Resources that are not custom resources are not created and their
+properties are never evaluated: Ref gives ``offline-<LogicalId>``, Fn::GetAtt
+``offline-<LogicalId>.<Attribute>``, and a Lambda function's Ref and Arn give the provider
+function's. Fn::ImportValue of any name gives the provider's ServiceToken.
 ``check_runnable`` refuses, before anything starts, every construct and reference this cannot run.
 """
 
@@ -24,25 +25,6 @@ from cloudhsm_offline import partition_of
 from cloudhsm_offline.cfn.simulator import CloudFormationSimulator
 
 CUSTOM_TYPES = ("AWS::CloudFormation::CustomResource",)
-SUPPORTED = (
-    "Ref",
-    "Condition",
-    "Fn::GetAtt",
-    "Fn::Sub",
-    "Fn::ImportValue",
-    "Fn::Join",
-    "Fn::Select",
-    "Fn::Split",
-    "Fn::If",
-    "Fn::Equals",
-    "Fn::Not",
-    "Fn::And",
-    "Fn::Or",
-    "Fn::FindInMap",
-    "Fn::Base64",
-    "Fn::Length",
-    "Fn::ToJsonString",
-)
 TRANSFORMS = ("AWS::Serverless-2016-10-31", "AWS::LanguageExtensions")
 """Transforms the runner accepts: SAM (its functions count as provider functions, nothing else of it is
 created) and the language extensions (Fn::Length, Fn::ToJsonString). Any other macro is refused."""
@@ -318,10 +300,6 @@ class TemplateResolver:
         return {k: v for k, v in resolved.items() if v is not NO_VALUE}
 
     def _intrinsic(self, key: str, arg: Any, where: str) -> Any:
-        if key not in SUPPORTED:
-            raise self._error(where, f"{key} is not supported by the offline runner ({', '.join(SUPPORTED)})")
-        if key in LANGUAGE_EXTENSIONS and not self.language_extensions:
-            raise self._error(where, f"{key} needs 'Transform: AWS::LanguageExtensions', as in CloudFormation")
         special: dict[str, Callable[[Any, str], Any]] = {
             "Ref": self._ref,
             "Condition": self.condition,
@@ -331,6 +309,11 @@ class TemplateResolver:
             "Fn::FindInMap": self._find_in_map,
             "Fn::ImportValue": self._import_value,
         }
+        if key not in special and key not in EVALUATE:
+            supported = ", ".join([*special, *EVALUATE])
+            raise self._error(where, f"{key} is not supported by the offline runner ({supported})")
+        if key in LANGUAGE_EXTENSIONS and not self.language_extensions:
+            raise self._error(where, f"{key} needs 'Transform: AWS::LanguageExtensions', as in CloudFormation")
         if key in special:
             return special[key](arg, where)
         args = self.resolve(arg, where)
