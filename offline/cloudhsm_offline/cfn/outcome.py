@@ -28,9 +28,8 @@ def cfn_string(value: Any) -> Any:
 
 @dataclass
 class ResourceState:
-    """What the simulated stack remembers about a custom resource."""
+    """What the simulated stack remembers about a custom resource (the simulator keys it by logical id)."""
 
-    logical_id: str
     resource_type: str
     physical_id: str
     properties: dict[str, Any]

@@ -100,10 +100,6 @@ class ResponseServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def ssl_context(self) -> ssl.SSLContext:
-        """A client context trusting only the offline CA (for tests that PUT themselves)."""
-        return ssl.create_default_context(cafile=self.ca_bundle)
-
     def mint(self, stack_id: str, request_id: str) -> str:
         """A presigned-looking URL for one request."""
         signature = secrets.token_hex(32)

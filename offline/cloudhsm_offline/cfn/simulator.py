@@ -135,7 +135,7 @@ class CloudFormationSimulator:
         outcome = self.send(event, role="request")
         if outcome.status == "SUCCESS" and outcome.physical_resource_id:
             self.resources[logical_id] = ResourceState(
-                logical_id, resource_type, outcome.physical_resource_id, dict(properties), outcome.data
+                resource_type, outcome.physical_resource_id, dict(properties), outcome.data
             )
         elif rollback:
             physical_id = outcome.physical_resource_id
@@ -187,7 +187,7 @@ class CloudFormationSimulator:
         outcome = self.send(event, role=role)
         if outcome.status == "SUCCESS" and outcome.physical_resource_id:
             self.resources[logical_id] = ResourceState(
-                logical_id, resource_type, outcome.physical_resource_id, dict(properties), outcome.data
+                resource_type, outcome.physical_resource_id, dict(properties), outcome.data
             )
             if cleanup and outcome.physical_resource_id != old_id:
                 delete = self.build_event("Delete", logical_id, old_props, resource_type, physical_id=old_id)
