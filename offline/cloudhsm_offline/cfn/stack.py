@@ -141,28 +141,15 @@ class StackRunner:
     def create(self) -> StackRun:
         """Create every custom resource; on a failure (or a failing Output) delete the ones created."""
         run = StackRun()
-        created: list[str] = []
-        failed: list[str] = []
-        for name in self._safe(run, self.custom_resources) or []:
-            properties = self._safe(run, lambda n=name: self.properties_of(n))
-            if properties is None:
-                break
-            outcome = self.simulator.create(name, properties, self._type(name))
-            run.outcomes.append(outcome)
-            if outcome.status != "SUCCESS":
-                run.errors.append(f"{name}: {outcome.reason}")
-                rollback = outcome.followup("rollback")
-                if rollback is not None and rollback.status != "SUCCESS":  # the failed Create's own Delete
-                    failed.append(name)
-                    run.errors.append(f"rollback: {name}: {rollback.reason}")
-                break
-            created.append(name)
-        if not run.errors:
-            run.outputs = self.outputs()
-            run.errors.extend(f"output {o.name}: {o.error}" for o in run.outputs if o.error)
+        created = [step.name for step in self._apply_changes(run)]  # on a new stack, every step is a Create
         if not run.errors:
             run.status = "CREATE_COMPLETE"
             return run
+        failed = []
+        rollback = run.outcomes[-1].followup("rollback") if run.outcomes else None  # the failed Create's own Delete
+        if rollback is not None and rollback.status != "SUCCESS":
+            failed.append(rollback.logical_id)
+            run.errors.append(f"rollback: {rollback.logical_id}: {rollback.reason}")
         for name in reversed(created):
             outcome = self.simulator.delete(name, role="rollback")
             run.outcomes.append(outcome)
@@ -190,9 +177,6 @@ class StackRunner:
             return run
         self.resolver = resolver
         steps = self._apply_changes(run)
-        if not run.errors:
-            run.outputs = self.outputs()
-            run.errors.extend(f"output {o.name}: {o.error}" for o in run.outputs if o.error)
         if run.errors:
             self._roll_back(run, steps, before)
             return run
@@ -211,7 +195,8 @@ class StackRunner:
         return run
 
     def _apply_changes(self, run: StackRun) -> list[_Step]:
-        """Create new resources and Update changed ones until the first failure; what was done, in order."""
+        """Create new resources and Update changed ones until the first failure, then resolve the Outputs;
+        what was done, in order."""
         steps: list[_Step] = []
         for name in self._safe(run, self.custom_resources) or []:
             properties = self._safe(run, lambda n=name: self.properties_of(n))
@@ -230,6 +215,9 @@ class StackRunner:
                 run.errors.append(f"{name}: {outcome.reason}")
                 break
             steps.append(step)
+        if not run.errors:
+            run.outputs = self.outputs()
+            run.errors.extend(f"output {o.name}: {o.error}" for o in run.outputs if o.error)
         return steps
 
     def _roll_back(
