@@ -231,31 +231,23 @@ class CloudFormationSimulator:
     def send(self, event: dict[str, Any], role: str = "request") -> Outcome:
         """Invoke the function asynchronously with ``event`` and decide the operation as CloudFormation does."""
         with self.clock.driving():  # one world call: time moves only while it waits
-            return self._send(event, role)
-
-    def _send(self, event: dict[str, Any], role: str) -> Outcome:
-        request_id = str(event["RequestId"])
-        start_modelled = self.clock.now()
-        deadline = start_modelled + self.service_timeout_of(event)
-        self.events.append(copy.deepcopy(event))
-        self.listeners.notify("event", event)
-        deliveries = self._deliveries.setdefault(request_id, [])
-        deliveries.append(self.function.invoke_async(event, source="cloudformation"))
-        if self.duplicate_delivery:
-            deliveries.append(self.function.invoke_async(event, source="cloudformation:duplicate"))
-        # On the virtual clock: when nothing runs or is scheduled before the deadline, time jumps to it.
-        first = self.responses.wait_for_response(str(event["ResponseURL"]), max(0.0, deadline - self.clock.now()))
-        timed_out = first is None or first.modelled > deadline
-        if not timed_out and self.settle:
-            self._settle()
-        elapsed_modelled = (first.modelled if first and not timed_out else self.clock.now()) - start_modelled
-        outcome = self._judge(event, role, first, timed_out, deadline)
-        outcome.elapsed_modelled = elapsed_modelled
-        outcome.event_sent = start_modelled
-        with self._lock:
-            self.outcomes.append(outcome)
-        self.listeners.notify("outcome", outcome)
-        return outcome
+            start = self.clock.now()
+            deadline = start + self.service_timeout_of(event)
+            self.events.append(copy.deepcopy(event))
+            self.listeners.notify("event", event)
+            deliveries = self._deliveries.setdefault(str(event["RequestId"]), [])
+            deliveries.append(self.function.invoke_async(event, source="cloudformation"))
+            if self.duplicate_delivery:
+                deliveries.append(self.function.invoke_async(event, source="cloudformation:duplicate"))
+            # On the virtual clock: when nothing runs or is scheduled before the deadline, time jumps to it.
+            first = self.responses.wait_for_response(str(event["ResponseURL"]), max(0.0, deadline - self.clock.now()))
+            if first is not None and first.modelled <= deadline and self.settle:
+                self._settle()
+            outcome = self._judge(event, role, first, start)
+            with self._lock:
+                self.outcomes.append(outcome)
+            self.listeners.notify("outcome", outcome)
+            return outcome
 
     def _settle(self) -> None:
         """Let the invocations of this request finish so that a second response can be noticed."""
@@ -263,14 +255,11 @@ class CloudFormationSimulator:
         if self.eventbridge is not None:
             self.eventbridge.wait_quiet(within=60.0)
 
-    def _judge(
-        self,
-        event: dict[str, Any],
-        role: str,
-        first: ReceivedResponse | None,
-        timed_out: bool,
-        deadline: float,
-    ) -> Outcome:
+    def _judge(self, event: dict[str, Any], role: str, first: ReceivedResponse | None, start: float) -> Outcome:
+        """The operation's outcome, decided by the first response to an event sent at ``start``."""
+        deadline = start + self.service_timeout_of(event)
+        timed_out = first is None or first.modelled > deadline
+        answered = None if first is None or timed_out else first.modelled
         request_id = str(event["RequestId"])
         responses = self.responses.responses_for_url(str(event["ResponseURL"]))
         deliveries = len(self._deliveries.get(request_id, [])) or 1
@@ -306,13 +295,14 @@ class CloudFormationSimulator:
             data=dict(data or {}),
             response_status=None if body is None else str(body.get("Status")),
             response_bytes=None if first is None else first.size,
-            elapsed_modelled=0.0,
+            elapsed_modelled=(self.clock.now() if answered is None else answered) - start,
             invocations=invocations,
             violations=violations,
             event=event,
             responses=responses,
             timed_out=timed_out,
             deliveries=deliveries,
+            event_sent=start,
         )
 
     @staticmethod
