@@ -103,14 +103,12 @@ class CloudFormationSimulator:
 
     def resource_properties(self, properties: Mapping[str, Any], service_timeout: int | None) -> dict[str, Any]:
         """ServiceToken first, then the template's properties converted to strings."""
-        props = dict(properties)
-        props.setdefault("ServiceToken", self.service_token)
+        props = {"ServiceToken": self.service_token, **properties}  # the template's ServiceToken wins, kept first
         if service_timeout is not None:
             if not 1 <= int(service_timeout) <= 3600:
                 raise ValueError("ServiceTimeout must be between 1 and 3600 seconds")
             props["ServiceTimeout"] = service_timeout
-        ordered = {"ServiceToken": props.pop("ServiceToken"), **props}
-        converted = cfn_string(ordered)
+        converted = cfn_string(props)
         assert isinstance(converted, dict)
         return converted
 
@@ -268,9 +266,7 @@ class CloudFormationSimulator:
         if first is not None:
             body, found = checks.check_body(event, first.raw)
             violations.extend(found)
-        if timed_out and first is not None:
-            violations.append(checks.late_violation(first.modelled - deadline))
-        violations.extend(self._duplicate_violations(responses, deliveries))
+        violations.extend(self._late_or_repeated(responses, deliveries, timed_out, deadline))
         status = "FAILED"
         if timed_out:
             reason = checks.timeout_message(request_id)
@@ -306,8 +302,11 @@ class CloudFormationSimulator:
         )
 
     @staticmethod
-    def _duplicate_violations(responses: list[ReceivedResponse], deliveries: int) -> list[Violation]:
-        violations = []
+    def _late_or_repeated(
+        responses: list[ReceivedResponse], deliveries: int, timed_out: bool, deadline: float
+    ) -> list[Violation]:
+        """A first response after the deadline; more responses than deliveries, or responses that disagree."""
+        violations = [checks.late_violation(responses[0].modelled - deadline)] if timed_out and responses else []
         if len(responses) > deliveries:
             violations.append(checks.duplicate_violation(len(responses)))
         if len(responses) > 1:
@@ -333,11 +332,8 @@ class CloudFormationSimulator:
         for outcome in list(self.outcomes):
             responses = self.responses.responses_for_url(str(outcome.event["ResponseURL"]))
             deliveries = len(self._deliveries.get(outcome.request_id, [])) or 1
-            problems = self._duplicate_violations(responses, deliveries)
-            if outcome.timed_out and responses:
-                deadline = outcome.event_sent + self.service_timeout_of(outcome.event)
-                problems.append(checks.late_violation(responses[0].modelled - deadline))
-            for violation in problems:
+            deadline = outcome.event_sent + self.service_timeout_of(outcome.event)
+            for violation in self._late_or_repeated(responses, deliveries, outcome.timed_out, deadline):
                 found.append(
                     Violation(violation.code, f"{outcome.operation} {outcome.logical_id}: {violation.message}")
                 )

@@ -52,15 +52,11 @@ class Timeline:
         modelled = (at if at is not None else self.world.clock.now()) - self.start_modelled
         stamp = f"{modelled:8.1f}s"
         body = f"{marker:<5} {text}"
-        with self._lock:
-            print(
-                f"{self.paint(stamp, 'dim')}  {self.paint(body, style) if style else body}", file=self.out, flush=True
-            )
+        self.plain(f"{self.paint(stamp, 'dim')}  {self.paint(body, style) if style else body}")
 
     def heading(self, text: str) -> None:
         """Print a section heading."""
-        with self._lock:
-            print(f"\n{self.paint(text, 'head')}", file=self.out, flush=True)
+        self.plain(f"\n{self.paint(text, 'head')}")
 
     def plain(self, text: str = "") -> None:
         """Print a line as is."""
