@@ -266,7 +266,7 @@ class CloudFormationSimulator:
         if first is not None:
             body, found = checks.check_body(event, first.raw)
             violations.extend(found)
-        violations.extend(self._late_or_repeated(responses, deliveries, timed_out, deadline))
+        violations.extend(checks.check_responses(responses, deliveries, timed_out, deadline))
         status = "FAILED"
         if timed_out:
             reason = checks.timeout_message(request_id)
@@ -301,25 +301,6 @@ class CloudFormationSimulator:
             event_sent=start,
         )
 
-    @staticmethod
-    def _late_or_repeated(
-        responses: list[ReceivedResponse], deliveries: int, timed_out: bool, deadline: float
-    ) -> list[Violation]:
-        """A first response after the deadline; more responses than deliveries, or responses that disagree."""
-        violations = [checks.late_violation(responses[0].modelled - deadline)] if timed_out and responses else []
-        if len(responses) > deliveries:
-            violations.append(checks.duplicate_violation(len(responses)))
-        if len(responses) > 1:
-            keys = {_response_key(r) for r in responses}
-            if len(keys) > 1:
-                violations.append(
-                    Violation(
-                        "inconsistent-responses",
-                        "Responses to one request disagree: " + "; ".join(sorted(map(str, keys))),
-                    )
-                )
-        return violations
-
     def _invented_physical_id(self, logical_id: str) -> str:
         alphabet = string.ascii_uppercase + string.digits
         return f"{self.stack_name}-{logical_id}-{''.join(secrets.choice(alphabet) for _ in range(12))}"
@@ -333,13 +314,8 @@ class CloudFormationSimulator:
             responses = self.responses.responses_for_url(str(outcome.event["ResponseURL"]))
             deliveries = len(self._deliveries.get(outcome.request_id, [])) or 1
             deadline = outcome.event_sent + self.service_timeout_of(outcome.event)
-            for violation in self._late_or_repeated(responses, deliveries, outcome.timed_out, deadline):
+            for violation in checks.check_responses(responses, deliveries, outcome.timed_out, deadline):
                 found.append(
                     Violation(violation.code, f"{outcome.operation} {outcome.logical_id}: {violation.message}")
                 )
         return found
-
-
-def _response_key(response: ReceivedResponse) -> tuple[str, str]:
-    body = response.parsed if isinstance(response.parsed, dict) else {}
-    return str(body.get("Status")), str(body.get("PhysicalResourceId"))
