@@ -94,7 +94,7 @@ def _number(text: str) -> float:
     return value
 
 
-def check_template(path: str, parameter_sets: Sequence[Mapping[str, str]] = ({},)) -> dict[str, Any]:
+def check_template(path: str, parameter_sets: Sequence[Mapping[str, str]]) -> dict[str, Any]:
     """Parse a template file and check the runner can run it with each parameter set; InputError otherwise."""
     from cloudhsm_offline.cfn.template import TemplateError, check_runnable, load_template  # noqa: PLC0415 - [offline]
 
@@ -115,9 +115,8 @@ def check_updated_template(
     """An ``--update-template``: runnable with the parameters it carries over from ``previous`` plus ``update``."""
     from cloudhsm_offline.cfn.template import carried_parameters  # noqa: PLC0415 - [offline] extra
 
-    edited = check_template(path, [])
-    given = {k: v for k, v in parameters.items() if k in (previous.get("Parameters") or {})}
-    check_template(path, [carried_parameters(edited, given, update)])
+    given = carried_parameters(previous, parameters, {})
+    check_template(path, [carried_parameters(check_template(path, []), given, update)])
 
 
 def check_layers(packages: Sequence[str]) -> None:

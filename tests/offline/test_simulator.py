@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from cloudhsm_offline.cfn import checks
-from cloudhsm_offline.cfn.outcome import cfn_string, redact
+from cloudhsm_offline.cfn.outcome import cfn_string
 from cloudhsm_offline.cfn.response_server import ResponseServer
 
 from tests.functional.conftest import WorldFactory, assert_clean
@@ -129,8 +129,9 @@ def test_response_url_is_presigned_https_and_needs_the_offline_ca() -> None:
             urllib.request.urlopen(urllib.request.Request(url, body, method="PUT"), timeout=5)
         assert isinstance(untrusted.value.reason, ssl.SSLCertVerificationError)
 
+        offline_ca = ssl.create_default_context(cafile=server.ca_bundle)
         request = urllib.request.Request(url, body, method="PUT", headers={"Content-Type": ""})
-        with urllib.request.urlopen(request, context=server.ssl_context(), timeout=5) as response:
+        with urllib.request.urlopen(request, context=offline_ca, timeout=5) as response:
             assert response.status == 200
         (received,) = server.responses("req-1")
         assert received.raw == body
@@ -138,16 +139,9 @@ def test_response_url_is_presigned_https_and_needs_the_offline_ca() -> None:
 
         tampered = url[:-1] + ("0" if url[-1] != "0" else "1")
         with pytest.raises(urllib.error.HTTPError) as forbidden:
-            urllib.request.urlopen(
-                urllib.request.Request(tampered, body, method="PUT"), context=server.ssl_context(), timeout=5
-            )
+            urllib.request.urlopen(urllib.request.Request(tampered, body, method="PUT"), context=offline_ca, timeout=5)
         assert forbidden.value.code == 403
         assert len(server.responses()) == 1
-
-
-def test_redact_hides_the_signature() -> None:
-    redacted = redact({"ResponseURL": "https://h/p?X-Amz-Signature=" + "a" * 64, "X": 1})
-    assert "a" * 64 not in json.dumps(redacted)
 
 
 # -- events as CloudFormation sends them -------------------------------------------------------

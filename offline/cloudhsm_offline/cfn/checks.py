@@ -6,9 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from cloudhsm_offline.cfn.response_server import ReceivedResponse
+
 MAX_BODY_BYTES = 4096
 MAX_PHYSICAL_ID_BYTES = 1024
-MAX_REASON_SHOWN = 4000
 STATUSES = ("SUCCESS", "FAILED")
 ECHOED_FIELDS = ("StackId", "RequestId", "LogicalResourceId")
 
@@ -122,11 +123,21 @@ def check_data(data: Any) -> list[Violation]:
     return violations
 
 
-def duplicate_violation(count: int) -> Violation:
-    """More than one response to one request."""
-    return Violation("duplicate-response", f"{count} responses were PUT for one request (exactly one expected).")
-
-
-def late_violation(seconds_late: float) -> Violation:
-    """A response that arrived after CloudFormation stopped waiting."""
-    return Violation("late-response", f"Response arrived {seconds_late:.1f} s (modelled) after ServiceTimeout.")
+def check_responses(
+    responses: list[ReceivedResponse], deliveries: int, timed_out: bool, deadline: float
+) -> list[Violation]:
+    """What only all the responses to one request show: the first came after ServiceTimeout, there are
+    more than deliveries, or they disagree on Status or PhysicalResourceId."""
+    violations = []
+    if timed_out and responses:
+        late = responses[0].modelled - deadline
+        violations.append(Violation("late-response", f"Response arrived {late:.1f} s (modelled) after ServiceTimeout."))
+    if len(responses) > deliveries:
+        count = f"{len(responses)} responses were PUT for one request"
+        violations.append(Violation("duplicate-response", f"{count} (exactly one expected)."))
+    bodies = [r.parsed if isinstance(r.parsed, dict) else {} for r in responses]
+    keys = {(str(body.get("Status")), str(body.get("PhysicalResourceId"))) for body in bodies}
+    if len(keys) > 1:
+        disagree = "; ".join(sorted(map(str, keys)))
+        violations.append(Violation("inconsistent-responses", f"Responses to one request disagree: {disagree}"))
+    return violations

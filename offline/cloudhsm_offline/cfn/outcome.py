@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,9 +28,8 @@ def cfn_string(value: Any) -> Any:
 
 @dataclass
 class ResourceState:
-    """What the simulated stack remembers about a custom resource."""
+    """What the simulated stack remembers about a custom resource (the simulator keys it by logical id)."""
 
-    logical_id: str
     resource_type: str
     physical_id: str
     properties: dict[str, Any]
@@ -53,7 +51,6 @@ class Outcome:
     response_status: str | None
     response_bytes: int | None
     elapsed_modelled: float
-    elapsed_real: float
     invocations: int
     violations: list[Violation]
     event: dict[str, Any]
@@ -97,11 +94,3 @@ class Outcome:
         if self.reason:
             text += f" - {self.reason}"
         return text
-
-
-def redact(event: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of an event whose ResponseURL query (the signature) is hidden."""
-    copied: dict[str, Any] = json.loads(json.dumps(event))
-    if "ResponseURL" in copied:
-        copied["ResponseURL"] = str(copied["ResponseURL"]).split("?")[0] + "?<redacted>"
-    return copied

@@ -7,6 +7,7 @@ path becomes the function's ``AWS_CA_BUNDLE``. Each request gets a presigned-loo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import ssl
@@ -33,12 +34,8 @@ class ReceivedResponse:
 
     request_id: str
     raw: bytes
-    headers: dict[str, str]
     modelled: float
-    real: float
-    signature_ok: bool
     parsed: Any = None
-    parse_error: str | None = None
 
     @property
     def size(self) -> int:
@@ -52,7 +49,6 @@ class MintedUrl:
 
     request_id: str
     url: str
-    signature: str
     responses: list[ReceivedResponse] = field(default_factory=list)
 
 
@@ -67,11 +63,10 @@ class ResponseServer:
         self.ca_bundle = str(Path(self._tmp.name) / "offline-ca.pem")
         self._ca.cert_pem.write_to_path(self.ca_bundle)
         self._minted: dict[str, MintedUrl] = {}
-        self._by_request: dict[str, list[MintedUrl]] = {}
+        """Every URL handed out, by its signature."""
         self._lock = threading.Condition()
         self.listeners: Listeners[[ReceivedResponse]] = Listeners()
         """Called with every recorded PUT."""
-        self.stray: list[tuple[str, bytes]] = []
         self._server: LoopbackServer | None = None
 
     def start(self) -> str:
@@ -105,10 +100,6 @@ class ResponseServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def ssl_context(self) -> ssl.SSLContext:
-        """A client context trusting only the offline CA (for tests that PUT themselves)."""
-        return ssl.create_default_context(cafile=self.ca_bundle)
-
     def mint(self, stack_id: str, request_id: str) -> str:
         """A presigned-looking URL for one request."""
         signature = secrets.token_hex(32)
@@ -127,53 +118,36 @@ class ResponseServer:
             }
         )
         url = f"{self.url}{key}?{query}"
-        minted = MintedUrl(request_id, url, signature)
         with self._lock:
-            self._minted[signature] = minted
-            self._by_request.setdefault(request_id, []).append(minted)
+            self._minted[signature] = MintedUrl(request_id, url)
         return url
 
     def _respond(self, request: Request) -> Reply:
-        status = self.receive(request.path, request.body, request.headers) if request.method == "PUT" else 405
-        return Reply(status, {}, b"")
-
-    def receive(self, path: str, body: bytes, headers: dict[str, str]) -> int:
-        """Record a PUT; 403 for an unknown or tampered URL, else 200."""
-        parsed_url = urllib.parse.urlsplit(path)
-        signature = urllib.parse.parse_qs(parsed_url.query).get("X-Amz-Signature", [""])[0]
+        """Record a PUT; 405 for another method, 403 for an unknown or tampered URL, else 200."""
+        if request.method != "PUT":
+            return Reply(405, {}, b"")
         with self._lock:
-            minted = self._minted.get(signature)
-            if minted is None or not minted.url.endswith(path):
-                self.stray.append((parsed_url.path, body))
-                return 403
-        response = ReceivedResponse(
-            minted.request_id, body, headers, self.clock.now(), time.monotonic(), signature_ok=True
-        )
-        try:
-            response.parsed = json.loads(body)
-        except ValueError as exc:
-            response.parse_error = str(exc)
+            minted = self._minted.get(_signature(request.path))
+        if minted is None or not minted.url.endswith(request.path):
+            return Reply(403, {}, b"")
+        response = ReceivedResponse(minted.request_id, request.body, self.clock.now())
+        with contextlib.suppress(ValueError):  # not JSON: the simulator judges the raw bytes
+            response.parsed = json.loads(request.body)
         with self._lock:
             minted.responses.append(response)
         self.clock.notify()  # the simulator waits on the clock for this response
         self.listeners.notify(response)
-        return 200
+        return Reply(200, {}, b"")
 
     def responses(self, request_id: str | None = None) -> list[ReceivedResponse]:
-        """Every recorded PUT (for one request id, or all)."""
+        """Every recorded PUT (for one request id, or all), in arrival order per URL."""
         with self._lock:
-            groups = (
-                self._by_request.get(request_id, [])
-                if request_id is not None
-                else [m for ms in self._by_request.values() for m in ms]
-            )
-            return sorted((r for m in groups for r in m.responses), key=lambda r: r.real)
+            return [r for m in self._minted.values() if request_id in (None, m.request_id) for r in m.responses]
 
     def responses_for_url(self, url: str) -> list[ReceivedResponse]:
         """Every PUT to one minted URL."""
-        signature = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query).get("X-Amz-Signature", [""])[0]
         with self._lock:
-            minted = self._minted.get(signature)
+            minted = self._minted.get(_signature(url))
             return list(minted.responses) if minted else []
 
     def wait_for_response(self, url: str, timeout: float | None) -> ReceivedResponse | None:
@@ -187,3 +161,8 @@ class ResponseServer:
         """Every signature minted so far (to check none leaked into logs)."""
         with self._lock:
             return list(self._minted)
+
+
+def _signature(url: str) -> str:
+    """The ``X-Amz-Signature`` of a ResponseURL (or its path and query), "" when it has none."""
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(url).query).get("X-Amz-Signature", [""])[0]

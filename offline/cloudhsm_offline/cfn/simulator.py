@@ -14,7 +14,6 @@ import copy
 import secrets
 import string
 import threading
-import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -49,9 +48,7 @@ class CloudFormationSimulator:
         stack_name: str = "offline-stack",
         region: str = "us-east-1",
         account: str = "123456789012",
-        service_token: str | None = None,
         duplicate_delivery: bool = False,
-        settle: bool = True,
     ) -> None:
         self.function = function
         self.responses = responses
@@ -61,9 +58,10 @@ class CloudFormationSimulator:
         self.region = region
         self.account = account
         self.stack_id = f"arn:aws:cloudformation:{region}:{account}:stack/{stack_name}/{uuid.uuid4()}"
-        self.service_token = service_token or function.arn
+        self.service_token = function.arn
         self.duplicate_delivery = duplicate_delivery
-        self.settle = settle
+        self.settle = True
+        """Wait, after the first response, for this request's invocations to finish (to notice a second one)."""
         self.resources: dict[str, ResourceState] = {}
         self.outcomes: list[Outcome] = []
         self.events: list[dict[str, Any]] = []
@@ -105,14 +103,12 @@ class CloudFormationSimulator:
 
     def resource_properties(self, properties: Mapping[str, Any], service_timeout: int | None) -> dict[str, Any]:
         """ServiceToken first, then the template's properties converted to strings."""
-        props = dict(properties)
-        props.setdefault("ServiceToken", self.service_token)
+        props = {"ServiceToken": self.service_token, **properties}  # the template's ServiceToken wins, kept first
         if service_timeout is not None:
             if not 1 <= int(service_timeout) <= 3600:
                 raise ValueError("ServiceTimeout must be between 1 and 3600 seconds")
             props["ServiceTimeout"] = service_timeout
-        ordered = {"ServiceToken": props.pop("ServiceToken"), **props}
-        converted = cfn_string(ordered)
+        converted = cfn_string(props)
         assert isinstance(converted, dict)
         return converted
 
@@ -137,7 +133,7 @@ class CloudFormationSimulator:
         outcome = self.send(event, role="request")
         if outcome.status == "SUCCESS" and outcome.physical_resource_id:
             self.resources[logical_id] = ResourceState(
-                logical_id, resource_type, outcome.physical_resource_id, dict(properties), outcome.data
+                resource_type, outcome.physical_resource_id, dict(properties), outcome.data
             )
         elif rollback:
             physical_id = outcome.physical_resource_id
@@ -189,7 +185,7 @@ class CloudFormationSimulator:
         outcome = self.send(event, role=role)
         if outcome.status == "SUCCESS" and outcome.physical_resource_id:
             self.resources[logical_id] = ResourceState(
-                logical_id, resource_type, outcome.physical_resource_id, dict(properties), outcome.data
+                resource_type, outcome.physical_resource_id, dict(properties), outcome.data
             )
             if cleanup and outcome.physical_resource_id != old_id:
                 delete = self.build_event("Delete", logical_id, old_props, resource_type, physical_id=old_id)
@@ -230,41 +226,26 @@ class CloudFormationSimulator:
 
     # -- the protocol ------------------------------------------------------------------------------
 
-    def send(self, event: dict[str, Any], role: str = "request", duplicate: bool | None = None) -> Outcome:
+    def send(self, event: dict[str, Any], role: str = "request") -> Outcome:
         """Invoke the function asynchronously with ``event`` and decide the operation as CloudFormation does."""
         with self.clock.driving():  # one world call: time moves only while it waits
-            return self._send(event, role, duplicate)
-
-    def _send(self, event: dict[str, Any], role: str, duplicate: bool | None) -> Outcome:
-        request_id = str(event["RequestId"])
-        url = str(event["ResponseURL"])
-        timeout = self.service_timeout_of(event)
-        start_modelled, start_real = self.clock.now(), time.monotonic()
-        deadline = start_modelled + timeout
-        self.events.append(copy.deepcopy(event))
-        self.listeners.notify("event", event)
-        deliveries = self._deliveries.setdefault(request_id, [])
-        deliveries.append(self.function.invoke_async(event, source="cloudformation"))
-        if self.duplicate_delivery if duplicate is None else duplicate:
-            deliveries.append(self.function.invoke_async(event, source="cloudformation:duplicate"))
-        first = self._await_first(url, deadline)
-        timed_out = first is None or first.modelled > deadline
-        if not timed_out and self.settle:
-            self._settle()
-        elapsed_modelled = (first.modelled if first and not timed_out else self.clock.now()) - start_modelled
-        elapsed_real = (first.real if first and not timed_out else time.monotonic()) - start_real
-        outcome = self._judge(event, role, first, timed_out, deadline)
-        outcome.elapsed_modelled = elapsed_modelled
-        outcome.elapsed_real = elapsed_real
-        outcome.event_sent = start_modelled
-        with self._lock:
-            self.outcomes.append(outcome)
-        self.listeners.notify("outcome", outcome)
-        return outcome
-
-    def _await_first(self, url: str, deadline: float) -> ReceivedResponse | None:
-        # On the virtual clock: when nothing runs or is scheduled before the deadline, time jumps to it.
-        return self.responses.wait_for_response(url, max(0.0, deadline - self.clock.now()))
+            start = self.clock.now()
+            deadline = start + self.service_timeout_of(event)
+            self.events.append(copy.deepcopy(event))
+            self.listeners.notify("event", event)
+            deliveries = self._deliveries.setdefault(str(event["RequestId"]), [])
+            deliveries.append(self.function.invoke_async(event, source="cloudformation"))
+            if self.duplicate_delivery:
+                deliveries.append(self.function.invoke_async(event, source="cloudformation:duplicate"))
+            # On the virtual clock: when nothing runs or is scheduled before the deadline, time jumps to it.
+            first = self.responses.wait_for_response(str(event["ResponseURL"]), max(0.0, deadline - self.clock.now()))
+            if first is not None and first.modelled <= deadline and self.settle:
+                self._settle()
+            outcome = self._judge(event, role, first, start)
+            with self._lock:
+                self.outcomes.append(outcome)
+            self.listeners.notify("outcome", outcome)
+            return outcome
 
     def _settle(self) -> None:
         """Let the invocations of this request finish so that a second response can be noticed."""
@@ -272,14 +253,11 @@ class CloudFormationSimulator:
         if self.eventbridge is not None:
             self.eventbridge.wait_quiet(within=60.0)
 
-    def _judge(
-        self,
-        event: dict[str, Any],
-        role: str,
-        first: ReceivedResponse | None,
-        timed_out: bool,
-        deadline: float,
-    ) -> Outcome:
+    def _judge(self, event: dict[str, Any], role: str, first: ReceivedResponse | None, start: float) -> Outcome:
+        """The operation's outcome, decided by the first response to an event sent at ``start``."""
+        deadline = start + self.service_timeout_of(event)
+        timed_out = first is None or first.modelled > deadline
+        answered = None if first is None or timed_out else first.modelled
         request_id = str(event["RequestId"])
         responses = self.responses.responses_for_url(str(event["ResponseURL"]))
         deliveries = len(self._deliveries.get(request_id, [])) or 1
@@ -288,9 +266,7 @@ class CloudFormationSimulator:
         if first is not None:
             body, found = checks.check_body(event, first.raw)
             violations.extend(found)
-        if timed_out and first is not None:
-            violations.append(checks.late_violation(first.modelled - deadline))
-        violations.extend(self._duplicate_violations(responses, deliveries))
+        violations.extend(checks.check_responses(responses, deliveries, timed_out, deadline))
         status = "FAILED"
         if timed_out:
             reason = checks.timeout_message(request_id)
@@ -315,31 +291,15 @@ class CloudFormationSimulator:
             data=dict(data or {}),
             response_status=None if body is None else str(body.get("Status")),
             response_bytes=None if first is None else first.size,
-            elapsed_modelled=0.0,
-            elapsed_real=0.0,
+            elapsed_modelled=(self.clock.now() if answered is None else answered) - start,
             invocations=invocations,
             violations=violations,
             event=event,
             responses=responses,
             timed_out=timed_out,
             deliveries=deliveries,
+            event_sent=start,
         )
-
-    @staticmethod
-    def _duplicate_violations(responses: list[ReceivedResponse], deliveries: int) -> list[Violation]:
-        violations = []
-        if len(responses) > deliveries:
-            violations.append(checks.duplicate_violation(len(responses)))
-        if len(responses) > 1:
-            keys = {_response_key(r) for r in responses}
-            if len(keys) > 1:
-                violations.append(
-                    Violation(
-                        "inconsistent-responses",
-                        "Responses to one request disagree: " + "; ".join(sorted(map(str, keys))),
-                    )
-                )
-        return violations
 
     def _invented_physical_id(self, logical_id: str) -> str:
         alphabet = string.ascii_uppercase + string.digits
@@ -353,17 +313,9 @@ class CloudFormationSimulator:
         for outcome in list(self.outcomes):
             responses = self.responses.responses_for_url(str(outcome.event["ResponseURL"]))
             deliveries = len(self._deliveries.get(outcome.request_id, [])) or 1
-            problems = self._duplicate_violations(responses, deliveries)
-            if outcome.timed_out and responses:
-                deadline = outcome.event_sent + self.service_timeout_of(outcome.event)
-                problems.append(checks.late_violation(responses[0].modelled - deadline))
-            for violation in problems:
+            deadline = outcome.event_sent + self.service_timeout_of(outcome.event)
+            for violation in checks.check_responses(responses, deliveries, outcome.timed_out, deadline):
                 found.append(
                     Violation(violation.code, f"{outcome.operation} {outcome.logical_id}: {violation.message}")
                 )
         return found
-
-
-def _response_key(response: ReceivedResponse) -> tuple[str, str]:
-    body = response.parsed if isinstance(response.parsed, dict) else {}
-    return str(body.get("Status")), str(body.get("PhysicalResourceId"))

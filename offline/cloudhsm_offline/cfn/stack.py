@@ -41,7 +41,6 @@ class OutputValue:
     name: str
     value: str | None
     error: str | None = None
-    description: str = ""
 
 
 @dataclass
@@ -85,10 +84,7 @@ class StackRunner:
         parameters: Mapping[str, str] | None = None,
     ) -> None:
         self.simulator = simulator
-        self.resolver = self._resolver(template, parameters or {})
-
-    def _resolver(self, template: str | Path | Mapping[str, Any], parameters: Mapping[str, str]) -> TemplateResolver:
-        return TemplateResolver(self.simulator, template, parameters)
+        self.resolver = TemplateResolver(simulator, template, parameters)
 
     @property
     def applied(self) -> dict[str, dict[str, Any]]:
@@ -100,21 +96,11 @@ class StackRunner:
         """Each resource's PhysicalResourceId."""
         return {name: state.physical_id for name, state in self.simulator.resources.items()}
 
-    @property
-    def resources(self) -> dict[str, Any]:
-        """The current template's Resources."""
-        return self.resolver.resources
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        """The current parameter values, resolved (lists for list types)."""
-        return self.resolver.parameters
-
     def custom_resources(self) -> list[str]:
         """Logical ids of the custom resources that exist under the conditions, in dependency order."""
         selected = [
             name
-            for name, resource in self.resources.items()
+            for name, resource in self.resolver.resources.items()
             if is_custom(resource) and ("Condition" not in resource or self.resolver.condition(resource["Condition"]))
         ]
         ordered: list[str] = []
@@ -136,47 +122,34 @@ class StackRunner:
         return ordered
 
     def _dependencies(self, name: str) -> set[str]:
-        resource = self.resources[name]
+        resource = self.resolver.resources[name]
         depends = resource.get("DependsOn") or []
         found = set([depends] if isinstance(depends, str) else depends)
         return (found | self.resolver.references(resource.get("Properties") or {})) - {name}
 
     def properties_of(self, name: str) -> dict[str, Any]:
         """The resolved Properties of a resource."""
-        resolved = self.resolver.resolve(self.resources[name].get("Properties") or {})
+        resolved = self.resolver.resolve(self.resolver.resources[name].get("Properties") or {})
         assert isinstance(resolved, dict)
         return resolved
 
     def _type(self, name: str) -> str:
-        return str(self.resources[name]["Type"])
+        return str(self.resolver.resources[name]["Type"])
 
     # -- create ------------------------------------------------------------------------------------
 
     def create(self) -> StackRun:
         """Create every custom resource; on a failure (or a failing Output) delete the ones created."""
         run = StackRun()
-        created: list[str] = []
-        failed: list[str] = []
-        for name in self._safe(run, self.custom_resources) or []:
-            properties = self._safe(run, lambda n=name: self.properties_of(n))
-            if properties is None:
-                break
-            outcome = self.simulator.create(name, properties, self._type(name))
-            run.outcomes.append(outcome)
-            if outcome.status != "SUCCESS":
-                run.errors.append(f"{name}: {outcome.reason}")
-                rollback = outcome.followup("rollback")
-                if rollback is not None and rollback.status != "SUCCESS":  # the failed Create's own Delete
-                    failed.append(name)
-                    run.errors.append(f"rollback: {name}: {rollback.reason}")
-                break
-            created.append(name)
-        if not run.errors:
-            run.outputs = self.outputs()
-            run.errors.extend(f"output {o.name}: {o.error}" for o in run.outputs if o.error)
+        created = [step.name for step in self._apply_changes(run)]  # on a new stack, every step is a Create
         if not run.errors:
             run.status = "CREATE_COMPLETE"
             return run
+        failed = []
+        rollback = run.outcomes[-1].followup("rollback") if run.outcomes else None  # the failed Create's own Delete
+        if rollback is not None and rollback.status != "SUCCESS":
+            failed.append(rollback.logical_id)
+            run.errors.append(f"rollback: {rollback.logical_id}: {rollback.reason}")
         for name in reversed(created):
             outcome = self.simulator.delete(name, role="rollback")
             run.outcomes.append(outcome)
@@ -197,16 +170,13 @@ class StackRunner:
             source = self.resolver.template if template is None else load_template(template)
             given = carried_parameters(source, self.resolver.given, parameters)
             check_runnable(source, given)
-            resolver = self._resolver(source, given)
+            resolver = TemplateResolver(self.simulator, source, given)
         except TemplateError as exc:
             run.errors.append(str(exc))
             run.outputs, run.status = self.outputs(), "UPDATE_ROLLBACK_COMPLETE"
             return run
         self.resolver = resolver
         steps = self._apply_changes(run)
-        if not run.errors:
-            run.outputs = self.outputs()
-            run.errors.extend(f"output {o.name}: {o.error}" for o in run.outputs if o.error)
         if run.errors:
             self._roll_back(run, steps, before)
             return run
@@ -220,12 +190,13 @@ class StackRunner:
                 )
         for name in [n for n in reversed(list(self.applied)) if n not in selected]:
             run.outcomes.append(self.simulator.delete(name, role="cleanup"))
-            self._forget(name)
+            self.simulator.resources.pop(name, None)  # no longer the stack's, even when its Delete failed
         run.status = "UPDATE_COMPLETE" if run.ok else "UPDATE_COMPLETE_CLEANUP_FAILED"
         return run
 
     def _apply_changes(self, run: StackRun) -> list[_Step]:
-        """Create new resources and Update changed ones until the first failure; what was done, in order."""
+        """Create new resources and Update changed ones until the first failure, then resolve the Outputs;
+        what was done, in order."""
         steps: list[_Step] = []
         for name in self._safe(run, self.custom_resources) or []:
             properties = self._safe(run, lambda n=name: self.properties_of(n))
@@ -244,6 +215,9 @@ class StackRunner:
                 run.errors.append(f"{name}: {outcome.reason}")
                 break
             steps.append(step)
+        if not run.errors:
+            run.outputs = self.outputs()
+            run.errors.extend(f"output {o.name}: {o.error}" for o in run.outputs if o.error)
         return steps
 
     def _roll_back(
@@ -296,7 +270,7 @@ class StackRunner:
             run.outcomes.append(outcome)
             if outcome.status != "SUCCESS":
                 run.errors.append(f"{name}: {outcome.reason}")
-            self._forget(name)
+            self.simulator.resources.pop(name, None)  # no longer the stack's, even when its Delete failed
         run.status = "DELETE_FAILED" if run.errors else "DELETE_COMPLETE"
         return run
 
@@ -304,19 +278,13 @@ class StackRunner:
         """Resolve the template's Outputs (with their Conditions)."""
         values = []
         for name, spec in (self.resolver.template.get("Outputs") or {}).items():
-            description = str(spec.get("Description", ""))
             try:
                 if "Condition" in spec and not self.resolver.condition(spec["Condition"]):
                     continue
-                value = self.resolver.resolve(spec.get("Value"))
-                values.append(OutputValue(name, str(value), description=description))
+                values.append(OutputValue(name, str(self.resolver.resolve(spec.get("Value")))))
             except (TemplateError, KeyError, IndexError, TypeError, ValueError) as exc:
-                values.append(OutputValue(name, None, str(exc), description))
+                values.append(OutputValue(name, None, str(exc)))
         return values
-
-    def _forget(self, name: str) -> None:
-        """The resource is no longer the stack's (deleted, or left behind by a cleanup that failed)."""
-        self.simulator.resources.pop(name, None)
 
     @staticmethod
     def _safe(run: StackRun, thunk: Any) -> Any:

@@ -2,10 +2,11 @@
 
 Only what a custom-resource consumer template needs is evaluated: parameters (String, Number,
 CommaDelimitedList and List<...> as lists; defaults, AllowedValues, AllowedPattern, lengths and
-values), pseudo parameters, Mappings, Conditions, and the intrinsics in ``SUPPORTED``. Resources that
-are not custom resources are not created and their properties are never evaluated: Ref gives
-``offline-<LogicalId>``, Fn::GetAtt ``offline-<LogicalId>.<Attribute>``, and a Lambda function's Ref
-and Arn give the provider function's. Fn::ImportValue of any name gives the provider's ServiceToken.
+values), pseudo parameters, Mappings, Conditions, and the intrinsics ``TemplateResolver`` walks
+itself or finds in ``EVALUATE``. Resources that are not custom resources are not created and their
+properties are never evaluated: Ref gives ``offline-<LogicalId>``, Fn::GetAtt
+``offline-<LogicalId>.<Attribute>``, and a Lambda function's Ref and Arn give the provider
+function's. Fn::ImportValue of any name gives the provider's ServiceToken.
 ``check_runnable`` refuses, before anything starts, every construct and reference this cannot run.
 """
 
@@ -24,25 +25,6 @@ from cloudhsm_offline import partition_of
 from cloudhsm_offline.cfn.simulator import CloudFormationSimulator
 
 CUSTOM_TYPES = ("AWS::CloudFormation::CustomResource",)
-SUPPORTED = (
-    "Ref",
-    "Condition",
-    "Fn::GetAtt",
-    "Fn::Sub",
-    "Fn::ImportValue",
-    "Fn::Join",
-    "Fn::Select",
-    "Fn::Split",
-    "Fn::If",
-    "Fn::Equals",
-    "Fn::Not",
-    "Fn::And",
-    "Fn::Or",
-    "Fn::FindInMap",
-    "Fn::Base64",
-    "Fn::Length",
-    "Fn::ToJsonString",
-)
 TRANSFORMS = ("AWS::Serverless-2016-10-31", "AWS::LanguageExtensions")
 """Transforms the runner accepts: SAM (its functions count as provider functions, nothing else of it is
 created) and the language extensions (Fn::Length, Fn::ToJsonString). Any other macro is refused."""
@@ -110,11 +92,6 @@ def carried_parameters(
     return {**{k: v for k, v in previous.items() if k in declared}, **changes}
 
 
-def is_list_type(kind: str) -> bool:
-    """Whether a parameter type's value is a list (CommaDelimitedList, List<...>)."""
-    return kind in LIST_TYPES or kind.startswith("List<")
-
-
 def resolve_parameters(template: Mapping[str, Any], given: Mapping[str, str]) -> dict[str, Any]:
     """A template's parameter values (lists for list types): defaults plus given values, checked as CloudFormation
     checks them (AllowedValues, AllowedPattern, MinLength/MaxLength, MinValue/MaxValue, Number)."""
@@ -135,11 +112,11 @@ def resolve_parameters(template: Mapping[str, Any], given: Mapping[str, str]) ->
             text = ",".join(str(d) for d in default) if isinstance(default, list) else str(default)
         else:
             raise TemplateError(f"parameter {name} needs a value (--param {name}=...)")
-        kind = str(spec["Type"])
-        members = [m.strip() for m in text.split(",")] if is_list_type(kind) else [text]
+        listed = spec["Type"] in LIST_TYPES or spec["Type"].startswith("List<")
+        members = [m.strip() for m in text.split(",")] if listed else [text]
         for member in members:
             _check_parameter_value(name, spec, member)
-        values[name] = members if is_list_type(kind) else text
+        values[name] = members if listed else text
     return values
 
 
@@ -165,12 +142,11 @@ def _check_parameter_value(name: str, spec: Mapping[str, Any], value: str) -> No
             raise TemplateError(f"parameter {name}={value!r} is above MaxValue {spec['MaxValue']}")
 
 
-def check_runnable(template: Any, parameters: Mapping[str, str]) -> None:
+def check_runnable(template: Mapping[str, Any], parameters: Mapping[str, str]) -> None:
     """Refuse (TemplateError naming the place) what the runner cannot run, before anything starts: a
-    template that is not a mapping, a Transform it cannot expand, an unsupported intrinsic, a reference
-    to a name that does not exist, a custom resource without ServiceToken, bad parameter values."""
-    if not isinstance(template, Mapping):
-        raise TemplateError(f"a template is a mapping with Resources, got a {type(template).__name__}")
+    Transform it cannot expand, an unsupported intrinsic, a reference to a name that does not exist,
+    a custom resource without ServiceToken, bad parameter values (``load_template`` refuses a
+    template that is not a mapping)."""
     for name in _transforms(template):
         if name not in TRANSFORMS:
             raise TemplateError(f"Transform {name}: macros are not run offline (only {', '.join(TRANSFORMS)})")
@@ -324,10 +300,6 @@ class TemplateResolver:
         return {k: v for k, v in resolved.items() if v is not NO_VALUE}
 
     def _intrinsic(self, key: str, arg: Any, where: str) -> Any:
-        if key not in SUPPORTED:
-            raise self._error(where, f"{key} is not supported by the offline runner ({', '.join(SUPPORTED)})")
-        if key in LANGUAGE_EXTENSIONS and not self.language_extensions:
-            raise self._error(where, f"{key} needs 'Transform: AWS::LanguageExtensions', as in CloudFormation")
         special: dict[str, Callable[[Any, str], Any]] = {
             "Ref": self._ref,
             "Condition": self.condition,
@@ -337,6 +309,11 @@ class TemplateResolver:
             "Fn::FindInMap": self._find_in_map,
             "Fn::ImportValue": self._import_value,
         }
+        if key not in special and key not in EVALUATE:
+            supported = ", ".join([*special, *EVALUATE])
+            raise self._error(where, f"{key} is not supported by the offline runner ({supported})")
+        if key in LANGUAGE_EXTENSIONS and not self.language_extensions:
+            raise self._error(where, f"{key} needs 'Transform: AWS::LanguageExtensions', as in CloudFormation")
         if key in special:
             return special[key](arg, where)
         args = self.resolve(arg, where)

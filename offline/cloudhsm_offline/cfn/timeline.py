@@ -26,10 +26,10 @@ def short(request_id: str) -> str:
 class Timeline:
     """Subscribes to a world's parts and prints one line per step, stamped with modelled seconds since the start."""
 
-    def __init__(self, world: OfflineWorld, out: TextIO | None = None, colour: bool | None = None) -> None:
+    def __init__(self, world: OfflineWorld, out: TextIO | None = None) -> None:
         self.world = world
         self.out = out or sys.stdout
-        self.colour = self.out.isatty() if colour is None else colour
+        self.colour = self.out.isatty()
         self.start_modelled = world.clock.now()
         self._lock = threading.Lock()
         self._numbers: dict[str, int] = {}
@@ -52,15 +52,11 @@ class Timeline:
         modelled = (at if at is not None else self.world.clock.now()) - self.start_modelled
         stamp = f"{modelled:8.1f}s"
         body = f"{marker:<5} {text}"
-        with self._lock:
-            print(
-                f"{self.paint(stamp, 'dim')}  {self.paint(body, style) if style else body}", file=self.out, flush=True
-            )
+        self.plain(f"{self.paint(stamp, 'dim')}  {self.paint(body, style) if style else body}")
 
     def heading(self, text: str) -> None:
         """Print a section heading."""
-        with self._lock:
-            print(f"\n{self.paint(text, 'head')}", file=self.out, flush=True)
+        self.plain(f"\n{self.paint(text, 'head')}")
 
     def plain(self, text: str = "") -> None:
         """Print a line as is."""
@@ -157,12 +153,12 @@ class Timeline:
             value = output.value if output.error is None else self.paint(f"ERROR {output.error}", "bad")
             self.plain(f"  {output.name:<{width}}  {value}")
 
-    def backups(self, title: str = "Emulated backups") -> None:
+    def backups(self) -> None:
         """Print the emulator's backups and their states."""
         emulator = self.world.emulator
         if emulator is None:
             return
-        self.heading(title)
+        self.heading("Emulated backups")
         for region in emulator.account.regions:
             for backup in emulator.account.store_of(region).views():
                 deleted = backup.get("DeleteTimestamp")
