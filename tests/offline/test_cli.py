@@ -140,7 +140,7 @@ BAD_INPUTS = {
     "unknown Sub variable": (["run-template", "{d}/unknown-sub.yaml"], "Ref to unknown name Missing"),
     "unknown mapping": (["run-template", "{d}/unknown-map.yaml"], "unknown mapping Ids"),
     "unknown mapping key": (["run-template", "{d}/unknown-map-key.yaml"], "FindInMap: mapping Ids has no a.c"),
-    "FindInMap DefaultValue": (["run-template", "{d}/map-default.yaml"], "FindInMap takes [map, top-level key, sec"),
+    "FindInMap DefaultValue": (["run-template", "{d}/map-default.yaml"], "fourth argument (DefaultValue) is not sup"),
     "unknown condition": (["run-template", "{d}/unknown-condition.yaml"], "unknown condition Nope"),
     "unknown GetAtt resource": (["run-template", "{d}/unknown-getatt.yaml"], "Fn::GetAtt on unknown resource Other"),
     "unknown Ref in an output": (["run-template", "{d}/output-ref.yaml"], "Outputs.O.Value.Ref: Ref to unknown name"),

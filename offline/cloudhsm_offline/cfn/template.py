@@ -340,6 +340,8 @@ class TemplateResolver:
         return UNKNOWN if chosen is UNKNOWN else branches[0 if chosen else 1]
 
     def _find_in_map(self, arg: Any, where: str) -> Any:
+        if isinstance(arg, list) and len(arg) == 4:  # AWS::LanguageExtensions' [map, key, key, {DefaultValue: v}]
+            raise self._error(where, "Fn::FindInMap's fourth argument (DefaultValue) is not supported offline")
         if not isinstance(arg, list) or len(arg) != 3:
             raise self._error(where, "Fn::FindInMap takes [map, top-level key, second-level key]")
         mappings = self.template.get("Mappings") or {}
