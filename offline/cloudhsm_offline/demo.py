@@ -178,7 +178,9 @@ def run_demo(code_dir: str | None = None, out: TextIO | None = None) -> int:
         "Offline demo: CloudFormation simulator -> real handler (Lambda worker) -> emulated CloudHSM API.\n"
         f"Create restores {restore}, Update switches to {replace} (a replacement, so CloudFormation deletes\n"
         f"the old resource in cleanup), Delete ends the stack. OnDelete=Delete puts each backup back into\n"
-        "PENDING_DELETION. Time is modelled: a ten-minute restore takes no real ten minutes.",
+        "PENDING_DELETION. Time is modelled: a ten-minute restore takes no real ten minutes. Each Delete\n"
+        "first removes the polling hand-off's rule and parameter in case a wait left them: a 400 not-found\n"
+        "there is the expected answer.",
         file=out,
     )
     options = RunOptions(
