@@ -188,14 +188,18 @@ def test_crash_is_retried_by_lambda_async(fixture_world: WorldFactory) -> None:
     assert starts[2] - starts[1] >= 120
 
 
-def test_a_runtime_that_dies_mid_invocation_is_an_exit_error_not_a_timeout(fixture_world: WorldFactory) -> None:
+@pytest.mark.parametrize(("mode", "words"), [("exit", "exit status 137"), ("kill", "signal: killed")])
+def test_a_runtime_that_dies_mid_invocation_is_an_exit_error_not_a_timeout(
+    fixture_world: WorldFactory, mode: str, words: str
+) -> None:
     world = fixture_world(async_retry_delays=())
-    outcome = world.simulator.create("Res", {"Mode": "exit"}, service_timeout=120, rollback=False)
+    outcome = world.simulator.create("Res", {"Mode": mode}, service_timeout=120, rollback=False)
     assert outcome.timed_out  # no response ever came: CloudFormation times out
     (record,) = world.function.records
     assert not record.timed_out
     assert record.error is not None
     assert record.error["errorType"] == "Runtime.ExitError"
+    assert record.error["errorMessage"].endswith(f"Error: Runtime exited with error: {words}")
     assert (record.end_modelled or 0) - (record.start_modelled or 0) < 60  # well before the 60 s Lambda timeout
 
 

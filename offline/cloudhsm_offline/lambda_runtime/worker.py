@@ -6,6 +6,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -298,7 +299,7 @@ class Worker:
                 "error": {
                     "errorType": "Runtime.ExitError",
                     "errorMessage": f"RequestId: {record.request_id} Error: Runtime exited with error: "
-                    f"exit status {self.proc.returncode}",
+                    f"{_exit_words(self.proc.returncode)}",
                 },
             }
         with self._lock:
@@ -333,3 +334,17 @@ class Worker:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+def _exit_words(returncode: int | None) -> str:
+    """Lambda's words for a runtime that exited: "exit status 1", or "signal: killed" for SIGKILL.
+
+    These are the words CloudWatch Logs show for a Lambda runtime that died ("Error: Runtime exited
+    with error: signal: killed" on an out-of-memory kill, "exit status 1" on sys.exit(1)), as users
+    quote them; the Lambda Developer Guide does not list them. The signal's name is the lower-cased
+    strsignal(3) text ("Killed", "Terminated", "Interrupt"), which Lambda's Go runtime also prints.
+    """
+    if returncode is not None and returncode < 0:
+        name = signal.strsignal(-returncode) or f"signal {-returncode}"
+        return f"signal: {name.lower()}"
+    return f"exit status {returncode}"
