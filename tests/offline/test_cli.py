@@ -157,14 +157,20 @@ BAD_INPUTS = {
     ),
     "backup id twice": (["run-template", "--seed", "{d}/twice-seed.yaml"], "backups[1].id: backup-demo2restore is dec"),
     "undeclared cluster": (["run-template", "--seed", "{d}/cluster-seed.yaml"], "backups[0].cluster: cluster-undecl"),
-    "deleted past the window": (["run-template", "--seed", "{d}/window-seed.yaml"], "backups[0].deleted_seconds_ago"),
-    "deleted in the future": (["run-template", "--seed", "{d}/future-seed.yaml"], "backups[0].delete_timestamp:"),
+    "deleted past the window": (
+        ["run-template", "--seed", "{d}/window-seed.yaml"],
+        "backups[0].deleted_seconds_ago: 700000 is 8.1 days ago; a PENDING_DELETION backup was deleted within the",
+    ),
+    "deleted in the future": (
+        ["run-template", "--seed", "{d}/future-seed.yaml"],
+        "days in the future; a PENDING_DELETION backup was deleted within the last 7 days",
+    ),
     "unparsable timestamp": (["run-template", "--seed", "{d}/created-seed.yaml"], "create_timestamp: cannot parse"),
     "retention out of range": (["run-template", "--seed", "{d}/retention-seed.yaml"], "clusters[0].retention_days"),
     "tags not key/values": (["run-template", "--seed", "{d}/tags-seed.yaml"], "backups[0].tags"),
     "stateless past the window": (
         ["run-template", "--seed", "{d}/stateless-window-seed.yaml"],
-        "backups[0].deleted_seconds_ago: a PENDING_DELETION backup",
+        "backups[0].deleted_seconds_ago: 700000 is 8.1 days ago; a PENDING_DELETION backup",
     ),
     "layer not installed": (["run-template", "--layer", "no_such_layer"], "--layer no_such_layer: no installed"),
 }

@@ -183,9 +183,11 @@ def _check_backup(backup: Mapping[str, Any], where: str, clusters: Mapping[str, 
         raise ValueError(f"{where}: a delete timestamp only applies to PENDING_DELETION or DELETED, not {state.value}")
     if state is BackupState.PENDING_DELETION and not now - RESTORE_WINDOW_SECONDS < deleted <= now + 1:
         field_name = "deleted_seconds_ago" if ago is not None else "delete_timestamp"
+        days = (now - deleted) / 86400
+        when = f"{days:.1f} days ago" if days > 0 else f"{-days:.1f} days in the future"
         raise ValueError(
-            f"{where}.{field_name}: a PENDING_DELETION backup was deleted within the last 7 days "
-            "(the restore window; after it the backup is DELETED), not in the future"
+            f"{where}.{field_name}: {backup[field_name]!r} is {when}; a PENDING_DELETION backup was deleted within the "
+            "last 7 days (the restore window; after it the backup is DELETED)"
         )
 
 
