@@ -30,12 +30,30 @@ def operation(step: str, outcome: Outcome) -> dict[str, Any]:
     }
 
 
+def backups(world: OfflineWorld) -> list[dict[str, Any]]:
+    """Every emulated backup of every region, as DescribeBackups would show it now."""
+    if world.emulator is None:
+        return []
+    account = world.emulator.account
+    return [
+        {
+            "region": region,
+            "backup_id": backup["BackupId"],
+            "state": backup["BackupState"],
+            "cluster_id": backup.get("ClusterId"),
+            "delete_timestamp": f"{deleted:%Y-%m-%dT%H:%M:%SZ}" if (deleted := backup.get("DeleteTimestamp")) else None,
+        }
+        for region in account.regions
+        for backup in account.store_of(region).views()
+    ]
+
+
 def build_report(
     world: OfflineWorld,
     steps: Sequence[tuple[str, StackRun | None]],
     failures: Sequence[str],
 ) -> dict[str, Any]:
-    """The whole run: stack statuses, every operation (follow-ups included), Outputs, summary counts."""
+    """The whole run: stack statuses, every operation (follow-ups included), Outputs, backups, summary counts."""
     operations = [
         operation(name, item) for name, run in steps if run is not None for o in run.outcomes for item in o.flatten()
     ]
@@ -66,6 +84,7 @@ def build_report(
         "operations": operations,
         "outputs": outputs,
         "output_errors": output_errors,
+        "backups": backups(world),
         "summary": {
             "operations": len(operations),
             "succeeded": statuses.get("SUCCESS", 0),
@@ -94,6 +113,7 @@ def interrupted(document: Mapping[str, Any] | None, signal_name: str) -> dict[st
         "operations": [],
         "outputs": {},
         "output_errors": {},
+        "backups": [],
         "summary": None,
     }
     report = dict(document or {"schema": REPORT_SCHEMA, "version": __version__, "ok": False, **empty})

@@ -235,6 +235,9 @@ def test_version_and_program_name(capsys: pytest.CaptureFixture[str]) -> None:
 def test_json_report_in_the_seed_region_with_an_account_override(
     files: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    seed = json.loads((files / "seed.json").read_text(encoding="utf-8"))
+    seed["backups"].append({"id": "backup-cliseed2west", "region": "us-west-2", "state": "READY"})  # another region
+    (files / "seed.json").write_text(json.dumps(seed), encoding="utf-8")
     arguments = ["run-template", str(files / "two.yaml"), "--seed", str(files / "seed.json")]
     status = main([*arguments, "--account", "111122223333", "--delete", "--output", "json"])
     captured = capsys.readouterr()
@@ -258,6 +261,13 @@ def test_json_report_in_the_seed_region_with_an_account_override(
         ("Delete", "Second", "SUCCESS"),
         ("Delete", "First", "SUCCESS"),
     ]
+    # Every region's backups: First retained (the default OnDelete), Second deleted again, the other region's.
+    assert sorted((b["region"], b["backup_id"], b["state"]) for b in report["backups"]) == [
+        ("eu-west-2", "backup-cliseed2first", "READY"),
+        ("eu-west-2", "backup-cliseed2second", "PENDING_DELETION"),
+        ("us-west-2", "backup-cliseed2west", "READY"),
+    ]
+    assert all(b["delete_timestamp"] for b in report["backups"] if b["state"] == "PENDING_DELETION")
     summary = report["summary"]
     assert (summary["operations"], summary["succeeded"], summary["failed"], summary["violations"]) == (4, 4, 0, 0)
     assert summary["cloudhsm_calls"]["RestoreBackup"] == 2
@@ -305,7 +315,7 @@ def _live_processes_mentioning(marker: str) -> list[int]:
     return found
 
 
-REPORT_KEYS = {"schema", "version", "ok", "stack", "steps", "operations", "outputs", "output_errors"}
+REPORT_KEYS = {"schema", "version", "ok", "stack", "steps", "operations", "outputs", "output_errors", "backups"}
 REPORT_KEYS |= {"summary", "failures"}  # every --output json document's keys (report.build_report)
 HELD = """
 Resources:

@@ -6,6 +6,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
+from cloudhsm_offline import report
 from cloudhsm_offline.cfn.outcome import Outcome
 from cloudhsm_offline.cfn.response_server import ReceivedResponse
 from cloudhsm_offline.cfn.stack import OutputValue
@@ -155,12 +156,9 @@ class Timeline:
 
     def backups(self) -> None:
         """Print the emulator's backups and their states."""
-        emulator = self.world.emulator
-        if emulator is None:
+        if self.world.emulator is None:
             return
         self.heading("Emulated backups")
-        for region in emulator.account.regions:
-            for backup in emulator.account.store_of(region).views():
-                deleted = backup.get("DeleteTimestamp")
-                extra = f" (DeleteTimestamp {deleted:%Y-%m-%dT%H:%M:%SZ})" if deleted else ""
-                self.plain(f"  {region:<14} {backup['BackupId']:<24} {backup['BackupState']}{extra}")
+        for backup in report.backups(self.world):
+            extra = f" (DeleteTimestamp {backup['delete_timestamp']})" if backup["delete_timestamp"] else ""
+            self.plain(f"  {backup['region']:<14} {backup['backup_id']:<24} {backup['state']}{extra}")
