@@ -29,10 +29,6 @@ class Call:
         """Whether the call succeeded."""
         return self.outcome == OK
 
-    def with_params(self, params: dict[str, Any]) -> Call:
-        """The same call with its decoded params."""
-        return replace(self, params=params)
-
     def finished(self, outcome: str, status: int | None) -> Call:
         """The same call with its outcome and HTTP status."""
         return replace(self, outcome=outcome, status=status)

@@ -7,6 +7,7 @@ import re
 import threading
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -123,7 +124,7 @@ class CloudHsmEmulator:
         request_id = str(uuid.uuid4())
         call = Call(operation, {}, "", at, protocol)
         try:
-            call = call.with_params(decode(protocol, operation, headers, body).params)
+            call = replace(call, params=decode(protocol, headers, body))
             access_key, region = self._authenticate(headers)
             store = self.account.others.get(region or "", self.account.store)
             decision = self.faults.decide(operation, at)
