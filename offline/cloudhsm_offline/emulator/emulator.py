@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cloudhsm_offline import partition_of
+from cloudhsm_offline.emulator import operations
 from cloudhsm_offline.emulator.account import EmulatedAccount
 from cloudhsm_offline.emulator.calls import DROPPED, OK, Call, CallLog
 from cloudhsm_offline.emulator.errors import (
@@ -24,7 +25,6 @@ from cloudhsm_offline.emulator.errors import (
     MissingAuthenticationTokenError,
     ThrottlingError,
 )
-from cloudhsm_offline.emulator.operations import BackupApi
 from cloudhsm_offline.emulator.protocol import decode, dumps_json, encode_error, encode_result, identify
 from cloudhsm_offline.emulator.seed import Seed, load_seed, parse_seed
 from cloudhsm_offline.faults import CLOUDHSM_KINDS, DENY, DROP, FAIL, THROTTLE, FaultPlan, denied_message
@@ -137,7 +137,7 @@ class CloudHsmEmulator:
             if decision.fault is not None:
                 resource = store.arn_of(call.params)
                 return self._error(call, self._fault_error(decision.fault, operation, access_key, resource), request_id)
-            response = encode_result(protocol, BackupApi(store).call(operation, call.params), request_id)
+            response = encode_result(protocol, operations.call(store, operation, call.params), request_id)
         except ApiError as api_error:
             return self._error(call, api_error, request_id)
         except Exception as exc:  # noqa: BLE001 - an emulator bug must reach the caller as a 500
@@ -210,7 +210,7 @@ class CloudHsmEmulator:
                 "region": account.region,
                 "account": account.account_id,
                 "now": clock.now(),
-                "operations": list(BackupApi(account.store).operations),
+                "operations": list(operations.OPERATIONS),
                 "routes": [f"{m} {ADMIN_PREFIX}{r}: {what}" for (m, r), what in ADMIN_ROUTES.items()],
             }
         if method == "GET" and route == "/backups":
