@@ -154,14 +154,11 @@ class CloudHsmEmulator:
     def _authenticate(self, headers: Mapping[str, str]) -> tuple[str, str | None]:
         """The caller's access key and the region its signature is scoped to."""
         authorization = headers.get("authorization")
-        if not authorization:
-            if self.check_auth:
-                raise MissingAuthenticationTokenError("Missing Authentication Token")
-            return "anonymous", None
-        match = CREDENTIAL_SCOPE.search(authorization)
+        match = CREDENTIAL_SCOPE.search(authorization) if authorization else None
         if match is None:
             if self.check_auth:
-                raise MissingAuthenticationTokenError("Authorization header is not a SigV4 signature.")
+                signed = "Authorization header is not a SigV4 signature."
+                raise MissingAuthenticationTokenError(signed if authorization else "Missing Authentication Token")
             return "anonymous", None
         access_key, region, service = match.groups()
         if self.check_auth and region not in self.account.regions:
