@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cloudhsm_offline.observers import Listeners
@@ -32,10 +32,6 @@ class Call:
     def finished(self, outcome: str, status: int | None) -> Call:
         """The same call with its outcome and HTTP status."""
         return replace(self, outcome=outcome, status=status)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready copy."""
-        return asdict(self)
 
 
 def _outcome_matches(call: Call, outcome: str | None) -> bool:

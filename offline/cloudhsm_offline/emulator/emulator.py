@@ -7,7 +7,7 @@ import re
 import threading
 import uuid
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -224,7 +224,7 @@ class CloudHsmEmulator:
             return 200, {"clusters": account.store.cluster_views()}
         if method == "GET" and route == "/calls":
             calls = self.call_log.all(query.get("operation"), query.get("outcome"))
-            return 200, {"count": len(calls), "calls": [c.to_dict() for c in calls]}
+            return 200, {"count": len(calls), "calls": [asdict(c) for c in calls]}
         if method == "GET" and route == "/faults":
             return 200, self.faults.describe()
         if method == "POST" and route == "/faults":
