@@ -12,12 +12,13 @@ from typing import Any
 
 from cloudhsm_offline.emulator.account import BackupStore
 from cloudhsm_offline.emulator.errors import InvalidRequestError, UnknownOperationError
-from cloudhsm_offline.emulator.model import BACKUP_ID_PATTERN, CLUSTER_ID_PATTERN, BackupState
+from cloudhsm_offline.emulator.model import BACKUP_ID_PATTERN, BackupState
 
 MAX_PAGE = 50
 MAX_FILTERS = 30
 MAX_TOKEN = 256
 FILTER_KEY_PATTERN = re.compile(r"[a-zA-Z0-9_-]+")
+RESOURCE_ID_PATTERN = re.compile(r"(?:cluster|backup)-[2-7a-zA-Z]{11,16}")
 KNOWN_FILTERS = ("backupIds", "sourceBackupIds", "clusterIds", "states", "neverExpires")
 
 Params = dict[str, Any]
@@ -30,25 +31,13 @@ def _constraint(value: object, member: str, rule: str) -> InvalidRequestError:
     )
 
 
-def _backup_id(params: Params) -> str:
-    value = params.get("BackupId")
+def _id(params: Params, member: str, pattern: re.Pattern[str]) -> str:
+    value = params.get(member)
     if value is None:
-        raise InvalidRequestError("BackupId is required.")
-    if not isinstance(value, str) or not BACKUP_ID_PATTERN.fullmatch(value):
-        raise _constraint(
-            value, "backupId", f"Member must satisfy regular expression pattern: {BACKUP_ID_PATTERN.pattern}"
-        )
-    return value
-
-
-def _resource_id(params: Params) -> str:
-    value = params.get("ResourceId")
-    if value is None:
-        raise InvalidRequestError("ResourceId is required.")
-    if not isinstance(value, str) or not (BACKUP_ID_PATTERN.fullmatch(value) or CLUSTER_ID_PATTERN.fullmatch(value)):
-        raise _constraint(
-            value, "resourceId", "Member must satisfy regular expression pattern: (?:cluster|backup)-[2-7a-zA-Z]{11,16}"
-        )
+        raise InvalidRequestError(f"{member} is required.")
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        wire = member[0].lower() + member[1:]
+        raise _constraint(value, wire, f"Member must satisfy regular expression pattern: {pattern.pattern}")
     return value
 
 
@@ -64,15 +53,15 @@ def _boolean(params: Params, member: str, required: bool = False) -> bool | None
 
 
 def _restore_backup(store: BackupStore, params: Params) -> Result:
-    return {"Backup": store.restore(_backup_id(params))}
+    return {"Backup": store.restore(_id(params, "BackupId", BACKUP_ID_PATTERN))}
 
 
 def _delete_backup(store: BackupStore, params: Params) -> Result:
-    return {"Backup": store.delete(_backup_id(params))}
+    return {"Backup": store.delete(_id(params, "BackupId", BACKUP_ID_PATTERN))}
 
 
 def _modify_backup_attributes(store: BackupStore, params: Params) -> Result:
-    backup_id = _backup_id(params)
+    backup_id = _id(params, "BackupId", BACKUP_ID_PATTERN)
     never_expires = _boolean(params, "NeverExpires", required=True)
     assert never_expires is not None
     return {"Backup": store.modify(backup_id, never_expires)}
@@ -86,7 +75,7 @@ def _tag_resource(store: BackupStore, params: Params) -> Result:
     if not all(isinstance(t, dict) and isinstance(t.get("Key"), str) and isinstance(t.get("Value"), str) for t in tags):
         raise _constraint(tags, "tagList", "Each member must have a Key and a Value")
     try:
-        store.tag(_resource_id(params), tags)
+        store.tag(_id(params, "ResourceId", RESOURCE_ID_PATTERN), tags)
     except ValueError as exc:
         raise InvalidRequestError(str(exc)) from exc
     return {}
@@ -97,13 +86,13 @@ def _untag_resource(store: BackupStore, params: Params) -> Result:
     keys = params.get("TagKeyList")
     if not isinstance(keys, list) or not 1 <= len(keys) <= MAX_PAGE or not all(isinstance(k, str) for k in keys):
         raise _constraint(keys, "tagKeyList", "Member must have length between 1 and 50")
-    store.untag(_resource_id(params), keys)
+    store.untag(_id(params, "ResourceId", RESOURCE_ID_PATTERN), keys)
     return {}
 
 
 def _list_tags(store: BackupStore, params: Params) -> Result:
     """ListTags: every tag in one page (a resource has at most 50)."""
-    return {"TagList": store.list_tags(_resource_id(params))}
+    return {"TagList": store.list_tags(_id(params, "ResourceId", RESOURCE_ID_PATTERN))}
 
 
 def _describe_clusters(store: BackupStore, params: Params) -> Result:
