@@ -73,7 +73,7 @@ def encode_error(protocol: str, error: ApiError, request_id: str) -> Reply:
     """An error response: ``{"__type", "message"}`` with the error's HTTP status."""
     headers = _headers(protocol, request_id)
     headers["x-amzn-ErrorType"] = error.code
-    return Reply(error.status, headers, _body(protocol, {"__type": error.code, "message": error.message}))
+    return Reply(error.status, headers, _body(protocol, {"__type": error.code, "message": str(error)}))
 
 
 def _headers(protocol: str, request_id: str) -> dict[str, str]:
