@@ -21,6 +21,8 @@ CLOUDHSM_KINDS = (DROP, THROTTLE, FAIL, "rate", "latency", DENY)
 """What the CloudHSM emulator can answer: CloudHSM has no conflict error."""
 GATEWAY_KINDS = (THROTTLE, FAIL, CONFLICT, DENY)
 """What the gateway can answer: it neither drops connections nor models rate limits or latency."""
+KIND_KEYS = {**{f"{k}_next": k for k in COUNTED}, "throttle_above_rate": "rate", "latency": "latency", DENY: DENY}
+"""The ``apply`` keys that arm a fault, each with its kind (``clear`` and ``allow`` arm none)."""
 
 
 @dataclass
@@ -143,8 +145,7 @@ class FaultPlan:
         operation, burst}), latency ({seconds, operation}), deny / allow (operation names); only those of
         the kinds this plan supports. Each value may be one item or a list of them.
         """
-        keys = {"clear", "allow", *(f"{k}_next" for k in COUNTED), "throttle_above_rate", "latency", DENY}
-        supported = {key for key in keys if _kind_of(key) in (None, *self.kinds)}
+        supported = {"clear", "allow", *(key for key, kind in KIND_KEYS.items() if kind in self.kinds)}
         unknown = set(spec) - supported
         if unknown:
             raise ValueError(f"unknown fault keys: {sorted(unknown)}")
@@ -221,13 +222,6 @@ class FaultPlan:
 
 def _applies(scope: str | None, operation: str) -> bool:
     return scope is None or scope == operation
-
-
-def _kind_of(key: str) -> str | None:
-    """The kind an ``apply`` key arms (None: clear and allow, which arm nothing)."""
-    if key.endswith("_next"):
-        return key.removesuffix("_next")
-    return {"throttle_above_rate": "rate", "latency": "latency", DENY: DENY}.get(key)
 
 
 def _items(value: Any) -> Iterable[Any]:

@@ -122,12 +122,11 @@ class EmulatedAccount:
             self._definitions.append(definition)
         return store.view(backup_id)
 
-    def add_region(self, region: str) -> BackupStore:
+    def add_region(self, region: str) -> None:
         """Serve another region of the same account (a backup's Region property, a Region replacement)."""
         with self._lock:
             if region != self.region and region not in self.others:
                 self.others[region] = BackupStore(self, region)
-            return self.store_of(region)
 
     @property
     def regions(self) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cloudhsm_offline.observers import Listeners
@@ -29,17 +29,9 @@ class Call:
         """Whether the call succeeded."""
         return self.outcome == OK
 
-    def with_params(self, params: dict[str, Any]) -> Call:
-        """The same call with its decoded params."""
-        return replace(self, params=params)
-
     def finished(self, outcome: str, status: int | None) -> Call:
         """The same call with its outcome and HTTP status."""
         return replace(self, outcome=outcome, status=status)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready copy."""
-        return asdict(self)
 
 
 def _outcome_matches(call: Call, outcome: str | None) -> bool:

@@ -7,12 +7,14 @@ import re
 import threading
 import uuid
 from collections.abc import Mapping
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cloudhsm_offline import partition_of
+from cloudhsm_offline.emulator import operations
 from cloudhsm_offline.emulator.account import EmulatedAccount
 from cloudhsm_offline.emulator.calls import DROPPED, OK, Call, CallLog
 from cloudhsm_offline.emulator.errors import (
@@ -23,7 +25,6 @@ from cloudhsm_offline.emulator.errors import (
     MissingAuthenticationTokenError,
     ThrottlingError,
 )
-from cloudhsm_offline.emulator.operations import BackupApi
 from cloudhsm_offline.emulator.protocol import decode, dumps_json, encode_error, encode_result, identify
 from cloudhsm_offline.emulator.seed import Seed, load_seed, parse_seed
 from cloudhsm_offline.faults import CLOUDHSM_KINDS, DENY, DROP, FAIL, THROTTLE, FaultPlan, denied_message
@@ -123,7 +124,7 @@ class CloudHsmEmulator:
         request_id = str(uuid.uuid4())
         call = Call(operation, {}, "", at, protocol)
         try:
-            call = call.with_params(decode(protocol, operation, headers, body).params)
+            call = replace(call, params=decode(protocol, headers, body))
             access_key, region = self._authenticate(headers)
             store = self.account.others.get(region or "", self.account.store)
             decision = self.faults.decide(operation, at)
@@ -136,7 +137,7 @@ class CloudHsmEmulator:
             if decision.fault is not None:
                 resource = store.arn_of(call.params)
                 return self._error(call, self._fault_error(decision.fault, operation, access_key, resource), request_id)
-            response = encode_result(protocol, BackupApi(store).call(operation, call.params), request_id)
+            response = encode_result(protocol, operations.call(store, operation, call.params), request_id)
         except ApiError as api_error:
             return self._error(call, api_error, request_id)
         except Exception as exc:  # noqa: BLE001 - an emulator bug must reach the caller as a 500
@@ -153,14 +154,11 @@ class CloudHsmEmulator:
     def _authenticate(self, headers: Mapping[str, str]) -> tuple[str, str | None]:
         """The caller's access key and the region its signature is scoped to."""
         authorization = headers.get("authorization")
-        if not authorization:
-            if self.check_auth:
-                raise MissingAuthenticationTokenError("Missing Authentication Token")
-            return "anonymous", None
-        match = CREDENTIAL_SCOPE.search(authorization)
+        match = CREDENTIAL_SCOPE.search(authorization) if authorization else None
         if match is None:
             if self.check_auth:
-                raise MissingAuthenticationTokenError("Authorization header is not a SigV4 signature.")
+                signed = "Authorization header is not a SigV4 signature."
+                raise MissingAuthenticationTokenError(signed if authorization else "Missing Authentication Token")
             return "anonymous", None
         access_key, region, service = match.groups()
         if self.check_auth and region not in self.account.regions:
@@ -209,7 +207,7 @@ class CloudHsmEmulator:
                 "region": account.region,
                 "account": account.account_id,
                 "now": clock.now(),
-                "operations": list(BackupApi(account.store).operations),
+                "operations": list(operations.OPERATIONS),
                 "routes": [f"{m} {ADMIN_PREFIX}{r}: {what}" for (m, r), what in ADMIN_ROUTES.items()],
             }
         if method == "GET" and route == "/backups":
@@ -226,7 +224,7 @@ class CloudHsmEmulator:
             return 200, {"clusters": account.store.cluster_views()}
         if method == "GET" and route == "/calls":
             calls = self.call_log.all(query.get("operation"), query.get("outcome"))
-            return 200, {"count": len(calls), "calls": [c.to_dict() for c in calls]}
+            return 200, {"count": len(calls), "calls": [asdict(c) for c in calls]}
         if method == "GET" and route == "/faults":
             return 200, self.faults.describe()
         if method == "POST" and route == "/faults":

@@ -9,10 +9,6 @@ class ApiError(Exception):
     code = "CloudHsmServiceException"
     status = 400
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
 
 class InvalidRequestError(ApiError):
     """The request is malformed or not allowed in the backup's current state."""

@@ -85,7 +85,7 @@ def normalize_tags(tags: Mapping[str, str] | Iterable[Mapping[str, str]] | None)
 
 @dataclass
 class Backup:
-    """One backup as the emulator stores it; ``view`` renders what the API reports."""
+    """One backup as the emulator stores it; ``BackupStore`` renders what the API reports."""
 
     backup_id: str
     state: BackupState
@@ -103,6 +103,7 @@ class Backup:
     source_cluster: str | None = None
     restore_ready_at: float | None = None
     restoring_as: BackupState | None = None
+    """What the backup reports while a restore runs (set and cleared with ``restore_ready_at``)."""
     ready_since: float | None = None
     """When the backup last became READY (None: at creation); the retention sweep only sees it after that."""
     refuse_restore: str | None = None
@@ -141,9 +142,7 @@ class Backup:
 
     def reported_state(self) -> BackupState:
         """The state the API shows (a restore in progress shows as configured)."""
-        if self.restoring_as is not None and self.restoring:
-            return self.restoring_as
-        return self.state
+        return self.restoring_as or self.state
 
 
 def build_backup(d: Mapping[str, Any], now: float) -> Backup:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,15 +19,6 @@ CBOR = "smithy-rpc-v2-cbor"
 JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
 CBOR_CONTENT_TYPE = "application/cbor"
 CBOR_PATH = re.compile(rf"/service/{TARGET_PREFIX}/operation/([A-Za-z0-9]+)")
-
-
-@dataclass(frozen=True)
-class ApiRequest:
-    """A decoded API request: which wire protocol, which operation, what params."""
-
-    protocol: str
-    operation: str
-    params: dict[str, Any]
 
 
 def _json_default(value: object) -> object:
@@ -56,8 +46,8 @@ def identify(method: str, path: str, headers: Mapping[str, str]) -> tuple[str, s
     return None
 
 
-def decode(protocol: str, operation: str, headers: Mapping[str, str], body: bytes) -> ApiRequest:
-    """Decode the body of an identified request; raises ``SerializationError`` if it is malformed."""
+def decode(protocol: str, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    """The params in the body of an identified request; raises ``SerializationError`` if it is malformed."""
     if protocol == CBOR and headers.get("smithy-protocol") != "rpc-v2-cbor":
         raise SerializationError("Requests in RPC v2 CBOR must carry the header smithy-protocol: rpc-v2-cbor.")
     try:
@@ -71,7 +61,7 @@ def decode(protocol: str, operation: str, headers: Mapping[str, str], body: byte
         raise SerializationError(f"Could not decode the request body: {exc}") from exc
     if not isinstance(params, dict):
         raise SerializationError("The request body must be an object.")
-    return ApiRequest(protocol=protocol, operation=operation, params=params)
+    return params
 
 
 def encode_result(protocol: str, result: Mapping[str, Any], request_id: str) -> Reply:
@@ -83,7 +73,7 @@ def encode_error(protocol: str, error: ApiError, request_id: str) -> Reply:
     """An error response: ``{"__type", "message"}`` with the error's HTTP status."""
     headers = _headers(protocol, request_id)
     headers["x-amzn-ErrorType"] = error.code
-    return Reply(error.status, headers, _body(protocol, {"__type": error.code, "message": error.message}))
+    return Reply(error.status, headers, _body(protocol, {"__type": error.code, "message": str(error)}))
 
 
 def _headers(protocol: str, request_id: str) -> dict[str, str]:

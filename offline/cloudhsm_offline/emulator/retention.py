@@ -35,8 +35,6 @@ class Cluster:
     cluster_id: str
     retention_days: int | None = 90
     create_timestamp: float = 0.0
-    hsm_type: str = "hsm2m.medium"
-    mode: str = "FIPS"
     tags: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -51,8 +49,8 @@ class Cluster:
             "ClusterId": self.cluster_id,
             "BackupPolicy": "DEFAULT",
             "CreateTimestamp": datetime.fromtimestamp(self.create_timestamp, tz=UTC),
-            "HsmType": self.hsm_type,
-            "Mode": self.mode,
+            "HsmType": "hsm2m.medium",
+            "Mode": "FIPS",
             "State": "ACTIVE",
             "Hsms": [],
         }
@@ -71,8 +69,6 @@ def build_cluster(d: Mapping[str, Any], now: float) -> Cluster:
         cluster_id=str(d["cluster_id"]),
         retention_days=None if days is None else int(days),
         create_timestamp=now if create is None else to_epoch(create),
-        hsm_type=str(d.get("hsm_type", "hsm2m.medium")),
-        mode=str(d.get("mode", "FIPS")),
         tags=normalize_tags(d.get("tags")),
     )
 
@@ -93,13 +89,12 @@ class RetentionSweep:
         return boundary
 
     @staticmethod
-    def purge(backups: Iterable[Backup], clusters: Mapping[str, Cluster], at: float) -> list[str]:
-        """Purge, as of ``at``, every READY backup past its cluster's policy; returns the purged ids."""
+    def purge(backups: Iterable[Backup], clusters: Mapping[str, Cluster], at: float) -> None:
+        """Purge, as of ``at``, every READY backup past its cluster's policy."""
         by_cluster: dict[str, list[Backup]] = {}
         for backup in backups:
             if backup.source_region is None and backup.cluster_id in clusters:  # copies belong to no cluster
                 by_cluster.setdefault(backup.cluster_id, []).append(backup)
-        purged: list[str] = []
         for cluster_id, members in by_cluster.items():
             days = clusters[cluster_id].retention_days
             if days is None:
@@ -116,5 +111,3 @@ class RetentionSweep:
                     continue
                 backup.state = BackupState.PENDING_DELETION
                 backup.deleted_at = at
-                purged.append(backup.backup_id)
-        return purged
