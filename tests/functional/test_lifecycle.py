@@ -414,5 +414,5 @@ def test_demo_runs_the_real_handler_end_to_end() -> None:
     assert "Demo passed" in text
     assert "HSM   RestoreBackup backup-demo2restore -> ok" in text
     assert "[cleanup]" in text
-    assert "EnvironmentTag   demo" in text
+    assert '"Key":"Environment","Value":"demo"' in text
     assert "X-Amz-Signature" not in text

@@ -274,6 +274,17 @@ def test_json_report_in_the_seed_region_with_an_account_override(
     assert report["failures"] == []
 
 
+def test_the_default_template_restores_an_untagged_backup(files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    arguments = ["run-template", "--seed", str(files / "seed.json"), "--param", "BackupId=backup-cliseed2first"]
+    status = main([*arguments, "--output", "json"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err[-3000:]
+    outputs = json.loads(captured.out)["outputs"]
+    # Every output the demo template declares exists for a backup the seed gave no tags: only the owner tag.
+    assert [tag["Key"] for tag in json.loads(outputs["Tags"])] == ["cloudhsm-backup-restore:owner"]
+    assert outputs["BackupId"] == "backup-cliseed2first"
+
+
 def test_a_failed_stack_exits_1_with_the_rollback_in_the_report(
     files: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
