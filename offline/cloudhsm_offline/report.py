@@ -54,9 +54,11 @@ def build_report(
     failures: Sequence[str],
 ) -> dict[str, Any]:
     """The whole run: stack statuses, every operation (follow-ups included), Outputs, backups, summary counts."""
-    operations = [
-        operation(name, item) for name, run in steps if run is not None for o in run.outcomes for item in o.flatten()
-    ]
+    decided = [(name, item) for name, run in steps if run is not None for o in run.outcomes for item in o.flatten()]
+    if steps and steps[-1][1] is None:  # under way when a signal came: what CloudFormation decided in it so far
+        listed = {id(item) for _name, item in decided}
+        decided += [(steps[-1][0], o) for o in list(world.simulator.outcomes) if id(o) not in listed]
+    operations = [operation(name, item) for name, item in decided]
     outputs: dict[str, str] = {}
     output_errors: dict[str, str] = {}
     for _name, run in steps:

@@ -516,6 +516,35 @@ def test_without_the_offline_extra_it_says_which_extra_in_one_line() -> None:
     ]
 
 
+def test_a_signal_mid_step_keeps_what_the_step_already_decided(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cloudhsm_offline.cfn.simulator import CloudFormationSimulator
+
+    template = tmp_path / "two.yaml"
+    template.write_text(
+        "Resources:\n"
+        "  First: {Type: Custom::Fixture, Properties: {ServiceToken: !ImportValue token}}\n"
+        "  Held: {Type: Custom::Fixture, DependsOn: First, Properties: {ServiceToken: !ImportValue token}}\n",
+        encoding="utf-8",
+    )
+    send = CloudFormationSimulator.send
+
+    def stopped_at_held(self: CloudFormationSimulator, event: dict[str, Any], role: str = "request") -> Any:
+        if event["LogicalResourceId"] == "Held":  # SIGTERM while the step's second event is on its way
+            raise Stopped(signal.SIGTERM)
+        return send(self, event, role)
+
+    monkeypatch.setattr(CloudFormationSimulator, "send", stopped_at_held)
+    command = ["run-template", str(template), "--code", str(FIXTURE_HANDLERS), "--handler", "fixture_handlers.handler"]
+    assert main([*command, "--output", "json"]) == 128 + signal.SIGTERM
+    document = json.loads(capsys.readouterr().out)
+    assert document["steps"] == [{"name": "create", "status": "INTERRUPTED"}]
+    operations = [(o["step"], o["request_type"], o["logical_id"], o["status"]) for o in document["operations"]]
+    assert operations == [("create", "Create", "First", "SUCCESS")]  # decided before the signal: still reported
+    assert document["summary"]["succeeded"] == 1
+
+
 def test_a_signal_before_the_world_exists_still_writes_a_versioned_json_document(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
