@@ -141,6 +141,8 @@ def test_an_output_whose_getatt_fails_fails_the_create(fixture_world: WorldFacto
     assert run.status == "ROLLBACK_COMPLETE"
     assert any("Vendor response doesn't contain NotThere key" in error for error in run.errors)
     assert world.simulator.resources == {}
+    assert [o.name for o in run.outputs if o.value is not None] == []  # a ROLLBACK_COMPLETE stack shows no values
+    assert [o.name for o in run.outputs if o.error] != []  # the Output that failed the stack still says why
 
 
 def test_an_output_whose_getatt_fails_rolls_the_update_back_keeping_the_outputs(fixture_world: WorldFactory) -> None:

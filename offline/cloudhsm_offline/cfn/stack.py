@@ -145,6 +145,7 @@ class StackRunner:
         if not run.errors:
             run.status = "CREATE_COMPLETE"
             return run
+        run.outputs = [o for o in run.outputs if o.error]  # a rolled-back stack shows no values, only what failed
         failed = []
         rollback = run.outcomes[-1].followup("rollback") if run.outcomes else None  # the failed Create's own Delete
         if rollback is not None and rollback.status != "SUCCESS":
