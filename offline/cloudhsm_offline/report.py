@@ -97,7 +97,7 @@ def build_report(
             "cloudhsm_calls": dict(sorted(calls.items())),
             "eventbridge_rules_created": bridge.count("PutRule") if bridge is not None else 0,
             "eventbridge_firings": len(bridge.firings) if bridge is not None else 0,
-            "eventbridge_rules_deleted": bridge.count("DeleteRule") if bridge is not None else 0,
+            "eventbridge_rules_deleted": bridge.rules_removed() if bridge is not None else 0,
             "secrets_in_logs": bool(world.leaked_secrets()),
         },
         "failures": list(failures),

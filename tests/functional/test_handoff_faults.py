@@ -48,6 +48,19 @@ def _statuses(world: OfflineWorld, operation: str) -> list[int]:
     return [call.status for call in world.eventbridge.calls if call.operation == operation]
 
 
+def test_a_precautionary_delete_rule_counts_as_no_rule_removed(make_world: WorldFactory) -> None:
+    world = make_world()
+    world.emulator.account.add_backup(BACKUP)
+    assert world.simulator.create("Restored", {"BackupId": BACKUP}).ok  # READY at once: no hand-off, no rule
+    assert world.simulator.delete("Restored").ok
+    bridge = world.eventbridge
+    assert bridge is not None
+    assert bridge.count("PutRule") == 0
+    assert bridge.count("DeleteRule") >= 1  # the Delete removes a rule a wait might have left: it succeeds anyway
+    assert bridge.rules_removed() == 0
+    assert_clean(world)
+
+
 def test_ssm_denied_at_a_poll_stops_the_polling_and_leaves_nothing(make_world: WorldFactory) -> None:
     world = make_world(restore_seconds=600, **HANDOFF)
     world.emulator.account.add_backup(BACKUP)

@@ -220,6 +220,7 @@ def test_crhelper_polling_fires_on_the_compressed_clock_and_cleans_up(fixture_wo
     assert bridge.count("RemoveTargets") == 1
     assert bridge.count("RemovePermission") == 1
     assert bridge.count("DeleteRule") == 1
+    assert bridge.rules_removed() == 1
     fired = [f for f in bridge.firings if f.problem is None]
     assert 2 <= len(fired) <= 4
     assert outcome.invocations == 1 + len(fired)

@@ -222,6 +222,23 @@ class EventBridge:
         """How many successful calls of one operation (e.g. ``PutRule``, ``DeleteRule``) were made."""
         return sum(1 for call in self.calls if call.operation == operation and call.status < 400)
 
+    def rules_removed(self) -> int:
+        """How many rules a DeleteRule removed. Not its successful calls: "If you call delete rule multiple
+        times for the same rule, all calls will succeed" (EventBridge API Reference, DeleteRule), so a
+        precautionary DeleteRule of a rule that is not there succeeds and removes nothing."""
+        live: set[str] = set()
+        removed = 0
+        for call in self.calls:
+            name = str(call.params.get("Name"))
+            if call.status >= 400:
+                continue
+            if call.operation == "PutRule":
+                live.add(name)
+            elif call.operation == "DeleteRule" and name in live:
+                live.discard(name)
+                removed += 1
+        return removed
+
     def wait_quiet(self, timeout: float = HANG_GUARD_SECONDS, within: float = 3600.0) -> bool:
         """Wait until no rule is tracked as live, at most ``within`` modelled seconds; True if none is.
 
