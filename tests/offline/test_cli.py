@@ -107,7 +107,7 @@ SEEDS = {
 BAD_INPUTS = {
     "missing template": (["run-template", "{d}/nope.yaml"], "nope.yaml: no such file"),
     "unparsable template": (["run-template", "{d}/bad.yaml"], "cannot parse template"),
-    "template without resources": (["run-template", "{d}/no-resources.yaml"], "expected a mapping of Resources"),
+    "template without resources": (["run-template", "{d}/no-resources.yaml"], "Resources: needs at least one resource"),
     "missing seed": (["run-template", "--seed", "{d}/nope.json"], "nope.json: no such file"),
     "seed not a list": (["run-template", "--seed", "{d}/list-seed.yaml"], "'backups' must be a list"),
     "negative restore in seed": (["run-template", "--seed", "{d}/negative-seed.yaml"], "restore_seconds must be"),

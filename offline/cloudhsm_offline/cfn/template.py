@@ -152,7 +152,7 @@ def check_runnable(template: Mapping[str, Any], parameters: Mapping[str, str]) -
             raise TemplateError(f"Transform {name}: macros are not run offline (only {', '.join(TRANSFORMS)})")
     resources = template.get("Resources")
     if not isinstance(resources, Mapping) or not resources:
-        raise TemplateError("expected a mapping of Resources")
+        raise TemplateError("Resources: needs at least one resource, a mapping of logical ids to resources")
     for name, resource in resources.items():
         if not isinstance(resource, Mapping) or not isinstance(resource.get("Type"), str):
             raise TemplateError(f"Resources.{name}: needs a Type")
