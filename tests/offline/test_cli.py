@@ -97,6 +97,7 @@ SEEDS = {
     "window": _PENDING + "    deleted_seconds_ago: 700000\n",
     "future": _PENDING + "    delete_timestamp: '2999-01-01T00:00:00Z'\n",
     "created": _PENDING + "    create_timestamp: yesterday\n",
+    "created-later": _PENDING + "    deleted_seconds_ago: 60\n    create_timestamp: '2099-01-01T00:00:00Z'\n",
     "retention": "clusters:\n  - id: cluster-declared1a\n    retention_days: 3\n" + _PENDING,
     "tags": _PENDING + "    tags: [just, words]\n",
     # No state: PENDING_DELETION, as add_backup's default, so the 7-day window applies to it.
@@ -166,6 +167,10 @@ BAD_INPUTS = {
         "days in the future; a PENDING_DELETION backup was deleted within the last 7 days",
     ),
     "unparsable timestamp": (["run-template", "--seed", "{d}/created-seed.yaml"], "create_timestamp: cannot parse"),
+    "created after its deletion": (
+        ["run-template", "--seed", "{d}/created-later-seed.yaml"],
+        "backups[0].create_timestamp: '2099-01-01T00:00:00Z' is after its deletion: a backup is created first",
+    ),
     "retention out of range": (["run-template", "--seed", "{d}/retention-seed.yaml"], "clusters[0].retention_days"),
     "tags not key/values": (["run-template", "--seed", "{d}/tags-seed.yaml"], "backups[0].tags"),
     "stateless past the window": (

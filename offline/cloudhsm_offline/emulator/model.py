@@ -169,7 +169,8 @@ def build_backup(d: Mapping[str, Any], now: float) -> Backup:
         backup_id=str(d["backup_id"]),
         state=state,
         cluster_id=d.get("cluster_id") or derived_id("cluster", str(d["backup_id"])),
-        create_timestamp=now if create is None else to_epoch(create),
+        # Not given: created no later than it was deleted (the seed check refuses a creation after that).
+        create_timestamp=min(now, deleted_at or now) if create is None else to_epoch(create),
         tags=normalize_tags(d.get("tags")),
         restore_seconds=None if restore is None else float(restore),
         never_expires=never_expires,

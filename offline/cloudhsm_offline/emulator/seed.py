@@ -165,8 +165,8 @@ def _check_backup(backup: Mapping[str, Any], where: str, clusters: Mapping[str, 
         # With clusters declared they are the account's: a name outside them is a typo. (A backup can
         # outlive its cluster: seed it without clusters, or without cluster, for a derived id.)
         raise ValueError(f"{where}.cluster: {cluster} is not declared under clusters")
-    for name in ("create_timestamp", "copy_timestamp"):
-        _timestamp(backup, name, where)
+    created = _timestamp(backup, "create_timestamp", where)
+    _timestamp(backup, "copy_timestamp", where)
     try:
         normalize_tags(backup.get("tags"))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -177,6 +177,9 @@ def _check_backup(backup: Mapping[str, Any], where: str, clusters: Mapping[str, 
         if not _is_number(ago) or ago < 0:
             raise ValueError(f"{where}.deleted_seconds_ago must be a number of seconds >= 0, got {ago!r}")
         deleted = now - float(ago)
+    if created is not None and deleted is not None and created > deleted + 1:
+        given = backup["create_timestamp"]
+        raise ValueError(f"{where}.create_timestamp: {given!r} is after its deletion: a backup is created first")
     if deleted is None:
         return
     if state not in (BackupState.PENDING_DELETION, BackupState.DELETED):
