@@ -170,7 +170,9 @@ def build_backup(d: Mapping[str, Any], now: float) -> Backup:
         state=state,
         cluster_id=d.get("cluster_id") or derived_id("cluster", str(d["backup_id"])),
         # Not given: created no later than it was deleted (the seed check refuses a creation after that).
-        create_timestamp=min(now, deleted_at or now) if create is None else to_epoch(create),
+        create_timestamp=(
+            to_epoch(create) if create is not None else now if deleted_at is None else min(now, deleted_at)
+        ),
         tags=normalize_tags(d.get("tags")),
         restore_seconds=None if restore is None else float(restore),
         never_expires=never_expires,
